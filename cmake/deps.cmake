@@ -1,0 +1,16 @@
+# Finds every third-party library. Debian (bookworm) packages only; see
+# scripts/install-deps.sh and ../shared/notes/stack.md for the pitfalls handled here.
+find_package(PkgConfig REQUIRED)
+find_package(Threads REQUIRED)
+pkg_check_modules(LIBUV  REQUIRED IMPORTED_TARGET GLOBAL libuv)
+pkg_check_modules(SODIUM REQUIRED IMPORTED_TARGET GLOBAL libsodium)
+# msgpack-cxx 4.x exports its config as "msgpack" with target msgpackc-cxx.
+find_package(msgpack 4 CONFIG REQUIRED)
+# OpenDHT's exported target names these targets but its config never creates them.
+pkg_check_modules(Jsoncpp REQUIRED IMPORTED_TARGET GLOBAL jsoncpp)
+pkg_check_modules(OPENSSL REQUIRED IMPORTED_TARGET GLOBAL openssl)
+find_package(opendht 2.4 CONFIG REQUIRED)
+find_package(doctest CONFIG REQUIRED)
+find_package(CLI11 CONFIG REQUIRED)
+find_package(nlohmann_json 3 CONFIG REQUIRED)
+find_package(tomlplusplus 3 CONFIG REQUIRED)

@@ -1,0 +1,62 @@
+// Result<T>: a value or an error with a human-readable reason.
+// Errors cross module boundaries as values (never as exceptions through
+// event-loop callbacks). Kept tiny on purpose: std::expected is C++23 and the
+// project builds as C++20 with g++ 12.
+#pragma once
+
+#include <cassert>
+#include <string>
+#include <utility>
+#include <variant>
+
+namespace ps {
+
+struct Error {
+    std::string reason;
+};
+
+inline Error err(std::string reason) { return Error{std::move(reason)}; }
+
+template <typename T>
+class [[nodiscard]] Result {
+public:
+    Result(T value) : v_(std::in_place_index<0>, std::move(value)) {}
+    Result(Error e) : v_(std::in_place_index<1>, std::move(e)) {}
+
+    bool ok() const { return v_.index() == 0; }
+    explicit operator bool() const { return ok(); }
+
+    T& value() & { assert(ok()); return std::get<0>(v_); }
+    const T& value() const& { assert(ok()); return std::get<0>(v_); }
+    T&& value() && { assert(ok()); return std::get<0>(std::move(v_)); }
+    T* operator->() { return &value(); }
+    const T* operator->() const { return &value(); }
+    T& operator*() & { return value(); }
+    const T& operator*() const& { return value(); }
+
+    const std::string& error() const { assert(!ok()); return std::get<1>(v_).reason; }
+    Error take_error() && { return std::get<1>(std::move(v_)); }
+
+private:
+    std::variant<T, Error> v_;
+};
+
+// Result<void>: success or an error.
+template <>
+class [[nodiscard]] Result<void> {
+public:
+    Result() = default;
+    Result(Error e) : failed_(true), e_(std::move(e)) {}
+    bool ok() const { return !failed_; }
+    explicit operator bool() const { return ok(); }
+    const std::string& error() const { return e_.reason; }
+    Error take_error() && { return std::move(e_); }
+
+private:
+    bool failed_ = false;
+    Error e_;
+};
+
+using Status = Result<void>;
+
+}  // namespace ps
