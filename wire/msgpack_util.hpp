@@ -38,10 +38,10 @@ inline Result<msgpack::object_handle> unpack_bounded(ByteView data, const Unpack
         return oh;
     } catch (const msgpack::insufficient_bytes&) {
         return err(std::string(what) + ": truncated");
-    } catch (const msgpack::size_overflow& e) {
-        return err(std::string(what) + ": field over its size limit (" + e.what() + ")");
     } catch (const msgpack::depth_size_overflow&) {
         return err(std::string(what) + ": nested too deep");
+    } catch (const msgpack::size_overflow& e) {
+        return err(std::string(what) + ": field over its size limit (" + e.what() + ")");
     } catch (const std::exception& e) {
         return err(std::string(what) + ": not valid msgpack (" + e.what() + ")");
     }

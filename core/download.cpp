@@ -1,0 +1,198 @@
+#include "core/download.hpp"
+
+#include <algorithm>
+#include <numeric>
+
+namespace ps::core {
+
+Download::Download(std::uint32_t segment_count, DownloadConfig cfg, std::uint64_t seed)
+    : cfg_(cfg), held_(segment_count), rank_(segment_count), availability_(segment_count, 0),
+      in_flight_(segment_count) {
+    // Fisher-Yates over the identity permutation gives each segment a random rank.
+    std::vector<std::uint32_t> perm(segment_count);
+    std::iota(perm.begin(), perm.end(), 0u);
+    Rng rng(seed);
+    for (std::uint32_t i = segment_count; i > 1; --i) std::swap(perm[i - 1], perm[rng.below(i)]);
+    for (std::uint32_t i = 0; i < segment_count; ++i) rank_[perm[i]] = i;
+}
+
+void Download::mark_held(std::uint32_t seg) { held_.set(seg); }
+
+void Download::add_peer(PeerId peer, SourceClass cls) {
+    auto [it, inserted] = peers_.try_emplace(peer, Peer{cls, Bitfield(held_.size())});
+    if (!inserted) it->second.cls = cls;
+}
+
+void Download::forget_have(Peer& p) {
+    if (p.banned) return;  // a banned peer's holdings were never counted
+    for (std::uint32_t s = 0; s < held_.size(); ++s)
+        if (p.have.test(s)) --availability_[s];
+}
+
+void Download::remove_peer(PeerId peer) {
+    auto it = peers_.find(peer);
+    if (it == peers_.end()) return;
+    for (std::uint32_t s = 0; s < held_.size() && it->second.in_flight; ++s) drop_request(peer, s);
+    forget_have(it->second);
+    peers_.erase(it);
+}
+
+void Download::peer_bitfield(PeerId peer, const Bitfield& have) {
+    auto it = peers_.find(peer);
+    if (it == peers_.end() || have.size() != held_.size()) return;
+    forget_have(it->second);
+    it->second.have = have;
+    if (it->second.banned) return;
+    for (std::uint32_t s = 0; s < held_.size(); ++s)
+        if (have.test(s)) ++availability_[s];
+}
+
+void Download::peer_has(PeerId peer, std::uint32_t seg) {
+    auto it = peers_.find(peer);
+    if (it == peers_.end() || seg >= held_.size() || it->second.have.test(seg)) return;
+    it->second.have.set(seg);
+    if (!it->second.banned) ++availability_[seg];
+}
+
+bool Download::is_banned(PeerId peer) const {
+    auto it = peers_.find(peer);
+    return it != peers_.end() && it->second.banned;
+}
+
+bool Download::is_requested(PeerId peer, std::uint32_t seg) const {
+    if (seg >= in_flight_.size()) return false;
+    for (auto& f : in_flight_[seg])
+        if (f.peer == peer) return true;
+    return false;
+}
+
+void Download::drop_request(PeerId peer, std::uint32_t seg) {
+    auto& v = in_flight_[seg];
+    for (auto it = v.begin(); it != v.end(); ++it) {
+        if (it->peer != peer) continue;
+        v.erase(it);
+        --in_flight_total_;
+        if (auto p = peers_.find(peer); p != peers_.end()) --p->second.in_flight;
+        return;
+    }
+}
+
+void Download::segment_done(PeerId peer, std::uint32_t seg, bool valid, std::vector<Action>& out) {
+    if (seg >= held_.size()) return;
+    drop_request(peer, seg);
+    if (!valid) {
+        auto it = peers_.find(peer);
+        if (it == peers_.end() || it->second.banned) return;
+        forget_have(it->second);
+        it->second.banned = true;
+        for (std::uint32_t s = 0; s < held_.size() && it->second.in_flight; ++s)
+            if (is_requested(peer, s)) {
+                drop_request(peer, s);
+                out.push_back({Action::Cancel, peer, s});
+            }
+        return;
+    }
+    held_.set(seg);
+    while (!in_flight_[seg].empty()) {
+        PeerId other = in_flight_[seg].front().peer;
+        drop_request(other, seg);
+        out.push_back({Action::Cancel, other, seg});
+    }
+}
+
+void Download::rejected(PeerId peer, std::uint32_t seg, RejectReason why, Millis now) {
+    if (seg >= held_.size()) return;
+    drop_request(peer, seg);
+    auto it = peers_.find(peer);
+    if (it == peers_.end()) return;
+    Peer& p = it->second;
+    switch (why) {
+        case RejectReason::Busy: p.backoff_until = now + cfg_.busy_backoff; break;
+        case RejectReason::NotHeld:
+            if (p.have.test(seg)) {
+                p.have.reset(seg);
+                if (!p.banned) --availability_[seg];
+            }
+            break;
+        case RejectReason::Banned:
+        case RejectReason::UnknownPatch: p.backoff_until = now + cfg_.stall_backoff; break;
+    }
+}
+
+bool Download::can_ask(const Peer& p, Millis now) const {
+    return !p.banned && p.backoff_until <= now && p.in_flight < cfg_.max_requests_per_peer;
+}
+
+const PeerId* Download::pick_holder(std::uint32_t seg, Millis now, bool endgame) {
+    const PeerId* best = nullptr;
+    const Peer* bp = nullptr;
+    for (auto& [id, p] : peers_) {
+        if (!p.have.test(seg) || !can_ask(p, now)) continue;
+        if (endgame && is_requested(id, seg)) continue;
+        if (!bp || p.cls < bp->cls || (p.cls == bp->cls && p.in_flight < bp->in_flight)) {
+            best = &id;
+            bp = &p;
+        }
+    }
+    return best;
+}
+
+void Download::request(PeerId peer, std::uint32_t seg, Millis now, std::vector<Action>& out) {
+    in_flight_[seg].push_back({peer, now});
+    ++in_flight_total_;
+    ++peers_.at(peer).in_flight;
+    out.push_back({Action::Request, peer, seg});
+}
+
+void Download::pump(Millis now, std::vector<Action>& out) {
+    if (held_.all()) return;
+    bool any_slot = false;
+    for (auto& [id, p] : peers_) any_slot |= can_ask(p, now);
+    if (!any_slot) return;
+
+    // Segments nobody is fetching, rarest first, random tie-break.
+    scratch_.clear();
+    for (std::uint32_t s = 0; s < held_.size(); ++s)
+        if (!held_.test(s) && in_flight_[s].empty() && availability_[s] > 0) scratch_.push_back(s);
+    auto rarest = [&](std::uint32_t a, std::uint32_t b) {
+        if (availability_[a] != availability_[b]) return availability_[a] < availability_[b];
+        return rank_[a] < rank_[b];
+    };
+    std::sort(scratch_.begin(), scratch_.end(), rarest);
+    for (auto s : scratch_)
+        if (const PeerId* p = pick_holder(s, now, false)) request(*p, s, now, out);
+
+    // Endgame: every missing segment is on its way; ask a second holder for the
+    // ones that have been waiting a while.
+    scratch_.clear();
+    for (std::uint32_t s = 0; s < held_.size(); ++s) {
+        if (held_.test(s)) continue;
+        if (in_flight_[s].empty()) return;  // not endgame yet
+        if (in_flight_[s].size() < cfg_.max_requests_per_segment_endgame &&
+            in_flight_[s].front().since + cfg_.endgame_after <= now)
+            scratch_.push_back(s);
+    }
+    std::sort(scratch_.begin(), scratch_.end(), rarest);
+    for (auto s : scratch_)
+        if (const PeerId* p = pick_holder(s, now, true)) request(*p, s, now, out);
+}
+
+void Download::tick(Millis now, std::vector<Action>& out) {
+    for (std::uint32_t s = 0; s < held_.size(); ++s) {
+        auto& v = in_flight_[s];
+        for (std::size_t i = 0; i < v.size();) {
+            if (v[i].since + cfg_.request_timeout > now) {
+                ++i;
+                continue;
+            }
+            PeerId peer = v[i].peer;
+            drop_request(peer, s);  // erases v[i]
+            if (auto it = peers_.find(peer); it != peers_.end())
+                it->second.backoff_until = now + cfg_.stall_backoff;
+            out.push_back({Action::Cancel, peer, s});
+        }
+    }
+    pump(now, out);
+}
+
+}  // namespace ps::core

@@ -1,0 +1,174 @@
+// The sans-IO download core: which segment next, and from whom.
+//
+// Contract (same shape for the libuv node and the simulator):
+//  - The driver feeds events (peer joined/left, what a peer holds, a segment
+//    finished and whether it verified, a reject, the passing of time) and gets
+//    back Actions (Request / Cancel) appended to a caller-owned vector.
+//  - No sockets, threads, clocks or global randomness: time is passed in as
+//    Millis from the driver's monotonic clock, randomness comes from the seed.
+//  - Segment bytes never enter the core; it deals in indices only.
+//
+// Policy:
+//  - Rarest first among the segments nobody is fetching yet, ties broken by a
+//    per-download random permutation (so that downloaders spread out).
+//  - For a chosen segment, the holder on the nearest rung of the source ladder
+//    (same-domain peer, same-domain super-node, other domains, origin) that has a
+//    free request slot and is not backed off; ties go to the least loaded holder.
+//  - Endgame: once every missing segment is in flight, a segment whose request
+//    is older than endgame_after may be asked of a second holder; the first copy
+//    to arrive cancels the other.
+//  - A segment that fails its hash bans its sender for this patch. A request
+//    that times out backs its holder off, so a stalled holder costs one timeout.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string_view>
+#include <vector>
+
+#include "core/bitfield.hpp"
+#include "core/rng.hpp"
+#include "core/types.hpp"
+
+namespace ps::core {
+
+using PeerId = std::uint64_t;  // opaque handle chosen by the driver
+using Millis = std::uint64_t;  // the driver's monotonic time in milliseconds
+
+// The source ladder, nearest rung first.
+enum class SourceClass : std::uint8_t { SameDomainPeer = 0, SameDomainSuper = 1, OtherDomain = 2, Origin = 3 };
+inline constexpr int kSourceClasses = 4;
+
+inline SourceClass classify(std::string_view my_domain, std::string_view their_domain, Role their_role) {
+    if (their_role == Role::Origin) return SourceClass::Origin;
+    if (their_domain != my_domain) return SourceClass::OtherDomain;
+    return their_role == Role::Super ? SourceClass::SameDomainSuper : SourceClass::SameDomainPeer;
+}
+
+inline std::string_view to_string(SourceClass c) {
+    switch (c) {
+        case SourceClass::SameDomainPeer: return "same-domain-peer";
+        case SourceClass::SameDomainSuper: return "same-domain-super";
+        case SourceClass::OtherDomain: return "other-domain";
+        case SourceClass::Origin: return "origin";
+    }
+    return "?";
+}
+
+// Why a holder refused a request. The numeric values go on the wire.
+enum class RejectReason : std::uint8_t { Busy = 1, NotHeld = 2, Banned = 3, UnknownPatch = 4 };
+
+struct DownloadConfig {
+    // Requests in flight per holder: enough to keep a loopback or LAN pipe full
+    // with 1 MiB segments, small enough that one slow holder hoards little.
+    std::uint32_t max_requests_per_peer = 4;
+    // Copies of one segment requested at once in endgame.
+    std::uint32_t max_requests_per_segment_endgame = 2;
+    // Endgame asks a second holder only for a request older than this, so that a
+    // small patch does not double its load on the holders from the start.
+    Millis endgame_after = 1'500;
+    Millis request_timeout = 10'000;
+    // How long a holder that answered busy, or timed out, is left alone.
+    Millis busy_backoff = 500;
+    Millis stall_backoff = 30'000;
+};
+
+struct Action {
+    enum Kind : std::uint8_t { Request, Cancel };
+    Kind kind;
+    PeerId peer;
+    std::uint32_t segment;
+    bool operator==(const Action&) const = default;
+};
+
+class Download {
+public:
+    Download(std::uint32_t segment_count, DownloadConfig cfg, std::uint64_t seed);
+
+    // ---- events ----
+    void mark_held(std::uint32_t seg);  // resumed from disk
+    void add_peer(PeerId peer, SourceClass cls);
+    void remove_peer(PeerId peer);  // its requests become free to go elsewhere
+    void peer_bitfield(PeerId peer, const Bitfield& have);
+    void peer_has(PeerId peer, std::uint32_t seg);
+    // A whole segment arrived from `peer` and was checked against the manifest.
+    // Valid: marks it held and cancels duplicate endgame requests. Invalid: bans
+    // the sender for this patch and cancels everything asked of it.
+    void segment_done(PeerId peer, std::uint32_t seg, bool valid, std::vector<Action>& out);
+    void rejected(PeerId peer, std::uint32_t seg, RejectReason why, Millis now);
+    // Expires stalled requests (emitting Cancel) and fills free request slots.
+    void tick(Millis now, std::vector<Action>& out);
+    // Fills free request slots; call after any event that may have freed one.
+    void pump(Millis now, std::vector<Action>& out);
+
+    // ---- queries ----
+    bool complete() const { return held_.all(); }
+    const Bitfield& held() const { return held_; }
+    std::uint32_t segment_count() const { return held_.size(); }
+    bool is_banned(PeerId peer) const;
+    bool has_peer(PeerId peer) const { return peers_.count(peer) != 0; }
+    bool is_requested(PeerId peer, std::uint32_t seg) const;
+    std::uint32_t in_flight() const { return in_flight_total_; }
+    std::uint32_t availability(std::uint32_t seg) const { return availability_[seg]; }
+
+private:
+    struct Peer {
+        SourceClass cls;
+        Bitfield have;
+        bool banned = false;
+        Millis backoff_until = 0;
+        std::uint32_t in_flight = 0;
+    };
+    struct InFlight {
+        PeerId peer;
+        Millis since;
+    };
+
+    bool can_ask(const Peer& p, Millis now) const;
+    const PeerId* pick_holder(std::uint32_t seg, Millis now, bool endgame);
+    void request(PeerId peer, std::uint32_t seg, Millis now, std::vector<Action>& out);
+    void drop_request(PeerId peer, std::uint32_t seg);
+    void forget_have(Peer& p);
+
+    DownloadConfig cfg_;
+    Bitfield held_;
+    std::vector<std::uint32_t> rank_;          // random tie-break rank per segment
+    std::vector<std::uint16_t> availability_;  // unbanned holders per segment
+    std::vector<std::vector<InFlight>> in_flight_;
+    std::uint32_t in_flight_total_ = 0;
+    std::map<PeerId, Peer> peers_;  // ordered: decisions never depend on hash order
+    std::vector<std::uint32_t> scratch_;
+};
+
+// Whether to keep serving after the download completed: until the node has
+// uploaded `ratio` times what it downloaded, or `max_seconds` passed, whichever
+// comes first. ratio <= 0 means stop at once.
+struct SeedPolicy {
+    double ratio = 1.0;
+    double max_seconds = 600;
+    bool keep_seeding(std::uint64_t uploaded, std::uint64_t downloaded, double seconds_since_complete) const {
+        if (ratio <= 0) return false;
+        if (seconds_since_complete >= max_seconds) return false;
+        return static_cast<double>(uploaded) < ratio * static_cast<double>(downloaded);
+    }
+};
+
+// Whether to serve a request now, queue it, or refuse it.
+struct UploadPolicy {
+    // Requests a peer may have queued with us; beyond that it is answered busy.
+    std::uint32_t max_queued_per_peer = 8;
+    enum class Decision { Serve, Queue, Reject };
+    struct Verdict {
+        Decision decision;
+        RejectReason reason = RejectReason::Busy;
+    };
+    Verdict decide(bool held, bool peer_banned, std::uint32_t queued_for_peer, bool link_congested) const {
+        if (peer_banned) return {Decision::Reject, RejectReason::Banned};
+        if (!held) return {Decision::Reject, RejectReason::NotHeld};
+        if (queued_for_peer >= max_queued_per_peer) return {Decision::Reject, RejectReason::Busy};
+        if (link_congested || queued_for_peer > 0) return {Decision::Queue};
+        return {Decision::Serve};
+    }
+};
+
+}  // namespace ps::core

@@ -1,0 +1,191 @@
+// Unit tests of the sans-IO download core: no sockets, no clocks, explicit time.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+
+#include "core/download.hpp"
+
+using namespace ps;
+using namespace ps::core;
+
+namespace {
+
+// Builds a bitfield from a string such as "1101" (1 = held).
+Bitfield bits(const char* s) {
+    Bitfield b(static_cast<std::uint32_t>(std::string_view(s).size()));
+    for (std::uint32_t i = 0; s[i]; ++i)
+        if (s[i] == '1') b.set(i);
+    return b;
+}
+
+std::vector<Action> requests_of(const std::vector<Action>& v) {
+    std::vector<Action> r;
+    std::copy_if(v.begin(), v.end(), std::back_inserter(r), [](auto& a) { return a.kind == Action::Request; });
+    return r;
+}
+
+}  // namespace
+
+TEST_CASE("download: rarest segment is requested first") {
+    Download d(4, {.max_requests_per_peer = 1}, 1);
+    d.add_peer(1, SourceClass::SameDomainPeer);
+    d.add_peer(2, SourceClass::SameDomainPeer);
+    d.peer_bitfield(1, bits("1111"));
+    d.peer_bitfield(2, bits("1101"));  // segment 2 is held by peer 1 only
+    std::vector<Action> out;
+    d.pump(0, out);
+    REQUIRE(out.size() == 2);
+    CHECK(out[0] == Action{Action::Request, 1, 2});
+    CHECK(out[1].peer == 2);
+}
+
+TEST_CASE("download: nearest rung of the source ladder wins") {
+    Download d(1, {}, 7);
+    d.add_peer(10, SourceClass::Origin);
+    d.add_peer(11, SourceClass::OtherDomain);
+    d.add_peer(12, SourceClass::SameDomainSuper);
+    for (PeerId p : {10, 11, 12}) d.peer_bitfield(p, bits("1"));
+    std::vector<Action> out;
+    d.pump(0, out);
+    CHECK(out == std::vector<Action>{{Action::Request, 12, 0}});
+    // A late endgame duplicate goes one rung down.
+    out.clear();
+    d.pump(5000, out);
+    CHECK(out == std::vector<Action>{{Action::Request, 11, 0}});
+}
+
+TEST_CASE("download: climbs down the ladder only when nearer holders have no free slot") {
+    Download d(4, {.max_requests_per_peer = 2}, 3);
+    d.add_peer(1, SourceClass::SameDomainPeer);
+    d.add_peer(2, SourceClass::Origin);
+    d.peer_bitfield(1, bits("1111"));
+    d.peer_bitfield(2, bits("1111"));
+    std::vector<Action> out;
+    d.pump(0, out);
+    auto r = requests_of(out);
+    REQUIRE(r.size() == 4);
+    CHECK(std::count_if(r.begin(), r.end(), [](auto& a) { return a.peer == 1; }) == 2);
+    CHECK(std::count_if(r.begin(), r.end(), [](auto& a) { return a.peer == 2; }) == 2);
+}
+
+TEST_CASE("download: a segment failing its hash bans the sender and goes elsewhere") {
+    Download d(1, {.max_requests_per_peer = 1, .max_requests_per_segment_endgame = 1}, 5);
+    d.add_peer(1, SourceClass::SameDomainPeer);
+    d.add_peer(2, SourceClass::Origin);
+    d.peer_bitfield(1, bits("1"));
+    d.peer_bitfield(2, bits("1"));
+    std::vector<Action> out;
+    d.pump(0, out);
+    REQUIRE(out == std::vector<Action>{{Action::Request, 1, 0}});
+    out.clear();
+    d.segment_done(1, 0, false, out);
+    CHECK(d.is_banned(1));
+    CHECK_FALSE(d.held().test(0));
+    CHECK(d.availability(0) == 1);
+    d.pump(1, out);
+    CHECK(out == std::vector<Action>{{Action::Request, 2, 0}});
+    out.clear();
+    d.segment_done(2, 0, true, out);
+    CHECK(d.complete());
+}
+
+TEST_CASE("download: a stalled holder costs one timeout, then is avoided") {
+    Download d(2, {.max_requests_per_peer = 2, .endgame_after = 5000, .request_timeout = 1000, .stall_backoff = 60000}, 9);
+    d.add_peer(1, SourceClass::SameDomainPeer);
+    d.add_peer(2, SourceClass::Origin);
+    d.peer_bitfield(1, bits("11"));
+    d.peer_bitfield(2, bits("11"));
+    std::vector<Action> out;
+    d.pump(0, out);
+    auto r = requests_of(out);
+    REQUIRE(r.size() == 2);
+    CHECK(r[0].peer == 1);
+    CHECK(r[1].peer == 1);
+    out.clear();
+    d.tick(999, out);
+    CHECK(out.empty());
+    d.tick(1000, out);
+    // Both requests to peer 1 cancelled and re-sent to the origin.
+    CHECK(std::count(out.begin(), out.end(), Action{Action::Cancel, 1, 0}) == 1);
+    CHECK(std::count(out.begin(), out.end(), Action{Action::Cancel, 1, 1}) == 1);
+    CHECK(std::count(out.begin(), out.end(), Action{Action::Request, 2, 0}) == 1);
+    CHECK(std::count(out.begin(), out.end(), Action{Action::Request, 2, 1}) == 1);
+}
+
+TEST_CASE("download: endgame duplicate is cancelled when the first copy lands") {
+    Download d(1, {}, 2);
+    d.add_peer(1, SourceClass::SameDomainPeer);
+    d.add_peer(2, SourceClass::SameDomainPeer);
+    d.peer_bitfield(1, bits("1"));
+    d.peer_bitfield(2, bits("1"));
+    std::vector<Action> out;
+    d.pump(0, out);
+    REQUIRE(out.size() == 1);
+    d.pump(1499, out);
+    REQUIRE(out.size() == 1);
+    d.pump(1500, out);
+    REQUIRE(out.size() == 2);
+    PeerId first = out[0].peer, second = out[1].peer;
+    CHECK(first != second);
+    out.clear();
+    d.segment_done(second, 0, true, out);
+    CHECK(out == std::vector<Action>{{Action::Cancel, first, 0}});
+    CHECK(d.in_flight() == 0);
+}
+
+TEST_CASE("download: busy holder is backed off; not-held updates availability") {
+    Download d(2, {.max_requests_per_peer = 1, .busy_backoff = 100}, 4);
+    d.add_peer(1, SourceClass::SameDomainPeer);
+    d.peer_bitfield(1, bits("11"));
+    std::vector<Action> out;
+    d.pump(0, out);
+    REQUIRE(out.size() == 1);
+    auto seg = out[0].segment;
+    d.rejected(1, seg, RejectReason::Busy, 0);
+    out.clear();
+    d.pump(50, out);
+    CHECK(out.empty());
+    d.pump(100, out);
+    REQUIRE(out.size() == 1);
+    d.rejected(1, out[0].segment, RejectReason::NotHeld, 100);
+    CHECK(d.availability(out[0].segment) == 0);
+}
+
+TEST_CASE("download: removing a peer frees its requests") {
+    Download d(3, {}, 8);
+    d.add_peer(1, SourceClass::SameDomainPeer);
+    d.peer_bitfield(1, bits("111"));
+    std::vector<Action> out;
+    d.pump(0, out);
+    CHECK(d.in_flight() == 3);
+    d.remove_peer(1);
+    CHECK(d.in_flight() == 0);
+    CHECK(d.availability(0) == 0);
+}
+
+TEST_CASE("download: same seed gives the same order, another seed spreads") {
+    auto order = [](std::uint64_t seed) {
+        Download d(64, {.max_requests_per_peer = 64, .max_requests_per_segment_endgame = 1}, seed);
+        d.add_peer(1, SourceClass::SameDomainPeer);
+        d.peer_bitfield(1, Bitfield(64, true));
+        std::vector<Action> out;
+        d.pump(0, out);
+        return out;
+    };
+    CHECK(order(42) == order(42));
+    CHECK(order(42) != order(43));
+}
+
+TEST_CASE("policies: seeding stops at the ratio or the time limit; uploads respect bans and queues") {
+    SeedPolicy sp{.ratio = 1.0, .max_seconds = 60};
+    CHECK(sp.keep_seeding(10, 100, 1));
+    CHECK_FALSE(sp.keep_seeding(100, 100, 1));
+    CHECK_FALSE(sp.keep_seeding(0, 100, 60));
+    CHECK_FALSE(SeedPolicy{.ratio = 0}.keep_seeding(0, 100, 0));
+    UploadPolicy up{.max_queued_per_peer = 2};
+    CHECK(up.decide(true, false, 0, false).decision == UploadPolicy::Decision::Serve);
+    CHECK(up.decide(true, false, 0, true).decision == UploadPolicy::Decision::Queue);
+    CHECK(up.decide(true, false, 2, false).reason == RejectReason::Busy);
+    CHECK(up.decide(false, false, 0, false).reason == RejectReason::NotHeld);
+    CHECK(up.decide(true, true, 0, false).reason == RejectReason::Banned);
+}
