@@ -1,0 +1,338 @@
+#include "transfer/connection.hpp"
+
+#include <uv.h>
+
+#include <cstring>
+
+#include "wire/messages.hpp"
+
+namespace ps::transfer {
+
+namespace {
+
+std::uint64_t g_next_id = 1;  // loop-thread only
+constexpr std::string_view kTranscriptTag = "patchswarm/handshake/v1";
+constexpr std::size_t kReadChunk = 256 * 1024;
+
+Result<sockaddr_storage> make_addr(const std::string& host, std::uint16_t port) {
+    sockaddr_storage ss{};
+    if (uv_ip4_addr(host.c_str(), port, reinterpret_cast<sockaddr_in*>(&ss)) == 0) return ss;
+    if (uv_ip6_addr(host.c_str(), port, reinterpret_cast<sockaddr_in6*>(&ss)) == 0) return ss;
+    return err("'" + host + "' is not an IPv4 or IPv6 address");
+}
+
+std::string addr_to_string(const sockaddr_storage& ss) {
+    char ip[64] = "?";
+    int port = 0;
+    if (ss.ss_family == AF_INET) {
+        auto* a = reinterpret_cast<const sockaddr_in*>(&ss);
+        uv_ip4_name(a, ip, sizeof ip);
+        port = ntohs(a->sin_port);
+        return std::string(ip) + ":" + std::to_string(port);
+    }
+    auto* a = reinterpret_cast<const sockaddr_in6*>(&ss);
+    uv_ip6_name(a, ip, sizeof ip);
+    port = ntohs(a->sin6_port);
+    return "[" + std::string(ip) + "]:" + std::to_string(port);
+}
+
+}  // namespace
+
+// The uv handle and its owner. The block outlives the Connection until the close
+// callback; `owner` is cleared when the Connection goes first.
+struct Connection::Tcp {
+    uv_tcp_t tcp;
+    uv_connect_t connect;
+    Connection* owner;
+    char rbuf[kReadChunk];
+};
+
+struct WriteReq {
+    uv_write_t req;
+    Bytes buf;
+    Connection::Tcp* tcp;
+};
+
+Connection::Connection(Loop& loop, const Identity& self, ConnectionHandler& handler, bool dialer)
+    : loop_(loop), self_(self), handler_(handler), dialer_(dialer), id_(g_next_id++),
+      created_ms_(loop.now_ms()), eph_(crypto::kx_keypair()) {
+    tcp_ = new Tcp;
+    tcp_->owner = this;
+    uv_tcp_init(static_cast<uv_loop_t*>(loop.raw()), &tcp_->tcp);
+    tcp_->tcp.data = tcp_;
+}
+
+Connection::~Connection() {
+    if (!tcp_) return;
+    tcp_->owner = nullptr;
+    if (!uv_is_closing(reinterpret_cast<uv_handle_t*>(&tcp_->tcp)))
+        uv_close(reinterpret_cast<uv_handle_t*>(&tcp_->tcp), [](uv_handle_t* h) { delete static_cast<Tcp*>(h->data); });
+}
+
+std::unique_ptr<Connection> Connection::dial(Loop& loop, const std::string& host, std::uint16_t port,
+                                             const Identity& self, ConnectionHandler& handler,
+                                             std::optional<crypto::PublicKey> expect) {
+    std::unique_ptr<Connection> c(new Connection(loop, self, handler, true));
+    c->expect_ = expect;
+    c->remote_ = host + ":" + std::to_string(port);
+    auto addr = make_addr(host, port);
+    if (!addr) {
+        c->close(addr.error());
+        return c;
+    }
+    uv_tcp_nodelay(&c->tcp_->tcp, 1);
+    c->tcp_->connect.data = c->tcp_;
+    int rc = uv_tcp_connect(&c->tcp_->connect, &c->tcp_->tcp, reinterpret_cast<const sockaddr*>(&*addr),
+                            [](uv_connect_t* req, int status) {
+                                auto* t = static_cast<Tcp*>(req->data);
+                                if (!t->owner || status == UV_ECANCELED) return;
+                                if (status != 0) {
+                                    t->owner->close(std::string("connect failed: ") + uv_strerror(status));
+                                    return;
+                                }
+                                t->owner->start_handshake();
+                            });
+    if (rc != 0) c->close(std::string("connect failed: ") + uv_strerror(rc));
+    return c;
+}
+
+void Connection::start_handshake() {
+    state_ = State::AwaitHello;
+    uv_read_start(
+        reinterpret_cast<uv_stream_t*>(&tcp_->tcp),
+        [](uv_handle_t* h, std::size_t, uv_buf_t* buf) {
+            auto* t = static_cast<Tcp*>(h->data);
+            *buf = uv_buf_init(t->rbuf, sizeof t->rbuf);
+        },
+        [](uv_stream_t* s, ssize_t n, const uv_buf_t*) {
+            auto* t = static_cast<Tcp*>(s->data);
+            if (!t->owner) return;
+            if (n == UV_EOF) return t->owner->close("peer closed the connection");
+            if (n < 0) return t->owner->close(std::string("read failed: ") + uv_strerror(static_cast<int>(n)));
+            t->owner->on_bytes(t->rbuf, static_cast<std::size_t>(n));
+        });
+    wire::Hello h;
+    h.ephemeral = eph_.pk;
+    auto hello = wire::encode_hello(h);
+    std::memcpy(my_hello_.data(), hello.data(), hello.size());
+    write_raw(Bytes(hello.begin(), hello.end()));
+}
+
+void Connection::on_bytes(const char* data, std::size_t n) {
+    bytes_in_ += n;
+    rbuf_.insert(rbuf_.end(), data, data + n);
+    process();
+    // Compact once the consumed prefix dominates, so the buffer stays bounded.
+    if (rhead_ > 0 && (rhead_ == rbuf_.size() || rhead_ > rbuf_.size() / 2)) {
+        rbuf_.erase(rbuf_.begin(), rbuf_.begin() + static_cast<std::ptrdiff_t>(rhead_));
+        rhead_ = 0;
+    }
+}
+
+void Connection::process() {
+    while (state_ != State::Closing) {
+        std::size_t avail = rbuf_.size() - rhead_;
+        const std::uint8_t* p = rbuf_.data() + rhead_;
+        if (state_ == State::AwaitHello) {
+            if (avail < wire::kHelloSize) return;
+            rhead_ += wire::kHelloSize;
+            if (auto s = handle_hello({p, wire::kHelloSize}); !s) return close(s.error());
+            continue;
+        }
+        if (state_ == State::AwaitHeader) {
+            if (avail < crypto::kStreamHeaderSize) return;
+            rhead_ += crypto::kStreamHeaderSize;
+            if (auto s = pull_.init(keys_->rx, {p, crypto::kStreamHeaderSize}); !s) return close("handshake: " + s.error());
+            state_ = State::AwaitAuth;
+            continue;
+        }
+        // AwaitAuth or Ready: length-prefixed encrypted frames.
+        if (avail < 4) return;
+        std::uint32_t len = std::uint32_t(p[0]) << 24 | std::uint32_t(p[1]) << 16 | std::uint32_t(p[2]) << 8 | p[3];
+        if (len > wire::kMaxWireFrame || len < crypto::kStreamOverhead)
+            return close("frame of " + std::to_string(len) + " bytes is outside the limits");
+        if (avail < 4 + std::size_t{len}) return;
+        rhead_ += 4 + std::size_t{len};
+        plain_.resize(len - crypto::kStreamOverhead);
+        bool final = false;
+        if (auto s = pull_.pull({p + 4, len}, plain_.data(), &final); !s) return close(s.error());
+        if (final) return close("peer ended the stream");
+        if (state_ == State::AwaitAuth) {
+            if (auto s = handle_auth(plain_); !s) return close(s.error());
+            state_ = State::Ready;
+            handler_.on_ready(*this);
+            continue;
+        }
+        handler_.on_message(*this, plain_);
+    }
+}
+
+Status Connection::handle_hello(ByteView b) {
+    auto h = wire::decode_hello(b);
+    if (!h) return std::move(h).take_error();
+    if (h->version != wire::kProtocolVersion)
+        return err("handshake: peer speaks protocol version " + std::to_string(h->version) + ", this node speaks " +
+                   std::to_string(wire::kProtocolVersion));
+    auto keys = dialer_ ? crypto::kx_client(eph_, h->ephemeral) : crypto::kx_server(eph_, h->ephemeral);
+    if (!keys) return err("handshake: " + keys.error());
+    keys_ = std::make_unique<crypto::SessionKeys>(*keys);
+    ByteView dialer_hello = dialer_ ? ByteView(my_hello_) : b;
+    ByteView acceptor_hello = dialer_ ? b : ByteView(my_hello_);
+    transcript_ = crypto::blake2b({as_bytes(kTranscriptTag), dialer_hello, acceptor_hello});
+
+    auto header = push_.init(keys_->tx);
+    write_raw(Bytes(header.begin(), header.end()));
+    wire::Auth a;
+    a.node_key = self_.key;
+    a.role = self_.role;
+    a.domain = self_.domain;
+    a.sig = crypto::sign(self_.secret, wire::auth_payload(transcript_, dialer_, self_.role, self_.domain));
+    queue_frame(wire::encode_auth(a));
+    state_ = State::AwaitHeader;
+    return {};
+}
+
+Status Connection::handle_auth(ByteView plain) {
+    auto a = wire::decode_auth(plain);
+    if (!a) return err("handshake: " + a.error());
+    if (!crypto::verify(a->node_key, wire::auth_payload(transcript_, !dialer_, a->role, a->domain), a->sig))
+        return err("handshake: peer failed to prove its node key");
+    if (a->node_key == self_.key) return err("handshake: connected to itself");
+    if (expect_ && *expect_ != a->node_key) return err("handshake: peer is not the node its record names");
+    peer_ = PeerInfo{a->node_key, a->role, a->domain};
+    return {};
+}
+
+void Connection::queue_frame(ByteView plaintext) {
+    std::size_t clen = plaintext.size() + crypto::kStreamOverhead;
+    Bytes buf(4 + clen);
+    buf[0] = static_cast<std::uint8_t>(clen >> 24);
+    buf[1] = static_cast<std::uint8_t>(clen >> 16);
+    buf[2] = static_cast<std::uint8_t>(clen >> 8);
+    buf[3] = static_cast<std::uint8_t>(clen);
+    push_.push(plaintext, buf.data() + 4);
+    write_raw(std::move(buf));
+}
+
+void Connection::send(ByteView plaintext) {
+    if (state_ != State::Ready || plaintext.size() > wire::kMaxFrame) return;
+    queue_frame(plaintext);
+}
+
+void Connection::write_raw(Bytes data) {
+    auto* w = new WriteReq{{}, std::move(data), tcp_};
+    w->req.data = w;
+    queued_ += w->buf.size();
+    bytes_out_ += w->buf.size();
+    uv_buf_t b = uv_buf_init(reinterpret_cast<char*>(w->buf.data()), static_cast<unsigned>(w->buf.size()));
+    int rc = uv_write(&w->req, reinterpret_cast<uv_stream_t*>(&tcp_->tcp), &b, 1, [](uv_write_t* req, int status) {
+        auto* wr = static_cast<WriteReq*>(req->data);
+        Connection* c = wr->tcp->owner;
+        std::size_t n = wr->buf.size();
+        delete wr;
+        if (!c) return;
+        c->queued_ -= n;
+        if (status < 0 && status != UV_ECANCELED) return c->close(std::string("write failed: ") + uv_strerror(status));
+        if (c->above_high_ && c->queued_ < kLowWater && c->state_ == State::Ready) {
+            c->above_high_ = false;
+            c->handler_.on_writable(*c);
+        }
+    });
+    if (rc != 0) {
+        queued_ -= w->buf.size();
+        delete w;
+        close(std::string("write failed: ") + uv_strerror(rc));
+        return;
+    }
+    if (queued_ >= kHighWater) above_high_ = true;
+}
+
+void Connection::close(const std::string& reason) {
+    if (state_ == State::Closing) return;
+    state_ = State::Closing;
+    close_reason_ = reason;
+    uv_read_stop(reinterpret_cast<uv_stream_t*>(&tcp_->tcp));
+    uv_close(reinterpret_cast<uv_handle_t*>(&tcp_->tcp), [](uv_handle_t* h) {
+        auto* t = static_cast<Tcp*>(h->data);
+        Connection* c = t->owner;
+        delete t;
+        if (!c) return;
+        c->tcp_ = nullptr;
+        c->handler_.on_closed(*c, c->close_reason_);  // may destroy c
+    });
+}
+
+// ---- Listener ----
+
+struct Listener::Tcp {
+    uv_tcp_t tcp;
+    Listener* owner;
+};
+
+Listener::Listener(Loop& loop, const Identity& self, ConnectionHandler& handler, OnAccept on_accept)
+    : loop_(loop), self_(self), handler_(handler), on_accept_(std::move(on_accept)) {}
+
+Result<std::unique_ptr<Listener>> Listener::start(Loop& loop, const std::string& host, std::uint16_t port,
+                                                  const Identity& self, ConnectionHandler& handler,
+                                                  OnAccept on_accept) {
+    auto addr = make_addr(host, port);
+    if (!addr) return err("listen: " + addr.error());
+    std::unique_ptr<Listener> l(new Listener(loop, self, handler, std::move(on_accept)));
+    l->tcp_ = new Tcp;
+    l->tcp_->owner = l.get();
+    uv_tcp_init(static_cast<uv_loop_t*>(loop.raw()), &l->tcp_->tcp);
+    l->tcp_->tcp.data = l->tcp_;
+    int rc = uv_tcp_bind(&l->tcp_->tcp, reinterpret_cast<const sockaddr*>(&*addr), 0);
+    if (rc == 0)
+        rc = uv_listen(reinterpret_cast<uv_stream_t*>(&l->tcp_->tcp), 128, [](uv_stream_t* s, int status) {
+            auto* t = static_cast<Tcp*>(s->data);
+            if (!t->owner || status < 0) return;
+            Listener& self = *t->owner;
+            std::unique_ptr<Connection> c(new Connection(self.loop_, self.self_, self.handler_, false));
+            if (uv_accept(s, reinterpret_cast<uv_stream_t*>(&c->tcp_->tcp)) != 0) return;
+            uv_tcp_nodelay(&c->tcp_->tcp, 1);
+            sockaddr_storage peer{};
+            int len = sizeof peer;
+            if (uv_tcp_getpeername(&c->tcp_->tcp, reinterpret_cast<sockaddr*>(&peer), &len) == 0)
+                c->remote_ = addr_to_string(peer);
+            c->start_handshake();
+            self.on_accept_(std::move(c));
+        });
+    if (rc != 0) return err("listen on " + host + ":" + std::to_string(port) + ": " + uv_strerror(rc));
+    sockaddr_storage bound{};
+    int len = sizeof bound;
+    uv_tcp_getsockname(&l->tcp_->tcp, reinterpret_cast<sockaddr*>(&bound), &len);
+    l->port_ = ntohs(bound.ss_family == AF_INET ? reinterpret_cast<sockaddr_in*>(&bound)->sin_port
+                                                : reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port);
+    return l;
+}
+
+Listener::~Listener() {
+    if (!tcp_) return;
+    tcp_->owner = nullptr;
+    uv_close(reinterpret_cast<uv_handle_t*>(&tcp_->tcp), [](uv_handle_t* h) { delete static_cast<Tcp*>(h->data); });
+}
+
+Result<std::pair<std::string, std::uint16_t>> parse_endpoint(const std::string& s) {
+    std::string host, port;
+    if (!s.empty() && s[0] == '[') {
+        auto close = s.find(']');
+        if (close == std::string::npos || close + 1 >= s.size() || s[close + 1] != ':')
+            return err("'" + s + "' is not [ipv6]:port");
+        host = s.substr(1, close - 1);
+        port = s.substr(close + 2);
+    } else {
+        auto colon = s.rfind(':');
+        if (colon == std::string::npos) return err("'" + s + "' has no :port");
+        host = s.substr(0, colon);
+        port = s.substr(colon + 1);
+    }
+    if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos)
+        return err("'" + s + "' has no valid port");
+    unsigned long p = std::stoul(port);
+    if (p > 65535) return err("'" + s + "': port out of range");
+    if (host.empty()) return err("'" + s + "' has no host");
+    return std::make_pair(host, static_cast<std::uint16_t>(p));
+}
+
+}  // namespace ps::transfer

@@ -1,0 +1,155 @@
+// One encrypted, mutually authenticated TCP stream between two nodes.
+//
+// Handshake (see docs/protocol.md):
+//   both:  Hello = "PSWM" | version | fresh ephemeral X25519 key      (plaintext)
+//   both:  derive rx/tx with crypto_kx (the dialer is the client) over the
+//          ephemerals; transcript = BLAKE2b(tag | dialer hello | acceptor hello)
+//   both:  secretstream header (24 B), then the first encrypted frame: Auth =
+//          node key, role, domain, Ed25519 signature over (transcript, side,
+//          role, domain). A replayed handshake fails: the other side's
+//          ephemeral, and so the transcript, is new every time.
+// Then frames: u32 big-endian length | secretstream message (<= kMaxWireFrame).
+// Nothing but the Hello and the stream header is ever sent in plaintext.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "core/bytes.hpp"
+#include "core/result.hpp"
+#include "core/types.hpp"
+#include "crypto/crypto.hpp"
+#include "transfer/loop.hpp"
+
+namespace ps::transfer {
+
+// Who this node is: its Ed25519 identity and place in the network.
+struct Identity {
+    crypto::SecretKey secret;
+    crypto::PublicKey key{};
+    Role role = Role::Peer;
+    std::string domain;
+};
+
+// What an authenticated peer proved about itself.
+struct PeerInfo {
+    crypto::PublicKey key{};
+    Role role = Role::Peer;
+    std::string domain;
+};
+
+class Connection;
+
+class ConnectionHandler {
+public:
+    virtual ~ConnectionHandler() = default;
+    // The handshake completed; peer() is now valid.
+    virtual void on_ready(Connection& c) = 0;
+    // One decrypted frame. The bytes are valid only during the call.
+    virtual void on_message(Connection& c, ByteView frame) = 0;
+    // The write queue drained below the low watermark.
+    virtual void on_writable(Connection&) {}
+    // The last call for this connection; the handler may destroy it here.
+    virtual void on_closed(Connection& c, const std::string& reason) = 0;
+};
+
+class Connection {
+public:
+    // Starts a connection to host:port. When `expect` is set, the peer must
+    // prove exactly that node key.
+    static std::unique_ptr<Connection> dial(Loop& loop, const std::string& host, std::uint16_t port,
+                                            const Identity& self, ConnectionHandler& handler,
+                                            std::optional<crypto::PublicKey> expect = std::nullopt);
+    ~Connection();
+    Connection(const Connection&) = delete;
+    Connection& operator=(const Connection&) = delete;
+
+    // Encrypts and queues one frame (plaintext <= wire::kMaxFrame). Ignored
+    // unless ready.
+    void send(ByteView plaintext);
+    // Closes with a reason; on_closed follows from the loop.
+    void close(const std::string& reason);
+
+    bool ready() const { return state_ == State::Ready; }
+    bool closing() const { return state_ == State::Closing; }
+    bool dialer() const { return dialer_; }
+    std::uint64_t id() const { return id_; }
+    std::uint64_t created_ms() const { return created_ms_; }
+    const PeerInfo& peer() const { return peer_; }
+    const std::string& remote() const { return remote_; }
+    std::size_t queued_bytes() const { return queued_; }
+    // Above this many queued bytes the sender should wait for on_writable.
+    static constexpr std::size_t kHighWater = 4u << 20;
+    static constexpr std::size_t kLowWater = 1u << 20;
+    std::uint64_t bytes_in() const { return bytes_in_; }
+    std::uint64_t bytes_out() const { return bytes_out_; }
+
+private:
+    friend class Listener;
+    struct Tcp;
+    enum class State { Connecting, AwaitHello, AwaitHeader, AwaitAuth, Ready, Closing };
+
+    Connection(Loop& loop, const Identity& self, ConnectionHandler& handler, bool dialer);
+    void start_handshake();
+    void on_bytes(const char* data, std::size_t n);
+    void process();
+    Status handle_hello(ByteView b);
+    Status handle_auth(ByteView plain);
+    void write_raw(Bytes buf);
+    void queue_frame(ByteView plaintext);
+
+    Loop& loop_;
+    const Identity& self_;
+    ConnectionHandler& handler_;
+    Tcp* tcp_ = nullptr;
+    bool dialer_;
+    State state_ = State::Connecting;
+    std::uint64_t id_;
+    std::uint64_t created_ms_;
+    std::optional<crypto::PublicKey> expect_;
+    std::string remote_;
+    std::string close_reason_;
+
+    crypto::KxKeyPair eph_;
+    std::array<std::uint8_t, 40> my_hello_{};
+    Hash32 transcript_{};
+    std::unique_ptr<crypto::SessionKeys> keys_;
+    crypto::StreamPush push_;
+    crypto::StreamPull pull_;
+    PeerInfo peer_;
+
+    Bytes rbuf_;
+    std::size_t rhead_ = 0;
+    Bytes plain_;
+    std::size_t queued_ = 0;
+    bool above_high_ = false;
+    std::uint64_t bytes_in_ = 0, bytes_out_ = 0;
+};
+
+// Accepts connections on host:port and hands each, handshake under way, to on_accept.
+class Listener {
+public:
+    using OnAccept = std::function<void(std::unique_ptr<Connection>)>;
+    static Result<std::unique_ptr<Listener>> start(Loop& loop, const std::string& host, std::uint16_t port,
+                                                   const Identity& self, ConnectionHandler& handler,
+                                                   OnAccept on_accept);
+    ~Listener();
+    std::uint16_t port() const { return port_; }
+
+private:
+    struct Tcp;
+    Listener(Loop& loop, const Identity& self, ConnectionHandler& handler, OnAccept on_accept);
+    Loop& loop_;
+    const Identity& self_;
+    ConnectionHandler& handler_;
+    OnAccept on_accept_;
+    Tcp* tcp_ = nullptr;
+    std::uint16_t port_ = 0;
+};
+
+// Parses "host:port" or "[v6]:port".
+Result<std::pair<std::string, std::uint16_t>> parse_endpoint(const std::string& s);
+
+}  // namespace ps::transfer
