@@ -1,0 +1,415 @@
+#include "node/trust.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+#include <condition_variable>
+#include <mutex>
+#include <optional>
+#include <thread>
+
+#include "node/keys.hpp"
+
+namespace ps::node {
+
+namespace {
+
+constexpr std::string_view kRotationContext{"patchswarm-key-rotation-v1\0", 27};
+
+std::string key_prefix(const Hash32& id) { return wire::short_hex(id); }
+
+bool parse_lower_hex(std::string_view hex, std::uint8_t* out, std::size_t n) {
+    if (hex.size() != 2 * n) return false;
+    for (char c : hex)
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+    auto b = from_hex(hex);
+    if (!b) return false;
+    std::memcpy(out, b->data(), n);
+    return true;
+}
+
+// Splits a line on single spaces; returns false on empty fields (double spaces).
+std::vector<std::string_view> split_words(std::string_view line) {
+    std::vector<std::string_view> out;
+    std::size_t start = 0;
+    while (start <= line.size()) {
+        auto sp = line.find(' ', start);
+        if (sp == std::string_view::npos) sp = line.size();
+        out.push_back(line.substr(start, sp - start));
+        start = sp + 1;
+    }
+    return out;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- rotations
+
+Bytes rotation_signing_bytes(const KeyRotation& r) {
+    Bytes out(kRotationContext.begin(), kRotationContext.end());
+    out.insert(out.end(), r.new_key.begin(), r.new_key.end());
+    out.push_back(r.revoke_signer ? 1 : 0);
+    auto c = static_cast<std::uint64_t>(r.created);
+    for (int i = 7; i >= 0; --i) out.push_back(static_cast<std::uint8_t>(c >> (8 * i)));
+    out.insert(out.end(), r.signer.begin(), r.signer.end());
+    return out;
+}
+
+KeyRotation make_rotation(const crypto::SecretKey& current, const crypto::PublicKey& new_key,
+                          bool revoke_signer, std::int64_t now_unix) {
+    KeyRotation r;
+    r.new_key = new_key;
+    r.revoke_signer = revoke_signer;
+    r.created = now_unix;
+    r.signer = current.public_key();
+    r.signature = crypto::sign(current, rotation_signing_bytes(r));
+    return r;
+}
+
+std::string format_rotation(const KeyRotation& r) {
+    return "rotate " + to_hex(r.new_key) + (r.revoke_signer ? " 1 " : " 0 ") +
+           std::to_string(r.created) + " " + to_hex(r.signer) + " " + to_hex(r.signature);
+}
+
+Result<KeyRotation> parse_rotation(std::string_view line) {
+    auto w = split_words(line);
+    if (w.size() != 6 || w[0] != "rotate")
+        return err("key rotation: expected 'rotate <new key> <0|1> <created> <signer key> "
+                   "<signature>'");
+    KeyRotation r;
+    if (!parse_lower_hex(w[1], r.new_key.data(), r.new_key.size()))
+        return err("key rotation: new key must be 64 lowercase hex digits");
+    if (w[2] != "0" && w[2] != "1") return err("key rotation: revoke flag must be 0 or 1");
+    r.revoke_signer = w[2] == "1";
+    // Canonical decimal: no sign, no leading zeros, at most 18 digits (fits int64).
+    if (w[3].empty() || w[3].size() > 18 || (w[3].size() > 1 && w[3][0] == '0') ||
+        !std::all_of(w[3].begin(), w[3].end(), [](char c) { return c >= '0' && c <= '9'; }))
+        return err("key rotation: created must be a unix time in decimal");
+    r.created = 0;
+    for (char c : w[3]) r.created = r.created * 10 + (c - '0');
+    if (!parse_lower_hex(w[4], r.signer.data(), r.signer.size()))
+        return err("key rotation: signer key must be 64 lowercase hex digits");
+    if (!parse_lower_hex(w[5], r.signature.data(), r.signature.size()))
+        return err("key rotation: signature must be 128 lowercase hex digits");
+    return r;
+}
+
+// ---------------------------------------------------------------- TrustStore
+
+TrustStore TrustStore::from_key(const crypto::PublicKey& pk) {
+    TrustStore t;
+    (void)t.add_anchor(pk);
+    return t;
+}
+
+Status TrustStore::add_anchor(const crypto::PublicKey& pk) {
+    for (auto& a : anchors_)
+        if (a == pk) return err("key " + key_prefix(wire::key_id_of(pk)) + " is listed twice");
+    if (keys_.size() >= kMaxTrustedKeys)
+        return err("more than " + std::to_string(kMaxTrustedKeys) + " keys");
+    anchors_.push_back(pk);
+    keys_.push_back(Key{pk, wire::key_id_of(pk), false});
+    return {};
+}
+
+Result<TrustStore> TrustStore::load(const std::string& path) {
+    auto data = read_file_limited(path, kMaxTrustFileBytes);
+    if (!data) return std::move(data).take_error();
+    std::string_view text(reinterpret_cast<const char*>(data->data()), data->size());
+    auto first = text.substr(0, text.find('\n'));
+    if (first == kPublicKeyHeader) {
+        auto pk = parse_public_key(text, "public key file " + path);
+        if (!pk) return std::move(pk).take_error();
+        return from_key(*pk);
+    }
+    if (first == kTrustFileHeader) return parse_trust_file(text, "trust file " + path);
+    return err(path + ": neither a public key file ('" + std::string(kPublicKeyHeader) +
+               "') nor a trust file ('" + kTrustFileHeader + "')");
+}
+
+Result<TrustStore> TrustStore::parse_trust_file(std::string_view text, const std::string& what) {
+    if (text.size() > kMaxTrustFileBytes) return err(what + ": too large");
+    if (text.empty() || text.back() != '\n') return err(what + ": truncated (no final newline)");
+    TrustStore t;
+    std::size_t lineno = 0, pos = 0;
+    while (pos < text.size()) {
+        auto nl = text.find('\n', pos);
+        auto line = text.substr(pos, nl - pos);
+        pos = nl + 1;
+        ++lineno;
+        auto where = what + " line " + std::to_string(lineno) + ": ";
+        if (lineno == 1) {
+            if (line != kTrustFileHeader)
+                return err(what + ": first line must be '" + std::string(kTrustFileHeader) + "'");
+            continue;
+        }
+        if (line.empty() || line[0] == '#') continue;
+        if (line.substr(0, 4) == "key ") {
+            crypto::PublicKey pk;
+            if (!parse_lower_hex(line.substr(4), pk.data(), pk.size()))
+                return err(where + "'key' must be followed by 64 lowercase hex digits");
+            if (!t.rotations_.empty())
+                return err(where + "'key' lines must come before 'rotate' lines");
+            if (auto s = t.add_anchor(pk); !s) return err(where + s.error());
+        } else if (line.substr(0, 7) == "rotate ") {
+            auto r = parse_rotation(line);
+            if (!r) return err(where + r.error());
+            if (auto s = t.apply_rotation(*r); !s) return err(where + s.error());
+        } else {
+            return err(where + "expected 'key', 'rotate', a comment or a blank line");
+        }
+    }
+    if (t.keys_.empty()) return err(what + ": lists no key");
+    return t;
+}
+
+Result<crypto::PublicKey> TrustStore::signer(const Hash32& key_id) const {
+    for (auto& k : keys_) {
+        if (k.key_id != key_id) continue;
+        if (k.revoked) return err("signing key " + key_prefix(key_id) + " was revoked");
+        return k.pk;
+    }
+    return err("unknown signing key " + key_prefix(key_id));
+}
+
+bool TrustStore::trusts(const crypto::PublicKey& pk) const {
+    for (auto& k : keys_)
+        if (k.pk == pk) return !k.revoked;
+    return false;
+}
+
+Status TrustStore::apply_rotation(const KeyRotation& r) {
+    for (auto& done : rotations_)
+        if (done.signature == r.signature && done.signer == r.signer && done.new_key == r.new_key &&
+            done.revoke_signer == r.revoke_signer && done.created == r.created)
+            return {};  // replay of an applied statement: nothing to do
+    auto signer_id = wire::key_id_of(r.signer);
+    auto s = signer(signer_id);
+    if (!s) return err("key rotation: " + s.error());
+    if (!crypto::verify(r.signer, rotation_signing_bytes(r), r.signature))
+        return err("key rotation: bad signature");
+    if (r.new_key == r.signer) return err("key rotation: new key is the signing key");
+    if (rotations_.size() >= kMaxRotations)
+        return err("key rotation: more than " + std::to_string(kMaxRotations) + " rotations");
+    Key* existing = nullptr;
+    for (auto& k : keys_)
+        if (k.pk == r.new_key) existing = &k;
+    if (existing && existing->revoked)
+        return err("key rotation: new key " + key_prefix(existing->key_id) + " was revoked");
+    if (!existing && keys_.size() >= kMaxTrustedKeys)
+        return err("key rotation: more than " + std::to_string(kMaxTrustedKeys) + " keys");
+    // All checks passed: mutate.
+    if (!existing) keys_.push_back(Key{r.new_key, wire::key_id_of(r.new_key), false});
+    if (r.revoke_signer)
+        for (auto& k : keys_)
+            if (k.pk == r.signer) k.revoked = true;
+    rotations_.push_back(r);
+    return {};
+}
+
+std::string TrustStore::to_text() const {
+    std::string out = std::string(kTrustFileHeader) + "\n";
+    for (auto& a : anchors_) out += "key " + to_hex(a) + "\n";
+    for (auto& r : rotations_) out += format_rotation(r) + "\n";
+    return out;
+}
+
+// ---------------------------------------------------------------- verification
+
+std::string format_utc(std::int64_t t) {
+    std::time_t tt = static_cast<std::time_t>(t);
+    std::tm tm{};
+    if (!gmtime_r(&tt, &tm)) return std::to_string(t);
+    char buf[32];
+    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return buf;
+}
+
+Result<VerifiedManifest> verify_manifest_bytes(ByteView bytes, const TrustStore& trust,
+                                               std::int64_t now_unix) {
+    auto m = wire::decode_manifest(bytes);
+    if (!m) return std::move(m).take_error();
+    auto pk = trust.signer(m->key_id);
+    if (!pk) return std::move(pk).take_error();
+    if (auto s = wire::check_signature(*m, *pk); !s) return std::move(s).take_error();
+    if (now_unix >= m->expires)
+        return err("manifest expired at " + format_utc(m->expires) + " (now " +
+                   format_utc(now_unix) + ")");
+    VerifiedManifest v;
+    v.manifest = std::move(*m);
+    v.id = wire::manifest_id(bytes);
+    v.bytes.assign(bytes.begin(), bytes.end());
+    return v;
+}
+
+Result<VerifiedManifest> load_verified_manifest(const std::string& path, const TrustStore& trust,
+                                                std::int64_t now_unix) {
+    auto data = read_file_limited(path, wire::kMaxManifestBytes);
+    if (!data) return std::move(data).take_error();
+    return verify_manifest_bytes(*data, trust, now_unix);
+}
+
+// ---------------------------------------------------------------- file digest
+
+namespace {
+
+constexpr std::size_t kReadChunk = 1u << 20;
+// Chunks in flight between the reader and the whole-file hasher: 4 MiB of
+// buffers in all, whatever the file or segment size.
+constexpr std::size_t kPipelineDepth = 4;
+
+struct FileCloser {
+    int fd = -1;
+    ~FileCloser() {
+        if (fd >= 0) ::close(fd);
+    }
+};
+
+// Hashes the whole file on a second thread while the caller reads and hashes
+// segments: every byte is hashed twice (segment and file), so on one thread
+// publish would run at half the speed of a single BLAKE2b stream.
+// The caller fills slot(i) only after wait_free(i), then submit(i, len).
+class WholeFileHasher {
+public:
+    WholeFileHasher() {
+        for (auto& b : slots_) b.resize(kReadChunk);
+        thread_ = std::thread([this] { run(); });
+    }
+    ~WholeFileHasher() { stop(); }
+    WholeFileHasher(const WholeFileHasher&) = delete;
+    WholeFileHasher& operator=(const WholeFileHasher&) = delete;
+
+    std::uint8_t* slot(std::size_t i) { return slots_[i].data(); }
+    void wait_free(std::size_t i) {
+        std::unique_lock lk(mu_);
+        cv_.wait(lk, [&] { return !busy_[i]; });
+    }
+    void submit(std::size_t i, std::size_t len) {
+        std::lock_guard lk(mu_);
+        busy_[i] = true;
+        lens_[i] = len;
+        queue_[(head_ + queued_) % kPipelineDepth] = i;
+        ++queued_;
+        cv_.notify_all();
+    }
+    Hash32 finish() {
+        stop();
+        return hasher_.finish();
+    }
+
+private:
+    void stop() {
+        {
+            std::lock_guard lk(mu_);
+            stop_ = true;
+            cv_.notify_all();
+        }
+        if (thread_.joinable()) thread_.join();
+    }
+    void run() {
+        std::unique_lock lk(mu_);
+        for (;;) {
+            cv_.wait(lk, [&] { return queued_ > 0 || stop_; });
+            if (queued_ == 0) return;  // stopped and drained
+            std::size_t i = queue_[head_];
+            head_ = (head_ + 1) % kPipelineDepth;
+            --queued_;
+            std::size_t len = lens_[i];
+            lk.unlock();
+            hasher_.update(ByteView(slots_[i].data(), len));
+            lk.lock();
+            busy_[i] = false;
+            cv_.notify_all();
+        }
+    }
+
+    std::array<std::vector<std::uint8_t>, kPipelineDepth> slots_;
+    std::array<std::size_t, kPipelineDepth> lens_{};
+    std::array<bool, kPipelineDepth> busy_{};
+    std::array<std::size_t, kPipelineDepth> queue_{};
+    std::size_t head_ = 0, queued_ = 0;
+    bool stop_ = false;
+    std::mutex mu_;
+    std::condition_variable cv_;
+    crypto::Hasher hasher_;
+    std::thread thread_;  // last: started once everything above exists
+};
+
+}  // namespace
+
+Result<FileDigest> digest_file(const std::string& path, std::uint32_t segment_size) {
+    if (segment_size < wire::kMinSegmentSize || segment_size > wire::kMaxSegmentSize)
+        return err("segment size " + std::to_string(segment_size) + " is outside " +
+                   std::to_string(wire::kMinSegmentSize) + ".." +
+                   std::to_string(wire::kMaxSegmentSize));
+    FileCloser f;
+    f.fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (f.fd < 0) return err("cannot open " + path + ": " + std::strerror(errno));
+    struct stat st;
+    if (::fstat(f.fd, &st) != 0) return err("cannot stat " + path + ": " + std::strerror(errno));
+    if (!S_ISREG(st.st_mode)) return err(path + " is not a regular file");
+    auto size = static_cast<std::uint64_t>(st.st_size);
+    if (size > wire::kMaxTotalSize)
+        return err(path + " is " + std::to_string(size) + " bytes, over the " +
+                   std::to_string(wire::kMaxTotalSize) + "-byte limit");
+    (void)::posix_fadvise(f.fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+
+    FileDigest d;
+    d.segment_hashes.reserve(size / segment_size + 1);
+    WholeFileHasher whole;
+    std::optional<crypto::Hasher> seg_hasher;
+    seg_hasher.emplace();
+    std::uint64_t in_segment = 0;
+    for (std::size_t n = 0;; ++n) {
+        std::size_t slot = n % kPipelineDepth;
+        whole.wait_free(slot);
+        // Never read across a segment boundary, so each chunk feeds one segment.
+        std::size_t want = static_cast<std::size_t>(
+            std::min<std::uint64_t>(kReadChunk, segment_size - in_segment));
+        ssize_t r;
+        do {
+            r = ::read(f.fd, whole.slot(slot), want);
+        } while (r < 0 && errno == EINTR);
+        if (r < 0) return err("cannot read " + path + ": " + std::strerror(errno));
+        if (r == 0) break;
+        ByteView chunk(whole.slot(slot), static_cast<std::size_t>(r));
+        whole.submit(slot, chunk.size());
+        seg_hasher->update(chunk);
+        d.total_size += chunk.size();
+        in_segment += chunk.size();
+        if (d.total_size > wire::kMaxTotalSize) return err(path + " grew past the size limit");
+        if (in_segment == segment_size) {
+            d.segment_hashes.push_back(seg_hasher->finish());
+            seg_hasher.emplace();
+            in_segment = 0;
+        }
+    }
+    if (in_segment > 0) d.segment_hashes.push_back(seg_hasher->finish());
+    d.file_hash = whole.finish();
+    if (d.total_size == 0) return err(path + " is empty");
+    return d;
+}
+
+Status check_patch_file(const wire::Manifest& m, const std::string& path) {
+    struct stat st;
+    if (::stat(path.c_str(), &st) != 0) return err("cannot stat " + path + ": " + std::strerror(errno));
+    if (static_cast<std::uint64_t>(st.st_size) != m.total_size)
+        return err("file " + path + " is " + std::to_string(st.st_size) +
+                   " bytes, the manifest says " + std::to_string(m.total_size));
+    auto d = digest_file(path, m.segment_size);
+    if (!d) return std::move(d).take_error();
+    if (d->total_size != m.total_size || d->segment_hashes.size() != m.segment_hashes.size())
+        return err("file " + path + " changed size while being read");
+    for (std::size_t i = 0; i < m.segment_hashes.size(); ++i)
+        if (!crypto::equal(d->segment_hashes[i], m.segment_hashes[i]))
+            return err("segment " + std::to_string(i) + " does not match its hash");
+    if (!crypto::equal(d->file_hash, m.file_hash)) return err("file does not match its hash");
+    return {};
+}
+
+}  // namespace ps::node

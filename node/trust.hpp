@@ -1,0 +1,114 @@
+// node/trust: which operator keys a node accepts, and the verification of
+// manifests (and of patch files against them) under that trust.
+//
+// TrustStore is built from a public key file (one key) or a trust file (several
+// keys plus signed key-rotation statements; format in docs/manifest.md).
+// RollbackGuard persists the highest accepted version per patch name.
+// Nothing here is used before it is verified: verify_* either returns a fully
+// checked manifest or an error naming the failed check.
+// Blocking file I/O: call from the CLI or a worker thread, not an event loop.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/bytes.hpp"
+#include "core/result.hpp"
+#include "crypto/crypto.hpp"
+#include "wire/manifest.hpp"
+
+namespace ps::node {
+
+inline constexpr const char* kTrustFileHeader = "patchswarm-trust-v1";
+// A trust file is a short text file; these bound what a hostile one can cost.
+inline constexpr std::size_t kMaxTrustFileBytes = 64 * 1024;
+inline constexpr std::size_t kMaxTrustedKeys = 64;       // keys, revoked ones included
+inline constexpr std::size_t kMaxRotations = 256;        // as TUF's max_root_rotations
+
+// A statement, signed by a currently trusted key, that introduces new_key and
+// optionally revokes the signer. One text line:
+//   rotate <new_pk hex> <revoke-signer 0|1> <created unix> <signer_pk hex> <signature hex>
+struct KeyRotation {
+    crypto::PublicKey new_key{};
+    bool revoke_signer = false;
+    std::int64_t created = 0;
+    crypto::PublicKey signer{};
+    crypto::Signature signature{};
+};
+// The exact bytes signed: "patchswarm-key-rotation-v1" NUL, new_key, one byte
+// revoke flag, created as 8 bytes big-endian, signer.
+Bytes rotation_signing_bytes(const KeyRotation&);
+KeyRotation make_rotation(const crypto::SecretKey& current, const crypto::PublicKey& new_key,
+                          bool revoke_signer, std::int64_t now_unix);
+std::string format_rotation(const KeyRotation&);  // the line, no newline
+Result<KeyRotation> parse_rotation(std::string_view line);
+
+class TrustStore {
+public:
+    struct Key {
+        crypto::PublicKey pk{};
+        Hash32 key_id{};
+        bool revoked = false;
+    };
+
+    // From a public key file or a trust file (told apart by their first line).
+    static Result<TrustStore> load(const std::string& path);
+    // Parses a trust file's text; `what` names it in errors.
+    static Result<TrustStore> parse_trust_file(std::string_view text, const std::string& what);
+    static TrustStore from_key(const crypto::PublicKey& pk);
+
+    // The key that may have signed a manifest naming key_id. Fails with
+    // "unknown signing key <prefix>" or "signing key <prefix> was revoked".
+    Result<crypto::PublicKey> signer(const Hash32& key_id) const;
+    bool trusts(const crypto::PublicKey& pk) const;  // known and not revoked
+
+    // Applies a rotation statement: it must be signed by a trusted, unrevoked
+    // key and must not re-introduce a revoked key. Applying a statement that
+    // is already applied is a no-op. On error the store is unchanged.
+    Status apply_rotation(const KeyRotation&);
+
+    // The trust file text: anchor keys, then the rotations in the order applied.
+    std::string to_text() const;
+    const std::vector<Key>& keys() const { return keys_; }
+
+private:
+    Status add_anchor(const crypto::PublicKey& pk);
+    std::vector<Key> keys_;
+    std::vector<crypto::PublicKey> anchors_;
+    std::vector<KeyRotation> rotations_;
+};
+
+struct VerifiedManifest {
+    wire::Manifest manifest;
+    Hash32 id{};
+    Bytes bytes;
+};
+
+// Decodes, finds the signer in the trust store, checks the signature, then
+// expiry against now_unix ("manifest expired at 2026-01-02T03:04:05Z").
+Result<VerifiedManifest> verify_manifest_bytes(ByteView bytes, const TrustStore&,
+                                               std::int64_t now_unix);
+Result<VerifiedManifest> load_verified_manifest(const std::string& manifest_path,
+                                                const TrustStore&, std::int64_t now_unix);
+
+// Segment and whole-file digest of a file, computed in one streaming pass with
+// bounded memory (a few 1 MiB buffers whatever the file or segment size).
+struct FileDigest {
+    std::uint64_t total_size = 0;
+    std::vector<Hash32> segment_hashes;
+    Hash32 file_hash{};
+};
+Result<FileDigest> digest_file(const std::string& path, std::uint32_t segment_size);
+
+// Checks a patch file against a verified manifest: size, then every segment
+// ("segment 17 does not match its hash"), then the whole-file hash.
+Status check_patch_file(const wire::Manifest&, const std::string& path);
+
+// "2026-01-02T03:04:05Z"
+std::string format_utc(std::int64_t unix_seconds);
+
+}  // namespace ps::node

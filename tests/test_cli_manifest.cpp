@@ -1,0 +1,208 @@
+// Operator CLI (keygen, publish, verify, ...) driven as a child process, the
+// way an operator or a script uses it.
+#include <doctest/doctest.h>
+
+#include <fcntl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <random>
+#include <string>
+#include <vector>
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// A fresh folder under the system temp dir, removed with everything in it.
+struct TempDir {
+    fs::path path;
+    TempDir() {
+        static std::atomic<int> counter{0};
+        std::random_device rd;
+        path = fs::temp_directory_path() /
+               ("ps-cli-manifest-" + std::to_string(::getpid()) + "-" +
+                std::to_string(counter++) + "-" + std::to_string(rd()));
+        fs::create_directories(path);
+    }
+    ~TempDir() {
+        std::error_code ec;
+        fs::remove_all(path, ec);
+    }
+    std::string operator/(const std::string& name) const { return (path / name).string(); }
+};
+
+std::string slurp(const std::string& p) {
+    std::ifstream in(p, std::ios::binary);
+    return std::string((std::istreambuf_iterator<char>(in)), {});
+}
+
+struct Run {
+    int code = -1;
+    std::string out, err;
+    long maxrss_kib = 0;  // peak resident set of the child
+};
+
+// Runs the patchswarm binary with args; stdout/stderr go to files in dir.
+Run run_cli(const TempDir& dir, std::vector<std::string> args) {
+    std::string out_path = dir / ".stdout", err_path = dir / ".stderr";
+    args.insert(args.begin(), PS_CLI);
+    pid_t pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        int o = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        int e = ::open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (o < 0 || e < 0) ::_exit(127);
+        ::dup2(o, 1);
+        ::dup2(e, 2);
+        std::vector<char*> argv;
+        for (auto& a : args) argv.push_back(a.data());
+        argv.push_back(nullptr);
+        ::execv(argv[0], argv.data());
+        ::_exit(127);
+    }
+    int status = 0;
+    struct rusage ru {};
+    REQUIRE(::wait4(pid, &status, 0, &ru) == pid);
+    Run r;
+    r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    r.out = slurp(out_path);
+    r.err = slurp(err_path);
+    r.maxrss_kib = ru.ru_maxrss;
+    return r;
+}
+
+void write_random(const std::string& path, std::size_t n, unsigned seed) {
+    std::mt19937 rng(seed);
+    std::string s(n, '\0');
+    for (auto& c : s) c = static_cast<char>(rng());
+    std::ofstream(path, std::ios::binary) << s;
+}
+
+void flip_byte(const std::string& path, std::uint64_t offset) {
+    std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekg(static_cast<std::streamoff>(offset));
+    char c = 0;
+    f.read(&c, 1);
+    c = static_cast<char>(c ^ 0x20);
+    f.seekp(static_cast<std::streamoff>(offset));
+    f.write(&c, 1);
+}
+
+// keygen + publish of a patch; returns the manifest path.
+struct Published {
+    std::string key, pub, patch, manifest;
+};
+Published publish_patch(const TempDir& d, std::size_t size, std::vector<std::string> extra = {}) {
+    Published p{d / "op.key", d / "op.pub", d / "patch.bin", d / "patch.manifest"};
+    auto k = run_cli(d, {"keygen", "--secret", p.key, "--public", p.pub});
+    REQUIRE_MESSAGE(k.code == 0, k.err);
+    write_random(p.patch, size, 42);
+    std::vector<std::string> args{"publish", "--key", p.key, "--file", p.patch, "--name",
+                                  "ims-client", "--version", "3", "--out", p.manifest,
+                                  "--label", "4.2.1-hotfix"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    auto r = run_cli(d, args);
+    REQUIRE_MESSAGE(r.code == 0, r.err);
+    return p;
+}
+
+}  // namespace
+
+TEST_CASE("cli: keygen writes a 0600 secret key and refuses to overwrite") {
+    TempDir d;
+    auto r = run_cli(d, {"keygen", "--secret", d / "op.key", "--public", d / "op.pub"});
+    REQUIRE_MESSAGE(r.code == 0, r.err);
+    struct stat st {};
+    REQUIRE(::stat((d / "op.key").c_str(), &st) == 0);
+    CHECK((st.st_mode & 0777) == 0600);
+    auto secret_before = slurp(d / "op.key");
+    CHECK(secret_before.rfind("patchswarm-ed25519-secret-v1\n", 0) == 0);
+    CHECK(slurp(d / "op.pub").rfind("patchswarm-ed25519-public-v1\n", 0) == 0);
+    // The secret never appears on stdout/stderr.
+    auto seed_hex = secret_before.substr(secret_before.find('\n') + 1, 64);
+    CHECK(r.out.find(seed_hex) == std::string::npos);
+
+    auto again = run_cli(d, {"keygen", "--secret", d / "op.key", "--public", d / "other.pub"});
+    CHECK(again.code != 0);
+    CHECK(again.err.find("already exists; refusing to overwrite it") != std::string::npos);
+    CHECK(slurp(d / "op.key") == secret_before);
+    CHECK_FALSE(fs::exists(d / "other.pub"));
+    // An existing public file also stops it, and no secret file is left behind.
+    auto pub_exists = run_cli(d, {"keygen", "--secret", d / "new.key", "--public", d / "op.pub"});
+    CHECK(pub_exists.code != 0);
+    CHECK_FALSE(fs::exists(d / "new.key"));
+}
+
+TEST_CASE("cli: publish refuses a secret key readable by group or others") {
+    TempDir d;
+    auto k = run_cli(d, {"keygen", "--secret", d / "op.key", "--public", d / "op.pub"});
+    REQUIRE(k.code == 0);
+    ::chmod((d / "op.key").c_str(), 0640);
+    write_random(d / "p.bin", 1000, 1);
+    auto r = run_cli(d, {"publish", "--key", d / "op.key", "--file", d / "p.bin", "--name", "x",
+                         "--version", "1", "--out", d / "p.manifest"});
+    CHECK(r.code != 0);
+    CHECK(r.err.find("accessible by group or others (mode 0640)") != std::string::npos);
+    CHECK_FALSE(fs::exists(d / "p.manifest"));
+}
+
+TEST_CASE("cli: publish and verify a 3.5 MiB patch in 4 segments") {
+    TempDir d;
+    auto p = publish_patch(d, 3 * (1u << 20) + (1u << 19));
+    auto r = run_cli(d, {"verify", "--manifest", p.manifest, "--trust", p.pub, "--file", p.patch});
+    REQUIRE_MESSAGE(r.code == 0, r.err);
+    CHECK(r.out.rfind("OK ims-client version 3 4.2.1-hotfix", 0) == 0);
+    CHECK(r.out.find("4 segments, 3670016 bytes") != std::string::npos);
+    CHECK(r.err.empty());
+    // No temporary file is left beside the manifest.
+    int files = 0;
+    for (auto& e : fs::directory_iterator(d.path))
+        if (e.path().filename().string().find(".tmp") != std::string::npos) ++files;
+    CHECK(files == 0);
+}
+
+TEST_CASE("cli: verify with a flipped byte in the patch names the segment") {
+    TempDir d;
+    auto p = publish_patch(d, 3 * (1u << 20) + (1u << 19));
+    flip_byte(p.patch, 2 * (1u << 20) + 12345);  // inside segment 2
+    auto r = run_cli(d, {"verify", "--manifest", p.manifest, "--trust", p.pub, "--file", p.patch});
+    CHECK(r.code != 0);
+    CHECK(r.err == "patchswarm verify: segment 2 does not match its hash\n");
+    CHECK(r.out.empty());
+}
+
+TEST_CASE("cli: verify rejects a patch of the wrong size") {
+    TempDir d;
+    auto p = publish_patch(d, 200000, {"--segment-size", "65536"});
+    std::ofstream(p.patch, std::ios::binary | std::ios::app) << 'x';
+    auto r = run_cli(d, {"verify", "--manifest", p.manifest, "--trust", p.pub, "--file", p.patch});
+    CHECK(r.code != 0);
+    CHECK(r.err.find("is 200001 bytes, the manifest says 200000") != std::string::npos);
+}
+
+TEST_CASE("cli: verify with a flipped signature byte fails with bad signature") {
+    TempDir d;
+    auto p = publish_patch(d, 100000, {"--segment-size", "65536"});
+    auto size = fs::file_size(p.manifest);
+    flip_byte(p.manifest, size - 10);  // the signature is the last 64 bytes
+    auto r = run_cli(d, {"verify", "--manifest", p.manifest, "--trust", p.pub});
+    CHECK(r.code != 0);
+    CHECK(r.err == "patchswarm verify: bad signature\n");
+}
+
+TEST_CASE("cli: verify refuses a manifest signed by a key it does not trust") {
+    TempDir d;
+    auto p = publish_patch(d, 100000, {"--segment-size", "65536"});
+    auto k = run_cli(d, {"keygen", "--secret", d / "other.key", "--public", d / "other.pub"});
+    REQUIRE(k.code == 0);
+    auto r = run_cli(d, {"verify", "--manifest", p.manifest, "--trust", d / "other.pub"});
+    CHECK(r.code != 0);
+    CHECK(r.err.find("patchswarm verify: unknown signing key ") == 0);
+}
