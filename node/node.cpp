@@ -1,0 +1,437 @@
+#include "node/node.hpp"
+
+#include <cstdio>
+#include <ctime>
+
+#include "crypto/crypto.hpp"
+#include "dht/keys.hpp"
+#include "wire/record.hpp"
+
+namespace ps::node {
+
+namespace {
+
+std::int64_t unix_now() { return static_cast<std::int64_t>(std::time(nullptr)); }
+
+std::string key_prefix(const crypto::PublicKey& k) { return to_hex(ByteView(k).first(4)); }
+
+}  // namespace
+
+Node::Node(transfer::Loop& loop, NodeOptions opts, transfer::Identity identity)
+    : loop_(loop), opts_(std::move(opts)), self_(std::move(identity)) {
+    if (opts_.advertise_host.empty()) opts_.advertise_host = opts_.listen_host;
+}
+
+Node::~Node() {
+    *alive_ = false;
+    peers_.clear();  // connections close their handles; no callbacks reach us any more
+}
+
+Status Node::start() {
+    // The DHT first, so that its sockets get low fd numbers (stack.md P4).
+    std::weak_ptr<bool> alive = alive_;
+    transfer::Loop* loop = &loop_;
+    auto post = [loop, alive](std::function<void()> fn) {
+        loop->post([alive, fn = std::move(fn)] {
+            if (auto a = alive.lock(); a && *a) fn();
+        });
+    };
+    auto d = dht::Node::start(opts_.dht, post);
+    if (!d) return err("dht: " + d.error());
+    dht_ = std::move(*d);
+    auto l = transfer::Listener::start(loop_, opts_.listen_host, opts_.listen_port, self_, *this,
+                                       [this](std::unique_ptr<transfer::Connection> c) {
+                                           if (stopping_ || peers_.size() >= opts_.max_peers * 2) return;  // dropped = closed
+                                           auto id = c->id();
+                                           peers_[id].conn = std::move(c);
+                                       });
+    if (!l) return std::move(l).take_error();
+    listener_ = std::move(*l);
+    timer_ = std::make_unique<transfer::Timer>(loop_);
+    timer_->start(100, 100, [this] { tick(); });
+    return {};
+}
+
+std::uint16_t Node::listen_port() const { return listener_ ? listener_->port() : 0; }
+std::uint16_t Node::dht_port() const { return dht_ ? dht_->port() : 0; }
+
+const SwarmStats* Node::stats(const Hash32& id) const {
+    auto it = swarms_.find(id);
+    return it == swarms_.end() ? nullptr : &it->second.stats;
+}
+
+Node::Swarm* Node::swarm(const Hash32& id) {
+    auto it = swarms_.find(id);
+    return it == swarms_.end() ? nullptr : &it->second;
+}
+
+void Node::add_swarm(Swarm s) {
+    s.value_id = crypto::random_u64();
+    s.stats.started_ms = loop_.now_ms();
+    auto id = s.vm.id;
+    auto& sw = swarms_[id] = std::move(s);
+    for (auto& [cid, p] : peers_)
+        if (p.conn->ready()) send_have(p, sw);
+    if (sw.store->held().count() > 0) announce(sw);
+}
+
+Status Node::serve(const VerifiedManifest& vm, const std::string& file) {
+    if (swarms_.count(vm.id)) return err("patch " + wire::short_hex(vm.id) + " is already being served");
+    auto st = SegmentStore::open_complete(file, vm);
+    if (!st) return std::move(st).take_error();
+    if (!(*st)->complete())
+        std::fprintf(stderr, "patchswarm: %s: %u of %u segments match the manifest; serving those\n", file.c_str(),
+                     (*st)->held().count(), (*st)->held().size());
+    Swarm s;
+    s.vm = vm;
+    s.store = std::move(*st);
+    add_swarm(std::move(s));
+    return {};
+}
+
+Status Node::fetch(const VerifiedManifest& vm, const std::string& out_path, Done on_complete) {
+    if (swarms_.count(vm.id)) return err("patch " + wire::short_hex(vm.id) + " is already here");
+    auto st = SegmentStore::open_download(opts_.data_dir + "/" + to_hex(vm.id), vm);
+    if (!st) return std::move(st).take_error();
+    Swarm s;
+    s.vm = vm;
+    s.store = std::move(*st);
+    s.out_path = out_path;
+    s.on_complete = std::move(on_complete);
+    s.dl.emplace(vm.manifest.segment_count(), opts_.download, crypto::random_u64());
+    for (std::uint32_t i = 0; i < vm.manifest.segment_count(); ++i)
+        if (s.store->held().test(i)) s.dl->mark_held(i);
+    add_swarm(std::move(s));
+    auto& sw = swarms_.at(vm.id);
+    if (sw.store->complete()) finish(sw);
+    else lookup(sw);
+    return {};
+}
+
+// ---- discovery ----
+
+void Node::lookup(Swarm& s) {
+    if (!dht_ || stopping_) return;
+    s.last_lookup_ms = loop_.now_ms();
+    auto id = s.vm.id;
+    for (std::string domain : {self_.domain, std::string(dht::kGlobalDomain)}) {
+        dht_->get(domain == dht::kGlobalDomain ? dht::global_holder_key(id) : dht::holder_key(domain, id),
+                  [this, id, domain](std::vector<Bytes> values) { on_holders(id, domain, std::move(values)); });
+    }
+}
+
+void Node::on_holders(const Hash32& id, const std::string& domain, std::vector<Bytes> values) {
+    Swarm* s = swarm(id);
+    if (!s || !s->dl || s->dl->complete() || stopping_) return;
+    for (auto& rec : dht::select_holders(values, domain, id, unix_now())) {
+        if (rec.node_key == self_.key || by_key_.count(rec.node_key) || dialing_.count(rec.node_key)) continue;
+        if (peers_.size() >= opts_.max_peers) break;
+        dial(rec.host, rec.port, rec.node_key);
+    }
+}
+
+void Node::dial(const std::string& host, std::uint16_t port, const crypto::PublicKey& key) {
+    auto c = transfer::Connection::dial(loop_, host, port, self_, *this, key);
+    dialing_.insert(key);
+    auto id = c->id();
+    peers_[id].conn = std::move(c);
+}
+
+void Node::announce(Swarm& s) {
+    if (!dht_ || stopping_) return;
+    wire::HolderRecord r;
+    r.role = self_.role;
+    r.domain = self_.domain;
+    r.manifest_id = s.vm.id;
+    r.host = opts_.advertise_host;
+    r.port = listen_port();
+    r.node_key = self_.key;
+    r.segments_held = s.store->held().count();
+    r.segment_count = s.store->held().size();
+    r.issued = unix_now();
+    r.seq = ++s.seq;
+    Bytes value = wire::encode_record(r, self_.secret);
+    dht_->announce(dht::holder_key(self_.domain, s.vm.id), s.value_id, value);
+    if (self_.role != Role::Peer) dht_->announce(dht::global_holder_key(s.vm.id), s.value_id, value);
+    s.announced = true;
+    s.announced_held = r.segments_held;
+    s.last_announce_ms = loop_.now_ms();
+}
+
+// ---- connections ----
+
+core::SourceClass Node::class_of(const Peer& p) const {
+    return core::classify(self_.domain, p.conn->peer().domain, p.conn->peer().role);
+}
+
+void Node::send_msg(Peer& p, const wire::Message& m) {
+    scratch_.clear();
+    wire::encode_message(m, scratch_);
+    p.conn->send(scratch_);
+}
+
+void Node::send_have(Peer& p, Swarm& s) {
+    if (!p.told.insert(s.vm.id).second) return;
+    send_msg(p, wire::MsgHave{s.vm.id, s.store->held().to_bytes()});
+}
+
+void Node::on_ready(transfer::Connection& c) {
+    auto it = peers_.find(c.id());
+    if (it == peers_.end()) return;
+    const auto& key = c.peer().key;
+    dialing_.erase(key);
+    if (auto dup = by_key_.find(key); dup != by_key_.end()) {
+        // Two connections between the same pair (both dialed at once): keep the
+        // one dialed by the smaller key, so that both ends make the same choice.
+        auto& other = peers_.at(dup->second);
+        const auto& dialer_of = [&](transfer::Connection& x) -> const crypto::PublicKey& {
+            return x.dialer() ? self_.key : x.peer().key;
+        };
+        bool keep_new = dialer_of(c) < dialer_of(*other.conn);
+        if (!keep_new) return c.close("duplicate connection");
+        by_key_.erase(dup);
+        other.conn->close("duplicate connection");
+    }
+    by_key_[key] = c.id();
+    for (auto& [id, s] : swarms_) send_have(it->second, s);
+}
+
+void Node::on_closed(transfer::Connection& c, const std::string& reason) {
+    auto id = c.id();
+    auto it = peers_.find(id);
+    if (it == peers_.end()) return;
+    if (std::getenv("PATCHSWARM_DEBUG"))
+        std::fprintf(stderr, "patchswarm: connection %s closed: %s\n", c.remote().c_str(), reason.c_str());
+    if (c.ready()) {
+    }
+    auto bk = by_key_.find(c.peer().key);
+    if (bk != by_key_.end() && bk->second == id) by_key_.erase(bk);
+    if (c.dialer()) dialing_.erase(c.peer().key);
+    for (auto& [sid, s] : swarms_) {
+        if (!s.dl) continue;
+        s.dl->remove_peer(id);
+        for (auto p = s.partial.begin(); p != s.partial.end();)
+            p = p->first.first == id ? s.partial.erase(p) : std::next(p);
+    }
+    peers_.erase(it);  // destroys c
+    for (auto& [sid, s] : swarms_)
+        if (s.dl && !s.dl->complete()) {
+            actions_.clear();
+            s.dl->pump(loop_.now_ms(), actions_);
+            run_actions(s, actions_);
+        }
+}
+
+void Node::on_message(transfer::Connection& c, ByteView frame) {
+    auto pit = peers_.find(c.id());
+    if (pit == peers_.end()) return;
+    Peer& p = pit->second;
+    auto msg = wire::decode_message(frame);
+    if (!msg) return c.close(msg.error());
+    auto now = loop_.now_ms();
+    std::visit(
+        [&](auto& m) {
+            using T = std::decay_t<decltype(m)>;
+            if constexpr (std::is_same_v<T, wire::MsgKeepalive>) {
+                return;
+            } else if constexpr (std::is_same_v<T, wire::MsgBye>) {
+                c.close("peer said goodbye: " + m.reason);
+            } else {
+                Swarm* s = swarm(m.manifest);
+                if constexpr (std::is_same_v<T, wire::MsgRequest>) {
+                    if (!s) return send_msg(p, wire::MsgReject{m.manifest, m.segment, std::uint8_t(core::RejectReason::UnknownPatch)});
+                    bool banned = s->stats.banned.count(to_hex(c.peer().key)) != 0;
+                    auto v = opts_.upload.decide(s->store->held().test(m.segment), banned,
+                                                 static_cast<std::uint32_t>(p.queue.size()),
+                                                 c.queued_bytes() >= transfer::Connection::kHighWater);
+                    if (v.decision == core::UploadPolicy::Decision::Reject)
+                        return send_msg(p, wire::MsgReject{m.manifest, m.segment, std::uint8_t(v.reason)});
+                    p.queue.push_back({m.manifest, m.segment});
+                    if (v.decision == core::UploadPolicy::Decision::Serve) serve_queue(p);
+                    return;
+                }
+                if constexpr (std::is_same_v<T, wire::MsgCancel>) {
+                    for (auto q = p.queue.begin(); q != p.queue.end(); ++q)
+                        if (q->manifest == m.manifest && q->segment == m.segment) {
+                            p.queue.erase(q);
+                            break;
+                        }
+                    return;
+                }
+                if (!s) return;  // a patch we do not take part in
+                if constexpr (std::is_same_v<T, wire::MsgHave>) {
+                    send_have(p, *s);
+                    if (!s->dl || s->dl->complete()) return;
+                    auto bf = Bitfield::from_bytes(m.bitfield, s->dl->segment_count());
+                    if (!bf) return c.close("have: bitfield does not fit the manifest");
+                    s->dl->add_peer(c.id(), class_of(p));
+                    s->dl->peer_bitfield(c.id(), *bf);
+                } else if constexpr (std::is_same_v<T, wire::MsgHaveOne>) {
+                    if (!s->dl || s->dl->complete()) return;
+                    if (m.segment >= s->dl->segment_count()) return c.close("have-one: segment out of range");
+                    s->dl->peer_has(c.id(), m.segment);
+                } else if constexpr (std::is_same_v<T, wire::MsgData>) {
+                    return handle_data(p, *s, m.segment, m.offset, m.data);
+                } else if constexpr (std::is_same_v<T, wire::MsgReject>) {
+                    if (!s->dl) return;
+                    if (m.reason < 1 || m.reason > 4) return c.close("reject: unknown reason");
+                    s->partial.erase({c.id(), m.segment});
+                    s->dl->rejected(c.id(), m.segment, static_cast<core::RejectReason>(m.reason), now);
+                }
+                if (s->dl && !s->dl->complete()) {
+                    actions_.clear();
+                    s->dl->pump(now, actions_);
+                    run_actions(*s, actions_);
+                }
+            }
+        },
+        *msg);
+}
+
+void Node::handle_data(Peer& p, Swarm& s, std::uint32_t seg, std::uint32_t offset, ByteView data) {
+    auto cid = p.conn->id();
+    // Only bytes we asked this peer for; late chunks of a cancelled request are dropped.
+    if (!s.dl || !s.dl->is_requested(cid, seg)) return;
+    auto& buf = s.partial[{cid, seg}];
+    std::uint32_t len = s.store->segment_length(seg);
+    if (offset != buf.size() || buf.size() + data.size() > len) {
+        s.partial.erase({cid, seg});
+        return p.conn->close("data: chunk out of order or past the segment's end");
+    }
+    if (buf.empty()) buf.reserve(len);
+    buf.insert(buf.end(), data.begin(), data.end());
+    s.stats.bytes_from[static_cast<int>(class_of(p))] += data.size();
+    if (buf.size() < len) return;
+    Bytes whole = std::move(buf);
+    s.partial.erase({cid, seg});
+    segment_arrived(p, s, seg, std::move(whole));
+}
+
+void Node::segment_arrived(Peer& p, Swarm& s, std::uint32_t seg, Bytes data) {
+    auto cid = p.conn->id();
+    auto now = loop_.now_ms();
+    bool valid = bool(wire::check_segment(s.vm.manifest, seg, data));
+    actions_.clear();
+    if (!valid) {
+        ++s.stats.segments_rejected;
+        s.stats.banned.insert(to_hex(p.conn->peer().key));
+        std::fprintf(stderr, "patchswarm: segment %u from %s (key %s) failed its hash; peer banned for this patch\n",
+                     seg, p.conn->remote().c_str(), key_prefix(p.conn->peer().key).c_str());
+        s.dl->segment_done(cid, seg, false, actions_);
+    } else {
+        if (auto st = s.store->write(seg, data); !st) {
+            std::fprintf(stderr, "patchswarm: %s\n", st.error().c_str());
+            s.dl->rejected(cid, seg, core::RejectReason::Busy, now);  // ask again later
+        } else {
+            ++s.stats.segments_verified;
+            s.stats.bytes_downloaded += data.size();
+            s.dl->segment_done(cid, seg, true, actions_);
+            for (auto& [id, other] : peers_)
+                if (other.conn->ready() && other.told.count(s.vm.id))
+                    send_msg(other, wire::MsgHaveOne{s.vm.id, seg});
+        }
+    }
+    s.dl->pump(now, actions_);
+    run_actions(s, actions_);
+    if (!s.announced) announce(s);
+    if (s.dl->complete()) finish(s);
+}
+
+void Node::run_actions(Swarm& s, std::vector<core::Action>& actions) {
+    for (auto& a : actions) {
+        auto it = peers_.find(a.peer);
+        if (it == peers_.end() || !it->second.conn->ready()) continue;
+        if (a.kind == core::Action::Request) {
+            send_msg(it->second, wire::MsgRequest{s.vm.id, a.segment});
+        } else {
+            s.partial.erase({a.peer, a.segment});
+            send_msg(it->second, wire::MsgCancel{s.vm.id, a.segment});
+        }
+    }
+    actions.clear();
+}
+
+void Node::finish(Swarm& s) {
+    s.stats.completed_ms = loop_.now_ms();
+    Status st = s.out_path.empty() ? Status{} : s.store->export_to(s.out_path);
+    announce(s);
+    if (s.on_complete) {
+        auto cb = std::move(s.on_complete);
+        s.on_complete = nullptr;
+        cb(st);
+    }
+}
+
+// ---- uploads ----
+
+void Node::serve_queue(Peer& p) {
+    while (!p.queue.empty() && p.conn->ready() && p.conn->queued_bytes() < transfer::Connection::kHighWater) {
+        Upload u = p.queue.front();
+        p.queue.pop_front();
+        serve_one(p, u);
+    }
+}
+
+bool Node::serve_one(Peer& p, const Upload& u) {
+    Swarm* s = swarm(u.manifest);
+    if (!s) return false;
+    Bytes seg;
+    if (auto st = s->store->read(u.segment, seg); !st) {
+        send_msg(p, wire::MsgReject{u.manifest, u.segment, std::uint8_t(core::RejectReason::NotHeld)});
+        return false;
+    }
+    if (opts_.fault_corrupt_uploads && !seg.empty()) seg[seg.size() / 2] ^= 0x5A;
+    for (std::size_t off = 0; off < seg.size(); off += wire::kMaxChunk) {
+        std::size_t n = std::min(wire::kMaxChunk, seg.size() - off);
+        send_msg(p, wire::MsgData{u.manifest, u.segment, static_cast<std::uint32_t>(off), ByteView(seg).subspan(off, n)});
+    }
+    s->stats.bytes_uploaded += seg.size();
+    return true;
+}
+
+void Node::on_writable(transfer::Connection& c) {
+    auto it = peers_.find(c.id());
+    if (it != peers_.end()) serve_queue(it->second);
+}
+
+// ---- time ----
+
+void Node::tick() {
+    auto now = loop_.now_ms();
+    std::vector<transfer::Connection*> stale;
+    for (auto& [id, p] : peers_)
+        if (!p.conn->ready() && !p.conn->closing() && now - p.conn->created_ms() > opts_.handshake_timeout_ms)
+            stale.push_back(p.conn.get());
+    for (auto* c : stale) c->close("handshake timed out");
+
+    for (auto& [id, s] : swarms_) {
+        if (s.dl && !s.dl->complete()) {
+            actions_.clear();
+            s.dl->tick(now, actions_);
+            run_actions(s, actions_);
+            if (now - s.last_lookup_ms >= opts_.lookup_interval_ms) lookup(s);
+        }
+        // Refresh the record when what we hold changed noticeably.
+        std::uint32_t held = s.store->held().count();
+        if (held > 0 && held != s.announced_held && now - s.last_announce_ms >= 2'000) announce(s);
+    }
+}
+
+void Node::shutdown(std::function<void()> done) {
+    if (stopping_) return;
+    stopping_ = true;
+    if (timer_) timer_->stop();
+    for (auto& [id, s] : swarms_)
+        if (s.announced && dht_) {
+            dht_->withdraw(dht::holder_key(self_.domain, s.vm.id), s.value_id);
+            if (self_.role != Role::Peer) dht_->withdraw(dht::global_holder_key(s.vm.id), s.value_id);
+        }
+    std::vector<transfer::Connection*> open;
+    for (auto& [id, p] : peers_) open.push_back(p.conn.get());
+    for (auto* c : open) c->close("node shutting down");
+    listener_.reset();
+    if (dht_) dht_->shutdown(std::move(done));
+    else loop_.post(std::move(done));
+}
+
+}  // namespace ps::node

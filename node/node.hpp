@@ -1,0 +1,145 @@
+// The node: composition of the sans-IO download core, the encrypted libuv
+// streams, the DHT and the segment store, all on one libuv loop thread.
+//
+// A node serves every patch it holds (whole files for the origin, finished and
+// partial downloads for everyone), announces itself as a holder in the DHT under
+// its domain's key (origins and super-nodes also under the cross-domain key), and
+// downloads patches by finding holders there and asking the core which segment
+// to request from whom.
+#pragma once
+
+#include <array>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+
+#include "core/download.hpp"
+#include "dht/dht.hpp"
+#include "node/store.hpp"
+#include "node/trust.hpp"
+#include "transfer/connection.hpp"
+#include "transfer/loop.hpp"
+#include "wire/messages.hpp"
+
+namespace ps::node {
+
+struct NodeOptions {
+    std::string data_dir;
+    std::string listen_host = "127.0.0.1";
+    std::uint16_t listen_port = 0;      // 0 = ephemeral
+    std::string advertise_host;         // what holder records say; default listen_host
+    dht::Config dht;
+    core::DownloadConfig download;
+    core::UploadPolicy upload;
+    std::size_t max_peers = 32;         // connections at once
+    std::uint64_t lookup_interval_ms = 1'000;
+    std::uint64_t handshake_timeout_ms = 10'000;
+    // Fault injection for tests only: flip one byte of every segment uploaded.
+    bool fault_corrupt_uploads = false;
+};
+
+// Per patch, what moved and where it came from.
+struct SwarmStats {
+    std::array<std::uint64_t, core::kSourceClasses> bytes_from{};  // by core::SourceClass
+    std::uint64_t bytes_downloaded = 0;  // verified segment bytes stored
+    std::uint64_t bytes_uploaded = 0;    // segment bytes sent
+    std::uint64_t segments_verified = 0;
+    std::uint64_t segments_rejected = 0;  // failed their hash
+    std::uint64_t started_ms = 0;
+    std::optional<std::uint64_t> completed_ms;
+    std::set<std::string> banned;  // hex node keys banned for this patch
+};
+
+class Node final : public transfer::ConnectionHandler {
+public:
+    using Done = std::function<void(Status)>;
+
+    Node(transfer::Loop& loop, NodeOptions opts, transfer::Identity identity);
+    ~Node() override;
+
+    // Opens the listener and joins the DHT.
+    Status start();
+    // Serves a complete patch file (each segment checked against the manifest).
+    Status serve(const VerifiedManifest& vm, const std::string& file);
+    // Downloads a patch into the data folder, then copies it to out_path and
+    // calls on_complete. Keeps serving it afterwards.
+    Status fetch(const VerifiedManifest& vm, const std::string& out_path, Done on_complete);
+    // Withdraws DHT records, closes every connection, stops the DHT; then `done`.
+    void shutdown(std::function<void()> done);
+
+    const SwarmStats* stats(const Hash32& manifest_id) const;
+    std::uint16_t listen_port() const;
+    std::uint16_t dht_port() const;
+    std::size_t connected_peers() const { return by_key_.size(); }
+    const transfer::Identity& identity() const { return self_; }
+
+    // transfer::ConnectionHandler
+    void on_ready(transfer::Connection& c) override;
+    void on_message(transfer::Connection& c, ByteView frame) override;
+    void on_writable(transfer::Connection& c) override;
+    void on_closed(transfer::Connection& c, const std::string& reason) override;
+
+private:
+    struct Upload {
+        Hash32 manifest;
+        std::uint32_t segment;
+    };
+    struct Peer {
+        std::unique_ptr<transfer::Connection> conn;
+        std::set<Hash32> told;  // patches we sent our Have for
+        std::deque<Upload> queue;
+    };
+    struct Swarm {
+        VerifiedManifest vm;
+        std::unique_ptr<SegmentStore> store;
+        std::optional<core::Download> dl;  // set while downloading
+        std::string out_path;
+        Done on_complete;
+        SwarmStats stats;
+        std::map<std::pair<core::PeerId, std::uint32_t>, Bytes> partial;  // segments arriving
+        std::uint64_t value_id = 0;
+        std::uint64_t seq = 0;
+        std::uint32_t announced_held = 0;
+        std::uint64_t last_announce_ms = 0;
+        std::uint64_t last_lookup_ms = 0;
+        bool announced = false;
+    };
+
+    void add_swarm(Swarm s);
+    void tick();
+    void lookup(Swarm& s);
+    void on_holders(const Hash32& id, const std::string& domain, std::vector<Bytes> values);
+    void dial(const std::string& host, std::uint16_t port, const crypto::PublicKey& key);
+    void announce(Swarm& s);
+    void send_msg(Peer& p, const wire::Message& m);
+    void send_have(Peer& p, Swarm& s);
+    void run_actions(Swarm& s, std::vector<core::Action>& actions);
+    void handle_data(Peer& p, Swarm& s, std::uint32_t seg, std::uint32_t offset, ByteView data);
+    void segment_arrived(Peer& p, Swarm& s, std::uint32_t seg, Bytes data);
+    void serve_queue(Peer& p);
+    bool serve_one(Peer& p, const Upload& u);
+    void finish(Swarm& s);
+    Swarm* swarm(const Hash32& id);
+    core::SourceClass class_of(const Peer& p) const;
+
+    transfer::Loop& loop_;
+    NodeOptions opts_;
+    transfer::Identity self_;
+    std::unique_ptr<transfer::Listener> listener_;
+    std::unique_ptr<dht::Node> dht_;
+    std::unique_ptr<transfer::Timer> timer_;
+    std::map<std::uint64_t, Peer> peers_;  // by connection id (= core::PeerId)
+    std::map<crypto::PublicKey, std::uint64_t> by_key_;
+    std::set<crypto::PublicKey> dialing_;
+    std::map<Hash32, Swarm> swarms_;
+    std::vector<core::Action> actions_;
+    Bytes scratch_;
+    bool stopping_ = false;
+    std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+}  // namespace ps::node

@@ -1,0 +1,61 @@
+// Where one patch's bytes live on disk, and the rule that protects them:
+// a segment is marked held only after its bytes verified against the signed
+// manifest and reached the disk (write, fdatasync, then mark). Every read for
+// upload is checked against the manifest again, so a segment corrupted on disk
+// is never served; it is unmarked instead.
+//
+// Layout of a download under its folder:
+//   data   the patch, segment i at offset i * segment_size (sparse until held)
+//   have   the held bitfield (wire form); only ever gains bits between syncs
+//
+// Blocking file I/O on the calling thread: segments are 1 MiB, so one call costs
+// about a millisecond; moving it to the libuv thread pool is left for later.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "core/bitfield.hpp"
+#include "core/bytes.hpp"
+#include "core/result.hpp"
+#include "node/trust.hpp"
+
+namespace ps::node {
+
+class SegmentStore {
+public:
+    // A download under `dir` (created if missing). Segments marked held by an
+    // earlier run are re-verified; those that fail are unmarked and fetched again.
+    static Result<std::unique_ptr<SegmentStore>> open_download(const std::string& dir, const VerifiedManifest& vm);
+    // A complete file served as it is (the origin's copy). Every segment is
+    // checked once at open; those that do not match are not offered.
+    static Result<std::unique_ptr<SegmentStore>> open_complete(const std::string& file, const VerifiedManifest& vm);
+    ~SegmentStore();
+
+    const Bitfield& held() const { return held_; }
+    bool complete() const { return held_.all(); }
+    std::uint32_t segment_length(std::uint32_t i) const { return manifest_.segment_length(i); }
+
+    // Reads held segment i into `out` and checks it; a mismatch unmarks it.
+    Status read(std::uint32_t i, Bytes& out);
+    // Stores segment i; the caller verified `data`. Durable before it is marked.
+    Status write(std::uint32_t i, ByteView data);
+    // Copies the complete patch to `path` (atomically: temp file, fsync, rename).
+    Status export_to(const std::string& path) const;
+    // Unmarks segment i (tests and repair).
+    void forget(std::uint32_t i);
+
+private:
+    SegmentStore(const wire::Manifest& m) : manifest_(m), held_(m.segment_count()) {}
+    Status save_have();
+    bool verify_at(std::uint32_t i, Bytes& buf);
+
+    wire::Manifest manifest_;
+    Bitfield held_;
+    std::string data_path_, have_path_;
+    int data_fd_ = -1;
+    int have_fd_ = -1;
+    bool read_only_ = false;
+};
+
+}  // namespace ps::node
