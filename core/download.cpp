@@ -119,17 +119,28 @@ void Download::rejected(PeerId peer, std::uint32_t seg, RejectReason why, Millis
     }
 }
 
+bool Download::usable(const Peer& p, Millis now) const {
+    return !p.banned && p.backoff_until <= now && *started_ + cfg_.rung_delay[static_cast<int>(p.cls)] <= now;
+}
+
 bool Download::can_ask(const Peer& p, Millis now) const {
-    return !p.banned && p.backoff_until <= now && p.in_flight < cfg_.max_requests_per_peer;
+    return usable(p, now) && p.in_flight < cfg_.max_requests_per_peer;
 }
 
 const PeerId* Download::pick_holder(std::uint32_t seg, Millis now, bool endgame) {
+    // The nearest rung with a usable holder of this segment. Full pipelines do
+    // not send us down the ladder (the request waits for a slot); only holders
+    // that are busy, stalled or banned do.
+    int rung = kSourceClasses;
+    for (auto& [id, p] : peers_)
+        if (p.have.test(seg) && usable(p, now) && !(endgame && is_requested(id, seg)))
+            rung = std::min(rung, static_cast<int>(p.cls));
     const PeerId* best = nullptr;
     const Peer* bp = nullptr;
     for (auto& [id, p] : peers_) {
-        if (!p.have.test(seg) || !can_ask(p, now)) continue;
+        if (static_cast<int>(p.cls) != rung || !p.have.test(seg) || !can_ask(p, now)) continue;
         if (endgame && is_requested(id, seg)) continue;
-        if (!bp || p.cls < bp->cls || (p.cls == bp->cls && p.in_flight < bp->in_flight)) {
+        if (!bp || p.in_flight < bp->in_flight) {
             best = &id;
             bp = &p;
         }
@@ -145,6 +156,7 @@ void Download::request(PeerId peer, std::uint32_t seg, Millis now, std::vector<A
 }
 
 void Download::pump(Millis now, std::vector<Action>& out) {
+    if (!started_) started_ = now;
     if (held_.all()) return;
     bool any_slot = false;
     for (auto& [id, p] : peers_) any_slot |= can_ask(p, now);
@@ -178,6 +190,7 @@ void Download::pump(Millis now, std::vector<Action>& out) {
 }
 
 void Download::tick(Millis now, std::vector<Action>& out) {
+    if (!started_) started_ = now;
     for (std::uint32_t s = 0; s < held_.size(); ++s) {
         auto& v = in_flight_[s];
         for (std::size_t i = 0; i < v.size();) {

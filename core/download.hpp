@@ -11,9 +11,12 @@
 // Policy:
 //  - Rarest first among the segments nobody is fetching yet, ties broken by a
 //    per-download random permutation (so that downloaders spread out).
-//  - For a chosen segment, the holder on the nearest rung of the source ladder
-//    (same-domain peer, same-domain super-node, other domains, origin) that has a
-//    free request slot and is not backed off; ties go to the least loaded holder.
+//  - For a chosen segment, a holder on the nearest rung of the source ladder
+//    (same-domain peer, same-domain super-node, other domains, origin) that holds
+//    it and is not backed off; the least loaded one with a free request slot. If
+//    that rung's holders are merely busy with our own pipelined requests, the
+//    segment waits: the ladder is climbed down only when the nearer rungs cannot
+//    serve (nobody there holds it, or they answered busy, stalled or lied).
 //  - Endgame: once every missing segment is in flight, a segment whose request
 //    is older than endgame_after may be asked of a second holder; the first copy
 //    to arrive cancels the other.
@@ -21,8 +24,10 @@
 //    that times out backs its holder off, so a stalled holder costs one timeout.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string_view>
 #include <vector>
 
@@ -71,6 +76,10 @@ struct DownloadConfig {
     // How long a holder that answered busy, or timed out, is left alone.
     Millis busy_backoff = 500;
     Millis stall_backoff = 30'000;
+    // A new download leaves each rung alone this long after it starts, so that
+    // nearer holders found in the same lookup can finish their handshake before
+    // farther ones, the origin above all, are asked for anything.
+    std::array<Millis, kSourceClasses> rung_delay{0, 0, 250, 750};
 };
 
 struct Action {
@@ -124,6 +133,7 @@ private:
         Millis since;
     };
 
+    bool usable(const Peer& p, Millis now) const;
     bool can_ask(const Peer& p, Millis now) const;
     const PeerId* pick_holder(std::uint32_t seg, Millis now, bool endgame);
     void request(PeerId peer, std::uint32_t seg, Millis now, std::vector<Action>& out);
@@ -138,6 +148,7 @@ private:
     std::uint32_t in_flight_total_ = 0;
     std::map<PeerId, Peer> peers_;  // ordered: decisions never depend on hash order
     std::vector<std::uint32_t> scratch_;
+    std::optional<Millis> started_;  // first pump or tick
 };
 
 // Whether to keep serving after the download completed: until the node has

@@ -15,6 +15,20 @@ std::int64_t unix_now() { return static_cast<std::int64_t>(std::time(nullptr)); 
 
 std::string key_prefix(const crypto::PublicKey& k) { return to_hex(ByteView(k).first(4)); }
 
+// Debug trace on stderr when PATCHSWARM_DEBUG is set; levelled, structured logs
+// are planned with the daemon work (issue 6).
+bool debug_on() {
+    static const bool on = std::getenv("PATCHSWARM_DEBUG") != nullptr;
+    return on;
+}
+template <typename... Args>
+void debug(const char* fmt, Args... args) {
+    if (!debug_on()) return;
+    std::fprintf(stderr, "patchswarm: ");
+    std::fprintf(stderr, fmt, args...);
+    std::fputc('\n', stderr);
+}
+
 }  // namespace
 
 Node::Node(transfer::Loop& loop, NodeOptions opts, transfer::Identity identity)
@@ -123,7 +137,9 @@ void Node::lookup(Swarm& s) {
 void Node::on_holders(const Hash32& id, const std::string& domain, std::vector<Bytes> values) {
     Swarm* s = swarm(id);
     if (!s || !s->dl || s->dl->complete() || stopping_) return;
-    for (auto& rec : dht::select_holders(values, domain, id, unix_now())) {
+    auto recs = dht::select_holders(values, domain, id, unix_now());
+    debug("lookup %s: %zu values, %zu holders", domain.c_str(), values.size(), recs.size());
+    for (auto& rec : recs) {
         if (rec.node_key == self_.key || by_key_.count(rec.node_key) || dialing_.count(rec.node_key)) continue;
         if (peers_.size() >= opts_.max_peers) break;
         dial(rec.host, rec.port, rec.node_key);
@@ -193,6 +209,8 @@ void Node::on_ready(transfer::Connection& c) {
         other.conn->close("duplicate connection");
     }
     by_key_[key] = c.id();
+    debug("connected %s %s/%s (%s)", c.remote().c_str(),
+                     c.peer().domain.c_str(), std::string(to_string(c.peer().role)).c_str(), c.dialer() ? "dialed" : "accepted");
     for (auto& [id, s] : swarms_) send_have(it->second, s);
 }
 
@@ -200,10 +218,7 @@ void Node::on_closed(transfer::Connection& c, const std::string& reason) {
     auto id = c.id();
     auto it = peers_.find(id);
     if (it == peers_.end()) return;
-    if (std::getenv("PATCHSWARM_DEBUG"))
-        std::fprintf(stderr, "patchswarm: connection %s closed: %s\n", c.remote().c_str(), reason.c_str());
-    if (c.ready()) {
-    }
+    debug("connection %s closed: %s", c.remote().c_str(), reason.c_str());
     auto bk = by_key_.find(c.peer().key);
     if (bk != by_key_.end() && bk->second == id) by_key_.erase(bk);
     if (c.dialer()) dialing_.erase(c.peer().key);
@@ -275,6 +290,7 @@ void Node::on_message(transfer::Connection& c, ByteView frame) {
                 } else if constexpr (std::is_same_v<T, wire::MsgReject>) {
                     if (!s->dl) return;
                     if (m.reason < 1 || m.reason > 4) return c.close("reject: unknown reason");
+                    debug("%s rejected segment %u: reason %u", c.remote().c_str(), m.segment, unsigned(m.reason));
                     s->partial.erase({c.id(), m.segment});
                     s->dl->rejected(c.id(), m.segment, static_cast<core::RejectReason>(m.reason), now);
                 }
@@ -342,6 +358,7 @@ void Node::run_actions(Swarm& s, std::vector<core::Action>& actions) {
         auto it = peers_.find(a.peer);
         if (it == peers_.end() || !it->second.conn->ready()) continue;
         if (a.kind == core::Action::Request) {
+            debug("request %u from %s", a.segment, std::string(core::to_string(class_of(it->second))).c_str());
             send_msg(it->second, wire::MsgRequest{s.vm.id, a.segment});
         } else {
             s.partial.erase({a.peer, a.segment});

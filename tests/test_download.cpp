@@ -54,8 +54,8 @@ TEST_CASE("download: nearest rung of the source ladder wins") {
     CHECK(out == std::vector<Action>{{Action::Request, 11, 0}});
 }
 
-TEST_CASE("download: climbs down the ladder only when nearer holders have no free slot") {
-    Download d(4, {.max_requests_per_peer = 2}, 3);
+TEST_CASE("download: full pipelines wait; a busy nearer holder sends requests down the ladder") {
+    Download d(4, {.max_requests_per_peer = 2, .busy_backoff = 1000, .rung_delay = {}}, 3);
     d.add_peer(1, SourceClass::SameDomainPeer);
     d.add_peer(2, SourceClass::Origin);
     d.peer_bitfield(1, bits("1111"));
@@ -63,13 +63,58 @@ TEST_CASE("download: climbs down the ladder only when nearer holders have no fre
     std::vector<Action> out;
     d.pump(0, out);
     auto r = requests_of(out);
-    REQUIRE(r.size() == 4);
-    CHECK(std::count_if(r.begin(), r.end(), [](auto& a) { return a.peer == 1; }) == 2);
-    CHECK(std::count_if(r.begin(), r.end(), [](auto& a) { return a.peer == 2; }) == 2);
+    REQUIRE(r.size() == 2);
+    CHECK(r[0].peer == 1);
+    CHECK(r[1].peer == 1);
+    // The same-domain peer answers busy: now the origin is asked.
+    d.rejected(1, r[0].segment, RejectReason::Busy, 10);
+    out.clear();
+    d.pump(10, out);
+    r = requests_of(out);
+    REQUIRE(r.size() == 2);
+    CHECK(r[0].peer == 2);
+    CHECK(r[1].peer == 2);
+}
+
+TEST_CASE("download: a segment only a farther rung holds is taken from there at once") {
+    Download d(2, {.max_requests_per_peer = 4, .rung_delay = {}}, 3);
+    d.add_peer(1, SourceClass::SameDomainPeer);
+    d.add_peer(2, SourceClass::Origin);
+    d.peer_bitfield(1, bits("10"));
+    d.peer_bitfield(2, bits("11"));
+    std::vector<Action> out;
+    d.pump(0, out);
+    CHECK(std::count(out.begin(), out.end(), Action{Action::Request, 1, 0}) == 1);
+    CHECK(std::count(out.begin(), out.end(), Action{Action::Request, 2, 1}) == 1);
+    CHECK(out.size() == 2);
+}
+
+TEST_CASE("download: the origin is left alone at first, so nearer holders found at once get the work") {
+    Download d(2, {.rung_delay = {0, 0, 250, 750}}, 3);
+    d.add_peer(2, SourceClass::Origin);
+    d.peer_bitfield(2, bits("11"));
+    std::vector<Action> out;
+    d.pump(0, out);
+    CHECK(out.empty());
+    d.add_peer(1, SourceClass::SameDomainSuper);  // its handshake finished 100 ms later
+    d.peer_bitfield(1, bits("11"));
+    d.tick(100, out);
+    CHECK(requests_of(out).size() == 2);
+    CHECK(requests_of(out)[0].peer == 1);
+    // Alone, the origin is asked once its delay has passed.
+    Download e(1, {.rung_delay = {0, 0, 250, 750}}, 3);
+    e.add_peer(2, SourceClass::Origin);
+    e.peer_bitfield(2, bits("1"));
+    out.clear();
+    e.tick(0, out);
+    e.tick(749, out);
+    CHECK(out.empty());
+    e.tick(750, out);
+    CHECK(out == std::vector<Action>{{Action::Request, 2, 0}});
 }
 
 TEST_CASE("download: a segment failing its hash bans the sender and goes elsewhere") {
-    Download d(1, {.max_requests_per_peer = 1, .max_requests_per_segment_endgame = 1}, 5);
+    Download d(1, {.max_requests_per_peer = 1, .max_requests_per_segment_endgame = 1, .rung_delay = {}}, 5);
     d.add_peer(1, SourceClass::SameDomainPeer);
     d.add_peer(2, SourceClass::Origin);
     d.peer_bitfield(1, bits("1"));

@@ -2,6 +2,7 @@
 
 #include <uv.h>
 
+#include <csignal>
 #include <cstdio>
 #include <deque>
 #include <mutex>
@@ -34,6 +35,9 @@ struct Loop::Impl {
 };
 
 Loop::Loop() : impl_(std::make_unique<Impl>()) {
+    // A peer that closes while we write must cost us an EPIPE on that stream,
+    // not the process: libuv writes with write(2), which raises SIGPIPE.
+    std::signal(SIGPIPE, SIG_IGN);
     uv_loop_init(&impl_->loop);
     uv_async_init(&impl_->loop, &impl_->async, &Impl::on_async);
     impl_->async.data = impl_.get();
