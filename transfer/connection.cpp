@@ -287,8 +287,8 @@ Result<std::unique_ptr<Listener>> Listener::start(Loop& loop, const std::string&
         rc = uv_listen(reinterpret_cast<uv_stream_t*>(&l->tcp_->tcp), 128, [](uv_stream_t* s, int status) {
             auto* t = static_cast<Tcp*>(s->data);
             if (!t->owner || status < 0) return;
-            Listener& self = *t->owner;
-            std::unique_ptr<Connection> c(new Connection(self.loop_, self.self_, self.handler_, false));
+            Listener& lis = *t->owner;
+            std::unique_ptr<Connection> c(new Connection(lis.loop_, lis.self_, lis.handler_, false));
             if (uv_accept(s, reinterpret_cast<uv_stream_t*>(&c->tcp_->tcp)) != 0) return;
             uv_tcp_nodelay(&c->tcp_->tcp, 1);
             sockaddr_storage peer{};
@@ -296,7 +296,7 @@ Result<std::unique_ptr<Listener>> Listener::start(Loop& loop, const std::string&
             if (uv_tcp_getpeername(&c->tcp_->tcp, reinterpret_cast<sockaddr*>(&peer), &len) == 0)
                 c->remote_ = addr_to_string(peer);
             c->start_handshake();
-            self.on_accept_(std::move(c));
+            lis.on_accept_(std::move(c));
         });
     if (rc != 0) return err("listen on " + host + ":" + std::to_string(port) + ": " + uv_strerror(rc));
     sockaddr_storage bound{};

@@ -86,9 +86,10 @@ public:
     std::uint64_t bytes_in() const { return bytes_in_; }
     std::uint64_t bytes_out() const { return bytes_out_; }
 
+    struct Tcp;  // the libuv handle block (defined in connection.cpp)
+
 private:
     friend class Listener;
-    struct Tcp;
     enum class State { Connecting, AwaitHello, AwaitHeader, AwaitAuth, Ready, Closing };
 
     Connection(Loop& loop, const Identity& self, ConnectionHandler& handler, bool dialer);
