@@ -428,9 +428,12 @@ void Node::tick() {
             run_actions(s, actions_);
             if (now - s.last_lookup_ms >= opts_.lookup_interval_ms) lookup(s);
         }
-        // Refresh the record when what we hold changed noticeably.
+        // Refresh the record when what we hold changed, and well before readers
+        // consider it stale (they drop records issued over an hour ago).
         std::uint32_t held = s.store->held().count();
-        if (held > 0 && held != s.announced_held && now - s.last_announce_ms >= 2'000) announce(s);
+        bool changed = held != s.announced_held && now - s.last_announce_ms >= 2'000;
+        bool aging = now - s.last_announce_ms >= 20 * 60 * 1000;
+        if (held > 0 && (changed || aging)) announce(s);
     }
 }
 

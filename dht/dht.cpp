@@ -1,0 +1,564 @@
+// The only translation unit that includes OpenDHT (style.md R2). Every OpenDHT
+// call that can throw is wrapped; every OpenDHT callback only copies data and
+// hands a closure to `post`.
+#include "dht/dht.hpp"
+
+#include <opendht/dhtrunner.h>
+#include <opendht/value.h>
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/select.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <limits>
+#include <map>
+#include <mutex>
+#include <optional>
+
+#include "crypto/crypto.hpp"
+#include "wire/record.hpp"
+
+namespace ps::dht {
+namespace {
+
+namespace od = ::dht;
+
+// fds a DhtRunner opens: 2 sockets + a stop pipe (2). OpenDHT 2.4.12 select()s
+// on them and aborts the process on an fd >= FD_SETSIZE (stack.md P4); leave room
+// for its socket re-opens on EPIPE/ECONNRESET too.
+constexpr int kFdHeadroom = 16;
+
+std::int64_t unix_now() {
+    using namespace std::chrono;
+    return duration_cast<seconds>(system_clock::now().time_since_epoch()).count();
+}
+
+od::InfoHash to_hash(const Key& k) { return od::InfoHash(k.data(), k.size()); }
+
+Key to_key(const od::InfoHash& h) {
+    Key k;
+    std::copy_n(h.data(), k.size(), k.begin());
+    return k;
+}
+
+Bytes to_bytes(const od::Blob& b) { return Bytes(b.begin(), b.end()); }
+
+std::optional<od::SockAddr> parse_ip(const std::string& ip, std::uint16_t port) {
+    sockaddr_in sin{};
+    sockaddr_in6 sin6{};
+    if (inet_pton(AF_INET, ip.c_str(), &sin.sin_addr) == 1) {
+        sin.sin_family = AF_INET;
+        sin.sin_port = htons(port);
+        return od::SockAddr(reinterpret_cast<const sockaddr*>(&sin), sizeof sin);
+    }
+    if (inet_pton(AF_INET6, ip.c_str(), &sin6.sin6_addr) == 1) {
+        sin6.sin6_family = AF_INET6;
+        sin6.sin6_port = htons(port);
+        return od::SockAddr(reinterpret_cast<const sockaddr*>(&sin6), sizeof sin6);
+    }
+    return std::nullopt;
+}
+
+struct HostPort {
+    std::string host, port;
+};
+
+// "host:port", "[v6]:port". Hostnames are allowed; OpenDHT resolves them on its thread.
+std::optional<HostPort> parse_host_port(const std::string& s) {
+    std::string host, port;
+    if (!s.empty() && s[0] == '[') {
+        auto close = s.find(']');
+        if (close == std::string::npos || close + 1 >= s.size() || s[close + 1] != ':') return std::nullopt;
+        host = s.substr(1, close - 1);
+        port = s.substr(close + 2);
+        in6_addr a6{};
+        if (inet_pton(AF_INET6, host.c_str(), &a6) != 1) return std::nullopt;
+    } else {
+        auto colon = s.rfind(':');
+        if (colon == std::string::npos || colon == 0) return std::nullopt;
+        host = s.substr(0, colon);
+        port = s.substr(colon + 1);
+        if (host.find(':') != std::string::npos) return std::nullopt;  // bare IPv6 needs brackets
+    }
+    if (port.empty() || port.size() > 5 || !std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; }))
+        return std::nullopt;
+    const long p = std::stol(port);
+    if (p < 1 || p > 65535) return std::nullopt;
+    return HostPort{host, port};
+}
+
+// The lowest free fd is what OpenDHT's socket() and pipe() calls will get.
+Status check_fd_headroom() {
+    const int fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return err("dht: cannot open /dev/null to probe fds");
+    ::close(fd);
+    if (fd + kFdHeadroom >= FD_SETSIZE)
+        return err("dht: lowest free fd is " + std::to_string(fd) +
+                   "; OpenDHT 2.4.12 aborts on fds >= FD_SETSIZE (start the DHT earlier)");
+    return {};
+}
+
+// One get() in flight: filled on the OpenDHT thread, read on the loop thread
+// after the DHT thread has handed it over through `post` (or after join()).
+struct GetOp {
+    std::mutex mu;
+    std::map<od::Value::Id, std::pair<std::uint16_t, Bytes>> values;  // id -> (seq, data)
+    std::uint64_t dropped = 0;
+    std::size_t cap = 0;
+    std::function<void(std::vector<Bytes>)> done;
+};
+
+// Shared between the Node, OpenDHT callbacks and posted closures. Stats and the
+// pending-op table are touched on the loop thread only; the atomics on any thread.
+struct Shared {
+    Post post;
+    std::atomic<bool> closed{false};  // set on the loop thread; no user callback runs after
+    std::atomic<std::uint64_t> stores_refused{0};
+    Stats stats;
+    std::uint64_t next_op = 1;
+    std::map<std::uint64_t, std::function<void()>> pending;  // op id -> abort (completes the op)
+
+    // From any thread: run fn on the loop thread unless the node has closed by then.
+    static void deliver(const std::shared_ptr<Shared>& self, std::function<void()> fn) {
+        if (self->closed) return;
+        self->post([self, fn = std::move(fn)] {
+            if (!self->closed) fn();
+        });
+    }
+};
+
+}  // namespace
+
+struct Node::Impl {
+    struct Slot {
+        std::uint64_t generation = 0;
+        od::Value::Id dht_id = 0;
+        std::shared_ptr<od::Value> value;
+    };
+    struct Listen {
+        od::InfoHash key;
+        std::shared_future<std::size_t> token;
+        std::shared_ptr<std::atomic<bool>> cancelled;
+    };
+
+    Config cfg;
+    std::shared_ptr<Shared> shared = std::make_shared<Shared>();
+    std::unique_ptr<od::DhtRunner> runner;
+    bool joined = false;
+    bool stopping = false;
+    std::uint16_t port4 = 0, port6 = 0;
+    std::string id_hex;
+    std::array<std::uint8_t, 16> salt{};
+    std::map<std::pair<Key, std::uint64_t>, Slot> slots;
+    std::map<ListenToken, Listen> listens;
+    ListenToken next_listen = 1;
+
+    // OpenDHT value ids are derived, not the caller's: a fresh salt per run means a
+    // restarted node never collides with its own not-yet-expired copies (whose
+    // OpenDHT seq it no longer knows; storing nodes would keep refreshing the old
+    // content), and `generation` moves to a new id when the 16-bit seq wraps.
+    od::Value::Id derive_id(std::uint64_t value_id, std::uint64_t generation) const {
+        std::uint8_t v[16];
+        for (int i = 0; i < 8; ++i) {
+            v[i] = static_cast<std::uint8_t>(value_id >> (8 * i));
+            v[8 + i] = static_cast<std::uint8_t>(generation >> (8 * i));
+        }
+        const Hash32 h = crypto::blake2b({as_bytes("patchswarm/dht-value-id/v1"), ByteView(salt),
+                                          ByteView(v, sizeof v)});
+        od::Value::Id id = 0;
+        for (int i = 0; i < 8; ++i) id |= od::Value::Id{h[i]} << (8 * i);
+        return id == od::Value::INVALID_ID ? 1 : id;
+    }
+
+    od::ValueType holder_type() const;
+    void join();
+    void complete_pending();
+};
+
+namespace {
+
+// Record checks run by storing nodes (OpenDHT thread). Policies are only called
+// for remote stores: the putting node's own copy is never checked, which is why
+// announce() also checks.
+bool acceptable(const od::InfoHash& key, const od::Value& v, std::int64_t max_age_s,
+                std::optional<wire::HolderRecord>* out = nullptr) {
+    if (v.data.size() > wire::kMaxRecordBytes) return false;
+    auto rec = wire::decode_record(v.data, unix_now(), max_age_s);
+    if (!rec || !record_fits_key(*rec, to_key(key))) return false;
+    if (out) *out = std::move(*rec);
+    return true;
+}
+
+}  // namespace
+
+od::ValueType Node::Impl::holder_type() const {
+    const bool verify = cfg.verify_records;
+    const std::int64_t max_age = cfg.record_max_age_s;
+    std::weak_ptr<Shared> weak = shared;
+    auto store = [verify, max_age, weak](od::InfoHash key, std::shared_ptr<od::Value>& v,
+                                         const od::InfoHash&, const od::SockAddr&) {
+        if (!v) return false;
+        if (!verify) return v->size() <= od::MAX_VALUE_SIZE;
+        if (acceptable(key, *v, max_age)) return true;
+        if (auto s = weak.lock()) s->stores_refused++;
+        return false;
+    };
+    // An edit replaces a stored value with the same OpenDHT id (an updated record).
+    // Only the record's own node may do it, and never back to an older seq: this
+    // stops a replay of an old record and a takeover by anyone who saw the id.
+    auto edit = [verify, max_age, weak](od::InfoHash key, const std::shared_ptr<od::Value>& old_v,
+                                        std::shared_ptr<od::Value>& new_v, const od::InfoHash&,
+                                        const od::SockAddr&) {
+        if (!new_v) return false;
+        if (!verify) return new_v->size() <= od::MAX_VALUE_SIZE;
+        std::optional<wire::HolderRecord> nr;
+        bool ok = acceptable(key, *new_v, max_age, &nr);
+        if (ok && old_v) {
+            // The old copy may be stale by now; it still names its owner.
+            auto orec = wire::decode_record(old_v->data, unix_now(),
+                                            std::numeric_limits<std::int64_t>::max() / 2);
+            if (orec && (orec->node_key != nr->node_key || nr->seq < orec->seq)) ok = false;
+        }
+        if (!ok)
+            if (auto s = weak.lock()) s->stores_refused++;
+        return ok;
+    };
+    return od::ValueType(kHolderValueType, "patchswarm-holder",
+                         std::chrono::seconds(kHolderValueExpirySeconds), store, edit);
+}
+
+void Node::Impl::join() {
+    if (joined || !runner) return;
+    joined = true;
+    try {
+        runner->join();
+    } catch (const std::exception&) {
+        // Nothing useful to do: the threads are gone or were never started.
+    }
+}
+
+void Node::Impl::complete_pending() {
+    // Each abort erases its own entry (and may run user code that adds none:
+    // the node is stopping, so new ops complete through post instead).
+    while (!shared->pending.empty()) {
+        auto first = shared->pending.begin();
+        const auto id = first->first;
+        auto abort = first->second;
+        abort();
+        shared->pending.erase(id);
+    }
+}
+
+Node::Node(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Node::~Node() {
+    if (!impl_) return;
+    impl_->shared->closed = true;
+    impl_->join();
+    // Pending completions hold the Shared block; drop them uncalled.
+    impl_->shared->pending.clear();
+}
+
+Result<std::unique_ptr<Node>> Node::start(const Config& cfg, Post post) {
+    if (!post) return err("dht: post function is empty");
+    if (auto s = crypto::init(); !s) return std::move(s).take_error();
+    if (cfg.bind4.empty() && cfg.bind6.empty()) return err("dht: neither bind4 nor bind6 is set");
+    od::DhtRunner::Config rc;
+    if (!cfg.bind4.empty()) {
+        auto a = parse_ip(cfg.bind4, cfg.port);
+        if (!a || a->getFamily() != AF_INET) return err("dht: bind4 '" + cfg.bind4 + "' is not an IPv4 address");
+        rc.bind4 = *a;
+    }
+    if (!cfg.bind6.empty()) {
+        auto a = parse_ip(cfg.bind6, cfg.port);
+        if (!a || a->getFamily() != AF_INET6) return err("dht: bind6 '" + cfg.bind6 + "' is not an IPv6 address");
+        rc.bind6 = *a;
+    }
+    std::vector<HostPort> boots;
+    for (const auto& b : cfg.bootstrap) {
+        auto hp = parse_host_port(b);
+        if (!hp) return err("dht: bootstrap '" + b + "' is not host:port or [v6]:port");
+        boots.push_back(std::move(*hp));
+    }
+    if (auto s = check_fd_headroom(); !s) return std::move(s).take_error();
+
+    auto impl = std::make_unique<Impl>();
+    impl->cfg = cfg;
+    impl->shared->post = std::move(post);
+    crypto::random_bytes(impl->salt.data(), impl->salt.size());
+    rc.threaded = true;
+    rc.dht_config.node_config.network = cfg.network_id;
+    rc.dht_config.node_config.max_peer_req_per_sec = static_cast<ssize_t>(cfg.max_peer_req_per_sec);
+    try {
+        impl->runner = std::make_unique<od::DhtRunner>();
+        impl->runner->run(rc, od::DhtRunner::Context{});
+        impl->runner->registerType(impl->holder_type());
+        impl->port4 = impl->runner->getBoundPort(AF_INET);
+        impl->port6 = impl->runner->getBoundPort(AF_INET6);
+        impl->id_hex = impl->runner->getNodeId().toString();
+    } catch (const std::exception& e) {
+        impl->join();
+        return err(std::string("dht: cannot start OpenDHT: ") + e.what());
+    }
+    // OpenDHT only logs a family that fails to bind and carries on without it.
+    if (!cfg.bind4.empty() && impl->port4 == 0) {
+        impl->join();
+        return err("dht: cannot bind UDP " + cfg.bind4 + " port " + std::to_string(cfg.port));
+    }
+    if (!cfg.bind6.empty() && impl->port6 == 0) {
+        impl->join();
+        return err("dht: cannot bind UDP [" + cfg.bind6 + "] port " + std::to_string(cfg.port) +
+                   " (an IPv4-only node cannot cancel listens, stack.md P3)");
+    }
+    try {
+        for (const auto& b : boots) impl->runner->bootstrap(b.host, b.port);
+    } catch (const std::exception& e) {
+        impl->join();
+        return err(std::string("dht: bootstrap failed: ") + e.what());
+    }
+    return std::unique_ptr<Node>(new Node(std::move(impl)));
+}
+
+std::uint16_t Node::port() const { return impl_->port4 ? impl_->port4 : impl_->port6; }
+
+std::uint16_t Node::port6() const { return impl_->port6; }
+
+std::string Node::id_hex() const { return impl_->id_hex; }
+
+std::size_t Node::good_nodes() const {
+    if (impl_->joined) return 0;
+    try {
+        return std::size_t{impl_->runner->getNodesStats(AF_INET).good_nodes} +
+               impl_->runner->getNodesStats(AF_INET6).good_nodes;
+    } catch (const std::exception&) {
+        return 0;
+    }
+}
+
+void Node::announce(const Key& key, std::uint64_t value_id, Bytes value, std::function<void(bool)> done) {
+    auto& im = *impl_;
+    auto& sh = im.shared;
+    auto fail = [&] {
+        if (done) Shared::deliver(sh, [done] { done(false); });
+    };
+    if (im.stopping) return fail();
+    if (value.empty() || value.size() > kMaxValueBytes) {
+        sh->stats.announces_refused++;
+        return fail();
+    }
+    if (im.cfg.verify_records) {
+        od::Value probe(kHolderValueType, static_cast<const std::uint8_t*>(value.data()), value.size());
+        if (!acceptable(to_hash(key), probe, im.cfg.record_max_age_s)) {
+            sh->stats.announces_refused++;
+            return fail();
+        }
+    }
+    const auto hash = to_hash(key);
+    auto& slot = im.slots[{key, value_id}];
+    std::uint16_t seq = 1;
+    if (slot.value) {
+        if (slot.value->data == value) {
+            seq = slot.value->seq;  // same content: re-put the same value (a no-op refresh)
+        } else if (slot.value->seq == std::numeric_limits<std::uint16_t>::max()) {
+            // seq would wrap, and storing nodes only take a higher seq: move to a new id.
+            try {
+                im.runner->cancelPut(hash, slot.dht_id);
+            } catch (const std::exception&) {
+            }
+            slot.generation++;
+            slot.dht_id = 0;
+        } else {
+            seq = static_cast<std::uint16_t>(slot.value->seq + 1);
+        }
+    }
+    if (!slot.dht_id) slot.dht_id = im.derive_id(value_id, slot.generation);
+    if (!slot.value || slot.value->data != value) {
+        slot.value = std::make_shared<od::Value>(kHolderValueType, static_cast<const std::uint8_t*>(value.data()), value.size(), slot.dht_id);
+        slot.value->seq = seq;
+    }
+    sh->stats.puts++;
+
+    const std::uint64_t op = sh->next_op++;
+    auto fired = std::make_shared<std::atomic<bool>>(false);
+    auto finish = [sh, op, done](bool ok) {
+        if (!sh->pending.erase(op)) return;  // already completed (by shutdown)
+        if (done) done(ok);
+    };
+    sh->pending[op] = [finish] { finish(false); };
+    try {
+        im.runner->put(
+            hash, slot.value,
+            od::DoneCallbackSimple([sh, finish, fired](bool ok) {
+                if (fired->exchange(true)) return;
+                Shared::deliver(sh, [finish, ok] { finish(ok); });
+            }),
+            od::time_point::max(), /*permanent=*/true);
+    } catch (const std::exception&) {
+        Shared::deliver(sh, [finish] { finish(false); });
+    }
+}
+
+void Node::withdraw(const Key& key, std::uint64_t value_id) {
+    auto& im = *impl_;
+    auto it = im.slots.find({key, value_id});
+    if (it == im.slots.end()) return;
+    if (!im.joined) {
+        try {
+            im.runner->cancelPut(to_hash(key), it->second.dht_id);
+        } catch (const std::exception&) {
+        }
+    }
+    im.slots.erase(it);
+}
+
+void Node::get(const Key& key, std::function<void(std::vector<Bytes>)> done) {
+    auto& im = *impl_;
+    auto& sh = im.shared;
+    if (im.stopping) {
+        if (done) Shared::deliver(sh, [done] { done({}); });
+        return;
+    }
+    sh->stats.gets++;
+    auto g = std::make_shared<GetOp>();
+    g->cap = im.cfg.max_values_per_get;
+    g->done = std::move(done);
+    const std::uint64_t op = sh->next_op++;
+    // Runs on the loop thread, exactly once: from the DHT's done, or from shutdown.
+    auto finish = [sh, op, g] {
+        if (!sh->pending.erase(op)) return;
+        std::vector<Bytes> out;
+        std::uint64_t dropped = 0;
+        {
+            std::lock_guard lock(g->mu);
+            out.reserve(g->values.size());
+            for (auto& [id, v] : g->values) out.push_back(std::move(v.second));
+            g->values.clear();
+            dropped = g->dropped;
+        }
+        sh->stats.values_received += out.size();
+        sh->stats.values_dropped += dropped;
+        if (g->done) g->done(std::move(out));
+    };
+    sh->pending[op] = finish;
+    auto on_values = [g](const std::vector<std::shared_ptr<od::Value>>& vals) {
+        std::lock_guard lock(g->mu);
+        for (const auto& v : vals) {
+            if (!v || v->type != kHolderValueType) continue;
+            if (v->data.empty() || v->data.size() > kMaxValueBytes) {
+                g->dropped++;
+                continue;
+            }
+            auto it = g->values.find(v->id);
+            if (it == g->values.end()) {
+                if (g->values.size() >= g->cap) {
+                    g->dropped++;
+                    continue;
+                }
+                g->values.emplace(v->id, std::make_pair(v->seq, to_bytes(v->data)));
+            } else if (v->seq > it->second.first) {
+                // Several storing nodes may hold different versions of one value.
+                it->second = {v->seq, to_bytes(v->data)};
+            }
+        }
+        return true;
+    };
+    auto fired = std::make_shared<std::atomic<bool>>(false);
+    try {
+        im.runner->get(to_hash(key), od::GetCallback(on_values),
+                       od::DoneCallbackSimple([sh, finish, fired](bool) {
+                           if (fired->exchange(true)) return;
+                           Shared::deliver(sh, finish);
+                       }),
+                       od::Value::TypeFilter(kHolderValueType), od::Where().valueType(kHolderValueType));
+    } catch (const std::exception&) {
+        Shared::deliver(sh, finish);
+    }
+}
+
+ListenToken Node::listen(const Key& key, ListenCallback cb) {
+    auto& im = *impl_;
+    auto& sh = im.shared;
+    if (im.stopping || im.port6 == 0 || !cb) return 0;
+    auto cancelled = std::make_shared<std::atomic<bool>>(false);
+    const std::size_t cap = im.cfg.max_values_per_get;
+    auto on_values = [sh, cancelled, cb, cap](const std::vector<std::shared_ptr<od::Value>>& vals, bool expired) {
+        if (*cancelled) return false;
+        std::vector<Bytes> out;
+        for (const auto& v : vals) {
+            if (!v || v->type != kHolderValueType || v->data.empty() || v->data.size() > kMaxValueBytes)
+                continue;
+            if (out.size() < cap) out.push_back(to_bytes(v->data));
+        }
+        if (!out.empty())
+            Shared::deliver(sh, [sh, cancelled, cb, out = std::move(out), expired]() mutable {
+                if (*cancelled) return;
+                sh->stats.values_received += out.size();
+                cb(std::move(out), expired);
+            });
+        return true;
+    };
+    try {
+        auto fut = im.runner->listen(to_hash(key), od::ValueCallback(on_values),
+                                     od::Value::TypeFilter(kHolderValueType),
+                                     od::Where().valueType(kHolderValueType));
+        const ListenToken token = im.next_listen++;
+        im.listens.emplace(token, Impl::Listen{to_hash(key), fut.share(), cancelled});
+        sh->stats.listens++;
+        return token;
+    } catch (const std::exception&) {
+        return 0;
+    }
+}
+
+void Node::cancel_listen(ListenToken token) {
+    auto& im = *impl_;
+    auto it = im.listens.find(token);
+    if (it == im.listens.end()) return;
+    *it->second.cancelled = true;
+    if (!im.joined) {
+        try {
+            im.runner->cancelListen(it->second.key, it->second.token);
+        } catch (const std::exception&) {
+        }
+    }
+    im.listens.erase(it);
+}
+
+void Node::shutdown(std::function<void()> done) {
+    auto& im = *impl_;
+    auto sh = im.shared;
+    if (im.stopping) {
+        // Second call: done after the first shutdown's work, still through post.
+        if (done) Shared::deliver(sh, done);
+        return;
+    }
+    im.stopping = true;
+    while (!im.listens.empty()) cancel_listen(im.listens.begin()->first);
+    while (!im.slots.empty()) {
+        auto k = im.slots.begin()->first;
+        withdraw(k.first, k.second);
+    }
+    // OpenDHT's own shutdown() only sends nothing and waits for queued ops, which
+    // never run while the node is still "connecting"; join() is what stops it.
+    // Done on the loop thread, from a posted closure: never join from a DHT thread.
+    Impl* raw = impl_.get();
+    sh->post([sh, raw, done] {
+        if (sh->closed) return;  // the Node was destroyed first; ~Node joined
+        raw->join();
+        raw->complete_pending();
+        sh->closed = true;
+        if (done) done();
+    });
+}
+
+const Stats& Node::stats() const {
+    impl_->shared->stats.stores_refused = impl_->shared->stores_refused.load();
+    return impl_->shared->stats;
+}
+
+}  // namespace ps::dht

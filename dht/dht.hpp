@@ -1,0 +1,123 @@
+// dht/dht: the node's handle on the OpenDHT (Kademlia) overlay, used only to
+// publish and find signed holder records (wire/record.hpp) under the keys of
+// dht/keys.hpp. OpenDHT stays behind this pimpl: no OpenDHT type, header or
+// exception crosses this interface.
+//
+// Threading: OpenDHT runs on its own threads (a DhtRunner: DHT loop + UDP
+// receive). Every callback of this class is handed to `post` and therefore runs
+// on the caller's event-loop thread, never on an OpenDHT thread. Node's methods
+// are called from that same loop thread (one thread at a time).
+// Lifetimes, limits and the value type: docs/dht.md.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/bytes.hpp"
+#include "core/result.hpp"
+#include "dht/keys.hpp"
+
+namespace ps::dht {
+
+// Runs fn on the node's event-loop thread (the lead's libuv loop posts through a
+// uv_async). Must be thread-safe: OpenDHT threads call it.
+using Post = std::function<void(std::function<void()>)>;
+
+// OpenDHT value type of holder records; registered on every node at start.
+inline constexpr std::uint16_t kHolderValueType = 0x5A01;
+// Remote copies of a value expire this long after their last refresh; an
+// announcing node refreshes 10 s before that (OpenDHT REANNOUNCE_MARGIN).
+inline constexpr std::int64_t kHolderValueExpirySeconds = 600;
+// OpenDHT's real ceiling for an unsigned value (stack.md P8); larger values are
+// refused here at once instead of failing remotely after 8-10 s.
+inline constexpr std::size_t kMaxValueBytes = 65530;
+
+struct Config {
+    std::string bind4 = "127.0.0.1";  // IPv4 bind address; "" = no IPv4 socket
+    // IPv6 bind address; production "::". Must bind: start() fails when it does not
+    // (stack.md P3: an IPv4-only OpenDHT node cannot cancel listens). "" disables
+    // IPv6 deliberately; listen() then refuses (returns 0).
+    std::string bind6 = "::1";
+    std::uint16_t port = 0;              // 0 = ephemeral (IPv6 reuses the IPv4 port when free)
+    std::vector<std::string> bootstrap;  // "host:port": "127.0.0.1:4222", "[::1]:4222", "seed.example:4222"
+    std::uint32_t network_id = 0x50A7C4;
+    // Per-source-IP request limit of OpenDHT: 0 = its default (max_req_per_sec/8),
+    // -1 = none. Loopback test swarms share one IP and need -1.
+    std::int64_t max_peer_req_per_sec = 0;
+    // When true (the default), this node refuses to store, and to announce, any
+    // holder value that is not a valid, fresh, signed record belonging to the
+    // key (its domain key, or the global key for origins/super-nodes), and lets a
+    // stored record be replaced only by one from the same node_key with seq >=.
+    bool verify_records = true;
+    std::int64_t record_max_age_s = 3600;  // freshness bound used by that check
+    // Most values one get() returns (distinct OpenDHT value ids); the rest are
+    // dropped and counted (security.md C1: one key must not flood a device).
+    std::size_t max_values_per_get = 256;
+};
+
+struct Stats {
+    std::uint64_t gets = 0, puts = 0, values_received = 0;
+    std::uint64_t listens = 0;
+    std::uint64_t values_dropped = 0;     // over max_values_per_get, or wrong size
+    std::uint64_t announces_refused = 0;  // announce() refused locally (size, or record check)
+    std::uint64_t stores_refused = 0;     // remote puts/edits this node refused to store
+};
+
+using ListenToken = std::uint64_t;  // 0 = no listen
+// values: values added under the key (expired=false) or that expired (expired=true).
+using ListenCallback = std::function<void(std::vector<Bytes> values, bool expired)>;
+
+class Node {
+public:
+    // Starts a threaded DhtRunner bound as configured, registers the holder value
+    // type and starts bootstrapping (retried by OpenDHT while disconnected).
+    // Errors: unparsable address/bootstrap, a socket that does not bind, or fds
+    // too close to FD_SETSIZE (stack.md P4: OpenDHT would abort the process).
+    // Every callback below is delivered through `post`, never on an OpenDHT thread.
+    static Result<std::unique_ptr<Node>> start(const Config&, Post post);
+    ~Node();  // joins OpenDHT's threads; pending callbacks are dropped. Call shutdown() first when possible.
+    Node(const Node&) = delete;
+    Node& operator=(const Node&) = delete;
+
+    std::uint16_t port() const;  // bound UDP port (IPv4, else IPv6)
+    std::uint16_t port6() const; // bound IPv6 UDP port, 0 if none
+    std::string id_hex() const;  // OpenDHT node id, 40 hex digits
+    std::size_t good_nodes() const;  // good routing-table entries, IPv4 + IPv6
+
+    // Publishes `value` under `key` and keeps it alive (refreshed before remote
+    // copies expire) until withdraw() or shutdown(). Announcing again with the same
+    // value_id replaces the previous value on this node and on storing nodes.
+    // done(ok): after the first round of stores; ok=true does not prove that a
+    // storing node accepted it (stack.md P5). done(false) at once, without
+    // publishing, for an empty or oversized value, a value that fails the record
+    // check (Config::verify_records), or after shutdown().
+    void announce(const Key&, std::uint64_t value_id, Bytes value, std::function<void(bool ok)> done = {});
+    // Stops refreshing (cancelPut) and drops the local copy; remote copies expire
+    // within kHolderValueExpirySeconds (the protocol has no delete).
+    void withdraw(const Key&, std::uint64_t value_id);
+    // All raw holder values currently stored under key, one per OpenDHT value id
+    // (the newest version seen), at most max_values_per_get. One callback, after
+    // the lookup completes. Untrusted: filter with select_holders().
+    void get(const Key&, std::function<void(std::vector<Bytes>)> done);
+    // Calls cb for values added under key (and expired ones) until cancel_listen.
+    // Returns 0 (and never calls cb) after shutdown() or on an IPv4-only node.
+    ListenToken listen(const Key&, ListenCallback cb);
+    void cancel_listen(ListenToken);
+
+    // Clean stop: cancels listens and puts, stops OpenDHT and joins its threads,
+    // completes any get (with the values seen so far) and announce (ok=false)
+    // still pending, then posts `done`. No callback runs after done. After done, destroy.
+    void shutdown(std::function<void()> done);
+
+    const Stats& stats() const;
+
+private:
+    struct Impl;
+    explicit Node(std::unique_ptr<Impl>);
+    std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace ps::dht
