@@ -20,6 +20,9 @@ void add_manifest_commands(CLI::App& app, Commands& out);
 // node, fetch.
 void add_network_commands(CLI::App& app, Commands& out);
 
+// sim (the discrete-event simulator).
+void add_sim_commands(CLI::App& app, Commands& out);
+
 // Prints "patchswarm <cmd>: <reason>" to stderr and returns exit code `code`.
 int fail(const std::string& cmd, const std::string& reason, int code = 1);
 

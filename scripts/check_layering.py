@@ -13,7 +13,8 @@ ALLOWED = {
     "wire": {"core", "crypto"},
     "dht": {"core", "crypto", "wire"},
     "transfer": {"core", "crypto", "wire"},
-    "node": {"core", "crypto", "wire", "dht", "transfer"},
+    "sim": {"core"},
+    "node": {"core", "crypto", "wire", "dht", "transfer", "sim"},
 }
 # third-party header prefix -> the only module that may include it
 THIRD_PARTY = {
