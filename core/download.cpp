@@ -190,6 +190,11 @@ void Download::pump(Millis now, std::vector<Action>& out) {
 }
 
 void Download::tick(Millis now, std::vector<Action>& out) {
+    expire(now, out);
+    pump(now, out);
+}
+
+void Download::expire(Millis now, std::vector<Action>& out) {
     if (!started_) started_ = now;
     for (std::uint32_t s = 0; s < held_.size(); ++s) {
         auto& v = in_flight_[s];
@@ -205,7 +210,6 @@ void Download::tick(Millis now, std::vector<Action>& out) {
             out.push_back({Action::Cancel, peer, s});
         }
     }
-    pump(now, out);
 }
 
 }  // namespace ps::core

@@ -105,8 +105,11 @@ public:
     // the sender for this patch and cancels everything asked of it.
     void segment_done(PeerId peer, std::uint32_t seg, bool valid, std::vector<Action>& out);
     void rejected(PeerId peer, std::uint32_t seg, RejectReason why, Millis now);
-    // Expires stalled requests (emitting Cancel) and fills free request slots.
+    // Expires stalled requests (emitting Cancel), then fills free request slots.
     void tick(Millis now, std::vector<Action>& out);
+    // Only expires stalled requests (for a driver that holds back new requests,
+    // e.g. under a download rate limit).
+    void expire(Millis now, std::vector<Action>& out);
     // Fills free request slots; call after any event that may have freed one.
     void pump(Millis now, std::vector<Action>& out);
 
@@ -149,37 +152,6 @@ private:
     std::map<PeerId, Peer> peers_;  // ordered: decisions never depend on hash order
     std::vector<std::uint32_t> scratch_;
     std::optional<Millis> started_;  // first pump or tick
-};
-
-// Whether to keep serving after the download completed: until the node has
-// uploaded `ratio` times what it downloaded, or `max_seconds` passed, whichever
-// comes first. ratio <= 0 means stop at once.
-struct SeedPolicy {
-    double ratio = 1.0;
-    double max_seconds = 600;
-    bool keep_seeding(std::uint64_t uploaded, std::uint64_t downloaded, double seconds_since_complete) const {
-        if (ratio <= 0) return false;
-        if (seconds_since_complete >= max_seconds) return false;
-        return static_cast<double>(uploaded) < ratio * static_cast<double>(downloaded);
-    }
-};
-
-// Whether to serve a request now, queue it, or refuse it.
-struct UploadPolicy {
-    // Requests a peer may have queued with us; beyond that it is answered busy.
-    std::uint32_t max_queued_per_peer = 8;
-    enum class Decision { Serve, Queue, Reject };
-    struct Verdict {
-        Decision decision;
-        RejectReason reason = RejectReason::Busy;
-    };
-    Verdict decide(bool held, bool peer_banned, std::uint32_t queued_for_peer, bool link_congested) const {
-        if (peer_banned) return {Decision::Reject, RejectReason::Banned};
-        if (!held) return {Decision::Reject, RejectReason::NotHeld};
-        if (queued_for_peer >= max_queued_per_peer) return {Decision::Reject, RejectReason::Busy};
-        if (link_congested || queued_for_peer > 0) return {Decision::Queue};
-        return {Decision::Serve};
-    }
 };
 
 }  // namespace ps::core

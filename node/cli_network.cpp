@@ -4,6 +4,7 @@
 
 #include <sys/stat.h>
 
+#include <cctype>
 #include <csignal>
 #include <cstdio>
 #include <ctime>
@@ -34,6 +35,8 @@ struct NetArgs {
     std::string trust;
     std::string dht_bind6;  // default: ::1 for a loopback listen address, else ::
     std::uint32_t max_peers = 32;
+    std::uint32_t upload_slots = 0;  // 0 = the role's default
+    std::string upload_limit = "0", download_limit = "0";
 
     void add_to(CLI::App* sub, bool role_required) {
         sub->add_option("--data", data_dir, "Data folder (node key, downloads)")->required();
@@ -46,6 +49,9 @@ struct NetArgs {
         sub->add_option("--trust", trust, "Operator public key or trust file")->required();
         sub->add_option("--dht-bind6", dht_bind6, "IPv6 address for the DHT socket");
         sub->add_option("--max-peers", max_peers, "Most connections at once");
+        sub->add_option("--upload-slots", upload_slots, "Peers served at once (default: peer 4, super 64, origin 16)");
+        sub->add_option("--upload-limit", upload_limit, "Upload rate limit in bytes/s, K/M/G suffixes (0 = none)");
+        sub->add_option("--download-limit", download_limit, "Download rate limit in bytes/s, K/M/G suffixes (0 = none)");
     }
 };
 
@@ -62,6 +68,17 @@ Result<crypto::SecretKey> node_key(const std::string& data_dir) {
     auto kp = crypto::generate_keypair();
     if (auto st = node::write_keypair(sec, pub, kp); !st) return std::move(st).take_error();
     return kp.sk;
+}
+
+// "0", "1500", "64K", "10M", "1G" (powers of 1024) -> bytes per second.
+Result<std::uint64_t> parse_rate(const std::string& opt, const std::string& v) {
+    std::size_t digits = 0;
+    while (digits < v.size() && std::isdigit(static_cast<unsigned char>(v[digits]))) ++digits;
+    std::string rest = v.substr(digits);
+    std::uint64_t mult = rest.empty() ? 1 : rest == "K" ? 1ull << 10 : rest == "M" ? 1ull << 20 : rest == "G" ? 1ull << 30 : 0;
+    if (digits == 0 || digits > 12 || mult == 0)
+        return err(opt + " '" + v + "' is not a rate such as 500K, 10M or 1G (bytes per second)");
+    return std::stoull(v.substr(0, digits)) * mult;
 }
 
 Result<Setup> make_setup(const NetArgs& a) {
@@ -83,6 +100,13 @@ Result<Setup> make_setup(const NetArgs& a) {
     s.opts.listen_host = ep->first;
     s.opts.listen_port = ep->second;
     s.opts.max_peers = a.max_peers;
+    auto up = parse_rate("--upload-limit", a.upload_limit);
+    if (!up) return std::move(up).take_error();
+    auto down = parse_rate("--download-limit", a.download_limit);
+    if (!down) return std::move(down).take_error();
+    s.opts.upload_rate = *up;
+    s.opts.download_rate = *down;
+    s.opts.uploads.slots = a.upload_slots ? a.upload_slots : *role == Role::Super ? 64 : *role == Role::Origin ? 16 : 4;
     bool loopback = ep->first.rfind("127.", 0) == 0 || ep->first == "::1";
     s.opts.dht.bind4 = ep->first.find(':') == std::string::npos ? ep->first : "";
     s.opts.dht.bind6 = !a.dht_bind6.empty() ? a.dht_bind6 : (loopback ? "::1" : "::");

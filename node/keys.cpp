@@ -184,8 +184,9 @@ Result<crypto::PublicKey> parse_public_key(std::string_view text, const std::str
 Result<crypto::PublicKey> load_public_key(const std::string& path) {
     auto data = read_file_limited(path, kMaxKeyFileBytes);
     if (!data) return std::move(data).take_error();
-    return parse_public_key(std::string_view(reinterpret_cast<const char*>(data->data()), data->size()),
-                            "public key file " + path);
+    return parse_public_key(
+        std::string_view(reinterpret_cast<const char*>(data->data()), data->size()),
+        "public key file " + path);
 }
 
 Result<Bytes> read_file_limited(const std::string& path, std::size_t max_bytes) {

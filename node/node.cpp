@@ -34,6 +34,18 @@ void debug(const char* fmt, Args... args) {
 Node::Node(transfer::Loop& loop, NodeOptions opts, transfer::Identity identity)
     : loop_(loop), opts_(std::move(opts)), self_(std::move(identity)) {
     if (opts_.advertise_host.empty()) opts_.advertise_host = opts_.listen_host;
+    uploads_.set_config(opts_.uploads);
+    set_rate_limits(opts_.upload_rate, opts_.download_rate);
+}
+
+void Node::set_rate_limits(std::uint64_t upload, std::uint64_t download) {
+    auto now = loop_.now_ms();
+    // A burst of a quarter second, but at least one segment, so a segment can always go.
+    auto burst = [](std::uint64_t rate) { return std::max<std::uint64_t>(rate / 4, wire::kDefaultSegmentSize); };
+    uploads_.set_rate(now, upload, burst(upload));
+    download_bucket_.set_rate(now, download, burst(download));
+    opts_.upload_rate = upload;
+    opts_.download_rate = download;
 }
 
 Node::~Node() {
@@ -82,7 +94,9 @@ Node::Swarm* Node::swarm(const Hash32& id) {
 void Node::add_swarm(Swarm s) {
     s.value_id = crypto::random_u64();
     s.stats.started_ms = loop_.now_ms();
+    s.index = static_cast<std::uint32_t>(swarm_by_index_.size());
     auto id = s.vm.id;
+    swarm_by_index_.push_back(id);
     auto& sw = swarms_[id] = std::move(s);
     for (auto& [cid, p] : peers_)
         if (p.conn->ready()) send_have(p, sw);
@@ -228,13 +242,9 @@ void Node::on_closed(transfer::Connection& c, const std::string& reason) {
         for (auto p = s.partial.begin(); p != s.partial.end();)
             p = p->first.first == id ? s.partial.erase(p) : std::next(p);
     }
+    uploads_.peer_gone(id);
     peers_.erase(it);  // destroys c
-    for (auto& [sid, s] : swarms_)
-        if (s.dl && !s.dl->complete()) {
-            actions_.clear();
-            s.dl->pump(loop_.now_ms(), actions_);
-            run_actions(s, actions_);
-        }
+    for (auto& [sid, s] : swarms_) pump_requests(s);
 }
 
 void Node::on_message(transfer::Connection& c, ByteView frame) {
@@ -254,23 +264,22 @@ void Node::on_message(transfer::Connection& c, ByteView frame) {
             } else {
                 Swarm* s = swarm(m.manifest);
                 if constexpr (std::is_same_v<T, wire::MsgRequest>) {
-                    if (!s) return send_msg(p, wire::MsgReject{m.manifest, m.segment, std::uint8_t(core::RejectReason::UnknownPatch)});
+                    using V = core::Uploads::Verdict;
+                    auto reject = [&](core::RejectReason r) {
+                        send_msg(p, wire::MsgReject{m.manifest, m.segment, std::uint8_t(r)});
+                    };
+                    if (!s) return reject(core::RejectReason::UnknownPatch);
                     bool banned = s->stats.banned.count(to_hex(c.peer().key)) != 0;
-                    auto v = opts_.upload.decide(s->store->held().test(m.segment), banned,
-                                                 static_cast<std::uint32_t>(p.queue.size()),
-                                                 c.queued_bytes() >= transfer::Connection::kHighWater);
-                    if (v.decision == core::UploadPolicy::Decision::Reject)
-                        return send_msg(p, wire::MsgReject{m.manifest, m.segment, std::uint8_t(v.reason)});
-                    p.queue.push_back({m.manifest, m.segment});
-                    if (v.decision == core::UploadPolicy::Decision::Serve) serve_queue(p);
+                    switch (uploads_.request(c.id(), cookie(*s, m.segment), s->store->held().test(m.segment), banned)) {
+                        case V::Queued: return pump_uploads();
+                        case V::Busy: return reject(core::RejectReason::Busy);
+                        case V::NotHeld: return reject(core::RejectReason::NotHeld);
+                        case V::Banned: return reject(core::RejectReason::Banned);
+                    }
                     return;
                 }
                 if constexpr (std::is_same_v<T, wire::MsgCancel>) {
-                    for (auto q = p.queue.begin(); q != p.queue.end(); ++q)
-                        if (q->manifest == m.manifest && q->segment == m.segment) {
-                            p.queue.erase(q);
-                            break;
-                        }
+                    if (s) uploads_.cancel(c.id(), cookie(*s, m.segment));
                     return;
                 }
                 if (!s) return;  // a patch we do not take part in
@@ -294,11 +303,7 @@ void Node::on_message(transfer::Connection& c, ByteView frame) {
                     s->partial.erase({c.id(), m.segment});
                     s->dl->rejected(c.id(), m.segment, static_cast<core::RejectReason>(m.reason), now);
                 }
-                if (s->dl && !s->dl->complete()) {
-                    actions_.clear();
-                    s->dl->pump(now, actions_);
-                    run_actions(*s, actions_);
-                }
+                pump_requests(*s);
             }
         },
         *msg);
@@ -317,6 +322,7 @@ void Node::handle_data(Peer& p, Swarm& s, std::uint32_t seg, std::uint32_t offse
     if (buf.empty()) buf.reserve(len);
     buf.insert(buf.end(), data.begin(), data.end());
     s.stats.bytes_from[static_cast<int>(class_of(p))] += data.size();
+    download_bucket_.spend(loop_.now_ms(), data.size());
     if (buf.size() < len) return;
     Bytes whole = std::move(buf);
     s.partial.erase({cid, seg});
@@ -347,8 +353,8 @@ void Node::segment_arrived(Peer& p, Swarm& s, std::uint32_t seg, Bytes data) {
                     send_msg(other, wire::MsgHaveOne{s.vm.id, seg});
         }
     }
-    s.dl->pump(now, actions_);
     run_actions(s, actions_);
+    pump_requests(s);
     if (!s.announced) announce(s);
     if (s.dl->complete()) finish(s);
 }
@@ -381,35 +387,50 @@ void Node::finish(Swarm& s) {
 
 // ---- uploads ----
 
-void Node::serve_queue(Peer& p) {
-    while (!p.queue.empty() && p.conn->ready() && p.conn->queued_bytes() < transfer::Connection::kHighWater) {
-        Upload u = p.queue.front();
-        p.queue.pop_front();
-        serve_one(p, u);
+std::uint64_t Node::cookie(const Swarm& s, std::uint32_t seg) { return std::uint64_t{s.index} << 32 | seg; }
+
+void Node::pump_requests(Swarm& s) {
+    if (!s.dl || s.dl->complete() || stopping_) return;
+    auto now = loop_.now_ms();
+    if (!download_bucket_.ready(now)) return;  // the tick tries again
+    actions_.clear();
+    s.dl->pump(now, actions_);
+    run_actions(s, actions_);
+}
+
+void Node::pump_uploads() {
+    auto now = loop_.now_ms();
+    auto writable = [this](core::PeerId id) {
+        auto it = peers_.find(id);
+        return it != peers_.end() && it->second.conn->ready() &&
+               it->second.conn->queued_bytes() < transfer::Connection::kHighWater;
+    };
+    while (auto item = uploads_.next(now, writable)) {
+        auto sid = static_cast<std::uint32_t>(item->what >> 32);
+        auto seg = static_cast<std::uint32_t>(item->what);
+        Swarm* s = sid < swarm_by_index_.size() ? swarm(swarm_by_index_[sid]) : nullptr;
+        if (!s) continue;
+        serve_one(peers_.at(item->peer), *s, seg);
+        uploads_.sent(now, s->store->segment_length(seg));
     }
 }
 
-bool Node::serve_one(Peer& p, const Upload& u) {
-    Swarm* s = swarm(u.manifest);
-    if (!s) return false;
-    Bytes seg;
-    if (auto st = s->store->read(u.segment, seg); !st) {
-        send_msg(p, wire::MsgReject{u.manifest, u.segment, std::uint8_t(core::RejectReason::NotHeld)});
-        return false;
+void Node::serve_one(Peer& p, Swarm& s, std::uint32_t seg) {
+    Bytes data;
+    if (auto st = s.store->read(seg, data); !st) {
+        std::fprintf(stderr, "patchswarm: %s\n", st.error().c_str());
+        send_msg(p, wire::MsgReject{s.vm.id, seg, std::uint8_t(core::RejectReason::NotHeld)});
+        return;
     }
-    if (opts_.fault_corrupt_uploads && !seg.empty()) seg[seg.size() / 2] ^= 0x5A;
-    for (std::size_t off = 0; off < seg.size(); off += wire::kMaxChunk) {
-        std::size_t n = std::min(wire::kMaxChunk, seg.size() - off);
-        send_msg(p, wire::MsgData{u.manifest, u.segment, static_cast<std::uint32_t>(off), ByteView(seg).subspan(off, n)});
+    if (opts_.fault_corrupt_uploads && !data.empty()) data[data.size() / 2] ^= 0x5A;
+    for (std::size_t off = 0; off < data.size(); off += wire::kMaxChunk) {
+        std::size_t n = std::min(wire::kMaxChunk, data.size() - off);
+        send_msg(p, wire::MsgData{s.vm.id, seg, static_cast<std::uint32_t>(off), ByteView(data).subspan(off, n)});
     }
-    s->stats.bytes_uploaded += seg.size();
-    return true;
+    s.stats.bytes_uploaded += data.size();
 }
 
-void Node::on_writable(transfer::Connection& c) {
-    auto it = peers_.find(c.id());
-    if (it != peers_.end()) serve_queue(it->second);
-}
+void Node::on_writable(transfer::Connection&) { pump_uploads(); }
 
 // ---- time ----
 
@@ -420,12 +441,14 @@ void Node::tick() {
         if (!p.conn->ready() && !p.conn->closing() && now - p.conn->created_ms() > opts_.handshake_timeout_ms)
             stale.push_back(p.conn.get());
     for (auto* c : stale) c->close("handshake timed out");
+    pump_uploads();  // sends held back by the rate limit
 
     for (auto& [id, s] : swarms_) {
         if (s.dl && !s.dl->complete()) {
             actions_.clear();
-            s.dl->tick(now, actions_);
+            s.dl->expire(now, actions_);
             run_actions(s, actions_);
+            pump_requests(s);
             if (now - s.last_lookup_ms >= opts_.lookup_interval_ms) lookup(s);
         }
         // Refresh the record when what we hold changed, and well before readers

@@ -18,6 +18,7 @@
 #include <string>
 
 #include "core/download.hpp"
+#include "core/policy.hpp"
 #include "dht/dht.hpp"
 #include "node/store.hpp"
 #include "node/trust.hpp"
@@ -34,7 +35,9 @@ struct NodeOptions {
     std::string advertise_host;         // what holder records say; default listen_host
     dht::Config dht;
     core::DownloadConfig download;
-    core::UploadPolicy upload;
+    core::Uploads::Config uploads;       // upload slots and per-peer queue
+    std::uint64_t upload_rate = 0;       // bytes/s, 0 = unlimited
+    std::uint64_t download_rate = 0;     // bytes/s, 0 = unlimited
     std::size_t max_peers = 32;         // connections at once
     std::uint64_t lookup_interval_ms = 1'000;
     std::uint64_t handshake_timeout_ms = 10'000;
@@ -68,6 +71,8 @@ public:
     // Downloads a patch into the data folder, then copies it to out_path and
     // calls on_complete. Keeps serving it afterwards.
     Status fetch(const VerifiedManifest& vm, const std::string& out_path, Done on_complete);
+    // Changes the rate limits (bytes/s, 0 = unlimited) while running.
+    void set_rate_limits(std::uint64_t upload, std::uint64_t download);
     // Withdraws DHT records, closes every connection, stops the DHT; then `done`.
     void shutdown(std::function<void()> done);
 
@@ -84,17 +89,13 @@ public:
     void on_closed(transfer::Connection& c, const std::string& reason) override;
 
 private:
-    struct Upload {
-        Hash32 manifest;
-        std::uint32_t segment;
-    };
     struct Peer {
         std::unique_ptr<transfer::Connection> conn;
         std::set<Hash32> told;  // patches we sent our Have for
-        std::deque<Upload> queue;
     };
     struct Swarm {
         VerifiedManifest vm;
+        std::uint32_t index = 0;  // small number naming it in upload cookies
         std::unique_ptr<SegmentStore> store;
         std::optional<core::Download> dl;  // set while downloading
         std::string out_path;
@@ -120,8 +121,10 @@ private:
     void run_actions(Swarm& s, std::vector<core::Action>& actions);
     void handle_data(Peer& p, Swarm& s, std::uint32_t seg, std::uint32_t offset, ByteView data);
     void segment_arrived(Peer& p, Swarm& s, std::uint32_t seg, Bytes data);
-    void serve_queue(Peer& p);
-    bool serve_one(Peer& p, const Upload& u);
+    void pump_uploads();
+    void serve_one(Peer& p, Swarm& s, std::uint32_t seg);
+    void pump_requests(Swarm& s);
+    static std::uint64_t cookie(const Swarm& s, std::uint32_t seg);
     void finish(Swarm& s);
     Swarm* swarm(const Hash32& id);
     core::SourceClass class_of(const Peer& p) const;
@@ -136,6 +139,9 @@ private:
     std::map<crypto::PublicKey, std::uint64_t> by_key_;
     std::set<crypto::PublicKey> dialing_;
     std::map<Hash32, Swarm> swarms_;
+    std::vector<Hash32> swarm_by_index_;
+    core::Uploads uploads_;
+    core::TokenBucket download_bucket_;
     std::vector<core::Action> actions_;
     Bytes scratch_;
     bool stopping_ = false;

@@ -6,9 +6,9 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <condition_variable>
 #include <cstring>
 #include <ctime>
-#include <condition_variable>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -79,8 +79,9 @@ std::string format_rotation(const KeyRotation& r) {
 Result<KeyRotation> parse_rotation(std::string_view line) {
     auto w = split_words(line);
     if (w.size() != 6 || w[0] != "rotate")
-        return err("key rotation: expected 'rotate <new key> <0|1> <created> <signer key> "
-                   "<signature>'");
+        return err(
+            "key rotation: expected 'rotate <new key> <0|1> <created> <signer key> "
+            "<signature>'");
     KeyRotation r;
     if (!parse_lower_hex(w[1], r.new_key.data(), r.new_key.size()))
         return err("key rotation: new key must be 64 lowercase hex digits");
@@ -254,6 +255,101 @@ Result<VerifiedManifest> load_verified_manifest(const std::string& path, const T
     return verify_manifest_bytes(*data, trust, now_unix);
 }
 
+// ---------------------------------------------------------------- rollback guard
+
+namespace {
+
+// Longest line: name (64) + u64 (20) + hash (64) + separators.
+constexpr std::size_t kMaxRollbackFileBytes = kMaxRollbackEntries * 160 + 64;
+
+bool parse_u64(std::string_view s, std::uint64_t& out) {
+    if (s.empty() || s.size() > 20 || (s.size() > 1 && s[0] == '0')) return false;
+    std::uint64_t v = 0;
+    for (char c : s) {
+        if (c < '0' || c > '9') return false;
+        std::uint64_t d = static_cast<std::uint64_t>(c - '0');
+        if (v > (UINT64_MAX - d) / 10) return false;
+        v = v * 10 + d;
+    }
+    out = v;
+    return true;
+}
+
+}  // namespace
+
+Result<RollbackGuard> RollbackGuard::load(const std::string& path) {
+    RollbackGuard g;
+    g.path_ = path;
+    struct stat st;
+    if (::stat(path.c_str(), &st) != 0 && errno == ENOENT) return g;  // first start
+    auto data = read_file_limited(path, kMaxRollbackFileBytes);
+    if (!data) return err("rollback state: " + data.error());
+    std::string_view text(reinterpret_cast<const char*>(data->data()), data->size());
+    std::string what = "rollback state " + path;
+    if (text.empty() || text.back() != '\n') return err(what + ": truncated (no final newline)");
+    std::size_t pos = 0, lineno = 0;
+    while (pos < text.size()) {
+        auto nl = text.find('\n', pos);
+        auto line = text.substr(pos, nl - pos);
+        pos = nl + 1;
+        ++lineno;
+        if (lineno == 1) {
+            if (line != kRollbackFileHeader)
+                return err(what + ": first line must be '" + std::string(kRollbackFileHeader) +
+                           "'");
+            continue;
+        }
+        auto where = what + " line " + std::to_string(lineno) + ": ";
+        auto w = split_words(line);
+        Entry e;
+        if (w.size() != 3 || !parse_u64(w[1], e.version) || e.version == 0 ||
+            !parse_lower_hex(w[2], e.id.data(), e.id.size()))
+            return err(where + "expected '<name> <version> <manifest id>'");
+        if (!wire::valid_patch_name(w[0])) return err(where + "not a valid patch name");
+        std::string name(w[0]);
+        if (!g.entries_.emplace(name, e).second) return err(where + "name listed twice");
+        if (g.entries_.size() > kMaxRollbackEntries) return err(what + ": too many entries");
+    }
+    return g;
+}
+
+const RollbackGuard::Entry* RollbackGuard::find(const std::string& name) const {
+    auto it = entries_.find(name);
+    return it == entries_.end() ? nullptr : &it->second;
+}
+
+Status RollbackGuard::check(const VerifiedManifest& v) const {
+    const auto& m = v.manifest;
+    const Entry* e = find(m.name);
+    if (!e) return {};
+    if (m.version < e->version)
+        return err("rollback: " + m.name + " version " + std::to_string(m.version) +
+                   " is older than accepted version " + std::to_string(e->version));
+    if (m.version == e->version && v.id != e->id)
+        return err("rollback: " + m.name + " version " + std::to_string(m.version) +
+                   " was already accepted as a different manifest " + wire::short_hex(e->id));
+    return {};
+}
+
+Status RollbackGuard::accept(const VerifiedManifest& v) {
+    if (auto s = check(v); !s) return s;
+    const auto& m = v.manifest;
+    const Entry* e = find(m.name);
+    if (e && e->version == m.version) return {};  // the same manifest again
+    if (!e && entries_.size() >= kMaxRollbackEntries)
+        return err("rollback state: already tracks " + std::to_string(kMaxRollbackEntries) +
+                   " patch names");
+    auto next = entries_;
+    next[m.name] = Entry{m.version, v.id};
+    std::string text = std::string(kRollbackFileHeader) + "\n";
+    for (auto& [name, entry] : next)
+        text += name + " " + std::to_string(entry.version) + " " + to_hex(entry.id) + "\n";
+    if (auto s = write_file_atomic(path_, as_bytes(text), 0600); !s)
+        return err("rollback state: " + s.error());
+    entries_ = std::move(next);
+    return {};
+}
+
 // ---------------------------------------------------------------- file digest
 
 namespace {
@@ -397,7 +493,8 @@ Result<FileDigest> digest_file(const std::string& path, std::uint32_t segment_si
 
 Status check_patch_file(const wire::Manifest& m, const std::string& path) {
     struct stat st;
-    if (::stat(path.c_str(), &st) != 0) return err("cannot stat " + path + ": " + std::strerror(errno));
+    if (::stat(path.c_str(), &st) != 0)
+        return err("cannot stat " + path + ": " + std::strerror(errno));
     if (static_cast<std::uint64_t>(st.st_size) != m.total_size)
         return err("file " + path + " is " + std::to_string(st.st_size) +
                    " bytes, the manifest says " + std::to_string(m.total_size));

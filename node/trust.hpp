@@ -26,8 +26,8 @@ namespace ps::node {
 inline constexpr const char* kTrustFileHeader = "patchswarm-trust-v1";
 // A trust file is a short text file; these bound what a hostile one can cost.
 inline constexpr std::size_t kMaxTrustFileBytes = 64 * 1024;
-inline constexpr std::size_t kMaxTrustedKeys = 64;       // keys, revoked ones included
-inline constexpr std::size_t kMaxRotations = 256;        // as TUF's max_root_rotations
+inline constexpr std::size_t kMaxTrustedKeys = 64;  // keys, revoked ones included
+inline constexpr std::size_t kMaxRotations = 256;   // as TUF's max_root_rotations
 
 // A statement, signed by a currently trusted key, that introduces new_key and
 // optionally revokes the signer. One text line:
@@ -92,8 +92,39 @@ struct VerifiedManifest {
 // expiry against now_unix ("manifest expired at 2026-01-02T03:04:05Z").
 Result<VerifiedManifest> verify_manifest_bytes(ByteView bytes, const TrustStore&,
                                                std::int64_t now_unix);
-Result<VerifiedManifest> load_verified_manifest(const std::string& manifest_path,
-                                                const TrustStore&, std::int64_t now_unix);
+Result<VerifiedManifest> load_verified_manifest(const std::string& manifest_path, const TrustStore&,
+                                                std::int64_t now_unix);
+
+// Rollback protection: the highest accepted version (and its manifest id) per
+// patch name, persisted in a small text state file that survives restarts:
+//   patchswarm-rollback-v1
+//   <name> <version> <manifest id hex>
+// A missing file is an empty guard (first start); a damaged one is an error,
+// never silently forgotten (that would re-open rollback).
+inline constexpr const char* kRollbackFileHeader = "patchswarm-rollback-v1";
+inline constexpr std::size_t kMaxRollbackEntries = 4096;  // patch names one node tracks
+
+class RollbackGuard {
+public:
+    struct Entry {
+        std::uint64_t version = 0;
+        Hash32 id{};
+    };
+    static Result<RollbackGuard> load(const std::string& path);
+
+    // Fails with "rollback: ims-client version 4 is older than accepted version 5"
+    // or "... version 5 was already accepted as a different manifest <id>".
+    // Re-checking the very manifest already accepted (same id) succeeds.
+    Status check(const VerifiedManifest&) const;
+    // check(), then records the manifest and rewrites the state file atomically.
+    // On any error nothing changes, in memory or on disk.
+    Status accept(const VerifiedManifest&);
+    const Entry* find(const std::string& name) const;
+
+private:
+    std::string path_;
+    std::map<std::string, Entry> entries_;
+};
 
 // Segment and whole-file digest of a file, computed in one streaming pass with
 // bounded memory (a few 1 MiB buffers whatever the file or segment size).

@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "core/download.hpp"
+#include "core/policy.hpp"
 
 using namespace ps;
 using namespace ps::core;
@@ -221,16 +222,72 @@ TEST_CASE("download: same seed gives the same order, another seed spreads") {
     CHECK(order(42) != order(43));
 }
 
-TEST_CASE("policies: seeding stops at the ratio or the time limit; uploads respect bans and queues") {
+TEST_CASE("policies: seeding stops at the ratio or the time limit") {
     SeedPolicy sp{.ratio = 1.0, .max_seconds = 60};
     CHECK(sp.keep_seeding(10, 100, 1));
     CHECK_FALSE(sp.keep_seeding(100, 100, 1));
     CHECK_FALSE(sp.keep_seeding(0, 100, 60));
     CHECK_FALSE(SeedPolicy{.ratio = 0}.keep_seeding(0, 100, 0));
-    UploadPolicy up{.max_queued_per_peer = 2};
-    CHECK(up.decide(true, false, 0, false).decision == UploadPolicy::Decision::Serve);
-    CHECK(up.decide(true, false, 0, true).decision == UploadPolicy::Decision::Queue);
-    CHECK(up.decide(true, false, 2, false).reason == RejectReason::Busy);
-    CHECK(up.decide(false, false, 0, false).reason == RejectReason::NotHeld);
-    CHECK(up.decide(true, true, 0, false).reason == RejectReason::Banned);
+}
+
+TEST_CASE("policies: token bucket admits the configured rate, with overdraft repaid") {
+    TokenBucket b(1000, 1000);  // 1000 B/s
+    CHECK(b.ready(0));
+    b.spend(0, 3000);  // a 3000-byte segment overdraws by 3000
+    CHECK_FALSE(b.ready(2000));
+    CHECK(b.wait(2000) == 1001);
+    CHECK(b.ready(3000));
+    b.spend(3000, 500);
+    CHECK_FALSE(b.ready(3499));
+    CHECK(b.ready(3500));
+    // Idle time banks at most one burst.
+    CHECK(b.ready(100000));
+    b.spend(100000, 1500);
+    CHECK_FALSE(b.ready(100000));
+    TokenBucket open;
+    CHECK(open.ready(0));
+}
+
+TEST_CASE("uploads: slots are limited, queues bounded, reasons given") {
+    Uploads u({.slots = 2, .max_queued_per_peer = 2});
+    CHECK(u.request(1, 10, true, false) == Uploads::Verdict::Queued);
+    CHECK(u.request(2, 20, true, false) == Uploads::Verdict::Queued);
+    CHECK(u.request(3, 30, true, false) == Uploads::Verdict::Busy);  // no free slot
+    CHECK(u.request(1, 11, true, false) == Uploads::Verdict::Queued);
+    CHECK(u.request(1, 12, true, false) == Uploads::Verdict::Busy);  // queue full
+    CHECK(u.request(2, 21, false, false) == Uploads::Verdict::NotHeld);
+    CHECK(u.request(2, 22, true, true) == Uploads::Verdict::Banned);
+}
+
+TEST_CASE("uploads: requesters are served round-robin, skipping congested links") {
+    Uploads u({.slots = 8, .max_queued_per_peer = 8});
+    for (std::uint64_t i = 0; i < 3; ++i) u.request(1, 100 + i, true, false);
+    u.request(2, 200, true, false);
+    u.request(3, 300, true, false);
+    auto all = [](PeerId) { return true; };
+    std::vector<Uploads::Item> order;
+    while (auto it = u.next(0, all)) order.push_back(*it);
+    CHECK(order == std::vector<Uploads::Item>{{1, 100}, {2, 200}, {3, 300}, {1, 101}, {1, 102}});
+    u.request(1, 1, true, false);
+    u.request(2, 2, true, false);
+    auto it = u.next(0, [](PeerId p) { return p != 2; });
+    REQUIRE(it);
+    CHECK(it->peer == 1);
+    CHECK_FALSE(u.next(0, [](PeerId p) { return p != 2; }));
+    CHECK(u.active_peers() == 1);
+}
+
+TEST_CASE("uploads: the rate limit holds sends until the bucket refills") {
+    Uploads u;
+    u.set_rate(0, 1'000'000, 1'000'000);  // 1 MB/s
+    for (std::uint64_t i = 0; i < 3; ++i) u.request(1, i, true, false);
+    auto all = [](PeerId) { return true; };
+    REQUIRE(u.next(0, all));
+    u.sent(0, 1'000'000);
+    CHECK_FALSE(u.next(500, all));
+    CHECK(u.wait(500) == 501);
+    REQUIRE(u.next(1000, all));
+    u.sent(1000, 1'000'000);
+    CHECK_FALSE(u.next(1999, all));
+    CHECK(u.next(2000, all));
 }
