@@ -69,6 +69,9 @@ public:
     // Encrypts and queues one frame (plaintext <= wire::kMaxFrame). Ignored
     // unless ready.
     void send(ByteView plaintext);
+    // Fault injection for tests: writes bytes as they are, outside the framing
+    // and encryption (a misbehaving peer). Never used by the node.
+    void write_unframed(Bytes bytes) { write_raw(std::move(bytes)); }
     // Closes with a reason; on_closed follows from the loop.
     void close(const std::string& reason);
 

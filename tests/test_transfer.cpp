@@ -1,0 +1,143 @@
+// The encrypted stream under hostile input: real libuv TCP on loopback, one
+// loop. A misbehaving connection is closed with a reason naming the problem,
+// and the other connections carry on.
+#include <doctest/doctest.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <map>
+
+#include "support.hpp"
+#include "transfer/connection.hpp"
+#include "wire/messages.hpp"
+
+using namespace ps;
+using namespace ps::test;
+
+namespace {
+
+transfer::Identity make_identity(Role role = Role::Peer, const std::string& domain = "d1") {
+    auto kp = crypto::generate_keypair();
+    return {kp.sk, kp.pk, role, domain};
+}
+
+// Records what happens to every connection it handles.
+struct Recorder : transfer::ConnectionHandler {
+    std::map<std::uint64_t, std::string> closed;  // id -> reason
+    std::map<std::uint64_t, std::vector<std::string>> messages;
+    std::vector<std::uint64_t> ready;
+    std::vector<std::unique_ptr<transfer::Connection>> owned;
+    void on_ready(transfer::Connection& c) override { ready.push_back(c.id()); }
+    void on_message(transfer::Connection& c, ByteView f) override { messages[c.id()].emplace_back(f.begin(), f.end()); }
+    void on_closed(transfer::Connection& c, const std::string& reason) override { closed[c.id()] = reason; }
+};
+
+struct Fixture {
+    transfer::Loop loop;
+    transfer::Identity server_id = make_identity(Role::Super, "d1");
+    transfer::Identity client_id = make_identity(Role::Peer, "d1");
+    Recorder server, client;
+    std::unique_ptr<transfer::Listener> listener;
+
+    Fixture() {
+        REQUIRE(crypto::init());
+        auto l = transfer::Listener::start(loop, "127.0.0.1", 0, server_id, server,
+                                           [this](std::unique_ptr<transfer::Connection> c) { server.owned.push_back(std::move(c)); });
+        REQUIRE(l);
+        listener = std::move(*l);
+    }
+    transfer::Connection& dial(std::optional<crypto::PublicKey> expect = std::nullopt) {
+        client.owned.push_back(transfer::Connection::dial(loop, "127.0.0.1", listener->port(), client_id, client, expect));
+        return *client.owned.back();
+    }
+    bool wait(std::function<bool()> f, std::uint64_t ms = 5000) { return run_until(loop, f, ms); }
+    std::uint64_t server_conn(std::size_t i) { return server.owned.at(i)->id(); }
+};
+
+// A plain blocking TCP socket to the listener: a peer that speaks no patchswarm.
+int raw_connect(std::uint16_t port) {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+    return fd;
+}
+
+}  // namespace
+
+TEST_CASE("transfer: handshake authenticates both sides and frames arrive intact") {
+    Fixture f;
+    auto& c = f.dial(f.server_id.key);
+    REQUIRE(f.wait([&] { return f.client.ready.size() == 1 && f.server.ready.size() == 1; }));
+    CHECK(c.peer().key == f.server_id.key);
+    CHECK(c.peer().role == Role::Super);
+    CHECK(f.server.owned[0]->peer().key == f.client_id.key);
+    CHECK(f.server.owned[0]->peer().domain == "d1");
+    c.send(as_bytes("hello"));
+    REQUIRE(f.wait([&] { return !f.server.messages.empty(); }));
+    CHECK(f.server.messages.begin()->second == std::vector<std::string>{"hello"});
+}
+
+TEST_CASE("transfer: a peer that is not the node its record names is refused") {
+    Fixture f;
+    auto other = crypto::generate_keypair();
+    auto& c = f.dial(other.pk);
+    REQUIRE(f.wait([&] { return f.client.closed.count(c.id()); }));
+    CHECK(f.client.closed[c.id()] == "handshake: peer is not the node its record names");
+    CHECK(f.client.ready.empty());
+}
+
+TEST_CASE("transfer: a frame over the limit closes that connection only") {
+    Fixture f;
+    auto& bad = f.dial();
+    auto& good = f.dial();
+    REQUIRE(f.wait([&] { return f.client.ready.size() == 2 && f.server.ready.size() == 2; }));
+    bad.write_unframed({0x7f, 0xff, 0xff, 0xff});  // claims a 2 GiB frame
+    REQUIRE(f.wait([&] { return f.server.closed.size() == 1; }));
+    CHECK(f.server.closed.begin()->second.find("frame of 2147483647 bytes is outside the limits") != std::string::npos);
+    good.send(as_bytes("still here"));
+    REQUIRE(f.wait([&] { return f.server.messages.size() == 1; }));
+    CHECK(f.server.messages.begin()->second.front() == "still here");
+    CHECK(f.server.closed.size() == 1);
+}
+
+TEST_CASE("transfer: random garbage after the handshake fails authentication and closes") {
+    Fixture f;
+    auto& c = f.dial();
+    REQUIRE(f.wait([&] { return f.server.ready.size() == 1; }));
+    Bytes junk(4 + 200);
+    crypto::random_bytes(junk.data() + 4, 200);
+    junk[3] = 200;  // a well-formed length, then 200 random bytes
+    c.write_unframed(junk);
+    REQUIRE(f.wait([&] { return f.server.closed.size() == 1; }));
+    CHECK(f.server.closed.begin()->second == "secretstream: message failed authentication");
+    CHECK(f.server.messages.empty());
+}
+
+TEST_CASE("transfer: an unknown protocol version and a non-patchswarm peer are refused with a reason") {
+    Fixture f;
+    SUBCASE("version") {
+        int fd = raw_connect(f.listener->port());
+        wire::Hello h;
+        h.version = 99;
+        auto hello = wire::encode_hello(h);
+        REQUIRE(::write(fd, hello.data(), hello.size()) == static_cast<ssize_t>(hello.size()));
+        REQUIRE(f.wait([&] { return f.server.closed.size() == 1; }));
+        CHECK(f.server.closed.begin()->second == "handshake: peer speaks protocol version 99, this node speaks 1");
+        ::close(fd);
+    }
+    SUBCASE("garbage instead of a hello") {
+        int fd = raw_connect(f.listener->port());
+        const char http[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n0123456789012";
+        REQUIRE(::write(fd, http, 40) == 40);
+        REQUIRE(f.wait([&] { return f.server.closed.size() == 1; }));
+        CHECK(f.server.closed.begin()->second == "handshake: not a patchswarm peer (bad magic)");
+        ::close(fd);
+    }
+}
+
