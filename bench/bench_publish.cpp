@@ -86,12 +86,17 @@ int main(int argc, char** argv) {
     std::filesystem::path dir = std::filesystem::temp_directory_path();
     for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];
-        if (a == "--size-mib" && i + 1 < argc) size_mib = std::strtoull(argv[++i], nullptr, 10);
-        else if (a == "--runs" && i + 1 < argc) runs = std::max(1, std::atoi(argv[++i]));
-        else if (a == "--dir" && i + 1 < argc) dir = argv[++i];
-        else if (a == "--check") check = true;
+        if (a == "--size-mib" && i + 1 < argc)
+            size_mib = std::strtoull(argv[++i], nullptr, 10);
+        else if (a == "--runs" && i + 1 < argc)
+            runs = std::max(1, std::atoi(argv[++i]));
+        else if (a == "--dir" && i + 1 < argc)
+            dir = argv[++i];
+        else if (a == "--check")
+            check = true;
         else {
-            std::fprintf(stderr, "usage: bench_publish [--size-mib N] [--runs R] [--dir DIR] [--check]\n");
+            std::fprintf(stderr,
+                         "usage: bench_publish [--size-mib N] [--runs R] [--dir DIR] [--check]\n");
             return 2;
         }
     }
@@ -111,7 +116,8 @@ int main(int argc, char** argv) {
         std::ofstream out(path, std::ios::binary);
         for (std::size_t i = 0; i < size_mib; ++i) {
             block[0] = static_cast<std::uint8_t>(i);  // no two blocks alike
-            out.write(reinterpret_cast<const char*>(block.data()), static_cast<std::streamsize>(chunk));
+            out.write(reinterpret_cast<const char*>(block.data()),
+                      static_cast<std::streamsize>(chunk));
         }
         if (!out) {
             std::fprintf(stderr, "bench_publish: cannot write %s\n", path.c_str());
@@ -150,14 +156,16 @@ int main(int argc, char** argv) {
         });
         if (failed) return 1;
         pub.push_back(mb / pr[0]);
-        std::printf("run %d: raw BLAKE2b %.0f MB/s (others used %.2f cores), publish hashing "
-                    "%.0f MB/s (others %.2f cores, publish itself %.2f cores)%s\n",
-                    r + 1, raw.back(), rr[1], pub.back(), pr[1], pr[2],
-                    rr[1] >= 0.25 || pr[1] >= 0.25 ? "  [machine busy: not quiet after 10 tries]" : "");
+        std::printf(
+            "run %d: raw BLAKE2b %.0f MB/s (others used %.2f cores), publish hashing "
+            "%.0f MB/s (others %.2f cores, publish itself %.2f cores)%s\n",
+            r + 1, raw.back(), rr[1], pub.back(), pr[1], pr[2],
+            rr[1] >= 0.25 || pr[1] >= 0.25 ? "  [machine busy: not quiet after 10 tries]" : "");
     }
     double ratio = median(pub) / median(raw);
-    std::printf("median of %d runs over %zu MiB: raw BLAKE2b-256 %.0f MB/s, publish %.0f MB/s "
-                "(%.0f%% of raw; goal >= 90%%)\n",
-                runs, size_mib, median(raw), median(pub), 100 * ratio);
+    std::printf(
+        "median of %d runs over %zu MiB: raw BLAKE2b-256 %.0f MB/s, publish %.0f MB/s "
+        "(%.0f%% of raw; goal >= 90%%)\n",
+        runs, size_mib, median(raw), median(pub), 100 * ratio);
     return check && ratio < 0.9 ? 1 : 0;
 }

@@ -1,9 +1,13 @@
 // wire/manifest and node/trust: encoding, canonical form, limits, signatures,
 // trust decisions. Each case names the check that must fire.
 #include <doctest/doctest.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <string>
 
 #include "crypto/crypto.hpp"
@@ -18,7 +22,8 @@ constexpr std::int64_t kNow = 1'760'000'000;  // a fixed "now" (2025-10-09)
 
 Bytes pattern(std::size_t n, std::uint8_t salt = 0) {
     Bytes b(n);
-    for (std::size_t i = 0; i < n; ++i) b[i] = static_cast<std::uint8_t>(i * 131 + (i >> 16) + salt);
+    for (std::size_t i = 0; i < n; ++i)
+        b[i] = static_cast<std::uint8_t>(i * 131 + (i >> 16) + salt);
     return b;
 }
 
@@ -102,8 +107,8 @@ TEST_CASE("manifest: flipped byte in the body is rejected") {
     Fixture f;
     // Flip a byte inside the segment-hash bin (found by searching for hash 1).
     Bytes b = f.bytes;
-    auto it = std::search(b.begin(), b.end(), f.m.segment_hashes[1].begin(),
-                          f.m.segment_hashes[1].end());
+    auto it =
+        std::search(b.begin(), b.end(), f.m.segment_hashes[1].begin(), f.m.segment_hashes[1].end());
     REQUIRE(it != b.end());
     *(it + 3) ^= 0x80;
     auto d = wire::decode_manifest(b);
@@ -304,4 +309,290 @@ TEST_CASE("trust: an unsigned manifest is rejected") {
                                          node::TrustStore::from_key(f.kp.pk), kNow);
     REQUIRE_FALSE(v.ok());
     CHECK(v.error() == "manifest is unsigned");
+}
+
+// ---------------------------------------------------------------- Phase B: trust state
+
+namespace {
+
+// A fresh folder under the system temp dir, removed with everything in it.
+struct ScratchDir {
+    std::filesystem::path path;
+    ScratchDir() {
+        static int counter = 0;
+        path = std::filesystem::temp_directory_path() /
+               ("ps-test-manifest-" + std::to_string(::getpid()) + "-" + std::to_string(counter++) +
+                "-" + std::to_string(crypto::random_u64()));
+        std::filesystem::create_directories(path);
+    }
+    ~ScratchDir() {
+        std::error_code ec;
+        std::filesystem::remove_all(path, ec);
+    }
+    std::string file(const std::string& name) const { return (path / name).string(); }
+};
+
+node::VerifiedManifest verified(const crypto::SecretKey& sk, const Bytes& data,
+                                std::uint64_t version, std::string label = "") {
+    auto m = make_manifest(sk, data, version);
+    if (!label.empty()) {
+        m.label = label;
+        wire::sign_manifest(m, sk);
+    }
+    auto b = wire::encode_manifest(m);
+    auto v = node::verify_manifest_bytes(b, node::TrustStore::from_key(sk.public_key()), kNow);
+    REQUIRE(v.ok());
+    return std::move(*v);
+}
+
+std::string read_text(const std::string& p) {
+    std::ifstream in(p, std::ios::binary);
+    return std::string((std::istreambuf_iterator<char>(in)), {});
+}
+
+}  // namespace
+
+TEST_CASE("rollback: a lower version than the accepted one is rejected") {
+    Fixture f;
+    ScratchDir d;
+    auto g = node::RollbackGuard::load(d.file("state"));
+    REQUIRE(g.ok());
+    REQUIRE(g->accept(verified(f.kp.sk, f.data, 5)).ok());
+    auto s = g->check(verified(f.kp.sk, f.data, 4));
+    REQUIRE_FALSE(s.ok());
+    CHECK(s.error() == "rollback: ims-client version 4 is older than accepted version 5");
+    CHECK(g->check(verified(f.kp.sk, f.data, 6)).ok());
+}
+
+TEST_CASE("rollback: the same version as a different manifest is rejected") {
+    Fixture f;
+    ScratchDir d;
+    auto g = node::RollbackGuard::load(d.file("state"));
+    REQUIRE(g.ok());
+    auto v5 = verified(f.kp.sk, f.data, 5);
+    REQUIRE(g->accept(v5).ok());
+    auto other5 = verified(f.kp.sk, f.data, 5, "other-label");
+    REQUIRE(other5.id != v5.id);
+    auto s = g->check(other5);
+    REQUIRE_FALSE(s.ok());
+    CHECK(s.error() ==
+          "rollback: ims-client version 5 was already accepted as a different manifest " +
+              wire::short_hex(v5.id));
+}
+
+TEST_CASE("rollback: re-verifying the accepted manifest is fine") {
+    Fixture f;
+    ScratchDir d;
+    auto g = node::RollbackGuard::load(d.file("state"));
+    REQUIRE(g.ok());
+    auto v5 = verified(f.kp.sk, f.data, 5);
+    REQUIRE(g->accept(v5).ok());
+    CHECK(g->check(v5).ok());
+    CHECK(g->accept(v5).ok());
+}
+
+TEST_CASE("rollback: accepted versions survive a restart; a rejected manifest never replaces one") {
+    Fixture f;
+    ScratchDir d;
+    auto v7 = verified(f.kp.sk, f.data, 7);
+    {
+        auto g = node::RollbackGuard::load(d.file("state"));
+        REQUIRE(g.ok());
+        REQUIRE(g->accept(v7).ok());
+        CHECK_FALSE(g->accept(verified(f.kp.sk, f.data, 3)).ok());
+    }
+    auto before = read_text(d.file("state"));
+    auto g2 = node::RollbackGuard::load(d.file("state"));  // "restart"
+    REQUIRE(g2.ok());
+    REQUIRE(g2->find("ims-client"));
+    CHECK(g2->find("ims-client")->version == 7);
+    CHECK(g2->find("ims-client")->id == v7.id);
+    auto s = g2->accept(verified(f.kp.sk, f.data, 6));
+    REQUIRE_FALSE(s.ok());
+    CHECK(s.error() == "rollback: ims-client version 6 is older than accepted version 7");
+    CHECK(read_text(d.file("state")) == before);
+}
+
+TEST_CASE("rollback: a damaged state file is an error, not a reset") {
+    ScratchDir d;
+    std::ofstream(d.file("state")) << "patchswarm-rollback-v1\nims-client seven abc\n";
+    auto g = node::RollbackGuard::load(d.file("state"));
+    REQUIRE_FALSE(g.ok());
+    CHECK(g.error().find("line 2: expected '<name> <version> <manifest id>'") != std::string::npos);
+    std::ofstream(d.file("state2")) << "patchswarm-rollback-v1\nims-client 3 ";
+    auto g2 = node::RollbackGuard::load(d.file("state2"));
+    REQUIRE_FALSE(g2.ok());
+    CHECK(g2.error().find("truncated") != std::string::npos);
+}
+
+// ---------------------------------------------------------------- Phase B: key rotation
+
+TEST_CASE("trust: rotation introduces a new key and revokes the old one") {
+    Fixture f;
+    auto next = crypto::generate_keypair();
+    auto trust = node::TrustStore::from_key(f.kp.pk);
+    auto old_manifest = f.bytes;
+    REQUIRE(node::verify_manifest_bytes(old_manifest, trust, kNow).ok());
+    auto new_manifest = wire::encode_manifest(make_manifest(next.sk, f.data, 8));
+    CHECK(node::verify_manifest_bytes(new_manifest, trust, kNow)
+              .error()
+              .rfind("unknown signing key", 0) == 0);
+
+    REQUIRE(trust.apply_rotation(node::make_rotation(f.kp.sk, next.pk, true, kNow)).ok());
+    CHECK(node::verify_manifest_bytes(new_manifest, trust, kNow).ok());
+    auto v = node::verify_manifest_bytes(old_manifest, trust, kNow);
+    REQUIRE_FALSE(v.ok());
+    CHECK(v.error() == "signing key " + wire::short_hex(wire::key_id_of(f.kp.pk)) + " was revoked");
+}
+
+TEST_CASE("trust: rotation without revocation keeps both keys") {
+    Fixture f;
+    auto next = crypto::generate_keypair();
+    auto trust = node::TrustStore::from_key(f.kp.pk);
+    REQUIRE(trust.apply_rotation(node::make_rotation(f.kp.sk, next.pk, false, kNow)).ok());
+    CHECK(trust.trusts(f.kp.pk));
+    CHECK(trust.trusts(next.pk));
+}
+
+TEST_CASE("trust: rotation with a bad signature is refused and changes nothing") {
+    Fixture f;
+    auto next = crypto::generate_keypair();
+    auto trust = node::TrustStore::from_key(f.kp.pk);
+    auto r = node::make_rotation(f.kp.sk, next.pk, true, kNow);
+    r.signature[10] ^= 1;
+    auto s = trust.apply_rotation(r);
+    REQUIRE_FALSE(s.ok());
+    CHECK(s.error() == "key rotation: bad signature");
+    CHECK_FALSE(trust.trusts(next.pk));
+    CHECK(trust.trusts(f.kp.pk));
+    // Tampering with a signed field is the same as a bad signature.
+    auto r2 = node::make_rotation(f.kp.sk, next.pk, false, kNow);
+    r2.revoke_signer = true;
+    CHECK(trust.apply_rotation(r2).error() == "key rotation: bad signature");
+}
+
+TEST_CASE("trust: rotation signed by an unknown or revoked key is refused") {
+    Fixture f;
+    auto stranger = crypto::generate_keypair();
+    auto next = crypto::generate_keypair();
+    auto trust = node::TrustStore::from_key(f.kp.pk);
+    auto s = trust.apply_rotation(node::make_rotation(stranger.sk, next.pk, false, kNow));
+    REQUIRE_FALSE(s.ok());
+    CHECK(s.error() ==
+          "key rotation: unknown signing key " + wire::short_hex(wire::key_id_of(stranger.pk)));
+    REQUIRE(trust.apply_rotation(node::make_rotation(f.kp.sk, next.pk, true, kNow)).ok());
+    auto third = crypto::generate_keypair();
+    auto s2 = trust.apply_rotation(node::make_rotation(f.kp.sk, third.pk, false, kNow + 1));
+    REQUIRE_FALSE(s2.ok());
+    CHECK(s2.error() == "key rotation: signing key " + wire::short_hex(wire::key_id_of(f.kp.pk)) +
+                            " was revoked");
+    CHECK_FALSE(trust.trusts(third.pk));
+}
+
+TEST_CASE("trust: a revoked key cannot be re-introduced") {
+    Fixture f;
+    auto next = crypto::generate_keypair();
+    auto trust = node::TrustStore::from_key(f.kp.pk);
+    REQUIRE(trust.apply_rotation(node::make_rotation(f.kp.sk, next.pk, true, kNow)).ok());
+    auto s = trust.apply_rotation(node::make_rotation(next.sk, f.kp.pk, false, kNow + 1));
+    REQUIRE_FALSE(s.ok());
+    CHECK(s.error() ==
+          "key rotation: new key " + wire::short_hex(wire::key_id_of(f.kp.pk)) + " was revoked");
+    CHECK_FALSE(trust.trusts(f.kp.pk));
+}
+
+TEST_CASE("trust: applying the same rotation twice is a no-op") {
+    Fixture f;
+    auto next = crypto::generate_keypair();
+    auto trust = node::TrustStore::from_key(f.kp.pk);
+    auto r = node::make_rotation(f.kp.sk, next.pk, true, kNow);
+    REQUIRE(trust.apply_rotation(r).ok());
+    auto text = trust.to_text();
+    CHECK(trust.apply_rotation(r).ok());  // signer now revoked, but this statement is known
+    CHECK(trust.to_text() == text);
+}
+
+TEST_CASE("trust: trust file round trip keeps keys, rotations and revocations") {
+    Fixture f;
+    auto second = crypto::generate_keypair();
+    auto next = crypto::generate_keypair();
+    std::string text = std::string("patchswarm-trust-v1\n# operator keys\n") + "key " +
+                       to_hex(f.kp.pk) + "\nkey " + to_hex(second.pk) + "\n\n" +
+                       node::format_rotation(node::make_rotation(f.kp.sk, next.pk, true, kNow)) +
+                       "\n";
+    auto t = node::TrustStore::parse_trust_file(text, "t");
+    REQUIRE_MESSAGE(t.ok(), (t.ok() ? "" : t.error()));
+    CHECK_FALSE(t->trusts(f.kp.pk));
+    CHECK(t->trusts(second.pk));
+    CHECK(t->trusts(next.pk));
+    auto again = node::TrustStore::parse_trust_file(t->to_text(), "t2");
+    REQUIRE(again.ok());
+    CHECK(again->to_text() == t->to_text());
+    CHECK_FALSE(again->trusts(f.kp.pk));
+}
+
+TEST_CASE("trust: a damaged trust file is refused naming the line") {
+    Fixture f;
+    auto next = crypto::generate_keypair();
+    auto base = "patchswarm-trust-v1\nkey " + to_hex(f.kp.pk) + "\n";
+    auto check_err = [](const std::string& text, const std::string& needle) {
+        auto t = node::TrustStore::parse_trust_file(text, "t");
+        REQUIRE_FALSE(t.ok());
+        INFO(t.error());
+        CHECK(t.error().find(needle) != std::string::npos);
+    };
+    check_err("patchswarm-trust-v2\n", "first line must be");
+    check_err("patchswarm-trust-v1\n", "lists no key");
+    check_err(base + "key 12\n", "line 3: 'key' must be followed by 64 lowercase hex digits");
+    check_err(base + "kex " + to_hex(f.kp.pk) + "\n", "line 3: expected 'key', 'rotate'");
+    check_err(base + "key " + to_hex(f.kp.pk) + "\n", "line 3: key");
+    check_err(base.substr(0, base.size() - 1), "truncated");
+    auto rot = node::format_rotation(node::make_rotation(f.kp.sk, next.pk, false, kNow));
+    auto bad = rot;
+    bad[bad.size() - 1] = bad[bad.size() - 1] == '0' ? '1' : '0';
+    check_err(base + bad + "\n", "line 3: key rotation: bad signature");
+    check_err(base + rot + " extra\n", "line 3: key rotation: expected");
+    check_err(base + rot + "\nkey " + to_hex(next.pk) + "\n", "must come before 'rotate'");
+}
+
+TEST_CASE("trust: load tells a public key file from a trust file") {
+    Fixture f;
+    ScratchDir d;
+    std::ofstream(d.file("op.pub")) << "patchswarm-ed25519-public-v1\n" << to_hex(f.kp.pk) << "\n";
+    auto t = node::TrustStore::load(d.file("op.pub"));
+    REQUIRE(t.ok());
+    CHECK(t->trusts(f.kp.pk));
+    std::ofstream(d.file("junk")) << "hello\n";
+    auto j = node::TrustStore::load(d.file("junk"));
+    REQUIRE_FALSE(j.ok());
+    CHECK(j.error().find("neither a public key file") != std::string::npos);
+}
+
+// ---------------------------------------------------------------- file digest
+
+TEST_CASE("digest: streaming digest matches one-shot hashes at any segment size") {
+    REQUIRE(crypto::init());
+    ScratchDir d;
+    // 3.3 MiB: chunk (1 MiB) and segment boundaries fall in different places.
+    Bytes data = pattern(3 * (1u << 20) + 300 * 1024 + 7, 5);
+    {
+        std::ofstream out(d.file("p.bin"), std::ios::binary);
+        out.write(reinterpret_cast<const char*>(data.data()),
+                  static_cast<std::streamsize>(data.size()));
+    }
+    for (std::uint32_t seg : {65536u, 1u << 20, 1536u * 1024, 16u << 20}) {
+        INFO("segment size " << seg);
+        auto dg = node::digest_file(d.file("p.bin"), seg);
+        REQUIRE(dg.ok());
+        CHECK(dg->total_size == data.size());
+        CHECK(dg->file_hash == crypto::blake2b(data));
+        REQUIRE(dg->segment_hashes.size() == (data.size() + seg - 1) / seg);
+        for (std::size_t i = 0; i < dg->segment_hashes.size(); ++i) {
+            auto off = i * seg;
+            auto len = std::min<std::size_t>(seg, data.size() - off);
+            CHECK(dg->segment_hashes[i] == crypto::blake2b(ByteView(data).subspan(off, len)));
+        }
+    }
+    std::ofstream(d.file("empty"));
+    CHECK(node::digest_file(d.file("empty"), 65536).error().find("is empty") != std::string::npos);
 }

@@ -153,7 +153,8 @@ Result<Manifest> from_object(const msgpack::object& root) {
     m.segment_hashes.resize(hashes.size() / 32);
     if (!hashes.empty()) std::memcpy(m.segment_hashes.data(), hashes.data(), hashes.size());
     PS_TRY_ASSIGN(m.file_hash, get_fixed<32>(f[9], "file_hash"));
-    if (f[10].type != msgpack::type::BOOLEAN) return err("manifest: field 'mandatory' is not a boolean");
+    if (f[10].type != msgpack::type::BOOLEAN)
+        return err("manifest: field 'mandatory' is not a boolean");
     m.mandatory = f[10].via.boolean;
     PS_TRY_ASSIGN(m.key_id, get_fixed<32>(f[11], "key_id"));
     PS_TRY_ASSIGN(m.signature, get_fixed<crypto::kSignatureSize>(f[12], "signature"));
@@ -186,6 +187,8 @@ bool Manifest::is_signed() const {
         if (b) return true;
     return false;
 }
+
+bool valid_patch_name(std::string_view s) { return valid_name(s); }
 
 Hash32 key_id_of(const crypto::PublicKey& pk) { return crypto::blake2b(ByteView(pk)); }
 

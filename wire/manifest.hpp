@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/bytes.hpp"
@@ -48,17 +49,17 @@ inline constexpr std::size_t kMaxManifestBytes = std::size_t{kMaxSegments} * 32 
 
 struct Manifest {
     std::uint32_t format = kManifestFormat;
-    std::string name;            // patch name, e.g. "ims-client"
-    std::uint64_t version = 0;   // monotonically increasing per name, >= 1
-    std::string label;           // human label, e.g. "4.2.1-hotfix" (may be empty)
-    std::int64_t created = 0;    // unix seconds
-    std::int64_t expires = 0;    // unix seconds, > created
+    std::string name;           // patch name, e.g. "ims-client"
+    std::uint64_t version = 0;  // monotonically increasing per name, >= 1
+    std::string label;          // human label, e.g. "4.2.1-hotfix" (may be empty)
+    std::int64_t created = 0;   // unix seconds
+    std::int64_t expires = 0;   // unix seconds, > created
     std::uint64_t total_size = 0;
     std::uint32_t segment_size = kDefaultSegmentSize;
     std::vector<Hash32> segment_hashes;  // BLAKE2b-256 of each segment; encoded as ONE flat bin
-    Hash32 file_hash{};          // BLAKE2b-256 of the whole file
+    Hash32 file_hash{};                  // BLAKE2b-256 of the whole file
     bool mandatory = false;
-    Hash32 key_id{};             // key_id_of(signer's Ed25519 public key), full 32 bytes
+    Hash32 key_id{};                // key_id_of(signer's Ed25519 public key), full 32 bytes
     crypto::Signature signature{};  // Ed25519 over signing_bytes(); all zero = unsigned
 
     // Valid only for manifests that pass validate_manifest (sizes add up).
@@ -67,6 +68,9 @@ struct Manifest {
     std::uint32_t segment_length(std::uint32_t i) const;  // last one shorter
     bool is_signed() const;
 };
+
+// The name rule above (1..64 of [a-z0-9._-], first a letter or digit).
+bool valid_patch_name(std::string_view);
 
 // BLAKE2b-256 of a raw Ed25519 public key; how manifests name their signer.
 Hash32 key_id_of(const crypto::PublicKey& pk);

@@ -26,6 +26,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     // A fixed key: almost every input fails here, which must be an error, not a crash.
     static const auto trust = ps::node::TrustStore::from_key(ps::crypto::PublicKey{});
     (void)ps::node::verify_manifest_bytes(in, trust, m->created);
-    (void)ps::wire::check_segment(*m, 0, in.first(std::min<std::size_t>(size, m->segment_length(0))));
+    (void)ps::wire::check_segment(*m, 0,
+                                  in.first(std::min<std::size_t>(size, m->segment_length(0))));
     return 0;
 }
