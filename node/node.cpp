@@ -269,6 +269,7 @@ void Node::on_message(transfer::Connection& c, ByteView frame) {
                         send_msg(p, wire::MsgReject{m.manifest, m.segment, std::uint8_t(r)});
                     };
                     if (!s) return reject(core::RejectReason::UnknownPatch);
+                    if (opts_.fault_ignore_requests) return;
                     bool banned = s->stats.banned.count(to_hex(c.peer().key)) != 0;
                     switch (uploads_.request(c.id(), cookie(*s, m.segment), s->store->held().test(m.segment), banned)) {
                         case V::Queued: return pump_uploads();

@@ -43,6 +43,8 @@ struct NodeOptions {
     std::uint64_t handshake_timeout_ms = 10'000;
     // Fault injection for tests only: flip one byte of every segment uploaded.
     bool fault_corrupt_uploads = false;
+    // Fault injection for tests only: accept requests and never answer them.
+    bool fault_ignore_requests = false;
 };
 
 // Per patch, what moved and where it came from.
