@@ -2,7 +2,13 @@
 // and running a libuv loop until a condition holds or a deadline passes.
 #pragma once
 
+#include <fcntl.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include <csignal>
+#include <vector>
 
 #include <atomic>
 #include <filesystem>
@@ -42,6 +48,61 @@ struct TempDir {
 inline std::string slurp(const std::string& p) {
     std::ifstream in(p, std::ios::binary);
     return std::string((std::istreambuf_iterator<char>(in)), {});
+}
+
+inline void flip_byte(const std::string& path, std::uint64_t offset) {
+    std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekg(static_cast<std::streamoff>(offset));
+    char c = 0;
+    f.read(&c, 1);
+    c = static_cast<char>(c ^ 0x20);
+    f.seekp(static_cast<std::streamoff>(offset));
+    f.write(&c, 1);
+}
+
+// Starts the patchswarm binary with args, stdout/stderr to files; returns its pid.
+inline pid_t spawn_cli(std::vector<std::string> args, const std::string& out_path, const std::string& err_path) {
+    args.insert(args.begin(), PS_CLI);
+    pid_t pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        int o = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        int e = ::open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (o < 0 || e < 0) ::_exit(127);
+        ::dup2(o, 1);
+        ::dup2(e, 2);
+        std::vector<char*> argv;
+        for (auto& a : args) argv.push_back(a.data());
+        argv.push_back(nullptr);
+        ::execv(argv[0], argv.data());
+        ::_exit(127);
+    }
+    return pid;
+}
+
+struct Run {
+    int code = -1;
+    std::string out, err;
+    long maxrss_kib = 0;  // peak resident set of the child
+};
+
+// Waits for a child; the exit code, or 128 + signal.
+inline Run wait_cli(pid_t pid, const std::string& out_path, const std::string& err_path) {
+    int status = 0;
+    struct rusage ru {};
+    REQUIRE(::wait4(pid, &status, 0, &ru) == pid);
+    Run r;
+    r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    r.out = slurp(out_path);
+    r.err = slurp(err_path);
+    r.maxrss_kib = ru.ru_maxrss;
+    return r;
+}
+
+// Runs the patchswarm binary with args to completion; output files in dir.
+inline Run run_cli(const TempDir& dir, std::vector<std::string> args) {
+    std::string out_path = dir / ".stdout", err_path = dir / ".stderr";
+    return wait_cli(spawn_cli(std::move(args), out_path, err_path), out_path, err_path);
 }
 
 // Writes `size` pseudo-random bytes (deterministic for a seed).

@@ -17,80 +17,21 @@
 
 namespace fs = std::filesystem;
 
+#include "support.hpp"
+
+using ps::test::flip_byte;
+using ps::test::Run;
+using ps::test::run_cli;
+using ps::test::slurp;
+using ps::test::TempDir;
+
 namespace {
-
-// A fresh folder under the system temp dir, removed with everything in it.
-struct TempDir {
-    fs::path path;
-    TempDir() {
-        static std::atomic<int> counter{0};
-        std::random_device rd;
-        path = fs::temp_directory_path() / ("ps-cli-manifest-" + std::to_string(::getpid()) + "-" +
-                                            std::to_string(counter++) + "-" + std::to_string(rd()));
-        fs::create_directories(path);
-    }
-    ~TempDir() {
-        std::error_code ec;
-        fs::remove_all(path, ec);
-    }
-    std::string operator/(const std::string& name) const { return (path / name).string(); }
-};
-
-std::string slurp(const std::string& p) {
-    std::ifstream in(p, std::ios::binary);
-    return std::string((std::istreambuf_iterator<char>(in)), {});
-}
-
-struct Run {
-    int code = -1;
-    std::string out, err;
-    long maxrss_kib = 0;  // peak resident set of the child
-};
-
-// Runs the patchswarm binary with args; stdout/stderr go to files in dir.
-Run run_cli(const TempDir& dir, std::vector<std::string> args) {
-    std::string out_path = dir / ".stdout", err_path = dir / ".stderr";
-    args.insert(args.begin(), PS_CLI);
-    pid_t pid = ::fork();
-    REQUIRE(pid >= 0);
-    if (pid == 0) {
-        int o = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        int e = ::open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (o < 0 || e < 0) ::_exit(127);
-        ::dup2(o, 1);
-        ::dup2(e, 2);
-        std::vector<char*> argv;
-        for (auto& a : args) argv.push_back(a.data());
-        argv.push_back(nullptr);
-        ::execv(argv[0], argv.data());
-        ::_exit(127);
-    }
-    int status = 0;
-    struct rusage ru {};
-    REQUIRE(::wait4(pid, &status, 0, &ru) == pid);
-    Run r;
-    r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    r.out = slurp(out_path);
-    r.err = slurp(err_path);
-    r.maxrss_kib = ru.ru_maxrss;
-    return r;
-}
 
 void write_random(const std::string& path, std::size_t n, unsigned seed) {
     std::mt19937 rng(seed);
     std::string s(n, '\0');
     for (auto& c : s) c = static_cast<char>(rng());
     std::ofstream(path, std::ios::binary) << s;
-}
-
-void flip_byte(const std::string& path, std::uint64_t offset) {
-    std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
-    f.seekg(static_cast<std::streamoff>(offset));
-    char c = 0;
-    f.read(&c, 1);
-    c = static_cast<char>(c ^ 0x20);
-    f.seekp(static_cast<std::streamoff>(offset));
-    f.write(&c, 1);
 }
 
 // keygen + publish of a patch; returns the manifest path.
