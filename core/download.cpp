@@ -124,7 +124,7 @@ bool Download::usable(const Peer& p, Millis now) const {
 }
 
 bool Download::can_ask(const Peer& p, Millis now) const {
-    return usable(p, now) && p.in_flight < cfg_.max_requests_per_peer;
+    return usable(p, now) && p.in_flight < cfg_.max_requests_per_peer && in_flight_total_ < cfg_.max_requests_total;
 }
 
 const PeerId* Download::pick_holder(std::uint32_t seg, Millis now, bool endgame) {

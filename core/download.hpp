@@ -67,6 +67,9 @@ struct DownloadConfig {
     // Requests in flight per holder: enough to keep a loopback or LAN pipe full
     // with 1 MiB segments, small enough that one slow holder hoards little.
     std::uint32_t max_requests_per_peer = 4;
+    // Requests in flight across all holders: each may hold a segment's worth of
+    // receive buffer, so this bounds a downloader's memory (16 x 1 MiB).
+    std::uint32_t max_requests_total = 16;
     // Copies of one segment requested at once in endgame.
     std::uint32_t max_requests_per_segment_endgame = 2;
     // Endgame asks a second holder only for a request older than this, so that a

@@ -346,6 +346,8 @@ void Node::segment_arrived(Peer& p, Swarm& s, std::uint32_t seg, Bytes data) {
             std::fprintf(stderr, "patchswarm: %s\n", st.error().c_str());
             s.dl->rejected(cid, seg, core::RejectReason::Busy, now);  // ask again later
         } else {
+            // Batch the fdatasync: every 16 segments here, and on every tick.
+            if (s.store->unsynced() >= 16) sync_store(s);
             ++s.stats.segments_verified;
             s.stats.bytes_downloaded += data.size();
             s.dl->segment_done(cid, seg, true, actions_);
@@ -375,7 +377,12 @@ void Node::run_actions(Swarm& s, std::vector<core::Action>& actions) {
     actions.clear();
 }
 
+void Node::sync_store(Swarm& s) {
+    if (auto st = s.store->sync(); !st) std::fprintf(stderr, "patchswarm: %s\n", st.error().c_str());
+}
+
 void Node::finish(Swarm& s) {
+    sync_store(s);
     s.stats.completed_ms = loop_.now_ms();
     Status st = s.out_path.empty() ? Status{} : s.store->export_to(s.out_path);
     announce(s);
@@ -401,7 +408,10 @@ void Node::pump_requests(Swarm& s) {
 
 void Node::pump_uploads() {
     auto now = loop_.now_ms();
-    auto writable = [this](core::PeerId id) {
+    std::size_t buffered = 0;
+    for (auto& [id, p] : peers_) buffered += p.conn->queued_bytes();
+    auto writable = [this, &buffered](core::PeerId id) {
+        if (buffered >= opts_.upload_buffer) return false;
         auto it = peers_.find(id);
         return it != peers_.end() && it->second.conn->ready() &&
                it->second.conn->queued_bytes() < transfer::Connection::kHighWater;
@@ -413,6 +423,7 @@ void Node::pump_uploads() {
         if (!s) continue;
         serve_one(peers_.at(item->peer), *s, seg);
         uploads_.sent(now, s->store->segment_length(seg));
+        buffered += s->store->segment_length(seg);
     }
 }
 
@@ -452,6 +463,7 @@ void Node::tick() {
             pump_requests(s);
             if (now - s.last_lookup_ms >= opts_.lookup_interval_ms) lookup(s);
         }
+        sync_store(s);
         // Refresh the record when what we hold changed, and well before readers
         // consider it stale (they drop records issued over an hour ago).
         std::uint32_t held = s.store->held().count();
@@ -465,6 +477,7 @@ void Node::shutdown(std::function<void()> done) {
     if (stopping_) return;
     stopping_ = true;
     if (timer_) timer_->stop();
+    for (auto& [id, s] : swarms_) sync_store(s);
     for (auto& [id, s] : swarms_)
         if (s.announced && dht_) {
             dht_->withdraw(dht::holder_key(self_.domain, s.vm.id), s.value_id);

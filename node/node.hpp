@@ -38,6 +38,9 @@ struct NodeOptions {
     core::Uploads::Config uploads;       // upload slots and per-peer queue
     std::uint64_t upload_rate = 0;       // bytes/s, 0 = unlimited
     std::uint64_t download_rate = 0;     // bytes/s, 0 = unlimited
+    // Upload bytes queued in socket buffers across all connections; beyond it
+    // no new segment is read from disk (bounds memory whatever the peer count).
+    std::size_t upload_buffer = 8u << 20;
     std::size_t max_peers = 32;         // connections at once
     std::uint64_t lookup_interval_ms = 1'000;
     std::uint64_t handshake_timeout_ms = 10'000;
@@ -128,6 +131,7 @@ private:
     void pump_requests(Swarm& s);
     static std::uint64_t cookie(const Swarm& s, std::uint32_t seg);
     void finish(Swarm& s);
+    void sync_store(Swarm& s);
     Swarm* swarm(const Hash32& id);
     core::SourceClass class_of(const Peer& p) const;
 

@@ -81,6 +81,7 @@ Result<std::unique_ptr<SegmentStore>> SegmentStore::open_download(const std::str
                 if (marked->test(i) && s->verify_at(i, buf)) s->held_.set(i);
         }
     }
+    s->durable_ = s->held_;
     if (auto st = s->save_have(); !st) return std::move(st).take_error();
     return s;
 }
@@ -118,18 +119,26 @@ Status SegmentStore::write(std::uint32_t i, ByteView data) {
         return err("segment " + std::to_string(i) + " has the wrong length");
     if (held_.test(i)) return {};
     if (auto st = pwrite_all(data_fd_, data.data(), data.size(), manifest_.segment_offset(i), data_path_); !st) return st;
-    if (::fdatasync(data_fd_) != 0) return err(sys_error("cannot sync", data_path_));
     held_.set(i);
+    return {};
+}
+
+Status SegmentStore::sync() {
+    if (read_only_ || held_.count() == durable_.count()) return {};
+    if (::fdatasync(data_fd_) != 0) return err(sys_error("cannot sync", data_path_));
+    durable_ = held_;
     return save_have();
 }
 
 void SegmentStore::forget(std::uint32_t i) {
     held_.reset(i);
-    if (!read_only_) (void)save_have();
+    bool was_durable = durable_.test(i);
+    durable_.reset(i);
+    if (!read_only_ && was_durable) (void)save_have();
 }
 
 Status SegmentStore::save_have() {
-    Bytes b = held_.to_bytes();
+    Bytes b = durable_.to_bytes();
     if (auto st = pwrite_all(have_fd_, b.data(), b.size(), 0, have_path_); !st) return st;
     if (::fdatasync(have_fd_) != 0) return err(sys_error("cannot sync", have_path_));
     return {};
@@ -137,6 +146,7 @@ Status SegmentStore::save_have() {
 
 Status SegmentStore::export_to(const std::string& path) const {
     if (!held_.all()) return err("patch is not complete");
+    if (!read_only_ && !durable_.all()) return err("patch is not synced to disk");
     std::string tmp = path + ".part";
     int out = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (out < 0) return err(sys_error("cannot create", tmp));

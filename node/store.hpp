@@ -1,6 +1,9 @@
 // Where one patch's bytes live on disk, and the rule that protects them:
-// a segment is marked held only after its bytes verified against the signed
-// manifest and reached the disk (write, fdatasync, then mark). Every read for
+// a segment is marked held on disk only after its bytes verified against the
+// signed manifest and reached the disk (write, fdatasync, then mark). Syncs are
+// batched: write() makes a segment held in memory (it can be served from the
+// page cache at once), sync() makes every written segment durable and only
+// then records it in the have file. A crash loses at most the unsynced ones. Every read for
 // upload is checked against the manifest again, so a segment corrupted on disk
 // is never served; it is unmarked instead.
 //
@@ -38,20 +41,24 @@ public:
 
     // Reads held segment i into `out` and checks it; a mismatch unmarks it.
     Status read(std::uint32_t i, Bytes& out);
-    // Stores segment i; the caller verified `data`. Durable before it is marked.
+    // Stores segment i; the caller verified `data`. Marked on disk by sync().
     Status write(std::uint32_t i, ByteView data);
+    // fdatasync the data, then record every synced segment in the have file.
+    Status sync();
+    std::uint32_t unsynced() const { return held_.count() - durable_.count(); }
     // Copies the complete patch to `path` (atomically: temp file, fsync, rename).
     Status export_to(const std::string& path) const;
     // Unmarks segment i (tests and repair).
     void forget(std::uint32_t i);
 
 private:
-    SegmentStore(const wire::Manifest& m) : manifest_(m), held_(m.segment_count()) {}
+    SegmentStore(const wire::Manifest& m) : manifest_(m), held_(m.segment_count()), durable_(m.segment_count()) {}
     Status save_have();
     bool verify_at(std::uint32_t i, Bytes& buf);
 
     wire::Manifest manifest_;
-    Bitfield held_;
+    Bitfield held_;     // verified and written (maybe only in the page cache)
+    Bitfield durable_;  // verified, written and synced: what the have file says
     std::string data_path_, have_path_;
     int data_fd_ = -1;
     int have_fd_ = -1;

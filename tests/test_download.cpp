@@ -197,6 +197,18 @@ TEST_CASE("download: busy holder is backed off; not-held updates availability") 
     CHECK(d.availability(out[0].segment) == 0);
 }
 
+TEST_CASE("download: requests in flight are capped across holders") {
+    Download d(64, {.max_requests_per_peer = 4, .max_requests_total = 6}, 8);
+    for (PeerId p = 1; p <= 4; ++p) {
+        d.add_peer(p, SourceClass::SameDomainPeer);
+        d.peer_bitfield(p, Bitfield(64, true));
+    }
+    std::vector<Action> out;
+    d.pump(0, out);
+    CHECK(out.size() == 6);
+    CHECK(d.in_flight() == 6);
+}
+
 TEST_CASE("download: removing a peer frees its requests") {
     Download d(3, {}, 8);
     d.add_peer(1, SourceClass::SameDomainPeer);

@@ -233,7 +233,9 @@ void Connection::write_raw(Bytes data) {
         if (!c) return;
         c->queued_ -= n;
         if (status < 0 && status != UV_ECANCELED) return c->close(std::string("write failed: ") + uv_strerror(status));
-        if (c->above_high_ && c->queued_ < kLowWater && c->state_ == State::Ready) {
+        // Every large write that completes frees budget the owner may share
+        // across connections; small ones (control messages) do not bother it.
+        if (c->state_ == State::Ready && (n >= kWritableChunk || (c->above_high_ && c->queued_ < kLowWater))) {
             c->above_high_ = false;
             c->handler_.on_writable(*c);
         }

@@ -49,7 +49,7 @@ public:
     virtual void on_ready(Connection& c) = 0;
     // One decrypted frame. The bytes are valid only during the call.
     virtual void on_message(Connection& c, ByteView frame) = 0;
-    // The write queue drained below the low watermark.
+    // A large write completed, or the queue drained below the low watermark.
     virtual void on_writable(Connection&) {}
     // The last call for this connection; the handler may destroy it here.
     virtual void on_closed(Connection& c, const std::string& reason) = 0;
@@ -86,6 +86,7 @@ public:
     // Above this many queued bytes the sender should wait for on_writable.
     static constexpr std::size_t kHighWater = 4u << 20;
     static constexpr std::size_t kLowWater = 1u << 20;
+    static constexpr std::size_t kWritableChunk = 64u << 10;
     std::uint64_t bytes_in() const { return bytes_in_; }
     std::uint64_t bytes_out() const { return bytes_out_; }
 
