@@ -2,6 +2,7 @@
 
 #include <cstdio>
 #include <ctime>
+#include <filesystem>
 
 #include "crypto/crypto.hpp"
 #include "dht/keys.hpp"
@@ -119,9 +120,11 @@ Status Node::serve(const VerifiedManifest& vm, const std::string& file) {
 
 Status Node::fetch(const VerifiedManifest& vm, const std::string& out_path, Done on_complete) {
     if (swarms_.count(vm.id)) return err("patch " + wire::short_hex(vm.id) + " is already here");
-    auto st = SegmentStore::open_download(opts_.data_dir + "/" + to_hex(vm.id), vm);
+    std::string dir = opts_.data_dir + "/" + to_hex(vm.id);
+    auto st = SegmentStore::open_download(dir, vm);
     if (!st) return std::move(st).take_error();
     Swarm s;
+    s.dir = dir;
     s.vm = vm;
     s.store = std::move(*st);
     s.out_path = out_path;
@@ -398,7 +401,7 @@ void Node::finish(Swarm& s) {
 std::uint64_t Node::cookie(const Swarm& s, std::uint32_t seg) { return std::uint64_t{s.index} << 32 | seg; }
 
 void Node::pump_requests(Swarm& s) {
-    if (!s.dl || s.dl->complete() || stopping_) return;
+    if (!s.dl || s.dl->complete() || stopping_ || s.paused) return;
     auto now = loop_.now_ms();
     if (!download_bucket_.ready(now)) return;  // the tick tries again
     actions_.clear();
@@ -464,6 +467,16 @@ void Node::tick() {
             if (now - s.last_lookup_ms >= opts_.lookup_interval_ms) lookup(s);
         }
         sync_store(s);
+        if (now - s.sample_ms >= 1'000) {  // rates, smoothed over a few seconds
+            double secs = double(now - s.sample_ms) / 1000.0;
+            double down = double(s.stats.bytes_downloaded - s.sample_down) / secs;
+            double up = double(s.stats.bytes_uploaded - s.sample_up) / secs;
+            s.rate_down = s.sample_ms ? 0.5 * s.rate_down + 0.5 * down : down;
+            s.rate_up = s.sample_ms ? 0.5 * s.rate_up + 0.5 * up : up;
+            s.sample_down = s.stats.bytes_downloaded;
+            s.sample_up = s.stats.bytes_uploaded;
+            s.sample_ms = now;
+        }
         // Refresh the record when what we hold changed, and well before readers
         // consider it stale (they drop records issued over an hour ago).
         std::uint32_t held = s.store->held().count();
@@ -471,6 +484,87 @@ void Node::tick() {
         bool aging = now - s.last_announce_ms >= 20 * 60 * 1000;
         if (held > 0 && (changed || aging)) announce(s);
     }
+}
+
+NodeStatus Node::status() const {
+    NodeStatus st;
+    st.key = self_.key;
+    st.role = self_.role;
+    st.domain = self_.domain;
+    st.listen_port = listen_port();
+    st.dht_port = dht_port();
+    st.peers = by_key_.size();
+    st.dht_nodes = dht_ ? dht_->good_nodes() : 0;
+    st.upload_peers = uploads_.active_peers();
+    st.upload_rate_limit = opts_.upload_rate;
+    st.download_rate_limit = opts_.download_rate;
+    if (dht_) st.dht = dht_->stats();
+    for (auto& [id, s] : swarms_) {
+        SwarmStatus w;
+        w.id = id;
+        w.name = s.vm.manifest.name;
+        w.version = s.vm.manifest.version;
+        w.total_size = s.vm.manifest.total_size;
+        w.segments = s.store->held().size();
+        w.held = s.store->held().count();
+        w.downloading = s.dl.has_value();
+        w.paused = s.paused;
+        w.complete = s.store->complete();
+        w.rate_down = s.rate_down;
+        w.rate_up = s.rate_up;
+        w.out_path = s.out_path;
+        w.stats = s.stats;
+        st.swarms.push_back(std::move(w));
+    }
+    return st;
+}
+
+std::vector<Hash32> Node::swarm_ids() const {
+    std::vector<Hash32> ids;
+    for (auto& [id, s] : swarms_) ids.push_back(id);
+    return ids;
+}
+
+Status Node::pause(const Hash32& id) {
+    Swarm* s = swarm(id);
+    if (!s) return err("no patch " + wire::short_hex(id) + " here");
+    if (!s->dl || s->dl->complete()) return err("patch " + wire::short_hex(id) + " is not downloading");
+    s->paused = true;
+    return {};
+}
+
+Status Node::resume(const Hash32& id) {
+    Swarm* s = swarm(id);
+    if (!s) return err("no patch " + wire::short_hex(id) + " here");
+    s->paused = false;
+    pump_requests(*s);
+    return {};
+}
+
+Status Node::remove(const Hash32& id) {
+    auto it = swarms_.find(id);
+    if (it == swarms_.end()) return err("no patch " + wire::short_hex(id) + " here");
+    Swarm& s = it->second;
+    if (s.announced && dht_) {
+        dht_->withdraw(dht::holder_key(self_.domain, id), s.value_id);
+        if (self_.role != Role::Peer) dht_->withdraw(dht::global_holder_key(id), s.value_id);
+    }
+    // Requests queued with us for it are dropped as their turn comes (no swarm).
+    for (auto& [cid, p] : peers_) {
+        p.told.erase(id);
+        if (s.dl)
+            for (std::uint32_t seg = 0; seg < s.dl->segment_count(); ++seg)
+                if (s.dl->is_requested(cid, seg)) send_msg(p, wire::MsgCancel{id, seg});
+    }
+    std::string dir = s.dir;
+    swarm_by_index_[s.index] = Hash32{};  // the index is never reused
+    swarms_.erase(it);
+    if (!dir.empty()) {
+        std::error_code ec;
+        std::filesystem::remove_all(dir, ec);
+        if (ec) return err("cannot delete " + dir + ": " + ec.message());
+    }
+    return {};
 }
 
 void Node::shutdown(std::function<void()> done) {

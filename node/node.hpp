@@ -62,6 +62,37 @@ struct SwarmStats {
     std::set<std::string> banned;  // hex node keys banned for this patch
 };
 
+// A patch as `patchswarm status` shows it.
+struct SwarmStatus {
+    Hash32 id{};
+    std::string name;
+    std::uint64_t version = 0;
+    std::uint64_t total_size = 0;
+    std::uint32_t segments = 0;
+    std::uint32_t held = 0;
+    bool downloading = false;  // false: serving only
+    bool paused = false;
+    bool complete = false;
+    double rate_down = 0;  // bytes/s over the last seconds
+    double rate_up = 0;
+    std::string out_path;
+    SwarmStats stats;
+};
+
+struct NodeStatus {
+    crypto::PublicKey key{};
+    Role role = Role::Peer;
+    std::string domain;
+    std::uint16_t listen_port = 0;
+    std::uint16_t dht_port = 0;
+    std::size_t peers = 0;          // authenticated connections
+    std::size_t dht_nodes = 0;      // good DHT routing-table entries
+    std::size_t upload_peers = 0;   // peers holding an upload slot
+    std::uint64_t upload_rate_limit = 0, download_rate_limit = 0;
+    dht::Stats dht;
+    std::vector<SwarmStatus> swarms;
+};
+
 class Node final : public transfer::ConnectionHandler {
 public:
     using Done = std::function<void(Status)>;
@@ -82,6 +113,15 @@ public:
     void shutdown(std::function<void()> done);
 
     const SwarmStats* stats(const Hash32& manifest_id) const;
+    NodeStatus status() const;
+    // Pause stops requesting segments (serving goes on); resume restarts it.
+    Status pause(const Hash32& manifest_id);
+    Status resume(const Hash32& manifest_id);
+    // Stops taking part in a patch: withdraws its record, forgets its state and
+    // deletes its download folder (not an exported copy, nor a served file).
+    Status remove(const Hash32& manifest_id);
+    // The patches taking part, for lookups by name.
+    std::vector<Hash32> swarm_ids() const;
     std::uint16_t listen_port() const;
     std::uint16_t dht_port() const;
     std::size_t connected_peers() const { return by_key_.size(); }
@@ -113,6 +153,11 @@ private:
         std::uint64_t last_announce_ms = 0;
         std::uint64_t last_lookup_ms = 0;
         bool announced = false;
+        bool paused = false;
+        std::string dir;  // download folder, empty for a served file
+        // Rates: byte counters at the last sample, and the smoothed rates.
+        std::uint64_t sample_down = 0, sample_up = 0, sample_ms = 0;
+        double rate_down = 0, rate_up = 0;
     };
 
     void add_swarm(Swarm s);
