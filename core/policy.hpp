@@ -7,6 +7,7 @@
 #include <deque>
 #include <map>
 #include <optional>
+#include <vector>
 
 #include "core/download.hpp"
 
@@ -76,6 +77,9 @@ private:
 struct UploadConfig {
     std::uint32_t slots = 8;                // peers served at once
     std::uint32_t max_queued_per_peer = 8;  // beyond: busy
+    // Slots only priority requesters (super-nodes, at the origin) may take, so
+    // that a flash crowd of devices cannot lock the caches out.
+    std::uint32_t reserved_for_priority = 0;
 };
 
 class Uploads {
@@ -92,12 +96,13 @@ public:
     void set_config(Config cfg) { cfg_ = cfg; }
     void set_rate(Millis now, std::uint64_t bytes_per_s, std::uint64_t burst) { bucket_.set_rate(now, bytes_per_s, burst); }
 
-    Verdict request(PeerId peer, std::uint64_t what, bool held, bool banned) {
+    Verdict request(PeerId peer, std::uint64_t what, bool held, bool banned, bool priority = false) {
         if (banned) return Verdict::Banned;
         if (!held) return Verdict::NotHeld;
         auto it = queues_.find(peer);
         if (it == queues_.end()) {
-            if (queues_.size() >= cfg_.slots) return Verdict::Busy;
+            std::uint32_t open = priority ? cfg_.slots : cfg_.slots - std::min(cfg_.slots, cfg_.reserved_for_priority);
+            if (queues_.size() >= open) return Verdict::Busy;
             it = queues_.emplace(peer, std::deque<std::uint64_t>{}).first;
         }
         if (it->second.size() >= cfg_.max_queued_per_peer) return Verdict::Busy;
@@ -149,6 +154,31 @@ private:
     TokenBucket bucket_;
     std::map<PeerId, std::deque<std::uint64_t>> queues_;  // ordered: fair turn order is deterministic
     PeerId cursor_ = 0;
+};
+
+// Super-seeding, for the origin: hand out each segment once, and again only
+// after `reserve` has passed, so that the swarm — not the origin — makes the
+// further copies. Requests for a segment served too recently are answered busy;
+// the requester takes it from a nearer holder meanwhile.
+class SuperSeeding {
+public:
+    SuperSeeding(std::uint32_t segments, Millis reserve) : reserve_(reserve), last_(segments, kNever) {}
+    bool allow(std::uint32_t seg, Millis now) const {
+        return seg < last_.size() && (last_[seg] == kNever || now >= last_[seg] + reserve_);
+    }
+    void served(std::uint32_t seg, Millis now) {
+        if (seg < last_.size()) last_[seg] = now;
+    }
+    std::uint32_t served_count() const {
+        std::uint32_t n = 0;
+        for (auto t : last_) n += t != kNever;
+        return n;
+    }
+
+private:
+    static constexpr Millis kNever = ~Millis{0};
+    Millis reserve_;
+    std::vector<Millis> last_;
 };
 
 }  // namespace ps::core

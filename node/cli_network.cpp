@@ -113,6 +113,7 @@ Result<Setup> make_setup(const NetArgs& a) {
     s.opts.dht.port = a.dht_port;
     s.opts.dht.bootstrap = a.bootstrap;
     if (loopback) s.opts.dht.max_peer_req_per_sec = -1;  // every loopback peer shares one IP
+    s.opts.trust = s.trust;  // gossip: announcements are believed only when they verify
     s.identity.secret = *key;
     s.identity.key = key->public_key();
     s.identity.role = *role;

@@ -1,5 +1,6 @@
 #include "node/node.hpp"
 
+#include <algorithm>
 #include <cstdio>
 #include <ctime>
 #include <filesystem>
@@ -76,7 +77,108 @@ Status Node::start() {
     listener_ = std::move(*l);
     timer_ = std::make_unique<transfer::Timer>(loop_);
     timer_->start(100, 100, [this] { tick(); });
+    member_value_id_ = crypto::random_u64();
+    announce_member();
+    join_gossip();
     return {};
+}
+
+// ---- gossip ----
+// Membership: every node also announces a record under its domain's key for the
+// all-zero manifest id (super-nodes and origins under the cross-domain key too),
+// so that a node with nothing to fetch still finds peers to hear announcements
+// from. From then on Peers messages keep a passive view without the DHT.
+
+void Node::announce_member() {
+    if (!dht_ || stopping_ || listen_port() < 1024) return;
+    wire::HolderRecord r;
+    r.role = self_.role;
+    r.domain = self_.domain;
+    r.host = opts_.advertise_host;
+    r.port = listen_port();
+    r.issued = unix_now();
+    r.seq = ++member_seq_;
+    Bytes value = wire::encode_record(r, self_.secret);
+    dht_->announce(dht::holder_key(self_.domain, Hash32{}), member_value_id_, value);
+    if (self_.role != Role::Peer) dht_->announce(dht::global_holder_key(Hash32{}), member_value_id_, value);
+    last_member_ms_ = loop_.now_ms();
+}
+
+void Node::join_gossip() {
+    if (!dht_ || stopping_) return;
+    last_join_ms_ = loop_.now_ms();
+    for (std::string domain : {self_.domain, std::string(dht::kGlobalDomain)}) {
+        auto key = domain == dht::kGlobalDomain ? dht::global_holder_key(Hash32{}) : dht::holder_key(domain, Hash32{});
+        dht_->get(key, [this, domain](std::vector<Bytes> values) {
+            for (auto& rec : dht::select_holders(values, domain, Hash32{}, unix_now()))
+                remember(wire::Contact{rec.node_key, rec.host, rec.port, rec.role, rec.domain});
+        });
+    }
+}
+
+void Node::remember(const wire::Contact& c) {
+    if (c.key == self_.key || c.port < 1024) return;
+    if (contacts_.size() >= opts_.known_contacts && !contacts_.count(c.key)) {
+        // Full: forget a random other one, so the view keeps turning over.
+        auto victim = contacts_.begin();
+        std::advance(victim, static_cast<long>(crypto::random_u64() % contacts_.size()));
+        contacts_.erase(victim);
+    }
+    contacts_[c.key] = c;
+}
+
+wire::MsgPeers Node::peers_msg() const {
+    wire::MsgPeers m;
+    m.contacts.push_back({self_.key, opts_.advertise_host, listen_port(), self_.role, self_.domain});
+    // Then connected peers and known contacts, as far as the message allows.
+    for (auto& [key, c] : contacts_) {
+        if (m.contacts.size() >= wire::kMaxContacts) break;
+        m.contacts.push_back(c);
+    }
+    return m;
+}
+
+void Node::on_peers(Peer& from, const std::vector<wire::Contact>& contacts) {
+    for (std::size_t i = 0; i < contacts.size(); ++i) {
+        auto c = contacts[i];
+        // The first entry is the sender itself: its key is proven by the handshake.
+        if (i == 0 && c.key != from.conn->peer().key) continue;
+        remember(c);
+    }
+}
+
+void Node::announce_manifest(const VerifiedManifest& vm) {
+    if (!seen_manifests_.insert(vm.id).second) return;
+    auto& cur = latest_[vm.manifest.name];
+    if (cur.manifest.version <= vm.manifest.version) cur = vm;
+    for (auto& [id, p] : peers_)
+        if (p.conn->ready()) send_msg(p, wire::MsgAnnounce{vm.bytes});
+}
+
+void Node::on_announce(Peer* from, ByteView bytes) {
+    Hash32 id = wire::manifest_id(bytes);
+    if (seen_manifests_.count(id)) return;
+    ++announces_received_;
+    if (!opts_.trust) return;
+    auto vm = verify_manifest_bytes(bytes, *opts_.trust, unix_now());
+    if (!vm) {
+        ++announces_rejected_;
+        std::fprintf(stderr, "patchswarm: announcement from %s ignored: %s\n",
+                     from ? from->conn->remote().c_str() : "?", vm.error().c_str());
+        return;
+    }
+    auto it = latest_.find(vm->manifest.name);
+    if (it != latest_.end() && it->second.manifest.version > vm->manifest.version) {
+        seen_manifests_.insert(id);  // older than what we know: not news, not forwarded
+        return;
+    }
+    seen_manifests_.insert(id);
+    latest_[vm->manifest.name] = *vm;
+    for (auto& [cid, p] : peers_)
+        if (&p != from && p.conn->ready()) send_msg(p, wire::MsgAnnounce{vm->bytes});
+    debug("announcement %s v%llu %s", vm->manifest.name.c_str(), (unsigned long long)vm->manifest.version,
+          wire::short_hex(id).c_str());
+    if (opts_.on_announce) opts_.on_announce(*vm);
 }
 
 std::uint16_t Node::listen_port() const { return listener_ ? listener_->port() : 0; }
@@ -114,7 +216,9 @@ Status Node::serve(const VerifiedManifest& vm, const std::string& file) {
     Swarm s;
     s.vm = vm;
     s.store = std::move(*st);
+    if (self_.role == Role::Origin) s.superseed.emplace(vm.manifest.segment_count(), opts_.superseed_reserve_ms);
     add_swarm(std::move(s));
+    announce_manifest(vm);
     return {};
 }
 
@@ -228,6 +332,8 @@ void Node::on_ready(transfer::Connection& c) {
     by_key_[key] = c.id();
     debug("connected %s %s/%s (%s)", c.remote().c_str(),
                      c.peer().domain.c_str(), std::string(to_string(c.peer().role)).c_str(), c.dialer() ? "dialed" : "accepted");
+    send_msg(it->second, peers_msg());
+    for (auto& [name, vm] : latest_) send_msg(it->second, wire::MsgAnnounce{vm.bytes});
     for (auto& [id, s] : swarms_) send_have(it->second, s);
 }
 
@@ -264,6 +370,10 @@ void Node::on_message(transfer::Connection& c, ByteView frame) {
                 return;
             } else if constexpr (std::is_same_v<T, wire::MsgBye>) {
                 c.close("peer said goodbye: " + m.reason);
+            } else if constexpr (std::is_same_v<T, wire::MsgAnnounce>) {
+                on_announce(&p, m.manifest);
+            } else if constexpr (std::is_same_v<T, wire::MsgPeers>) {
+                on_peers(p, m.contacts);
             } else {
                 Swarm* s = swarm(m.manifest);
                 if constexpr (std::is_same_v<T, wire::MsgRequest>) {
@@ -273,8 +383,12 @@ void Node::on_message(transfer::Connection& c, ByteView frame) {
                     };
                     if (!s) return reject(core::RejectReason::UnknownPatch);
                     if (opts_.fault_ignore_requests) return;
+                    if (s->superseed && s->store->held().test(m.segment) && !s->superseed->allow(m.segment, now))
+                        return reject(core::RejectReason::Busy);
                     bool banned = s->stats.banned.count(to_hex(c.peer().key)) != 0;
-                    switch (uploads_.request(c.id(), cookie(*s, m.segment), s->store->held().test(m.segment), banned)) {
+                    bool priority = c.peer().role == Role::Super;
+                    switch (uploads_.request(c.id(), cookie(*s, m.segment), s->store->held().test(m.segment), banned,
+                                             priority)) {
                         case V::Queued: return pump_uploads();
                         case V::Busy: return reject(core::RejectReason::Busy);
                         case V::NotHeld: return reject(core::RejectReason::NotHeld);
@@ -438,6 +552,7 @@ void Node::serve_one(Peer& p, Swarm& s, std::uint32_t seg) {
         return;
     }
     if (opts_.fault_corrupt_uploads && !data.empty()) data[data.size() / 2] ^= 0x5A;
+    if (s.superseed) s.superseed->served(seg, loop_.now_ms());
     for (std::size_t off = 0; off < data.size(); off += wire::kMaxChunk) {
         std::size_t n = std::min(wire::kMaxChunk, data.size() - off);
         send_msg(p, wire::MsgData{s.vm.id, seg, static_cast<std::uint32_t>(off), ByteView(data).subspan(off, n)});
@@ -457,6 +572,20 @@ void Node::tick() {
             stale.push_back(p.conn.get());
     for (auto* c : stale) c->close("handshake timed out");
     pump_uploads();  // sends held back by the rate limit
+    if (now - last_member_ms_ >= 20 * 60 * 1000) announce_member();
+    // Keep a few connections even with nothing to fetch, to hear announcements.
+    if (by_key_.size() + dialing_.size() < opts_.gossip_peers && !stopping_) {
+        if (contacts_.empty() && now - last_join_ms_ >= 2'000) join_gossip();
+        std::vector<const wire::Contact*> pick;
+        for (auto& [k, c] : contacts_)
+            if (!by_key_.count(k) && !dialing_.count(k)) pick.push_back(&c);
+        // Own domain first (locality), then random order among equals.
+        std::sort(pick.begin(), pick.end(), [this](auto* a, auto* b) {
+            return (a->domain == self_.domain) > (b->domain == self_.domain);
+        });
+        for (std::size_t i = 0; i < pick.size() && by_key_.size() + dialing_.size() < opts_.gossip_peers; ++i)
+            dial(pick[i]->host, pick[i]->port, pick[i]->key);
+    }
 
     for (auto& [id, s] : swarms_) {
         if (s.dl && !s.dl->complete()) {
@@ -496,6 +625,9 @@ NodeStatus Node::status() const {
     st.peers = by_key_.size();
     st.dht_nodes = dht_ ? dht_->good_nodes() : 0;
     st.upload_peers = uploads_.active_peers();
+    st.contacts = contacts_.size();
+    st.announces_received = announces_received_;
+    st.announces_rejected = announces_rejected_;
     st.upload_rate_limit = opts_.upload_rate;
     st.download_rate_limit = opts_.download_rate;
     if (dht_) st.dht = dht_->stats();
@@ -572,6 +704,10 @@ void Node::shutdown(std::function<void()> done) {
     stopping_ = true;
     if (timer_) timer_->stop();
     for (auto& [id, s] : swarms_) sync_store(s);
+    if (dht_) {
+        dht_->withdraw(dht::holder_key(self_.domain, Hash32{}), member_value_id_);
+        if (self_.role != Role::Peer) dht_->withdraw(dht::global_holder_key(Hash32{}), member_value_id_);
+    }
     for (auto& [id, s] : swarms_)
         if (s.announced && dht_) {
             dht_->withdraw(dht::holder_key(self_.domain, s.vm.id), s.value_id);

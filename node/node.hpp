@@ -46,6 +46,15 @@ struct NodeOptions {
     std::uint64_t handshake_timeout_ms = 10'000;
     // Fault injection for tests only: flip one byte of every segment uploaded.
     bool fault_corrupt_uploads = false;
+    // Operator keys: manifests announced by gossip are believed and forwarded
+    // only when they verify under this store. Without it, gossip is ignored.
+    std::optional<TrustStore> trust;
+    // Called once per new manifest that verified (gossip or announce_manifest).
+    std::function<void(const VerifiedManifest&)> on_announce;
+    // Origin only: a segment is handed out again only after this (super-seeding).
+    std::uint64_t superseed_reserve_ms = 2'000;
+    std::size_t known_contacts = 128;  // the passive view: contacts kept to dial later
+    std::size_t gossip_peers = 4;      // connections kept even with nothing to fetch
     // Fault injection for tests only: accept requests and never answer them.
     bool fault_ignore_requests = false;
 };
@@ -88,6 +97,8 @@ struct NodeStatus {
     std::size_t peers = 0;          // authenticated connections
     std::size_t dht_nodes = 0;      // good DHT routing-table entries
     std::size_t upload_peers = 0;   // peers holding an upload slot
+    std::size_t contacts = 0;       // passive view
+    std::uint64_t announces_received = 0, announces_rejected = 0;
     std::uint64_t upload_rate_limit = 0, download_rate_limit = 0;
     dht::Stats dht;
     std::vector<SwarmStatus> swarms;
@@ -122,6 +133,11 @@ public:
     Status remove(const Hash32& manifest_id);
     // The patches taking part, for lookups by name.
     std::vector<Hash32> swarm_ids() const;
+    // Spreads a verified manifest to every connected peer (and to each peer that
+    // connects later); peers verify and forward it in turn.
+    void announce_manifest(const VerifiedManifest& vm);
+    // The newest verified manifest seen per patch name.
+    const std::map<std::string, VerifiedManifest>& latest_manifests() const { return latest_; }
     std::uint16_t listen_port() const;
     std::uint16_t dht_port() const;
     std::size_t connected_peers() const { return by_key_.size(); }
@@ -143,6 +159,7 @@ private:
         std::uint32_t index = 0;  // small number naming it in upload cookies
         std::unique_ptr<SegmentStore> store;
         std::optional<core::Download> dl;  // set while downloading
+        std::optional<core::SuperSeeding> superseed;  // origin only
         std::string out_path;
         Done on_complete;
         SwarmStats stats;
@@ -164,6 +181,12 @@ private:
     void tick();
     void lookup(Swarm& s);
     void on_holders(const Hash32& id, const std::string& domain, std::vector<Bytes> values);
+    void on_announce(Peer* from, ByteView manifest);
+    void on_peers(Peer& from, const std::vector<wire::Contact>& contacts);
+    void remember(const wire::Contact& c);
+    void join_gossip();
+    wire::MsgPeers peers_msg() const;
+    void announce_member();
     void dial(const std::string& host, std::uint16_t port, const crypto::PublicKey& key);
     void announce(Swarm& s);
     void send_msg(Peer& p, const wire::Message& m);
@@ -194,6 +217,13 @@ private:
     core::Uploads uploads_;
     core::TokenBucket download_bucket_;
     std::vector<core::Action> actions_;
+    std::map<std::string, VerifiedManifest> latest_;  // by patch name
+    std::set<Hash32> seen_manifests_;                 // gossip duplicate suppression
+    std::map<crypto::PublicKey, wire::Contact> contacts_;
+    std::uint64_t member_value_id_ = 0;
+    std::uint64_t member_seq_ = 0;
+    std::uint64_t last_join_ms_ = 0, last_member_ms_ = 0;
+    std::uint64_t announces_received_ = 0, announces_rejected_ = 0;
     Bytes scratch_;
     bool stopping_ = false;
     std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);

@@ -303,3 +303,23 @@ TEST_CASE("uploads: the rate limit holds sends until the bucket refills") {
     CHECK_FALSE(u.next(1999, all));
     CHECK(u.next(2000, all));
 }
+
+TEST_CASE("uploads: reserved slots stay open for priority requesters (super-nodes at the origin)") {
+    Uploads u({.slots = 3, .max_queued_per_peer = 8, .reserved_for_priority = 2});
+    CHECK(u.request(1, 1, true, false) == Uploads::Verdict::Queued);
+    CHECK(u.request(2, 1, true, false) == Uploads::Verdict::Busy);
+    CHECK(u.request(3, 1, true, false, true) == Uploads::Verdict::Queued);
+    CHECK(u.request(4, 1, true, false, true) == Uploads::Verdict::Queued);
+    CHECK(u.request(5, 1, true, false, true) == Uploads::Verdict::Busy);
+}
+
+TEST_CASE("super-seeding: a segment goes out once per reserve period") {
+    SuperSeeding ss(3, 1000);
+    CHECK(ss.allow(0, 0));
+    ss.served(0, 0);
+    CHECK_FALSE(ss.allow(0, 999));
+    CHECK(ss.allow(1, 999));
+    CHECK(ss.allow(0, 1000));
+    CHECK_FALSE(ss.allow(7, 0));
+    CHECK(ss.served_count() == 1);
+}

@@ -1,5 +1,6 @@
 #include "wire/messages.hpp"
 
+#include <algorithm>
 #include <cstring>
 
 #include "wire/msgpack_util.hpp"
@@ -101,6 +102,22 @@ void encode_message(const Message& m, Bytes& out) {
             } else if constexpr (std::is_same_v<T, MsgBye>) {
                 pk.pack_array(2).pack(std::uint8_t(MsgType::Bye));
                 pk.pack(msg.reason.substr(0, kMaxByeReason));
+            } else if constexpr (std::is_same_v<T, MsgAnnounce>) {
+                pk.pack_array(2).pack(std::uint8_t(MsgType::Announce));
+                pack_bin(pk, msg.manifest);
+            } else if constexpr (std::is_same_v<T, MsgPeers>) {
+                std::size_t n = std::min(msg.contacts.size(), kMaxContacts);
+                pk.pack_array(2).pack(std::uint8_t(MsgType::Peers));
+                pk.pack_array(static_cast<std::uint32_t>(n));
+                for (std::size_t i = 0; i < n; ++i) {
+                    auto& c = msg.contacts[i];
+                    pk.pack_array(5);
+                    pack_bin(pk, c.key);
+                    pk.pack(c.host);
+                    pk.pack(c.port);
+                    pk.pack(static_cast<std::uint8_t>(c.role));
+                    pk.pack(c.domain);
+                }
             }
         },
         m);
@@ -108,7 +125,7 @@ void encode_message(const Message& m, Bytes& out) {
 
 Result<Message> decode_message(ByteView frame) {
     if (frame.size() > kMaxFrame) return err("message: frame of " + std::to_string(frame.size()) + " bytes is over the limit");
-    auto oh = unpack_bounded(frame, {.array = 8, .map = 0, .str = kMaxByeReason, .bin = kMaxFrame, .ext = 0, .depth = 1},
+    auto oh = unpack_bounded(frame, {.array = kMaxContacts, .map = 0, .str = kMaxByeReason, .bin = kMaxFrame, .ext = 0, .depth = 3},
                              "message");
     if (!oh) return std::move(oh).take_error();
     const msgpack::object& o = oh->get();
@@ -162,6 +179,32 @@ Result<Message> decode_message(ByteView frame) {
         case MsgType::Bye: {
             MsgBye m;
             if (!count(2) || !f.str(1, kMaxByeReason, m.reason)) return bad("bye");
+            return Message{std::move(m)};
+        }
+        case MsgType::Announce: {
+            MsgAnnounce m;
+            if (!count(2) || !f.bin(1, kMaxFrame, m.manifest) || m.manifest.empty()) return bad("announce");
+            return Message{m};
+        }
+        case MsgType::Peers: {
+            if (!count(2) || f.v[1].type != msgpack::type::ARRAY) return bad("peers");
+            MsgPeers m;
+            const auto& arr = f.v[1].via.array;
+            for (std::uint32_t i = 0; i < arr.size; ++i) {
+                const auto& e = arr.ptr[i];
+                if (e.type != msgpack::type::ARRAY || e.via.array.size != 5) return bad("peers entry");
+                Fields g{e.via.array.ptr, e.via.array.size};
+                Contact c;
+                std::uint64_t port, role;
+                if (!g.fixed(0, c.key) || !g.str(1, 64, c.host) || !g.uint(2, 65535, port) || !g.uint(3, 255, role) ||
+                    !g.str(4, kMaxDomain, c.domain))
+                    return bad("peers entry");
+                auto r = role_from_wire(role);
+                if (!r || !valid_domain(c.domain) || c.host.empty() || port == 0) return bad("peers entry");
+                c.port = static_cast<std::uint16_t>(port);
+                c.role = *r;
+                m.contacts.push_back(std::move(c));
+            }
             return Message{std::move(m)};
         }
     }

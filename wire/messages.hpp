@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <string>
 #include <variant>
+#include <vector>
 
 #include "core/bytes.hpp"
 #include "core/result.hpp"
@@ -29,8 +30,12 @@ inline constexpr std::size_t kMaxFrame = kMaxChunk + 1024;
 inline constexpr std::size_t kMaxWireFrame = kMaxFrame + crypto::kStreamOverhead;
 
 enum class MsgType : std::uint8_t {
-    Have = 1, HaveOne = 2, Request = 3, Data = 4, Reject = 5, Cancel = 6, Keepalive = 7, Bye = 8
+    Have = 1, HaveOne = 2, Request = 3, Data = 4, Reject = 5, Cancel = 6, Keepalive = 7, Bye = 8,
+    Announce = 9, Peers = 10
 };
+
+// Contacts a Peers message may carry: enough to rebuild a partial view.
+inline constexpr std::size_t kMaxContacts = 32;
 
 struct MsgHave {  // "I hold these segments of this patch" (sent on connect)
     Hash32 manifest{};
@@ -63,8 +68,27 @@ struct MsgKeepalive {};
 struct MsgBye {
     std::string reason;
 };
+// Gossip: a signed manifest (the receiver verifies it against its trust store
+// before it believes or forwards it); `manifest` points into the frame.
+struct MsgAnnounce {
+    ByteView manifest;
+};
+// A node the sender knows, as the receiver would dial it (unauthenticated:
+// the handshake proves the key when someone dials).
+struct Contact {
+    crypto::PublicKey key{};
+    std::string host;
+    std::uint16_t port = 0;
+    Role role = Role::Peer;
+    std::string domain;
+    bool operator==(const Contact&) const = default;
+};
+struct MsgPeers {
+    std::vector<Contact> contacts;  // the sender itself first
+};
 
-using Message = std::variant<MsgHave, MsgHaveOne, MsgRequest, MsgData, MsgReject, MsgCancel, MsgKeepalive, MsgBye>;
+using Message = std::variant<MsgHave, MsgHaveOne, MsgRequest, MsgData, MsgReject, MsgCancel, MsgKeepalive, MsgBye,
+                             MsgAnnounce, MsgPeers>;
 
 // Appends the encoding of `m` to `out`.
 void encode_message(const Message& m, Bytes& out);
