@@ -18,7 +18,8 @@ Download::Download(std::uint32_t segment_count, DownloadConfig cfg, std::uint64_
 
 void Download::mark_held(std::uint32_t seg) { held_.set(seg); }
 
-void Download::add_peer(PeerId peer, SourceClass cls) {
+void Download::add_peer(PeerId peer, SourceClass cls, Millis now) {
+    if (!started_) started_ = now;  // the rung delays count from the first holder met
     auto [it, inserted] = peers_.try_emplace(peer, Peer{cls, Bitfield(held_.size())});
     if (!inserted) it->second.cls = cls;
 }
@@ -120,7 +121,13 @@ void Download::rejected(PeerId peer, std::uint32_t seg, RejectReason why, Millis
 }
 
 bool Download::usable(const Peer& p, Millis now) const {
-    return !p.banned && p.backoff_until <= now && *started_ + cfg_.rung_delay[static_cast<int>(p.cls)] <= now;
+    if (p.banned || p.backoff_until > now) return false;
+    int rung = static_cast<int>(p.cls);
+    if (*started_ + cfg_.rung_delay[rung] > now) return false;
+    if (now < *started_ + cfg_.connect_wait)
+        for (int r = 0; r < rung; ++r)
+            if (connecting_[r] > 0) return false;
+    return true;
 }
 
 bool Download::can_ask(const Peer& p, Millis now) const {
@@ -135,6 +142,14 @@ const PeerId* Download::pick_holder(std::uint32_t seg, Millis now, bool endgame)
     for (auto& [id, p] : peers_)
         if (p.have.test(seg) && usable(p, now) && !(endgame && is_requested(id, seg)))
             rung = std::min(rung, static_cast<int>(p.cls));
+    if (endgame) {
+        // A duplicate never goes farther down the ladder than the request it
+        // doubles: a slow cache must not turn into traffic between domains.
+        int asked = kSourceClasses;
+        for (auto& f : in_flight_[seg])
+            if (auto it = peers_.find(f.peer); it != peers_.end()) asked = std::min(asked, static_cast<int>(it->second.cls));
+        if (rung > asked) return nullptr;
+    }
     const PeerId* best = nullptr;
     const Peer* bp = nullptr;
     for (auto& [id, p] : peers_) {
@@ -156,7 +171,6 @@ void Download::request(PeerId peer, std::uint32_t seg, Millis now, std::vector<A
 }
 
 void Download::pump(Millis now, std::vector<Action>& out) {
-    if (!started_) started_ = now;
     if (held_.all()) return;
     bool any_slot = false;
     for (auto& [id, p] : peers_) any_slot |= can_ask(p, now);
@@ -195,7 +209,6 @@ void Download::tick(Millis now, std::vector<Action>& out) {
 }
 
 void Download::expire(Millis now, std::vector<Action>& out) {
-    if (!started_) started_ = now;
     for (std::uint32_t s = 0; s < held_.size(); ++s) {
         auto& v = in_flight_[s];
         for (std::size_t i = 0; i < v.size();) {

@@ -18,8 +18,8 @@
 //    segment waits: the ladder is climbed down only when the nearer rungs cannot
 //    serve (nobody there holds it, or they answered busy, stalled or lied).
 //  - Endgame: once every missing segment is in flight, a segment whose request
-//    is older than endgame_after may be asked of a second holder; the first copy
-//    to arrive cancels the other.
+//    is older than endgame_after may be asked of a second holder on the same or
+//    a nearer rung; the first copy to arrive cancels the other.
 //  - A segment that fails its hash bans its sender for this patch. A request
 //    that times out backs its holder off, so a stalled holder costs one timeout.
 #pragma once
@@ -79,10 +79,12 @@ struct DownloadConfig {
     // How long a holder that answered busy, or timed out, is left alone.
     Millis busy_backoff = 500;
     Millis stall_backoff = 30'000;
-    // A new download leaves each rung alone this long after it starts, so that
-    // nearer holders found in the same lookup can finish their handshake before
-    // farther ones, the origin above all, are asked for anything.
+    // A new download leaves each rung alone this long after it meets its first
+    // holder, so that nearer holders found in the same lookup can finish their
+    // handshake before farther ones, the origin above all, are asked for anything.
     std::array<Millis, kSourceClasses> rung_delay{0, 0, 250, 750};
+    // The longest a rung waits for nearer holders that are still connecting.
+    Millis connect_wait = 3'000;
 };
 
 struct Action {
@@ -99,8 +101,12 @@ public:
 
     // ---- events ----
     void mark_held(std::uint32_t seg);  // resumed from disk
-    void add_peer(PeerId peer, SourceClass cls);
+    // `now` starts the rung delays when this is the first holder met.
+    void add_peer(PeerId peer, SourceClass cls, Millis now = 0);
     void remove_peer(PeerId peer);  // its requests become free to go elsewhere
+    // How many holders of each rung the driver is still connecting to. While a
+    // nearer one is on its way, farther rungs wait (at most connect_wait).
+    void set_connecting(const std::array<std::uint32_t, kSourceClasses>& n) { connecting_ = n; }
     void peer_bitfield(PeerId peer, const Bitfield& have);
     void peer_has(PeerId peer, std::uint32_t seg);
     // A whole segment arrived from `peer` and was checked against the manifest.
@@ -154,7 +160,8 @@ private:
     std::uint32_t in_flight_total_ = 0;
     std::map<PeerId, Peer> peers_;  // ordered: decisions never depend on hash order
     std::vector<std::uint32_t> scratch_;
-    std::optional<Millis> started_;  // first pump or tick
+    std::optional<Millis> started_;  // when the first holder was met
+    std::array<std::uint32_t, kSourceClasses> connecting_{};
 };
 
 }  // namespace ps::core

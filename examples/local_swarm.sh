@@ -10,6 +10,9 @@
 # came from and how long it took, and exits non-zero if any file differs.
 #
 # Usage: examples/local_swarm.sh [BUILD_DIR] [OUT_DIR]
+# Environment: PATCH_MIB (32), DOMAINS ("east west"), DEVICES_PER_DOMAIN (3),
+# SEED_SECONDS (6); MAX_ORIGIN_X / MAX_IMPORT_X make the run fail when the origin
+# sent, or a domain imported, more than that many copies of the patch.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -18,6 +21,7 @@ out=${2:-$here/demo-out}
 bin=$build/patchswarm
 size_mib=${PATCH_MIB:-32}
 devices=${DEVICES_PER_DOMAIN:-3}
+read -r -a domains <<<"${DOMAINS:-east west}"
 
 [ -x "$bin" ] || { echo "demo: $bin not built; run scripts/demo.sh" >&2; exit 2; }
 rm -rf "$out"
@@ -55,30 +59,34 @@ names=()
 t0=$(date +%s.%N)
 echo "== super-nodes fetch early"
 # Super-nodes are caches: they keep serving their domain (until stopped below).
-SEED_SECONDS=600 fetch east-super east super 1000
-SEED_SECONDS=600 fetch west-super west super 1000
+for d in "${domains[@]}"; do SEED_SECONDS=600 fetch "$d-super" "$d" super 1000; done
+nsuper=${#domains[@]}
 # Super-nodes prefetch: devices join once their domain's cache holds the patch.
-for _ in $(seq 600); do [ -f "$out/east-super.json" ] && [ -f "$out/west-super.json" ] && break; sleep 0.1; done
+for _ in $(seq 600); do
+  n=0; for d in "${domains[@]}"; do [ -f "$out/$d-super.json" ] && n=$((n + 1)); done
+  [ "$n" -eq "$nsuper" ] && break; sleep 0.1
+done
 echo "== devices join"
-for d in east west; do for i in $(seq 1 "$devices"); do fetch "$d-dev$i" "$d" peer 1; done; done
+for d in "${domains[@]}"; do for i in $(seq 1 "$devices"); do fetch "$d-dev$i" "$d" peer 1; done; done
 
 fail=0
 for i in "${!fetchers[@]}"; do
-  [ "$i" -lt 2 ] && continue  # the super-nodes, stopped after the devices
+  [ "$i" -lt "$nsuper" ] && continue  # the super-nodes, stopped after the devices
   if ! wait "${fetchers[$i]}"; then echo "demo: ${names[$i]} failed: $(tail -1 "$out/${names[$i]}.log")" >&2; fail=1; fi
 done
-kill -TERM "${fetchers[0]}" "${fetchers[1]}"
-for i in 0 1; do
+kill -TERM "${fetchers[@]:0:$nsuper}"
+for i in $(seq 0 $((nsuper - 1))); do
   if ! wait "${fetchers[$i]}"; then echo "demo: ${names[$i]} failed: $(tail -1 "$out/${names[$i]}.log")" >&2; fail=1; fi
 done
 t1=$(date +%s.%N)
 kill -TERM "${pids[0]}"; wait "${pids[0]}" 2>/dev/null || true; pids=()
 
+identical=yes
 for n in "${names[@]}"; do
-  if ! cmp -s "$out/patch.bin" "$out/$n.bin"; then echo "demo: $n.bin DIFFERS from the patch" >&2; fail=1; fi
+  if ! cmp -s "$out/patch.bin" "$out/$n.bin"; then echo "demo: $n.bin DIFFERS from the patch" >&2; fail=1; identical=NO; fi
 done
 
-python3 - "$out" "${names[@]}" <<'PY'
+python3 - "$out" "${names[@]}" <<'PY' || fail=1
 import json, os, sys
 out, names = sys.argv[1], sys.argv[2:]
 size = os.path.getsize(os.path.join(out, "patch.bin"))
@@ -99,7 +107,16 @@ for n in names:
 print(f"\npatch size {size / 2**20:.1f} MiB; origin sent {origin_total / size:.2f}x the patch")
 for d, b in sorted(imports.items()):
     print(f"domain {d}: imported {b / size:.2f}x the patch")
+bad = []
+if os.environ.get("MAX_ORIGIN_X") and origin_total / size > float(os.environ["MAX_ORIGIN_X"]):
+    bad.append(f"origin sent {origin_total / size:.2f}x > {os.environ['MAX_ORIGIN_X']}x")
+for d, b in sorted(imports.items()):
+    if os.environ.get("MAX_IMPORT_X") and b / size > float(os.environ["MAX_IMPORT_X"]):
+        bad.append(f"domain {d} imported {b / size:.2f}x > {os.environ['MAX_IMPORT_X']}x")
+for b in bad:
+    print("demo: " + b, file=sys.stderr)
+sys.exit(1 if bad else 0)
 PY
 echo
-echo "all files identical: $([ $fail -eq 0 ] && echo yes || echo NO)   wall time $(python3 -c "print(f'{$t1-$t0:.1f}')") s"
+echo "all files identical: $identical   wall time $(python3 -c "print(f'{$t1-$t0:.1f}')") s"
 exit $fail

@@ -263,15 +263,26 @@ void Node::on_holders(const Hash32& id, const std::string& domain, std::vector<B
     for (auto& rec : recs) {
         if (rec.node_key == self_.key || by_key_.count(rec.node_key) || dialing_.count(rec.node_key)) continue;
         if (peers_.size() >= opts_.max_peers) break;
-        dial(rec.host, rec.port, rec.node_key);
+        dial(rec.host, rec.port, rec.node_key, rec.role, rec.domain);
     }
+    tell_connecting(*s);
 }
 
-void Node::dial(const std::string& host, std::uint16_t port, const crypto::PublicKey& key) {
+void Node::dial(const std::string& host, std::uint16_t port, const crypto::PublicKey& key, Role role,
+                const std::string& domain) {
     auto c = transfer::Connection::dial(loop_, host, port, self_, *this, key);
-    dialing_.insert(key);
+    dialing_[key] = core::classify(self_.domain, domain, role);
     auto id = c->id();
     peers_[id].conn = std::move(c);
+    peers_[id].dialed = key;
+}
+
+// The core holds farther rungs back while nearer holders are still connecting.
+void Node::tell_connecting(Swarm& s) {
+    if (!s.dl) return;
+    std::array<std::uint32_t, core::kSourceClasses> n{};
+    for (auto& [key, cls] : dialing_) ++n[static_cast<int>(cls)];
+    s.dl->set_connecting(n);
 }
 
 void Node::announce(Swarm& s) {
@@ -317,6 +328,7 @@ void Node::on_ready(transfer::Connection& c) {
     if (it == peers_.end()) return;
     const auto& key = c.peer().key;
     dialing_.erase(key);
+    for (auto& [sid, s] : swarms_) tell_connecting(s);
     if (auto dup = by_key_.find(key); dup != by_key_.end()) {
         // Two connections between the same pair (both dialed at once): keep the
         // one dialed by the smaller key, so that both ends make the same choice.
@@ -344,7 +356,8 @@ void Node::on_closed(transfer::Connection& c, const std::string& reason) {
     debug("connection %s closed: %s", c.remote().c_str(), reason.c_str());
     auto bk = by_key_.find(c.peer().key);
     if (bk != by_key_.end() && bk->second == id) by_key_.erase(bk);
-    if (c.dialer()) dialing_.erase(c.peer().key);
+    if (it->second.dialed) dialing_.erase(*it->second.dialed);
+    for (auto& [sid, s] : swarms_) tell_connecting(s);
     for (auto& [sid, s] : swarms_) {
         if (!s.dl) continue;
         s.dl->remove_peer(id);
@@ -406,7 +419,7 @@ void Node::on_message(transfer::Connection& c, ByteView frame) {
                     if (!s->dl || s->dl->complete()) return;
                     auto bf = Bitfield::from_bytes(m.bitfield, s->dl->segment_count());
                     if (!bf) return c.close("have: bitfield does not fit the manifest");
-                    s->dl->add_peer(c.id(), class_of(p));
+                    s->dl->add_peer(c.id(), class_of(p), now);
                     s->dl->peer_bitfield(c.id(), *bf);
                 } else if constexpr (std::is_same_v<T, wire::MsgHaveOne>) {
                     if (!s->dl || s->dl->complete()) return;
@@ -584,7 +597,7 @@ void Node::tick() {
             return (a->domain == self_.domain) > (b->domain == self_.domain);
         });
         for (std::size_t i = 0; i < pick.size() && by_key_.size() + dialing_.size() < opts_.gossip_peers; ++i)
-            dial(pick[i]->host, pick[i]->port, pick[i]->key);
+            dial(pick[i]->host, pick[i]->port, pick[i]->key, pick[i]->role, pick[i]->domain);
     }
 
     for (auto& [id, s] : swarms_) {

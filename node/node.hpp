@@ -152,6 +152,7 @@ public:
 private:
     struct Peer {
         std::unique_ptr<transfer::Connection> conn;
+        std::optional<crypto::PublicKey> dialed;  // the key we dialed for
         std::set<Hash32> told;  // patches we sent our Have for
     };
     struct Swarm {
@@ -187,7 +188,9 @@ private:
     void join_gossip();
     wire::MsgPeers peers_msg() const;
     void announce_member();
-    void dial(const std::string& host, std::uint16_t port, const crypto::PublicKey& key);
+    void dial(const std::string& host, std::uint16_t port, const crypto::PublicKey& key, Role role,
+              const std::string& domain);
+    void tell_connecting(Swarm& s);
     void announce(Swarm& s);
     void send_msg(Peer& p, const wire::Message& m);
     void send_have(Peer& p, Swarm& s);
@@ -211,7 +214,7 @@ private:
     std::unique_ptr<transfer::Timer> timer_;
     std::map<std::uint64_t, Peer> peers_;  // by connection id (= core::PeerId)
     std::map<crypto::PublicKey, std::uint64_t> by_key_;
-    std::set<crypto::PublicKey> dialing_;
+    std::map<crypto::PublicKey, core::SourceClass> dialing_;  // handshakes under way, by the key we expect
     std::map<Hash32, Swarm> swarms_;
     std::vector<Hash32> swarm_by_index_;
     core::Uploads uploads_;

@@ -49,10 +49,14 @@ TEST_CASE("download: nearest rung of the source ladder wins") {
     std::vector<Action> out;
     d.pump(0, out);
     CHECK(out == std::vector<Action>{{Action::Request, 12, 0}});
-    // A late endgame duplicate goes one rung down.
+    // A late endgame duplicate never goes down the ladder: no second super here.
     out.clear();
     d.pump(5000, out);
-    CHECK(out == std::vector<Action>{{Action::Request, 11, 0}});
+    CHECK(out.empty());
+    d.add_peer(13, SourceClass::SameDomainPeer, 5000);
+    d.peer_bitfield(13, bits("1"));
+    d.pump(5001, out);
+    CHECK(out == std::vector<Action>{{Action::Request, 13, 0}});
 }
 
 TEST_CASE("download: full pipelines wait; a busy nearer holder sends requests down the ladder") {
@@ -92,25 +96,37 @@ TEST_CASE("download: a segment only a farther rung holds is taken from there at 
 
 TEST_CASE("download: the origin is left alone at first, so nearer holders found at once get the work") {
     Download d(2, {.rung_delay = {0, 0, 250, 750}}, 3);
-    d.add_peer(2, SourceClass::Origin);
+    d.add_peer(2, SourceClass::Origin, 0);
     d.peer_bitfield(2, bits("11"));
     std::vector<Action> out;
     d.pump(0, out);
     CHECK(out.empty());
-    d.add_peer(1, SourceClass::SameDomainSuper);  // its handshake finished 100 ms later
+    d.add_peer(1, SourceClass::SameDomainSuper, 100);  // its handshake finished 100 ms later
     d.peer_bitfield(1, bits("11"));
     d.tick(100, out);
     CHECK(requests_of(out).size() == 2);
     CHECK(requests_of(out)[0].peer == 1);
     // Alone, the origin is asked once its delay has passed.
     Download e(1, {.rung_delay = {0, 0, 250, 750}}, 3);
-    e.add_peer(2, SourceClass::Origin);
+    e.add_peer(2, SourceClass::Origin, 0);
     e.peer_bitfield(2, bits("1"));
     out.clear();
     e.tick(0, out);
     e.tick(749, out);
     CHECK(out.empty());
     e.tick(750, out);
+    CHECK(out == std::vector<Action>{{Action::Request, 2, 0}});
+}
+
+TEST_CASE("download: farther rungs wait while a nearer holder is still connecting, within a bound") {
+    Download d(1, {.rung_delay = {}, .connect_wait = 3000}, 3);
+    d.set_connecting({0, 1, 0, 0});  // our super-node's handshake is under way
+    d.add_peer(2, SourceClass::OtherDomain, 0);
+    d.peer_bitfield(2, bits("1"));
+    std::vector<Action> out;
+    d.pump(1000, out);
+    CHECK(out.empty());
+    d.pump(3000, out);  // it never arrived: go on without it
     CHECK(out == std::vector<Action>{{Action::Request, 2, 0}});
 }
 
