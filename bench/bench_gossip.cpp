@@ -1,0 +1,107 @@
+// bench_gossip: how long a manifest announcement takes to reach every online
+// node, through gossip alone (no DHT listens). N nodes in D domains run in one
+// process on loopback with real OpenDHT nodes; they join through membership
+// records, then one device serves (and so announces) a new manifest.
+//
+//   bench_gossip [--nodes N] [--domains D] [--runs R]
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "node/node.hpp"
+#include "wire/manifest.hpp"
+
+using namespace ps;
+namespace fs = std::filesystem;
+
+namespace {
+
+bool run_until(transfer::Loop& loop, const std::function<bool()>& done, std::uint64_t timeout_ms) {
+    transfer::Timer t(loop);
+    auto start = loop.now_ms();
+    t.start(5, 5, [&] {
+        if (done() || loop.now_ms() - start >= timeout_ms) loop.stop();
+    });
+    loop.run();
+    return done();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    int nodes = 30, domains = 3, runs = 3;
+    for (int i = 1; i + 1 < argc; i += 2) {
+        if (!std::strcmp(argv[i], "--nodes")) nodes = std::atoi(argv[i + 1]);
+        else if (!std::strcmp(argv[i], "--domains")) domains = std::atoi(argv[i + 1]);
+        else if (!std::strcmp(argv[i], "--runs")) runs = std::atoi(argv[i + 1]);
+    }
+    if (!crypto::init()) return 1;
+    auto dir = fs::temp_directory_path() / ("ps-bench-gossip-" + std::to_string(::getpid()));
+    fs::create_directories(dir);
+    auto op = crypto::generate_keypair();
+    std::printf("$ bench_gossip --nodes %d --domains %d --runs %d\n", nodes, domains, runs);
+    for (int run = 0; run < runs; ++run) {
+        // A small patch and its manifest, version = run so each is news.
+        std::string patch = (dir / "patch.bin").string();
+        std::ofstream(patch, std::ios::binary) << std::string(1 << 20, char('a' + run));
+        auto d = node::digest_file(patch, wire::kDefaultSegmentSize);
+        wire::Manifest m;
+        m.name = "ims-client";
+        m.version = static_cast<std::uint64_t>(run + 1);
+        m.created = std::time(nullptr);
+        m.expires = m.created + 3600;
+        m.total_size = d->total_size;
+        m.segment_hashes = d->segment_hashes;
+        m.file_hash = d->file_hash;
+        m.key_id = wire::key_id_of(op.pk);
+        wire::sign_manifest(m, op.sk);
+        auto vm = node::verify_manifest_bytes(wire::encode_manifest(m), node::TrustStore::from_key(op.pk), m.created);
+
+        transfer::Loop loop;
+        std::vector<std::unique_ptr<node::Node>> all;
+        std::vector<int> heard(nodes, 0);
+        for (int i = 0; i < nodes; ++i) {
+            node::NodeOptions o;
+            o.data_dir = (dir / ("n" + std::to_string(run) + "-" + std::to_string(i))).string();
+            o.dht.max_peer_req_per_sec = -1;
+            if (i) o.dht.bootstrap = {"127.0.0.1:" + std::to_string(all[0]->dht_port())};
+            o.trust = node::TrustStore::from_key(op.pk);
+            o.on_announce = [&heard, i](const node::VerifiedManifest&) { heard[i] = 1; };
+            auto kp = crypto::generate_keypair();
+            Role role = i < domains ? Role::Super : Role::Peer;
+            all.push_back(std::make_unique<node::Node>(
+                loop, o, transfer::Identity{kp.sk, kp.pk, role, "d" + std::to_string(i % domains)}));
+            if (!all.back()->start()) return 1;
+        }
+        bool joined = run_until(loop, [&] {
+            for (auto& n : all)
+                if (n->connected_peers() == 0) return false;
+            return true;
+        }, 30'000);
+        auto t0 = std::chrono::steady_clock::now();
+        if (!all[nodes - 1]->serve(*vm, patch)) return 1;  // a device announces
+        heard[nodes - 1] = 1;
+        bool reached = run_until(loop, [&] {
+            for (int h : heard)
+                if (!h) return false;
+            return true;
+        }, 10'000);
+        double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+        int got = 0;
+        for (int h : heard) got += h;
+        std::printf("run %d: joined=%s, announcement reached %d/%d nodes in %.1f ms%s\n", run + 1, joined ? "yes" : "no",
+                    got, nodes, ms, reached ? "" : " (TIMEOUT)");
+        int pending = nodes;
+        for (auto& n : all) n->shutdown([&] { --pending; });
+        run_until(loop, [&] { return pending == 0; }, 10'000);
+        all.clear();
+    }
+    fs::remove_all(dir);
+    return 0;
+}
