@@ -154,7 +154,7 @@ nlohmann::json scenario_json(const sim::Scenario& s) {
     j["patch_mib"] = s.patch_mib;
     j["seed"] = s.seed;
     auto cap = [](const sim::Capacity& c) {
-        return nlohmann::json{{"down_mbps", c.down_mbps}, {"up_mbps", c.up_mbps}, {"slots", c.slots}};
+        return nlohmann::json{{"down_mbps", c.down_mbps}, {"up_mbps", c.up_mbps}, {"slots", c.slots}, {"buffer_kib", c.buffer_kib}};
     };
     j["device"] = cap(s.device);
     j["super"] = cap(s.super);
@@ -339,11 +339,14 @@ void add_sim_commands(CLI::App& app, Commands& out) {
     sub->add_option("--device-down-mbps", d.device.down_mbps, "Device download capacity (Mbit/s)");
     sub->add_option("--device-up-mbps", d.device.up_mbps, "Device upload capacity (Mbit/s)");
     sub->add_option("--device-slots", d.device.slots, "Peers a device serves at once (0 = unlimited)");
+    sub->add_option("--device-buffer-kib", d.device.buffer_kib, "segment level: a device's upload buffer (0 = unlimited)");
     sub->add_option("--super-down-mbps", d.super.down_mbps, "Super-node download capacity (Mbit/s)");
     sub->add_option("--super-up-mbps", d.super.up_mbps, "Super-node upload capacity (Mbit/s, 0 = unlimited)");
     sub->add_option("--super-slots", d.super.slots, "Peers a super-node serves at once (0 = unlimited)");
+    sub->add_option("--super-buffer-kib", d.super.buffer_kib, "segment level: a super-node's upload buffer (0 = unlimited)");
     sub->add_option("--origin-up-mbps", d.origin.up_mbps, "Origin upload capacity (Mbit/s, 0 = unlimited)");
     sub->add_option("--origin-slots", d.origin.slots, "Peers the origin serves at once (0 = unlimited)");
+    sub->add_option("--origin-buffer-kib", d.origin.buffer_kib, "segment level: the origin's upload buffer (0 = unlimited)");
     sub->add_option("--stay-factor", d.stay_factor, "p2p-stay: stay online this many download times after completing");
     sub->add_option("--seed-max-hours", d.seed_max_hours, "p2p-full: stop seeding after this long anyway");
     sub->add_option("--cache-min-devices", d.cache_min_devices, "caching: a cache in each domain of at least this many devices");
