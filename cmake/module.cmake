@@ -1,6 +1,7 @@
 # Shared compile flags for every target of the project.
 add_library(ps_build_flags INTERFACE)
-target_compile_options(ps_build_flags INTERFACE -Wall -Wextra -Wshadow=local -Wnon-virtual-dtor)
+target_compile_options(ps_build_flags INTERFACE -Wall -Wextra -Wnon-virtual-dtor
+                                              $<$<CXX_COMPILER_ID:GNU>:-Wshadow=local>)
 if(PS_WERROR)
   # g++ 12 reports false positives for vector::insert under -O2 (GCC bugs
   # 105651, 106199); keep them visible as warnings, not build breakers.

@@ -353,7 +353,14 @@ void Node::on_closed(transfer::Connection& c, const std::string& reason) {
     auto id = c.id();
     auto it = peers_.find(id);
     if (it == peers_.end()) return;
-    debug("connection %s closed: %s", c.remote().c_str(), reason.c_str());
+    // Protocol violations and failed handshakes are always worth a line; the
+    // ordinary ends of a connection only when tracing.
+    bool ordinary = reason == "peer closed the connection" || reason == "node shutting down" ||
+                    reason == "duplicate connection" || reason.rfind("connect failed", 0) == 0 ||
+                    reason.rfind("read failed", 0) == 0 || reason.rfind("write failed", 0) == 0 ||
+                    reason.rfind("peer said goodbye", 0) == 0;
+    if (ordinary) debug("connection %s closed: %s", c.remote().c_str(), reason.c_str());
+    else std::fprintf(stderr, "patchswarm: closed connection %s: %s\n", c.remote().c_str(), reason.c_str());
     auto bk = by_key_.find(c.peer().key);
     if (bk != by_key_.end() && bk->second == id) by_key_.erase(bk);
     if (it->second.dialed) dialing_.erase(*it->second.dialed);
