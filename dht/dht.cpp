@@ -21,6 +21,7 @@
 #include <optional>
 
 #include "crypto/crypto.hpp"
+#include "wire/manifest.hpp"
 #include "wire/record.hpp"
 
 namespace ps::dht {
@@ -176,6 +177,7 @@ struct Node::Impl {
     }
 
     od::ValueType holder_type() const;
+    od::ValueType manifest_type() const;
     void join();
     void complete_pending();
 };
@@ -194,7 +196,38 @@ bool acceptable(const od::InfoHash& key, const od::Value& v, std::int64_t max_ag
     return true;
 }
 
+// Manifest announcements: a structurally valid manifest stored under the key of
+// its own patch name. Storing nodes have no trust store; readers verify.
+bool manifest_acceptable(const od::InfoHash& key, const od::Value& v) {
+    if (v.data.empty() || v.data.size() > kMaxValueBytes) return false;
+    auto m = wire::decode_manifest(v.data);
+    return m && manifest_key(m->name) == to_key(key);
+}
+
+bool value_acceptable(std::uint16_t type, const od::InfoHash& key, const od::Value& v, std::int64_t max_age_s) {
+    return type == kManifestValueType ? manifest_acceptable(key, v) : acceptable(key, v, max_age_s);
+}
+
 }  // namespace
+
+od::ValueType Node::Impl::manifest_type() const {
+    const bool verify = cfg.verify_records;
+    std::weak_ptr<Shared> weak = shared;
+    auto check = [verify, weak](const od::InfoHash& key, const std::shared_ptr<od::Value>& v) {
+        if (!v) return false;
+        if (!verify) return v->size() <= od::MAX_VALUE_SIZE;
+        if (manifest_acceptable(key, *v)) return true;
+        if (auto s = weak.lock()) s->stores_refused++;
+        return false;
+    };
+    auto store = [check](od::InfoHash key, std::shared_ptr<od::Value>& v, const od::InfoHash&, const od::SockAddr&) {
+        return check(key, v);
+    };
+    auto edit = [check](od::InfoHash key, const std::shared_ptr<od::Value>&, std::shared_ptr<od::Value>& new_v,
+                        const od::InfoHash&, const od::SockAddr&) { return check(key, new_v); };
+    return od::ValueType(kManifestValueType, "patchswarm-manifest",
+                         std::chrono::seconds(kHolderValueExpirySeconds), store, edit);
+}
 
 od::ValueType Node::Impl::holder_type() const {
     const bool verify = cfg.verify_records;
@@ -298,6 +331,7 @@ Result<std::unique_ptr<Node>> Node::start(const Config& cfg, Post post) {
         impl->runner = std::make_unique<od::DhtRunner>();
         impl->runner->run(rc, od::DhtRunner::Context{});
         impl->runner->registerType(impl->holder_type());
+        impl->runner->registerType(impl->manifest_type());
         impl->port4 = impl->runner->getBoundPort(AF_INET);
         impl->port6 = impl->runner->getBoundPort(AF_INET6);
         impl->id_hex = impl->runner->getNodeId().toString();
@@ -340,7 +374,9 @@ std::size_t Node::good_nodes() const {
     }
 }
 
-void Node::announce(const Key& key, std::uint64_t value_id, Bytes value, std::function<void(bool)> done) {
+void Node::announce(const Key& key, std::uint64_t value_id, Bytes value, std::function<void(bool)> done,
+                    ValueKind kind) {
+    const auto type = static_cast<std::uint16_t>(kind);
     auto& im = *impl_;
     auto& sh = im.shared;
     auto fail = [&] {
@@ -352,8 +388,8 @@ void Node::announce(const Key& key, std::uint64_t value_id, Bytes value, std::fu
         return fail();
     }
     if (im.cfg.verify_records) {
-        od::Value probe(kHolderValueType, static_cast<const std::uint8_t*>(value.data()), value.size());
-        if (!acceptable(to_hash(key), probe, im.cfg.record_max_age_s)) {
+        od::Value probe(type, static_cast<const std::uint8_t*>(value.data()), value.size());
+        if (!value_acceptable(type, to_hash(key), probe, im.cfg.record_max_age_s)) {
             sh->stats.announces_refused++;
             return fail();
         }
@@ -378,7 +414,7 @@ void Node::announce(const Key& key, std::uint64_t value_id, Bytes value, std::fu
     }
     if (!slot.dht_id) slot.dht_id = im.derive_id(value_id, slot.generation);
     if (!slot.value || slot.value->data != value) {
-        slot.value = std::make_shared<od::Value>(kHolderValueType, static_cast<const std::uint8_t*>(value.data()), value.size(), slot.dht_id);
+        slot.value = std::make_shared<od::Value>(type, static_cast<const std::uint8_t*>(value.data()), value.size(), slot.dht_id);
         slot.value->seq = seq;
     }
     sh->stats.puts++;
@@ -416,7 +452,8 @@ void Node::withdraw(const Key& key, std::uint64_t value_id) {
     im.slots.erase(it);
 }
 
-void Node::get(const Key& key, std::function<void(std::vector<Bytes>)> done) {
+void Node::get(const Key& key, std::function<void(std::vector<Bytes>)> done, ValueKind kind) {
+    const auto type = static_cast<std::uint16_t>(kind);
     auto& im = *impl_;
     auto& sh = im.shared;
     if (im.stopping) {
@@ -445,10 +482,10 @@ void Node::get(const Key& key, std::function<void(std::vector<Bytes>)> done) {
         if (g->done) g->done(std::move(out));
     };
     sh->pending[op] = finish;
-    auto on_values = [g](const std::vector<std::shared_ptr<od::Value>>& vals) {
+    auto on_values = [g, type](const std::vector<std::shared_ptr<od::Value>>& vals) {
         std::lock_guard lock(g->mu);
         for (const auto& v : vals) {
-            if (!v || v->type != kHolderValueType) continue;
+            if (!v || v->type != type) continue;
             if (v->data.empty() || v->data.size() > kMaxValueBytes) {
                 g->dropped++;
                 continue;
@@ -474,23 +511,24 @@ void Node::get(const Key& key, std::function<void(std::vector<Bytes>)> done) {
                            if (fired->exchange(true)) return;
                            Shared::deliver(sh, finish);
                        }),
-                       od::Value::TypeFilter(kHolderValueType), od::Where().valueType(kHolderValueType));
+                       od::Value::TypeFilter(type), od::Where().valueType(type));
     } catch (const std::exception&) {
         Shared::deliver(sh, finish);
     }
 }
 
-ListenToken Node::listen(const Key& key, ListenCallback cb) {
+ListenToken Node::listen(const Key& key, ListenCallback cb, ValueKind kind) {
+    const auto type = static_cast<std::uint16_t>(kind);
     auto& im = *impl_;
     auto& sh = im.shared;
     if (im.stopping || im.port6 == 0 || !cb) return 0;
     auto cancelled = std::make_shared<std::atomic<bool>>(false);
     const std::size_t cap = im.cfg.max_values_per_get;
-    auto on_values = [sh, cancelled, cb, cap](const std::vector<std::shared_ptr<od::Value>>& vals, bool expired) {
+    auto on_values = [sh, cancelled, cb, cap, type](const std::vector<std::shared_ptr<od::Value>>& vals, bool expired) {
         if (*cancelled) return false;
         std::vector<Bytes> out;
         for (const auto& v : vals) {
-            if (!v || v->type != kHolderValueType || v->data.empty() || v->data.size() > kMaxValueBytes)
+            if (!v || v->type != type || v->data.empty() || v->data.size() > kMaxValueBytes)
                 continue;
             if (out.size() < cap) out.push_back(to_bytes(v->data));
         }
@@ -504,8 +542,7 @@ ListenToken Node::listen(const Key& key, ListenCallback cb) {
     };
     try {
         auto fut = im.runner->listen(to_hash(key), od::ValueCallback(on_values),
-                                     od::Value::TypeFilter(kHolderValueType),
-                                     od::Where().valueType(kHolderValueType));
+                                     od::Value::TypeFilter(type), od::Where().valueType(type));
         const ListenToken token = im.next_listen++;
         im.listens.emplace(token, Impl::Listen{to_hash(key), fut.share(), cancelled});
         sh->stats.listens++;

@@ -28,6 +28,12 @@ using Post = std::function<void(std::function<void()>)>;
 
 // OpenDHT value type of holder records; registered on every node at start.
 inline constexpr std::uint16_t kHolderValueType = 0x5A01;
+// OpenDHT value type of manifest announcements (a signed manifest stored under
+// manifest_key(name)); storing nodes check its structure, readers its signature.
+inline constexpr std::uint16_t kManifestValueType = 0x5A02;
+
+// Which kind of value an operation is about.
+enum class ValueKind : std::uint16_t { Holder = kHolderValueType, Manifest = kManifestValueType };
 // Remote copies of a value expire this long after their last refresh; an
 // announcing node refreshes 10 s before that (OpenDHT REANNOUNCE_MARGIN).
 inline constexpr std::int64_t kHolderValueExpirySeconds = 600;
@@ -94,17 +100,18 @@ public:
     // storing node accepted it (stack.md P5). done(false) at once, without
     // publishing, for an empty or oversized value, a value that fails the record
     // check (Config::verify_records), or after shutdown().
-    void announce(const Key&, std::uint64_t value_id, Bytes value, std::function<void(bool ok)> done = {});
+    void announce(const Key&, std::uint64_t value_id, Bytes value, std::function<void(bool ok)> done = {},
+                  ValueKind kind = ValueKind::Holder);
     // Stops refreshing (cancelPut) and drops the local copy; remote copies expire
     // within kHolderValueExpirySeconds (the protocol has no delete).
     void withdraw(const Key&, std::uint64_t value_id);
     // All raw holder values currently stored under key, one per OpenDHT value id
     // (the newest version seen), at most max_values_per_get. One callback, after
     // the lookup completes. Untrusted: filter with select_holders().
-    void get(const Key&, std::function<void(std::vector<Bytes>)> done);
+    void get(const Key&, std::function<void(std::vector<Bytes>)> done, ValueKind kind = ValueKind::Holder);
     // Calls cb for values added under key (and expired ones) until cancel_listen.
     // Returns 0 (and never calls cb) after shutdown() or on an IPv4-only node.
-    ListenToken listen(const Key&, ListenCallback cb);
+    ListenToken listen(const Key&, ListenCallback cb, ValueKind kind = ValueKind::Holder);
     void cancel_listen(ListenToken);
 
     // Clean stop: cancels listens and puts, stops OpenDHT and joins its threads,

@@ -31,6 +31,14 @@ Key holder_key(std::string_view domain, const Hash32& manifest_id) {
     return k;
 }
 
+Key manifest_key(std::string_view patch_name) {
+    static constexpr std::uint8_t zero = 0;
+    Hash32 h = crypto::blake2b({as_bytes("patchswarm/manifests/v1"), ByteView(&zero, 1), as_bytes(patch_name)});
+    Key k;
+    std::copy_n(h.begin(), k.size(), k.begin());
+    return k;
+}
+
 Key global_holder_key(const Hash32& manifest_id) { return holder_key(kGlobalDomain, manifest_id); }
 
 bool record_matches(const wire::HolderRecord& rec, std::string_view domain, const Hash32& manifest_id) {

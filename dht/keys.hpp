@@ -28,6 +28,9 @@ inline constexpr std::string_view kGlobalDomain = "*";
 Key holder_key(std::string_view domain, const Hash32& manifest_id);
 // holder_key("*", manifest_id).
 Key global_holder_key(const Hash32& manifest_id);
+// Where new manifests of a patch are announced:
+// BLAKE2b-256("patchswarm/manifests/v1" || 0 || name), first 20 bytes.
+Key manifest_key(std::string_view patch_name);
 
 // True when a record read from holder_key(domain, manifest_id) belongs there:
 // same manifest_id and, for a real domain, the same domain; for "*", any domain

@@ -80,7 +80,26 @@ Status Node::start() {
     member_value_id_ = crypto::random_u64();
     announce_member();
     join_gossip();
+    for (auto& name : opts_.watch) {
+        auto t = dht_->listen(dht::manifest_key(name), [this](std::vector<Bytes> values, bool expired) {
+            if (!expired)
+                for (auto& v : values) on_announce(nullptr, v);
+        }, dht::ValueKind::Manifest);
+        if (t) watch_listens_.push_back(t);
+    }
+    check_watched();
     return {};
+}
+
+// Announcements stored in the DHT under the patch name: read at start and now
+// and then (a listen can miss), so a node that was offline catches up.
+void Node::check_watched() {
+    if (!dht_ || stopping_) return;
+    last_watch_ms_ = loop_.now_ms();
+    for (auto& name : opts_.watch)
+        dht_->get(dht::manifest_key(name), [this](std::vector<Bytes> values) {
+            for (auto& v : values) on_announce(nullptr, v);
+        }, dht::ValueKind::Manifest);
 }
 
 // ---- gossip ----
@@ -149,6 +168,11 @@ void Node::on_peers(Peer& from, const std::vector<wire::Contact>& contacts) {
 
 void Node::announce_manifest(const VerifiedManifest& vm) {
     if (!seen_manifests_.insert(vm.id).second) return;
+    // The origin also stores it under the patch name in the DHT, when it fits
+    // in one DHT value (manifests of up to about 1,900 segments).
+    if (self_.role == Role::Origin && dht_ && vm.bytes.size() <= dht::kMaxValueBytes)
+        dht_->announce(dht::manifest_key(vm.manifest.name), member_value_id_ ^ 0x6d616e6966657374ull, vm.bytes, {},
+                       dht::ValueKind::Manifest);
     auto& cur = latest_[vm.manifest.name];
     if (cur.manifest.version <= vm.manifest.version) cur = vm;
     for (auto& [id, p] : peers_)
@@ -593,6 +617,7 @@ void Node::tick() {
     for (auto* c : stale) c->close("handshake timed out");
     pump_uploads();  // sends held back by the rate limit
     if (now - last_member_ms_ >= 20 * 60 * 1000) announce_member();
+    if (!opts_.watch.empty() && now - last_watch_ms_ >= 30'000) check_watched();
     // Keep a few connections even with nothing to fetch, to hear announcements.
     if (by_key_.size() + dialing_.size() < opts_.gossip_peers && !stopping_) {
         if (contacts_.empty() && now - last_join_ms_ >= 2'000) join_gossip();
@@ -725,6 +750,7 @@ void Node::shutdown(std::function<void()> done) {
     if (timer_) timer_->stop();
     for (auto& [id, s] : swarms_) sync_store(s);
     if (dht_) {
+        for (auto t : watch_listens_) dht_->cancel_listen(t);
         dht_->withdraw(dht::holder_key(self_.domain, Hash32{}), member_value_id_);
         if (self_.role != Role::Peer) dht_->withdraw(dht::global_holder_key(Hash32{}), member_value_id_);
     }

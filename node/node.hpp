@@ -53,6 +53,9 @@ struct NodeOptions {
     std::function<void(const VerifiedManifest&)> on_announce;
     // Origin only: a segment is handed out again only after this (super-seeding).
     std::uint64_t superseed_reserve_ms = 2'000;
+    // Patch names whose announcements this node also follows in the DHT (under
+    // dht::manifest_key(name)), besides gossip.
+    std::vector<std::string> watch;
     std::size_t known_contacts = 128;  // the passive view: contacts kept to dial later
     std::size_t gossip_peers = 4;      // connections kept even with nothing to fetch
     // Fault injection for tests only: accept requests and never answer them.
@@ -188,6 +191,7 @@ private:
     void join_gossip();
     wire::MsgPeers peers_msg() const;
     void announce_member();
+    void check_watched();
     void dial(const std::string& host, std::uint16_t port, const crypto::PublicKey& key, Role role,
               const std::string& domain);
     void tell_connecting(Swarm& s);
@@ -225,7 +229,8 @@ private:
     std::map<crypto::PublicKey, wire::Contact> contacts_;
     std::uint64_t member_value_id_ = 0;
     std::uint64_t member_seq_ = 0;
-    std::uint64_t last_join_ms_ = 0, last_member_ms_ = 0;
+    std::uint64_t last_join_ms_ = 0, last_member_ms_ = 0, last_watch_ms_ = 0;
+    std::vector<dht::ListenToken> watch_listens_;
     std::uint64_t announces_received_ = 0, announces_rejected_ = 0;
     Bytes scratch_;
     bool stopping_ = false;

@@ -129,3 +129,29 @@ TEST_CASE("gossip: a forged manifest announcement is ignored and not forwarded")
     for (auto& v : victims) all.push_back(v->node.get());
     stop(loop, all);
 }
+
+TEST_CASE("gossip: a node offline at release finds the manifest under the patch name in the DHT, without any peer") {
+    REQUIRE(crypto::init());
+    TempDir dir("ps-gossip");
+    auto op = crypto::generate_keypair();
+    std::string patch = dir / "patch.bin";
+    write_random_file(patch, 2 << 20, 11);
+    auto vm = publish(patch, op, "ims-client", 3);
+
+    transfer::Loop loop;
+    auto origin = member(loop, gossip_options(dir / "origin", 0, op.pk), Role::Origin, "core");
+    REQUIRE(origin->node->serve(vm, patch));  // the origin stores it under manifest_key("ims-client")
+    run_until(loop, [] { return false; }, 500);
+
+    // Comes online later, follows the name, and keeps no gossip connections:
+    // only the DHT can tell it.
+    auto o = gossip_options(dir / "late", origin->node->dht_port(), op.pk);
+    o.gossip_peers = 0;
+    o.watch = {"ims-client"};
+    auto late = member(loop, o, Role::Peer, "d1");
+    CHECK(run_until(loop, [&] { return !late->heard.empty(); }, 15'000));
+    REQUIRE(late->heard.size() == 1);
+    CHECK(late->heard[0] == vm.id);
+    CHECK(late->node->connected_peers() == 0);
+    stop(loop, {late->node.get(), origin->node.get()});
+}
