@@ -40,6 +40,11 @@ Node::Node(transfer::Loop& loop, NodeOptions opts, transfer::Identity identity)
     set_rate_limits(opts_.upload_rate, opts_.download_rate);
 }
 
+void Node::set_upload_slots(std::uint32_t slots) {
+    opts_.uploads.slots = slots;
+    uploads_.set_config(opts_.uploads);
+}
+
 void Node::set_rate_limits(std::uint64_t upload, std::uint64_t download) {
     auto now = loop_.now_ms();
     // A burst of a quarter second, but at least one segment, so a segment can always go.
@@ -446,6 +451,9 @@ void Node::on_message(transfer::Connection& c, ByteView frame) {
                 }
                 if (!s) return;  // a patch we do not take part in
                 if constexpr (std::is_same_v<T, wire::MsgHave>) {
+                    // Answer a peer's first Have with ours, even if we sent one
+                    // before it took part in this patch (it ignored that one).
+                    if (p.heard.insert(s->vm.id).second) p.told.erase(s->vm.id);
                     send_have(p, *s);
                     if (!s->dl || s->dl->complete()) return;
                     auto bf = Bitfield::from_bytes(m.bitfield, s->dl->segment_count());

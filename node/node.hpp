@@ -123,6 +123,8 @@ public:
     Status fetch(const VerifiedManifest& vm, const std::string& out_path, Done on_complete);
     // Changes the rate limits (bytes/s, 0 = unlimited) while running.
     void set_rate_limits(std::uint64_t upload, std::uint64_t download);
+    // Changes the number of upload slots while running.
+    void set_upload_slots(std::uint32_t slots);
     // Withdraws DHT records, closes every connection, stops the DHT; then `done`.
     void shutdown(std::function<void()> done);
 
@@ -156,7 +158,8 @@ private:
     struct Peer {
         std::unique_ptr<transfer::Connection> conn;
         std::optional<crypto::PublicKey> dialed;  // the key we dialed for
-        std::set<Hash32> told;  // patches we sent our Have for
+        std::set<Hash32> told;   // patches we sent our Have for
+        std::set<Hash32> heard;  // patches the peer sent its Have for
     };
     struct Swarm {
         VerifiedManifest vm;

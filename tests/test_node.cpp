@@ -237,3 +237,29 @@ TEST_CASE("node: a holder killed mid-transfer or one that stops answering costs 
     if (holder) all.push_back(holder.get());
     stop_all(loop, all);
 }
+
+TEST_CASE("node: a download added while already connected to a holder gets the holder's bitfield") {
+    REQUIRE(crypto::init());
+    TempDir dir("ps-node");
+    auto op = crypto::generate_keypair();
+    std::string patch = dir / "patch.bin";
+    write_random_file(patch, 3 << 20, 12);
+    auto vm = publish(patch, op);
+    transfer::Loop loop;
+    auto oo = options(dir / "origin", 0);
+    oo.trust = node::TrustStore::from_key(op.pk);
+    node::Node origin(loop, oo, identity(Role::Origin, "core"));
+    REQUIRE(origin.start());
+    REQUIRE(origin.serve(vm, patch));
+    auto po = options(dir / "peer", origin.dht_port());
+    po.lookup_interval_ms = 60'000;  // only the first lookup: the existing connection must do
+    node::Node peer(loop, po, identity(Role::Peer, "d1"));
+    REQUIRE(peer.start());
+    // Gossip connects the two before the peer takes part in the patch.
+    REQUIRE(run_until(loop, [&] { return peer.connected_peers() == 1; }, 15'000));
+    std::optional<Status> result;
+    REQUIRE(peer.fetch(vm, dir / "out.bin", [&](Status s) { result = s; }));
+    CHECK(run_until(loop, [&] { return result.has_value(); }, 15'000));
+    CHECK(slurp(dir / "out.bin") == slurp(patch));
+    stop_all(loop, {&peer, &origin});
+}
