@@ -14,3 +14,5 @@ find_package(doctest CONFIG REQUIRED)
 find_package(CLI11 CONFIG REQUIRED)
 find_package(nlohmann_json 3 CONFIG REQUIRED)
 find_package(tomlplusplus 3 CONFIG REQUIRED)
+# Debian builds spdlog as a shared library against the system fmt (SPDLOG_FMT_EXTERNAL).
+find_package(spdlog CONFIG REQUIRED)

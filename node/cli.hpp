@@ -19,6 +19,10 @@ using Commands = std::vector<std::pair<CLI::App*, Runner>>;
 void add_manifest_commands(CLI::App& app, Commands& out);
 // node, fetch.
 void add_network_commands(CLI::App& app, Commands& out);
+// status, list, add, pause, resume, remove, reload: a running node's control socket.
+void add_daemon_commands(CLI::App& app, Commands& out);
+// `fetch --daemon SOCKET`: adds the download to a running node and shows progress.
+int fetch_via_daemon(const std::string& socket, const std::string& manifest, const std::string& out, double timeout);
 
 // sim (the discrete-event simulator).
 void add_sim_commands(CLI::App& app, Commands& out);

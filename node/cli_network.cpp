@@ -1,19 +1,19 @@
-// The network commands: `node` (a long-running holder: origin, super-node or
-// device) and `fetch` (join, download, verify, seed for a while, exit).
+// The network commands: `node` (the long-running daemon: origin, super-node or
+// device; node/daemon.hpp) and `fetch` (join, download, verify, seed for a
+// while, exit; or, with --daemon, the same through a running node).
 #include <nlohmann/json.hpp>
 
-#include <sys/stat.h>
-
-#include <cctype>
 #include <csignal>
 #include <cstdio>
 #include <ctime>
 #include <filesystem>
-#include <fstream>
 #include <memory>
 
 #include "node/cli.hpp"
+#include "node/config.hpp"
+#include "node/daemon.hpp"
 #include "node/keys.hpp"
+#include "node/log.hpp"
 #include "node/node.hpp"
 #include "node/trust.hpp"
 #include "transfer/loop.hpp"
@@ -24,102 +24,117 @@ namespace {
 
 std::int64_t unix_now() { return static_cast<std::int64_t>(std::time(nullptr)); }
 
-// Options both commands share.
+// Options both commands share. Each is also a config key; a value given on the
+// command line overrides the config file (--config).
 struct NetArgs {
-    std::string data_dir;
-    std::string listen = "127.0.0.1:0";
+    std::string config;
+    std::string data_dir, listen, domain, role, trust, dht_bind6, upload_limit, download_limit;
     std::uint16_t dht_port = 0;
     std::vector<std::string> bootstrap;
-    std::string domain;
-    std::string role = "peer";
-    std::string trust;
-    std::string dht_bind6;  // default: ::1 for a loopback listen address, else ::
     std::uint32_t max_peers = 32;
-    std::uint32_t upload_slots = 0;  // 0 = the role's default
-    std::string upload_limit = "0", download_limit = "0";
+    std::uint32_t upload_slots = 0;
+    // Daemon-only settings.
+    std::string quota, control, metrics, log_level, on_complete;
+    std::vector<std::string> serves;
 
-    void add_to(CLI::App* sub, bool role_required) {
-        sub->add_option("--data", data_dir, "Data folder (node key, downloads)")->required();
-        sub->add_option("--listen", listen, "Transfer address IP:PORT (port 0 = any)");
-        sub->add_option("--dht-port", dht_port, "UDP port of the DHT node (0 = any)");
-        sub->add_option("--bootstrap", bootstrap, "DHT bootstrap node IP:PORT (repeatable)");
-        sub->add_option("--domain", domain, "Network domain of this node ([a-z0-9-]{1,63})")->required();
-        auto* r = sub->add_option("--role", role, "origin | super | peer");
-        if (role_required) r->required();
-        sub->add_option("--trust", trust, "Operator public key or trust file")->required();
-        sub->add_option("--dht-bind6", dht_bind6, "IPv6 address for the DHT socket");
-        sub->add_option("--max-peers", max_peers, "Most connections at once");
-        sub->add_option("--upload-slots", upload_slots, "Peers served at once (default: peer 4, super 64, origin 16)");
-        sub->add_option("--upload-limit", upload_limit, "Upload rate limit in bytes/s, K/M/G suffixes (0 = none)");
-        sub->add_option("--download-limit", download_limit, "Download rate limit in bytes/s, K/M/G suffixes (0 = none)");
+    struct Bound {
+        CLI::Option* opt;
+        std::string key, flag;
+        std::function<Status(node::DaemonConfig&)> apply;
+    };
+    std::vector<Bound> bound;
+
+    template <typename T>
+    void bind(CLI::App* sub, const std::string& flag, T& field, const std::string& key, const std::string& help,
+              std::function<Status(node::DaemonConfig&)> apply) {
+        bound.push_back({sub->add_option(flag, field, help), key, flag, std::move(apply)});
+    }
+
+    // Rates and sizes: "0", "1500", "64K", "10M", "1G".
+    static std::function<Status(node::DaemonConfig&)> size_into(const std::string& flag, const std::string& text,
+                                                                std::uint64_t node::DaemonConfig::*field,
+                                                                const char* example) {
+        return [flag, &text, field, example](node::DaemonConfig& c) -> Status {
+            auto v = node::parse_size(text);
+            if (!v) return err(flag + ": " + v.error() + " is not " + example);
+            c.*field = *v;
+            return {};
+        };
+    }
+
+    void add_to(CLI::App* sub, bool daemon) {
+        using C = node::DaemonConfig;
+        const char* rate = "a rate such as 500K, 10M or 1G (bytes per second)";
+        sub->add_option("--config", config, "TOML settings file (packaging/patchswarm.toml); options given here override it");
+        bind(sub, "--data", data_dir, "node.data", "Data folder (node key, downloads)",
+             [this](C& c) { c.data_dir = data_dir; return Status{}; });
+        bind(sub, "--listen", listen, "node.listen", "Transfer address IP:PORT (port 0 = any)",
+             [this](C& c) { c.listen = listen; return Status{}; });
+        bind(sub, "--dht-port", dht_port, "dht.port", "UDP port of the DHT node (0 = any)",
+             [this](C& c) { c.dht_port = dht_port; return Status{}; });
+        bind(sub, "--bootstrap", bootstrap, "dht.bootstrap", "DHT bootstrap node IP:PORT (repeatable)",
+             [this](C& c) { c.bootstrap = bootstrap; return Status{}; });
+        bind(sub, "--domain", domain, "node.domain", "Network domain of this node ([a-z0-9-]{1,63})",
+             [this](C& c) { c.domain = domain; return Status{}; });
+        bind(sub, "--role", role, "node.role", "origin | super | peer",
+             [this](C& c) { c.role = role; return Status{}; });
+        bind(sub, "--trust", trust, "node.trust", "Operator public key or trust file",
+             [this](C& c) { c.trust = trust; return Status{}; });
+        bind(sub, "--dht-bind6", dht_bind6, "dht.bind6", "IPv6 address for the DHT socket",
+             [this](C& c) { c.dht_bind6 = dht_bind6; return Status{}; });
+        bind(sub, "--max-peers", max_peers, "node.max_peers", "Most connections at once",
+             [this](C& c) { c.max_peers = max_peers; return Status{}; });
+        bind(sub, "--upload-slots", upload_slots, "limits.upload_slots",
+             "Peers served at once (default: peer 4, super 64, origin 16)",
+             [this](C& c) { c.upload_slots = upload_slots; return Status{}; });
+        bind(sub, "--upload-limit", upload_limit, "limits.upload",
+             "Upload rate limit in bytes/s, K/M/G suffixes (0 = none)",
+             size_into("--upload-limit", upload_limit, &C::upload_limit, rate));
+        bind(sub, "--download-limit", download_limit, "limits.download",
+             "Download rate limit in bytes/s, K/M/G suffixes (0 = none)",
+             size_into("--download-limit", download_limit, &C::download_limit, rate));
+        if (!daemon) return;
+        bind(sub, "--serve", serves, "serve", "MANIFEST=PATCH to serve (repeatable)", [this](C& c) -> Status {
+            c.serve.clear();
+            for (auto& spec : serves) {
+                auto eq = spec.find('=');
+                if (eq == std::string::npos) return err("--serve: '" + spec + "' is not MANIFEST=PATCH");
+                c.serve.push_back({spec.substr(0, eq), spec.substr(eq + 1)});
+            }
+            return Status{};
+        });
+        bind(sub, "--quota", quota, "limits.quota", "Most bytes the downloads in the data folder may take (0 = none)",
+             size_into("--quota", quota, &C::quota, "a size such as 500M or 20G (bytes)"));
+        bind(sub, "--control", control, "control.socket",
+             "Control socket path (default DATA/run/control.sock; 'none' = no socket)",
+             [this](C& c) { c.control_socket = control; return Status{}; });
+        bind(sub, "--metrics", metrics, "control.metrics", "Serve Prometheus metrics at http://IP:PORT/metrics (off by default)",
+             [this](C& c) { c.metrics = metrics; return Status{}; });
+        bind(sub, "--log-level", log_level, "log.level", "trace | debug | info | warn | error | off (default warn)",
+             [this](C& c) { c.log_level = log_level; return Status{}; });
+        bind(sub, "--on-complete", on_complete, "device.on_complete",
+             "Program run with the verified file's path when a download completes (arguments: use the config file)",
+             [this](C& c) { c.on_complete = {on_complete}; return Status{}; });
+    }
+
+    // The config file (if any), then every option given on the command line.
+    Result<node::DaemonConfig> build() const {
+        node::DaemonConfig c;
+        if (!config.empty()) {
+            auto loaded = node::load_config(config);
+            if (!loaded) return std::move(loaded).take_error();
+            c = std::move(*loaded);
+        } else {
+            for (auto& b : bound) c.cli[b.key] = b.flag;  // every key is named as its option
+        }
+        for (auto& b : bound) {
+            if (b.opt->count() == 0) continue;
+            if (auto st = b.apply(c); !st) return std::move(st).take_error();
+            c.cli[b.key] = b.flag;
+        }
+        return c;
     }
 };
-
-// Everything a running node needs, built from NetArgs.
-struct Setup {
-    node::NodeOptions opts;
-    transfer::Identity identity;
-    node::TrustStore trust;
-};
-
-Result<crypto::SecretKey> node_key(const std::string& data_dir) {
-    std::string sec = data_dir + "/node.secret", pub = data_dir + "/node.public";
-    if (std::filesystem::exists(sec)) return node::load_secret_key(sec);
-    auto kp = crypto::generate_keypair();
-    if (auto st = node::write_keypair(sec, pub, kp); !st) return std::move(st).take_error();
-    return kp.sk;
-}
-
-// "0", "1500", "64K", "10M", "1G" (powers of 1024) -> bytes per second.
-Result<std::uint64_t> parse_rate(const std::string& opt, const std::string& v) {
-    std::size_t digits = 0;
-    while (digits < v.size() && std::isdigit(static_cast<unsigned char>(v[digits]))) ++digits;
-    std::string rest = v.substr(digits);
-    std::uint64_t mult = rest.empty() ? 1 : rest == "K" ? 1ull << 10 : rest == "M" ? 1ull << 20 : rest == "G" ? 1ull << 30 : 0;
-    if (digits == 0 || digits > 12 || mult == 0)
-        return err(opt + " '" + v + "' is not a rate such as 500K, 10M or 1G (bytes per second)");
-    return std::stoull(v.substr(0, digits)) * mult;
-}
-
-Result<Setup> make_setup(const NetArgs& a) {
-    auto role = role_from_string(a.role);
-    if (!role) return err("--role must be origin, super or peer, not '" + a.role + "'");
-    if (!valid_domain(a.domain)) return err("--domain '" + a.domain + "' is not 1-63 characters of a-z, 0-9, -");
-    auto ep = transfer::parse_endpoint(a.listen);
-    if (!ep) return err("--listen: " + ep.error());
-    auto trust = node::TrustStore::load(a.trust);
-    if (!trust) return err("--trust: " + trust.error());
-    std::error_code ec;
-    std::filesystem::create_directories(a.data_dir, ec);
-    if (ec) return err("--data: cannot create " + a.data_dir + ": " + ec.message());
-    auto key = node_key(a.data_dir);
-    if (!key) return err("node key: " + key.error());
-
-    Setup s{.opts = {}, .identity = {}, .trust = std::move(*trust)};
-    s.opts.data_dir = a.data_dir;
-    s.opts.listen_host = ep->first;
-    s.opts.listen_port = ep->second;
-    s.opts.max_peers = a.max_peers;
-    auto up = parse_rate("--upload-limit", a.upload_limit);
-    if (!up) return std::move(up).take_error();
-    auto down = parse_rate("--download-limit", a.download_limit);
-    if (!down) return std::move(down).take_error();
-    s.opts.upload_rate = *up;
-    s.opts.download_rate = *down;
-    s.opts.uploads.slots = a.upload_slots ? a.upload_slots : *role == Role::Super ? 64 : *role == Role::Origin ? 16 : 4;
-    bool loopback = ep->first.rfind("127.", 0) == 0 || ep->first == "::1";
-    s.opts.dht.bind4 = ep->first.find(':') == std::string::npos ? ep->first : "";
-    s.opts.dht.bind6 = !a.dht_bind6.empty() ? a.dht_bind6 : (loopback ? "::1" : "::");
-    s.opts.dht.port = a.dht_port;
-    s.opts.dht.bootstrap = a.bootstrap;
-    if (loopback) s.opts.dht.max_peer_req_per_sec = -1;  // every loopback peer shares one IP
-    s.opts.trust = s.trust;  // gossip: announcements are believed only when they verify
-    s.identity.secret = *key;
-    s.identity.key = key->public_key();
-    s.identity.role = *role;
-    s.identity.domain = a.domain;
-    return s;
-}
 
 nlohmann::json stats_json(const node::SwarmStats& st, const node::VerifiedManifest& vm, const transfer::Identity& id) {
     using core::SourceClass;
@@ -171,35 +186,39 @@ struct Runtime {
     }
 };
 
-int run_node(const NetArgs& a, const std::vector<std::string>& serves) {
+int run_node(const NetArgs& a) {
     const std::string cmd = "node";
-    auto setup = make_setup(a);
-    if (!setup) return fail(cmd, setup.error());
-    Runtime rt;
-    rt.node = std::make_unique<node::Node>(rt.loop, setup->opts, setup->identity);
-    if (auto st = rt.node->start(); !st) return fail(cmd, st.error());
-    for (auto& spec : serves) {
-        auto eq = spec.find('=');
-        if (eq == std::string::npos) return fail(cmd, "--serve '" + spec + "' is not MANIFEST=PATCH");
-        auto vm = node::load_verified_manifest(spec.substr(0, eq), setup->trust, unix_now());
-        if (!vm) return fail(cmd, spec.substr(0, eq) + ": " + vm.error());
-        if (auto st = rt.node->serve(*vm, spec.substr(eq + 1)); !st) return fail(cmd, st.error());
-        std::printf("serving %s v%llu (%s) from %s\n", vm->manifest.name.c_str(),
-                    static_cast<unsigned long long>(vm->manifest.version), to_hex(vm->id).c_str(),
-                    spec.substr(eq + 1).c_str());
-    }
-    std::printf("ready role=%s domain=%s listen=%s:%u dht=%u key=%s\n", std::string(to_string(setup->identity.role)).c_str(),
-                a.domain.c_str(), setup->opts.listen_host.c_str(), rt.node->listen_port(), rt.node->dht_port(),
-                to_hex(setup->identity.key).c_str());
+    auto source = [&a]() { return a.build(); };
+    auto cfg = source();
+    if (!cfg) return fail(cmd, cfg.error(), 2);
+    if (auto st = node::validate_config(*cfg); !st) return fail(cmd, st.error(), 2);
+    transfer::Loop loop;
+    auto daemon = node::Daemon::start(loop, std::move(*cfg), source);
+    if (!daemon) return fail(cmd, daemon.error());
+    std::printf("%s\n", (*daemon)->ready_line().c_str());
     std::fflush(stdout);
-    rt.watch_signals();
-    rt.loop.run();
-    rt.node.reset();
+    bool stopping = false;
+    // Shutting down ends in a callback posted from the DHT's threads; the guard
+    // keeps the loop running until it arrives (or gives up after 10 s).
+    transfer::Timer guard(loop);
+    auto stop = [&] {
+        if (stopping) return;
+        stopping = true;
+        guard.start(10'000, 0, [&loop] {
+            ps::log::warn("shutdown_timeout", {});
+            loop.stop();
+        });
+        (*daemon)->shutdown([&loop] { loop.stop(); });
+    };
+    transfer::SignalWatch sigterm(loop, SIGTERM, stop), sigint(loop, SIGINT, stop);
+    transfer::SignalWatch sighup(loop, SIGHUP, [&] { (void)(*daemon)->reload(); });
+    loop.run();
+    daemon->reset();
     return 0;
 }
 
 struct FetchArgs {
-    std::string manifest, out, stats_json;
+    std::string manifest, out, stats_json, daemon;
     double seed_ratio = 1.0;
     double seed_seconds = 300;
     double timeout = 0;
@@ -207,7 +226,11 @@ struct FetchArgs {
 
 int run_fetch(const NetArgs& a, const FetchArgs& f) {
     const std::string cmd = "fetch";
-    auto setup = make_setup(a);
+    if (!f.daemon.empty()) return fetch_via_daemon(f.daemon, f.manifest, f.out, f.timeout);
+    auto cfg = a.build();
+    if (!cfg) return fail(cmd, cfg.error(), 2);
+    if (auto st = node::validate_config(*cfg, /*need_role=*/false); !st) return fail(cmd, st.error(), 2);
+    auto setup = node::make_setup(*cfg);
     if (!setup) return fail(cmd, setup.error());
     auto vm = node::load_verified_manifest(f.manifest, setup->trust, unix_now());
     if (!vm) return fail(cmd, f.manifest + ": " + vm.error());
@@ -272,20 +295,23 @@ int run_fetch(const NetArgs& a, const FetchArgs& f) {
 
 void add_network_commands(CLI::App& app, Commands& out) {
     {
-        auto* sub = app.add_subcommand("node", "Run a node: serve what it holds, announce it in the DHT");
+        auto* sub = app.add_subcommand("node", "Run a node (daemon): serve what it holds, download what it is told, "
+                                               "answer on its control socket");
         auto a = std::make_shared<NetArgs>();
-        auto serves = std::make_shared<std::vector<std::string>>();
         a->add_to(sub, true);
-        sub->add_option("--serve", *serves, "MANIFEST=PATCH to serve (repeatable)");
-        out.emplace_back(sub, [a, serves] { return run_node(*a, *serves); });
+        out.emplace_back(sub, [a] { return run_node(*a); });
     }
     {
-        auto* sub = app.add_subcommand("fetch", "Download a patch from the swarm, verify it, seed it for a while");
+        auto* sub = app.add_subcommand("fetch", "Download a patch from the swarm, verify it, seed it for a while "
+                                                "(or, with --daemon, through a running node)");
         auto a = std::make_shared<NetArgs>();
         auto f = std::make_shared<FetchArgs>();
         a->add_to(sub, false);
         sub->add_option("--manifest", f->manifest, "Signed manifest of the patch")->required();
         sub->add_option("--out", f->out, "Where to write the verified patch")->required();
+        sub->add_option("--daemon", f->daemon,
+                        "Control socket of a running node: it downloads the patch (and keeps it across restarts); "
+                        "this command shows progress until it is complete");
         sub->add_option("--seed-ratio", f->seed_ratio,
                         "After completing, keep serving until uploaded >= R x downloaded (0 = leave at once)");
         sub->add_option("--seed-seconds", f->seed_seconds, "...or until this many seconds passed");

@@ -15,6 +15,7 @@ int main(int argc, char** argv) {
     ps::cli::Commands commands;
     ps::cli::add_manifest_commands(app, commands);
     ps::cli::add_network_commands(app, commands);
+    ps::cli::add_daemon_commands(app, commands);
     ps::cli::add_sim_commands(app, commands);
     try {
         app.parse(argc, argv);

@@ -1,0 +1,296 @@
+// Commands that talk to a running node over its control socket (node/control.hpp):
+// status, list, add, pause, resume, remove, reload, and `fetch --daemon`.
+#include <nlohmann/json.hpp>
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <thread>
+
+#include "node/cli.hpp"
+#include "node/config.hpp"
+#include "node/control.hpp"
+#include "node/keys.hpp"
+#include "wire/manifest.hpp"
+
+namespace ps::cli {
+
+namespace {
+
+using json = nlohmann::json;
+constexpr const char* kDefaultSocket = "/run/patchswarm/control.sock";
+
+// Where the node's socket is: --socket, else the config file's, else the data
+// folder's default, else $PATCHSWARM_SOCKET, else the packaged default.
+struct SocketArgs {
+    std::string socket, config, data;
+    void add_to(CLI::App* sub) {
+        sub->add_option("--socket", socket, "Control socket of the node (default: $PATCHSWARM_SOCKET or /run/patchswarm/control.sock)");
+        sub->add_option("--config", config, "Find the socket through the node's config file");
+        sub->add_option("--data", data, "Find the socket in the node's data folder (DATA/run/control.sock)");
+    }
+    Result<std::string> path() const {
+        if (!socket.empty()) return socket;
+        if (!config.empty()) {
+            auto c = node::load_config(config);
+            if (!c) return std::move(c).take_error();
+            if (c->control_path().empty()) return err(config + ": the node has no control socket (control.socket = \"none\")");
+            return c->control_path();
+        }
+        if (!data.empty()) return data + "/" + node::kDefaultControlSocket;
+        if (const char* env = std::getenv("PATCHSWARM_SOCKET"); env && *env) return std::string(env);
+        return std::string(kDefaultSocket);
+    }
+};
+
+// One request, one parsed reply; a reply with ok=false becomes the error.
+Result<json> call(node::control::Client& c, const std::string& cmd, const std::map<std::string, std::string>& args = {}) {
+    auto line = c.call(node::control::make_request(cmd, args));
+    if (!line) return std::move(line).take_error();
+    json j = json::parse(*line, nullptr, false);
+    if (j.is_discarded() || !j.is_object()) return err("the node sent a reply that is not JSON");
+    if (!j.value("ok", false)) return err(j.value("error", std::string("request failed")));
+    return j;
+}
+
+Result<json> call_once(const SocketArgs& s, const std::string& cmd, const std::map<std::string, std::string>& args = {}) {
+    auto path = s.path();
+    if (!path) return std::move(path).take_error();
+    auto c = node::control::Client::connect(*path);
+    if (!c) return std::move(c).take_error();
+    return call(*c, cmd, args);
+}
+
+std::string human_bytes(double b) {
+    const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    int u = 0;
+    while (b >= 1024 && u < 4) {
+        b /= 1024;
+        ++u;
+    }
+    char buf[32];
+    std::snprintf(buf, sizeof buf, u == 0 ? "%.0f %s" : "%.1f %s", b, units[u]);
+    return buf;
+}
+
+std::string human_secs(const json& v) {
+    if (!v.is_number()) return "-";
+    long s = static_cast<long>(v.get<double>());
+    char buf[32];
+    if (s >= 3600) std::snprintf(buf, sizeof buf, "%ld:%02ld:%02ld", s / 3600, s / 60 % 60, s % 60);
+    else std::snprintf(buf, sizeof buf, "%ld:%02ld", s / 60, s % 60);
+    return buf;
+}
+
+std::string limit(std::uint64_t v) { return v ? human_bytes(double(v)) + "/s" : "none"; }
+
+void print_status(const json& j) {
+    auto& n = j["node"];
+    std::printf("node %s  role %s  domain %s  listen :%d  dht :%d\n", n.value("key", "").substr(0, 16).c_str(),
+                n.value("role", "").c_str(), n.value("domain", "").c_str(), n.value("listen_port", 0), n.value("dht_port", 0));
+    std::printf("peers %d  dht nodes %d  uploading to %d  down %s/s  up %s/s  limits down %s up %s",
+                n.value("peers", 0), n.value("dht_nodes", 0), j["uploads"].value("peers", 0),
+                human_bytes(j["downloads"].value("rate", 0.0)).c_str(), human_bytes(j["uploads"].value("rate", 0.0)).c_str(),
+                limit(n.value("download_limit", 0ull)).c_str(), limit(n.value("upload_limit", 0ull)).c_str());
+    if (auto q = n.value("quota", 0ull))
+        std::printf("  quota %s of %s", human_bytes(double(n.value("reserved", 0ull))).c_str(), human_bytes(double(q)).c_str());
+    std::printf("\n\n");
+    auto& ps = j["patches"];
+    if (ps.empty()) {
+        std::printf("no patches\n");
+        return;
+    }
+    std::printf("%-10s %-20s %7s %-11s %7s %10s %10s %7s  %s\n", "ID", "PATCH", "VERSION", "STATE", "DONE", "DOWN/s",
+                "UP/s", "ETA", "FROM peer/super/other/origin, UPLOADED");
+    for (auto& p : ps) {
+        auto& f = p["bytes_from"];
+        std::string from = human_bytes(double(f.value("same_domain_peer", 0ull))) + " / " +
+                           human_bytes(double(f.value("same_domain_super", 0ull))) + " / " +
+                           human_bytes(double(f.value("other_domain", 0ull))) + " / " +
+                           human_bytes(double(f.value("origin", 0ull))) + ", " +
+                           human_bytes(double(p.value("bytes_uploaded", 0ull)));
+        std::printf("%-10s %-20s %7llu %-11s %6.1f%% %10s %10s %7s  %s\n", p.value("id", "").substr(0, 8).c_str(),
+                    p.value("name", "").substr(0, 20).c_str(), static_cast<unsigned long long>(p.value("version", 0ull)),
+                    p.value("state", "").c_str(), 100.0 * p.value("progress", 0.0),
+                    human_bytes(p.value("rate_down", 0.0)).c_str(), human_bytes(p.value("rate_up", 0.0)).c_str(),
+                    human_secs(p["eta_seconds"]).c_str(), from.c_str());
+        if (p.contains("error")) std::printf("           error: %s\n", p.value("error", "").c_str());
+        if (p.contains("hook")) std::printf("           on-complete hook: %s\n", p.value("hook", "").c_str());
+    }
+}
+
+int run_status(const SocketArgs& s, bool as_json, const std::string& patch) {
+    std::map<std::string, std::string> args;
+    if (!patch.empty()) args["patch"] = patch;
+    auto j = call_once(s, "status", args);
+    if (!j) return fail("status", j.error());
+    j->erase("v");
+    j->erase("ok");
+    if (as_json) std::printf("%s\n", j->dump(2).c_str());
+    else print_status(*j);
+    return 0;
+}
+
+int run_list(const SocketArgs& s, bool as_json) {
+    auto j = call_once(s, "list");
+    if (!j) return fail("list", j.error());
+    if (as_json) {
+        std::printf("%s\n", (*j)["patches"].dump(2).c_str());
+        return 0;
+    }
+    for (auto& p : (*j)["patches"])
+        std::printf("%s  %-20s v%-6llu %-11s %5.1f%%  %s\n", p.value("id", "").substr(0, 16).c_str(),
+                    p.value("name", "").c_str(), static_cast<unsigned long long>(p.value("version", 0ull)),
+                    p.value("state", "").c_str(), 100.0 * p.value("progress", 0.0), p.value("out", "").c_str());
+    return 0;
+}
+
+std::string absolute(const std::string& p) {
+    std::error_code ec;
+    auto a = std::filesystem::absolute(p, ec);
+    return ec ? p : a.lexically_normal().string();
+}
+
+int run_simple(const SocketArgs& s, const std::string& cmd, const std::string& patch) {
+    auto j = call_once(s, cmd, {{"patch", patch}});
+    if (!j) return fail(cmd, j.error());
+    std::printf("%s %s\n", cmd == "pause" ? "paused" : cmd == "resume" ? "resumed" : "removed",
+                j->value("id", "").c_str());
+    return 0;
+}
+
+// Adds the download; returns the manifest id (also when it was already there).
+Result<std::string> add(node::control::Client& c, const std::string& manifest, const std::string& out, bool* existed) {
+    auto bytes = node::read_file_limited(manifest, wire::kMaxManifestBytes);
+    if (!bytes) return err(manifest + ": " + bytes.error());
+    std::string id = to_hex(wire::manifest_id(*bytes));
+    auto j = call(c, "add", {{"manifest", absolute(manifest)}, {"out", absolute(out)}});
+    if (!j) {
+        if (j.error().find("is already here") == std::string::npos) return std::move(j).take_error();
+        if (existed) *existed = true;
+        return id;
+    }
+    return j->value("id", id);
+}
+
+}  // namespace
+
+int fetch_via_daemon(const std::string& socket, const std::string& manifest, const std::string& out, double timeout) {
+    const std::string cmd = "fetch";
+    auto c = node::control::Client::connect(socket);
+    if (!c) return fail(cmd, c.error());
+    bool existed = false;
+    auto id = add(*c, manifest, out, &existed);
+    if (!id) return fail(cmd, id.error());
+    const bool tty = ::isatty(1) == 1;
+    auto started = std::chrono::steady_clock::now();
+    double last_line = -10;
+    for (;;) {
+        auto j = call(*c, "status", {{"patch", *id}});
+        if (!j) return fail(cmd, j.error());
+        auto& ps = (*j)["patches"];
+        if (ps.empty()) return fail(cmd, "the node no longer has the patch (removed?)");
+        auto& p = ps[0];
+        std::string state = p.value("state", "");
+        double progress = p.value("progress", 0.0), rate = p.value("rate_down", 0.0);
+        double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+        if (tty) {
+            int width = 30, filled = static_cast<int>(progress * width);
+            std::string bar(static_cast<std::size_t>(filled), '#');
+            bar.resize(static_cast<std::size_t>(width), '-');
+            std::printf("\r[%s] %5.1f%%  %10s/s  ETA %-8s %-11s", bar.c_str(), 100 * progress, human_bytes(rate).c_str(),
+                        human_secs(p["eta_seconds"]).c_str(), state.c_str());
+            std::fflush(stdout);
+        } else if (secs - last_line >= 1.0 || state != "downloading") {
+            last_line = secs;
+            std::printf("progress %.1f%% rate %.0f B/s eta %s state %s\n", 100 * progress, rate,
+                        human_secs(p["eta_seconds"]).c_str(), state.c_str());
+            std::fflush(stdout);
+        }
+        if (state == "complete") {
+            if (tty) std::printf("\n");
+            std::printf("complete %s in %.2f s%s\n", p.value("out", out).c_str(), secs, existed ? " (already added)" : "");
+            return 0;
+        }
+        if (state == "failed") {
+            if (tty) std::printf("\n");
+            return fail(cmd, p.value("error", std::string("download failed")));
+        }
+        if (timeout > 0 && secs >= timeout) {
+            if (tty) std::printf("\n");
+            return fail(cmd, "timed out after " + std::to_string(int(timeout)) + " s at " +
+                                 std::to_string(int(100 * progress)) + "% (the node keeps downloading)", 3);
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(tty ? 250 : 500));
+    }
+}
+
+void add_daemon_commands(CLI::App& app, Commands& out) {
+    {
+        auto* sub = app.add_subcommand("status", "Show a running node: patches, progress, peers, rates, where bytes came from");
+        auto s = std::make_shared<SocketArgs>();
+        auto as_json = std::make_shared<bool>(false);
+        auto patch = std::make_shared<std::string>();
+        s->add_to(sub);
+        sub->add_flag("--json", *as_json, "Print the node's reply as JSON");
+        sub->add_option("patch", *patch, "Only this patch (manifest id prefix or name)");
+        out.emplace_back(sub, [s, as_json, patch] { return run_status(*s, *as_json, *patch); });
+    }
+    {
+        auto* sub = app.add_subcommand("list", "List the patches a running node takes part in");
+        auto s = std::make_shared<SocketArgs>();
+        auto as_json = std::make_shared<bool>(false);
+        s->add_to(sub);
+        sub->add_flag("--json", *as_json, "Print JSON");
+        out.emplace_back(sub, [s, as_json] { return run_list(*s, *as_json); });
+    }
+    {
+        auto* sub = app.add_subcommand("add", "Have a running node download a patch (kept across restarts)");
+        auto s = std::make_shared<SocketArgs>();
+        auto manifest = std::make_shared<std::string>();
+        auto outp = std::make_shared<std::string>();
+        s->add_to(sub);
+        sub->add_option("--manifest", *manifest, "Signed manifest of the patch (the node must be able to read it)")->required();
+        sub->add_option("--out", *outp, "Where the node writes the verified patch")->required();
+        out.emplace_back(sub, [s, manifest, outp] {
+            auto path = s->path();
+            if (!path) return fail("add", path.error());
+            auto c = node::control::Client::connect(*path);
+            if (!c) return fail("add", c.error());
+            bool existed = false;
+            auto id = add(*c, *manifest, *outp, &existed);
+            if (!id) return fail("add", id.error());
+            if (existed) return fail("add", "patch " + id->substr(0, 16) + " is already here");
+            std::printf("added %s\n", id->c_str());
+            return 0;
+        });
+    }
+    for (const char* name : {"pause", "resume", "remove"}) {
+        std::string help = std::string(name) == "pause"    ? "Stop downloading a patch (serving goes on)"
+                           : std::string(name) == "resume" ? "Resume downloading a paused patch"
+                                                           : "Stop taking part in a patch and delete its download folder";
+        auto* sub = app.add_subcommand(name, help);
+        auto s = std::make_shared<SocketArgs>();
+        auto patch = std::make_shared<std::string>();
+        s->add_to(sub);
+        sub->add_option("patch", *patch, "Manifest id prefix or patch name")->required();
+        out.emplace_back(sub, [s, patch, cmd = std::string(name)] { return run_simple(*s, cmd, *patch); });
+    }
+    {
+        auto* sub = app.add_subcommand("reload", "Make a running node re-read its config file (as SIGHUP does)");
+        auto s = std::make_shared<SocketArgs>();
+        s->add_to(sub);
+        out.emplace_back(sub, [s] {
+            auto j = call_once(*s, "reload");
+            if (!j) return fail("reload", j.error());
+            std::printf("reloaded\n");
+            return 0;
+        });
+    }
+}
+
+}  // namespace ps::cli

@@ -1,0 +1,144 @@
+// The long-running node as devices, caches and the origin run it (`patchswarm
+// node`): a Node plus what running unattended needs — settings from a config
+// file, a control socket, downloads that survive restarts, a disk quota, the
+// installer hook, metrics, reload on SIGHUP and a clean stop on SIGTERM.
+// docs/daemon.md describes it from the user's side.
+//
+// Downloads added through the control socket are persisted in their download
+// folder, DATA/<manifest-id>/, next to the store's `data` and `have`:
+//   manifest  the signed manifest as received
+//   job       "patchswarm-job-v1" then out=<path> and state=downloading|paused|complete
+// At start every such folder is resumed (its manifest verified again).
+//
+// Everything runs on the loop thread; blocking file checks go to the thread pool.
+#pragma once
+
+#include <functional>
+#include <list>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/result.hpp"
+#include "node/config.hpp"
+#include "node/node.hpp"
+#include "node/trust.hpp"
+#include "transfer/http_server.hpp"
+#include "transfer/local_server.hpp"
+#include "transfer/loop.hpp"
+#include "transfer/process.hpp"
+
+namespace ps::node {
+
+// Everything a running node needs, built from settings: options, identity
+// (the node key in DATA/node.secret, created on first start) and trust.
+struct Setup {
+    NodeOptions opts;
+    transfer::Identity identity;
+    TrustStore trust;
+};
+Result<Setup> make_setup(const DaemonConfig& cfg);
+
+// Runs the installer hook for a finished download: first checks the file
+// against the manifest again (on the thread pool), then runs argv + [file]
+// without a shell, with PATCHSWARM_MANIFEST_ID, PATCHSWARM_PATCH_NAME and
+// PATCHSWARM_PATCH_VERSION in its environment. `done` gets a one-line outcome:
+// "exit 0", "exit 3", "signal 9", or "not run: <reason>".
+class HookRunner {
+public:
+    explicit HookRunner(transfer::Loop& loop) : loop_(loop) {}
+    ~HookRunner();  // running hooks are left to finish; their outcome is not reported
+    HookRunner(const HookRunner&) = delete;
+    HookRunner& operator=(const HookRunner&) = delete;
+    void run(const std::vector<std::string>& argv, const VerifiedManifest& vm, const std::string& file,
+             std::function<void(bool ran_ok, const std::string& outcome)> done);
+    std::size_t running() const { return procs_.size(); }
+
+private:
+    transfer::Loop& loop_;
+    std::list<std::unique_ptr<transfer::Process>> procs_;
+    std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+class Daemon {
+public:
+    // Re-reads the settings (config file + command line) for reload.
+    using ConfigSource = std::function<Result<DaemonConfig>()>;
+
+    // Opens the control socket, starts the node, serves [[serve]] entries,
+    // resumes persisted downloads and starts the metrics endpoint.
+    static Result<std::unique_ptr<Daemon>> start(transfer::Loop& loop, DaemonConfig cfg, ConfigSource reload);
+    ~Daemon();
+    Daemon(const Daemon&) = delete;
+    Daemon& operator=(const Daemon&) = delete;
+
+    // Stops taking requests, withdraws DHT records, flushes stores; then `done`.
+    void shutdown(std::function<void()> done);
+    // Re-reads the settings and applies what can change while running: rate
+    // limits, quota, log level, the hook. An invalid file changes nothing.
+    Status reload();
+
+    // One control request line -> one reply line (see node/control.hpp).
+    std::string handle_control(std::string_view line);
+    // The Prometheus text exposition of the node's counters.
+    std::string metrics_text();
+
+    // "ready role=... domain=... listen=...:P dht=P key=... control=... metrics=..."
+    std::string ready_line() const;
+    Node& node() { return *node_; }
+    const DaemonConfig& config() const { return cfg_; }
+    std::uint16_t metrics_port() const { return metrics_ ? metrics_->port() : 0; }
+
+private:
+    enum class JobState { Downloading, Paused, Complete, Failed };
+    struct Job {
+        std::string out;
+        JobState state = JobState::Downloading;
+        std::string error;
+        std::string hook;  // outcome of the on-complete hook, "" before it ran
+    };
+
+    Daemon(transfer::Loop& loop, DaemonConfig cfg, ConfigSource reload, Setup setup);
+    Status begin();
+    void resume_downloads();
+    Status start_download(const VerifiedManifest& vm, const std::string& out, JobState state);
+    void on_download_done(const VerifiedManifest& vm, Status st);
+    Status save_job(const Hash32& id);
+    std::string job_dir(const Hash32& id) const;
+    Result<Hash32> select(const std::string& selector) const;
+    std::uint64_t reserved_bytes() const;
+    void fold_totals();
+
+    std::string cmd_status(const std::string* patch);
+    std::string cmd_list();
+    std::string cmd_add(const std::string& manifest, const std::string& out);
+    std::string cmd_pause_resume(const std::string& patch, bool pause);
+    std::string cmd_remove(const std::string& patch);
+
+    transfer::Loop& loop_;
+    DaemonConfig cfg_;
+    ConfigSource reload_;
+    Setup setup_;
+    std::unique_ptr<Node> node_;
+    std::unique_ptr<transfer::LocalServer> control_;
+    std::unique_ptr<transfer::HttpServer> metrics_;
+    HookRunner hooks_;
+    std::map<Hash32, Job> jobs_;
+    std::map<Hash32, VerifiedManifest> manifests_;
+    // Monotonic counters for metrics: totals of removed patches plus the last
+    // values seen per patch.
+    struct Counters {
+        std::array<std::uint64_t, core::kSourceClasses> bytes_from{};
+        std::uint64_t bytes_uploaded = 0, bytes_downloaded = 0, segments_verified = 0, segments_rejected = 0;
+    };
+    Counters retired_;
+    std::map<Hash32, Counters> last_;
+    std::uint64_t hooks_ok_ = 0, hooks_failed_ = 0, downloads_completed_ = 0;
+    bool stopping_ = false;
+    std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+}  // namespace ps::node

@@ -1,0 +1,263 @@
+#include "transfer/local_server.hpp"
+
+#include <uv.h>
+
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+
+namespace ps::transfer {
+
+namespace {
+
+std::string mode_str(mode_t m) {
+    char buf[8];
+    std::snprintf(buf, sizeof buf, "%04o", static_cast<unsigned>(m & 07777));
+    return buf;
+}
+
+std::string folder_of(const std::string& path) {
+    auto slash = path.rfind('/');
+    if (slash == std::string::npos) return ".";
+    if (slash == 0) return "/";
+    return path.substr(0, slash);
+}
+
+// 1: someone accepts connections on `path`; 0: nobody (stale); -1: not checkable.
+int socket_alive(const std::string& path) {
+    int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::memcpy(addr.sun_path, path.c_str(), path.size());
+    int rc = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+    int e = errno;
+    ::close(fd);
+    if (rc == 0) return 1;
+    return e == ECONNREFUSED || e == ENOENT ? 0 : -1;
+}
+
+}  // namespace
+
+Status prepare_socket_folder(const std::string& socket_path) {
+    std::string dir = folder_of(socket_path);
+    struct stat st {};
+    if (::stat(dir.c_str(), &st) != 0) {
+        if (errno != ENOENT) return err("control socket folder " + dir + ": " + std::strerror(errno));
+        std::error_code ec;
+        std::filesystem::create_directories(folder_of(dir), ec);
+        if (ec) return err("cannot create " + folder_of(dir) + ": " + ec.message());
+        if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST)
+            return err("cannot create control socket folder " + dir + ": " + std::strerror(errno));
+        if (::stat(dir.c_str(), &st) != 0) return err("control socket folder " + dir + ": " + std::strerror(errno));
+    }
+    if (!S_ISDIR(st.st_mode)) return err("control socket folder " + dir + " is not a directory");
+    if (st.st_uid != ::geteuid())
+        return err("control socket folder " + dir + " belongs to uid " + std::to_string(st.st_uid) + ", not to uid " +
+                   std::to_string(::geteuid()) + " that runs the node; use a folder of its own");
+    if ((st.st_mode & 077) != 0)
+        return err("control socket folder " + dir + " has mode " + mode_str(st.st_mode) +
+                   "; it must be 0700 (owner only): run chmod 700 " + dir + " or choose another folder");
+    return {};
+}
+
+struct LocalServer::Pipe {
+    uv_pipe_t pipe;
+    LocalServer* owner;
+};
+
+struct LocalServer::Client {
+    uv_pipe_t pipe;
+    LocalServer* owner;
+    std::string buf;
+    std::size_t queued = 0;       // reply bytes not yet written
+    bool close_after_write = false;
+    bool closing = false;
+    char rbuf[16 * 1024];
+};
+
+namespace {
+
+struct WriteReq {
+    uv_write_t req;
+    std::string data;
+    LocalServer::Client* client;
+};
+
+void close_client_handle(LocalServer::Client* c) {
+    if (c->closing) return;
+    c->closing = true;
+    uv_close(reinterpret_cast<uv_handle_t*>(&c->pipe),
+             [](uv_handle_t* h) { delete static_cast<LocalServer::Client*>(h->data); });
+}
+
+}  // namespace
+
+LocalServer::LocalServer(Loop& loop, std::string path, Handler handler, Limits limits)
+    : loop_(loop), path_(std::move(path)), handler_(std::move(handler)), limits_(std::move(limits)) {}
+
+Result<std::unique_ptr<LocalServer>> LocalServer::start(Loop& loop, const std::string& path, Handler handler,
+                                                        Limits limits) {
+    if (path.empty()) return err("control socket: empty path");
+    if (path.size() >= sizeof(sockaddr_un{}.sun_path))
+        return err("control socket path " + path + " is " + std::to_string(path.size()) + " bytes; at most " +
+                   std::to_string(sizeof(sockaddr_un{}.sun_path) - 1) + " fit a Unix socket address");
+    if (auto st = prepare_socket_folder(path); !st) return std::move(st).take_error();
+    struct stat st {};
+    if (::lstat(path.c_str(), &st) == 0) {
+        if (!S_ISSOCK(st.st_mode)) return err("control socket path " + path + " exists and is not a socket");
+        int alive = socket_alive(path);
+        if (alive == 1) return err("another process is listening on " + path + " (is a node already running?)");
+        if (alive < 0) return err("control socket " + path + " exists and cannot be checked");
+        if (::unlink(path.c_str()) != 0)
+            return err("cannot remove the stale control socket " + path + ": " + std::strerror(errno));
+    }
+
+    std::unique_ptr<LocalServer> s(new LocalServer(loop, path, std::move(handler), std::move(limits)));
+    s->pipe_ = new Pipe;
+    s->pipe_->owner = s.get();
+    uv_pipe_init(static_cast<uv_loop_t*>(loop.raw()), &s->pipe_->pipe, 0);
+    s->pipe_->pipe.data = s->pipe_;
+    auto fail = [&](const std::string& what, int rc) -> Error {
+        std::string reason = "control socket " + path + ": " + what + ": " + uv_strerror(rc);
+        return err(reason);  // the destructor closes the handle and unlinks the path
+    };
+    if (int rc = uv_pipe_bind(&s->pipe_->pipe, path.c_str()); rc != 0) {
+        auto e = fail("bind", rc);
+        s->path_.clear();  // not ours to unlink
+        return e;
+    }
+    // The folder is owner-only already; the socket itself is made so too before
+    // anyone could be accepted.
+    if (::chmod(path.c_str(), 0600) != 0) return err("control socket " + path + ": chmod: " + std::strerror(errno));
+    if (int rc = uv_listen(reinterpret_cast<uv_stream_t*>(&s->pipe_->pipe), 16,
+                           [](uv_stream_t* server, int status) {
+                               auto* p = static_cast<Pipe*>(server->data);
+                               if (status == 0 && p->owner) p->owner->on_connection();
+                           });
+        rc != 0)
+        return fail("listen", rc);
+    return s;
+}
+
+LocalServer::~LocalServer() {
+    for (Client* c : clients_) {
+        c->owner = nullptr;
+        close_client_handle(c);
+    }
+    clients_.clear();
+    if (pipe_) {
+        pipe_->owner = nullptr;
+        uv_close(reinterpret_cast<uv_handle_t*>(&pipe_->pipe), [](uv_handle_t* h) { delete static_cast<Pipe*>(h->data); });
+    }
+    if (!path_.empty()) ::unlink(path_.c_str());
+}
+
+void LocalServer::on_connection() {
+    auto* c = new Client;
+    c->owner = this;
+    uv_pipe_init(static_cast<uv_loop_t*>(loop_.raw()), &c->pipe, 0);
+    c->pipe.data = c;
+    if (uv_accept(reinterpret_cast<uv_stream_t*>(&pipe_->pipe), reinterpret_cast<uv_stream_t*>(&c->pipe)) != 0) {
+        c->owner = nullptr;
+        return close_client_handle(c);
+    }
+    // Only this user (and root) may talk to the node, whatever the file modes say.
+    uv_os_fd_t fd = -1;
+    ucred cred{};
+    socklen_t len = sizeof cred;
+    bool allowed = uv_fileno(reinterpret_cast<uv_handle_t*>(&c->pipe), &fd) == 0 &&
+                   ::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 &&
+                   (cred.uid == ::geteuid() || cred.uid == 0);
+    if (!allowed || clients_.size() >= limits_.max_clients) {
+        c->owner = nullptr;
+        return close_client_handle(c);
+    }
+    clients_.insert(c);
+    uv_read_start(
+        reinterpret_cast<uv_stream_t*>(&c->pipe),
+        [](uv_handle_t* h, std::size_t, uv_buf_t* buf) {
+            auto* cl = static_cast<Client*>(h->data);
+            *buf = uv_buf_init(cl->rbuf, sizeof cl->rbuf);
+        },
+        [](uv_stream_t* s, ssize_t n, const uv_buf_t*) {
+            auto* cl = static_cast<Client*>(s->data);
+            LocalServer* self = cl->owner;
+            if (!self || n == 0) return;
+            if (n < 0) {
+                // EOF (the client half-closed) or an error: answer what is queued, then close.
+                uv_read_stop(s);
+                if (cl->queued == 0 || n != UV_EOF) return self->drop(cl);
+                cl->close_after_write = true;
+                return;
+            }
+            cl->buf.append(cl->rbuf, static_cast<std::size_t>(n));
+            std::size_t start = 0;
+            for (;;) {
+                auto nl = cl->buf.find('\n', start);
+                if (nl == std::string::npos || nl - start > self->limits_.max_line) break;
+                std::string_view line(cl->buf.data() + start, nl - start);
+                if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+                start = nl + 1;
+                self->on_line(cl, line);
+                if (cl->owner == nullptr) return;  // dropped while answering
+            }
+            cl->buf.erase(0, start);
+            if (cl->buf.size() > self->limits_.max_line) {
+                // No newline within the limit: answer once, then hang up.
+                cl->buf.clear();
+                cl->buf.shrink_to_fit();
+                uv_read_stop(s);
+                self->reply(cl, self->limits_.overflow_reply, true);
+            }
+        });
+}
+
+void LocalServer::on_line(Client* c, std::string_view line) {
+    std::string text;
+    try {
+        text = handler_(line);
+    } catch (...) {  // the handler is not supposed to throw; never let it unwind through libuv
+        text = "internal error";
+    }
+    reply(c, std::move(text), false);
+}
+
+void LocalServer::reply(Client* c, std::string text, bool then_close) {
+    text += '\n';
+    if (c->queued + text.size() > limits_.max_queued) return drop(c);
+    if (then_close) c->close_after_write = true;
+    auto* w = new WriteReq;
+    w->data = std::move(text);
+    w->client = c;
+    c->queued += w->data.size();
+    uv_buf_t b = uv_buf_init(w->data.data(), static_cast<unsigned>(w->data.size()));
+    w->req.data = w;
+    int rc = uv_write(&w->req, reinterpret_cast<uv_stream_t*>(&c->pipe), &b, 1, [](uv_write_t* req, int status) {
+        auto* wr = static_cast<WriteReq*>(req->data);
+        Client* cl = wr->client;
+        cl->queued -= wr->data.size();
+        delete wr;
+        if (!cl->owner) return;
+        if (status != 0 || (cl->close_after_write && cl->queued == 0)) cl->owner->drop(cl);
+    });
+    if (rc != 0) {
+        c->queued -= w->data.size();
+        delete w;
+        drop(c);
+    }
+}
+
+void LocalServer::drop(Client* c) {
+    clients_.erase(c);
+    c->owner = nullptr;
+    close_client_handle(c);
+}
+
+}  // namespace ps::transfer
