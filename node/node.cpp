@@ -7,6 +7,7 @@
 
 #include "crypto/crypto.hpp"
 #include "dht/keys.hpp"
+#include "transfer/process.hpp"
 #include "wire/record.hpp"
 
 namespace ps::node {
@@ -546,13 +547,35 @@ void Node::run_actions(Swarm& s, std::vector<core::Action>& actions) {
     actions.clear();
 }
 
+// fdatasync runs on libuv's thread pool, so the loop keeps moving bytes while
+// the disk catches up; segments become durable in the have file when it ends.
 void Node::sync_store(Swarm& s) {
-    if (auto st = s.store->sync(); !st) std::fprintf(stderr, "patchswarm: %s\n", st.error().c_str());
+    if (s.syncing || !s.store || s.store->unsynced() == 0) return;
+    s.syncing = true;
+    auto store = s.store;
+    auto snapshot = std::make_shared<Bitfield>(store->held());
+    auto have = std::make_shared<Bytes>(snapshot->to_bytes());
+    auto result = std::make_shared<Status>();
+    std::weak_ptr<bool> alive = alive_;
+    Hash32 id = s.vm.id;
+    transfer::run_blocking(
+        loop_, [store, have, result] { *result = store->sync_snapshot(*have); },
+        [this, alive, store, snapshot, result, id] {
+            if (auto a = alive.lock(); !a || !*a) return;
+            Swarm* sw = swarm(id);
+            if (!sw || sw->store != store) return;
+            sw->syncing = false;
+            if (*result) store->set_durable(*snapshot);
+            else std::fprintf(stderr, "patchswarm: %s\n", result->error().c_str());
+            if (sw->finishing) finish(*sw);
+        });
 }
 
 void Node::finish(Swarm& s) {
-    sync_store(s);
-    s.stats.completed_ms = loop_.now_ms();
+    if (!s.stats.completed_ms) s.stats.completed_ms = loop_.now_ms();
+    s.finishing = true;
+    if (!s.store->durable_all()) return sync_store(s);  // finish() again when the sync ends
+    s.finishing = false;
     Status st = s.out_path.empty() ? Status{} : s.store->export_to(s.out_path);
     announce(s);
     if (s.on_complete) {
@@ -694,7 +717,7 @@ NodeStatus Node::status() const {
         w.held = s.store->held().count();
         w.downloading = s.dl.has_value();
         w.paused = s.paused;
-        w.complete = s.store->complete();
+        w.complete = s.store->complete() && !s.finishing && s.store->durable_all();  // exported, durable
         w.rate_down = s.rate_down;
         w.rate_up = s.rate_up;
         w.out_path = s.out_path;
@@ -756,7 +779,8 @@ void Node::shutdown(std::function<void()> done) {
     if (stopping_) return;
     stopping_ = true;
     if (timer_) timer_->stop();
-    for (auto& [id, s] : swarms_) sync_store(s);
+    for (auto& [id, s] : swarms_)  // last chance to make written segments durable
+        if (auto st = s.store->sync(); !st) std::fprintf(stderr, "patchswarm: %s\n", st.error().c_str());
     if (dht_) {
         for (auto t : watch_listens_) dht_->cancel_listen(t);
         dht_->withdraw(dht::holder_key(self_.domain, Hash32{}), member_value_id_);

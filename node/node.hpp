@@ -164,7 +164,9 @@ private:
     struct Swarm {
         VerifiedManifest vm;
         std::uint32_t index = 0;  // small number naming it in upload cookies
-        std::unique_ptr<SegmentStore> store;
+        std::shared_ptr<SegmentStore> store;  // shared with a sync running on the thread pool
+        bool syncing = false;
+        bool finishing = false;  // complete; exporting once everything is durable
         std::optional<core::Download> dl;  // set while downloading
         std::optional<core::SuperSeeding> superseed;  // origin only
         std::string out_path;

@@ -130,6 +130,19 @@ Status SegmentStore::sync() {
     return save_have();
 }
 
+Status SegmentStore::sync_snapshot(const Bytes& have) const {
+    if (read_only_) return {};
+    if (::fdatasync(data_fd_) != 0) return err(sys_error("cannot sync", data_path_));
+    if (auto st = pwrite_all(have_fd_, have.data(), have.size(), 0, have_path_); !st) return st;
+    if (::fdatasync(have_fd_) != 0) return err(sys_error("cannot sync", have_path_));
+    return {};
+}
+
+void SegmentStore::set_durable(const Bitfield& snapshot) {
+    for (std::uint32_t i = 0; i < snapshot.size(); ++i)
+        if (snapshot.test(i) && held_.test(i)) durable_.set(i);
+}
+
 void SegmentStore::forget(std::uint32_t i) {
     held_.reset(i);
     bool was_durable = durable_.test(i);

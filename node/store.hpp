@@ -45,6 +45,13 @@ public:
     Status write(std::uint32_t i, ByteView data);
     // fdatasync the data, then record every synced segment in the have file.
     Status sync();
+    // The same in two halves, so the slow part can run off the loop thread:
+    // sync_snapshot() (any thread; touches only the files) makes the data
+    // durable and writes `have` (a snapshot of held(), wire form) to the have
+    // file; set_durable() (the owner's thread) then records the snapshot.
+    Status sync_snapshot(const Bytes& have) const;
+    void set_durable(const Bitfield& snapshot);
+    bool durable_all() const { return read_only_ || durable_.all(); }
     std::uint32_t unsynced() const { return held_.count() - durable_.count(); }
     // Copies the complete patch to `path` (atomically: temp file, fsync, rename).
     Status export_to(const std::string& path) const;
