@@ -20,20 +20,6 @@
 using namespace ps;
 namespace fs = std::filesystem;
 
-namespace {
-
-bool run_until(transfer::Loop& loop, const std::function<bool()>& done, std::uint64_t timeout_ms) {
-    transfer::Timer t(loop);
-    auto start = loop.now_ms();
-    t.start(5, 5, [&] {
-        if (done() || loop.now_ms() - start >= timeout_ms) loop.stop();
-    });
-    loop.run();
-    return done();
-}
-
-}  // namespace
-
 int main(int argc, char** argv) {
     int nodes = 30, domains = 3, runs = 3;
     for (int i = 1; i + 1 < argc; i += 2) {
@@ -79,19 +65,19 @@ int main(int argc, char** argv) {
                 loop, o, transfer::Identity{kp.sk, kp.pk, role, "d" + std::to_string(i % domains)}));
             if (!all.back()->start()) return 1;
         }
-        bool joined = run_until(loop, [&] {
+        bool joined = loop.run_until([&] {
             for (auto& n : all)
                 if (n->connected_peers() == 0) return false;
             return true;
-        }, 30'000);
+        }, 30'000, 5);
         auto t0 = std::chrono::steady_clock::now();
         if (!all[nodes - 1]->serve(*vm, patch)) return 1;  // a device announces
         heard[nodes - 1] = 1;
-        bool reached = run_until(loop, [&] {
+        bool reached = loop.run_until([&] {
             for (int h : heard)
                 if (!h) return false;
             return true;
-        }, 10'000);
+        }, 10'000, 5);
         double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
         int got = 0;
         for (int h : heard) got += h;
@@ -99,7 +85,7 @@ int main(int argc, char** argv) {
                     got, nodes, ms, reached ? "" : " (TIMEOUT)");
         int pending = nodes;
         for (auto& n : all) n->shutdown([&] { --pending; });
-        run_until(loop, [&] { return pending == 0; }, 10'000);
+        loop.run_until([&] { return pending == 0; }, 10'000, 5);
         all.clear();
     }
     fs::remove_all(dir);

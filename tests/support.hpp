@@ -140,13 +140,7 @@ inline node::VerifiedManifest publish(const std::string& file, const crypto::Key
 
 // Runs the loop until done() is true or timeout_ms passed; returns done().
 inline bool run_until(transfer::Loop& loop, std::function<bool()> done, std::uint64_t timeout_ms) {
-    transfer::Timer t(loop);
-    auto start = loop.now_ms();
-    t.start(20, 20, [&] {
-        if (done() || loop.now_ms() - start >= timeout_ms) loop.stop();
-    });
-    loop.run();
-    return done();
+    return loop.run_until(done, timeout_ms);
 }
 
 }  // namespace ps::test

@@ -70,6 +70,16 @@ Loop::~Loop() {
 void Loop::run() { uv_run(&impl_->loop, UV_RUN_DEFAULT); }
 void Loop::stop() { uv_stop(&impl_->loop); }
 
+bool Loop::run_until(const std::function<bool()>& done, std::uint64_t timeout_ms, std::uint64_t poll_ms) {
+    Timer t(*this);
+    auto start = now_ms();
+    t.start(poll_ms, poll_ms, [&] {
+        if (done() || now_ms() - start >= timeout_ms) stop();
+    });
+    run();
+    return done();
+}
+
 void Loop::post(std::function<void()> fn) {
     std::lock_guard lock(impl_->mu);
     if (impl_->closed) return;

@@ -21,6 +21,9 @@ public:
 
     // Runs until stop() or until nothing is left to do.
     void run();
+    // Runs until done() holds (checked every poll_ms) or timeout_ms passed;
+    // returns done(). For tests, benchmarks and one-shot tools.
+    bool run_until(const std::function<bool()>& done, std::uint64_t timeout_ms, std::uint64_t poll_ms = 20);
     void stop();
     // Thread-safe: runs `fn` on the loop thread soon. Dropped once the loop closes.
     void post(std::function<void()> fn);
