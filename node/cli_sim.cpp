@@ -217,6 +217,13 @@ std::string quoted(const std::string& s) {
     return out + "'";
 }
 
+// Which run the Figure-15 outputs describe: p2p-locality if it ran, else the first.
+std::size_t locality_run(const std::vector<sim::RunResult>& runs) {
+    for (std::size_t i = 0; i < runs.size(); ++i)
+        if (runs[i].model == sim::Model::P2pLocality) return i;
+    return 0;
+}
+
 // The analogues of Figures 13 and 15.
 std::string plot_script(const std::vector<sim::RunResult>& runs, const sim::Scenario& s) {
     std::ostringstream g;
@@ -230,17 +237,29 @@ std::string plot_script(const std::vector<sim::RunResult>& runs, const sim::Scen
       << s.bin_minutes << " minutes (copies of the patch), " << sim::to_string(s.arrival) << " arrivals, "
       << s.devices << " devices'\n"
          "set xlabel 'hours since the release'\nset ylabel 'patch copies sent by the origin'\n";
-    g << "plot ";
-    for (std::size_t i = 0; i < runs.size(); ++i)
-        g << (i ? ", " : "") << "'source_load.csv' using ($1/60):($" << i + 2 << "/" << patch << ") with steps lw 2 title '"
-          << sim::to_string(runs[i].model) << "'";
-    g << "\n";
+    auto curves = [&] {
+        g << "plot ";
+        for (std::size_t i = 0; i < runs.size(); ++i)
+            g << (i ? ", " : "") << "'source_load.csv' every ::1 using ($1/60):($" << i + 2 << "/" << patch
+              << ") with steps lw 2 title '" << sim::to_string(runs[i].model) << "'";
+        g << "\n";
+    };
+    curves();
+    g << "set output 'source_load_log.png'\nset logscale y\nset yrange [0.5:*]\n";
+    curves();
+    g << "unset logscale y\nset yrange [*:*]\n";
+    std::size_t fig15 = locality_run(runs);
+    // domains.csv: column 3 is the first run's imports; with several runs,
+    // column 7 + i is run i's.
+    std::size_t col = runs.size() > 1 ? 7 + fig15 : 3;
     g << "set output 'imports.png'\n"
          "set title 'Copies imported from other domains per domain ("
-      << sim::to_string(runs[0].model) << ", rho = " << sim::rho(sim::theory_input(s))
+      << sim::to_string(runs[fig15].model) << ", rho = " << sim::rho(sim::theory_input(s))
       << ")'\n"
          "set logscale x\nset xlabel 'domain size N (devices)'\nset ylabel 'imports (patch copies)'\n"
-         "plot 'domains.csv' every ::1 using 2:3 with points pt 7 ps 0.6 title 'simulated', "
+         "plot 'domains.csv' every ::1 using 2:"
+      << col
+      << " with points pt 7 ps 0.6 title 'simulated', "
          "'imports_by_size.csv' every ::1 using 1:4 with lines lw 2 title 'Theorem 1', "
          "'imports_by_size.csv' every ::1 using 1:5 with lines lw 2 dt 2 title 'N e^{-rho N}', "
          "'imports_by_size.csv' every ::1 using 1:6 with lines lw 2 dt 3 title 'Corollary 1 bound'\n";
@@ -294,7 +313,7 @@ int run_sim(const SimArgs& a, const CLI::App& sub) {
     for (auto& [name, text] : std::vector<std::pair<std::string, std::string>>{
              {"summary.json", j.dump(2) + "\n"},
              {"domains.csv", sim::domains_csv(runs, scenario)},
-             {"imports_by_size.csv", sim::imports_by_size_csv(first, scenario)},
+             {"imports_by_size.csv", sim::imports_by_size_csv(runs[locality_run(runs)], scenario)},
              {"source_load.csv", sim::source_load_csv(runs)},
              {"summary.txt", table}}) {
         if (auto st = write_text((dir / name).string(), text); !st) return fail(cmd, st.error());

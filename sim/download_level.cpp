@@ -9,6 +9,7 @@
 // that finds every holder of a rung busy takes the next rung, as the core's
 // ladder does on a busy answer. The origin never answers busy: past its slots,
 // requests wait in line.
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <deque>
@@ -54,6 +55,8 @@ public:
           matching_(stream(s.seed, Stream::Matching)) {}
 
     RunResult run() {
+        // A device counts its uploads in 16 bits: "unlimited" slots stop at 65535.
+        device_slots_ = s_.device.slots == 0 ? 65535 : std::min<std::uint32_t>(s_.device.slots, 65535);
         setup();
         Arrivals arr = make_arrivals(s_, n_);
         {
@@ -68,7 +71,7 @@ public:
             for (std::uint32_t k = 0; k < supers_.size(); ++k) start_super(n_ + k);
         std::uint64_t ai = 0;
         while (ai < n_ || !q_.empty()) {
-            if (ai < n_ && (q_.empty() || dev_[arr.order[ai].arrive] < q_.next_time())) {
+            if (ai < n_ && (q_.empty() || dev_[arr.order[ai]].arrive < q_.next_time())) {
                 std::uint32_t d = arr.order[ai++];
                 now_ = dev_[d].arrive;
                 ++events_;
@@ -249,7 +252,7 @@ private:
             dev_[r].start = now_;
         }
         if (h < n_) {
-            if (++dev_[h].active == s_.device.slots) remove_free(h);
+            if (++dev_[h].active == device_slots_) remove_free(h);
         } else if (is_super(h)) {
             if (++super(h).active == s_.super.slots) remove_free(h);
         } else {
@@ -316,7 +319,7 @@ private:
             return;
         }
         ++dev_[h].served;
-        bool was_full = dev_[h].active-- == s_.device.slots;
+        bool was_full = dev_[h].active-- == device_slots_;
         if (dev_[h].state == kLeaving) {
             if (dev_[h].active == 0) dev_[h].state = kGone;
             return;
@@ -364,6 +367,7 @@ private:
     std::uint64_t events_ = 0;
 
     std::vector<Dev> dev_;  // devices, by number
+    std::uint32_t device_slots_ = 0;
 
     std::vector<Super> supers_;
     std::vector<std::uint32_t> super_of_;  // by domain

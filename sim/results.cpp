@@ -1,6 +1,7 @@
 #include "sim/results.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <map>
 #include <optional>
@@ -103,21 +104,19 @@ std::string summary_table(const std::vector<RunResult>& runs) {
 }
 
 std::string imports_by_size_csv(const RunResult& r, const Scenario& s) {
-    struct Acc {
-        double sum = 0;
-        std::uint64_t n = 0;
-    };
-    std::map<std::uint32_t, Acc> by;
-    for (std::size_t j = 0; j < r.domain_size.size(); ++j) {
-        auto& a = by[r.domain_size[j]];
-        a.sum += r.domain_imports[j];
-        ++a.n;
-    }
+    std::map<std::uint32_t, std::vector<double>> by;
+    for (std::size_t j = 0; j < r.domain_size.size(); ++j) by[r.domain_size[j]].push_back(r.domain_imports[j]);
     TheoryCache tc(s);
-    std::string out = "size,domains,imports_mean,theorem1,estimate,bound\n";
-    for (auto& [n, a] : by)
-        out += std::to_string(n) + "," + std::to_string(a.n) + "," + num(a.sum / static_cast<double>(a.n)) + "," +
-               num(tc.theorem1(n)) + "," + num(tc.estimate(n)) + "," + num(tc.bound(n)) + "\n";
+    std::string out = "size,domains,imports_mean,theorem1,estimate,bound,imports_se\n";
+    for (auto& [n, v] : by) {
+        double sum = 0, sq = 0;
+        for (double x : v) sum += x;
+        double mean = sum / static_cast<double>(v.size());
+        for (double x : v) sq += (x - mean) * (x - mean);
+        double se = v.size() > 1 ? std::sqrt(sq / static_cast<double>(v.size() - 1) / static_cast<double>(v.size())) : 0;
+        out += std::to_string(n) + "," + std::to_string(v.size()) + "," + num(mean) + "," + num(tc.theorem1(n)) + "," +
+               num(tc.estimate(n)) + "," + num(tc.bound(n)) + "," + num(se) + "\n";
+    }
     return out;
 }
 

@@ -48,8 +48,9 @@ std::string domains_csv(const std::vector<RunResult>& runs, const Scenario& s);
 std::string source_load_csv(const std::vector<RunResult>& runs);
 // A fixed-width table, one line per run.
 std::string summary_table(const std::vector<RunResult>& runs);
-// The analogue of Figure 15 for one run: size,imports_mean,theorem1,estimate,bound
-// per distinct domain size (means over domains of that size).
+// The analogue of Figure 15 for one run, per distinct domain size:
+// size,domains,imports_mean,theorem1,estimate,bound,imports_se (mean over the
+// domains of that size and its standard error).
 std::string imports_by_size_csv(const RunResult& r, const Scenario& s);
 
 }  // namespace ps::sim
