@@ -120,6 +120,10 @@ void Download::rejected(PeerId peer, std::uint32_t seg, RejectReason why, Millis
     }
 }
 
+void Download::progress(PeerId peer, Millis now) {
+    if (auto it = peers_.find(peer); it != peers_.end()) it->second.last_progress = now;
+}
+
 bool Download::usable(const Peer& p, Millis now) const {
     if (p.banned || p.backoff_until > now) return false;
     int rung = static_cast<int>(p.cls);
@@ -212,7 +216,9 @@ void Download::expire(Millis now, std::vector<Action>& out) {
     for (std::uint32_t s = 0; s < held_.size(); ++s) {
         auto& v = in_flight_[s];
         for (std::size_t i = 0; i < v.size();) {
-            if (v[i].since + cfg_.request_timeout > now) {
+            Millis alive = v[i].since;
+            if (auto it = peers_.find(v[i].peer); it != peers_.end()) alive = std::max(alive, it->second.last_progress);
+            if (alive + cfg_.request_timeout > now) {
                 ++i;
                 continue;
             }

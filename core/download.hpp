@@ -114,6 +114,11 @@ public:
     // the sender for this patch and cancels everything asked of it.
     void segment_done(PeerId peer, std::uint32_t seg, bool valid, std::vector<Action>& out);
     void rejected(PeerId peer, std::uint32_t seg, RejectReason why, Millis now);
+    // Bytes of a requested segment arrived from `peer`: its requests are alive.
+    // Timeouts count from the later of the request and the peer's last progress,
+    // so a busy holder draining a deep pipeline over a slow uplink is not taken
+    // for a stalled one.
+    void progress(PeerId peer, Millis now);
     // Expires stalled requests (emitting Cancel), then fills free request slots.
     void tick(Millis now, std::vector<Action>& out);
     // Only expires stalled requests (for a driver that holds back new requests,
@@ -138,6 +143,7 @@ private:
         Bitfield have;
         bool banned = false;
         Millis backoff_until = 0;
+        Millis last_progress = 0;
         std::uint32_t in_flight = 0;
     };
     struct InFlight {

@@ -494,6 +494,7 @@ void Node::handle_data(Peer& p, Swarm& s, std::uint32_t seg, std::uint32_t offse
     buf.insert(buf.end(), data.begin(), data.end());
     s.stats.bytes_from[static_cast<int>(class_of(p))] += data.size();
     download_bucket_.spend(loop_.now_ms(), data.size());
+    s.dl->progress(cid, loop_.now_ms());
     if (buf.size() < len) return;
     Bytes whole = std::move(buf);
     s.partial.erase({cid, seg});

@@ -174,6 +174,25 @@ TEST_CASE("download: a stalled holder costs one timeout, then is avoided") {
     CHECK(std::count(out.begin(), out.end(), Action{Action::Request, 2, 1}) == 1);
 }
 
+TEST_CASE("download: a holder that keeps sending is not timed out, however deep its queue") {
+    Download d(3, {.max_requests_per_peer = 3, .endgame_after = 100000, .request_timeout = 1000, .rung_delay = {}}, 9);
+    d.add_peer(1, SourceClass::SameDomainPeer);
+    d.peer_bitfield(1, bits("111"));
+    std::vector<Action> out;
+    d.pump(0, out);
+    REQUIRE(out.size() == 3);
+    out.clear();
+    // Segment after segment arrives slowly; bytes keep flowing all the time.
+    d.progress(1, 900);
+    d.segment_done(1, out.size() ? 0 : 0, true, out);
+    d.progress(1, 1800);
+    d.tick(1800, out);
+    CHECK(std::count_if(out.begin(), out.end(), [](auto& a) { return a.kind == Action::Cancel; }) == 0);
+    // Silence for a whole timeout: now it is stalled.
+    d.tick(2800, out);
+    CHECK(std::count_if(out.begin(), out.end(), [](auto& a) { return a.kind == Action::Cancel; }) == 2);
+}
+
 TEST_CASE("download: endgame duplicate is cancelled when the first copy lands") {
     Download d(1, {}, 2);
     d.add_peer(1, SourceClass::SameDomainPeer);
