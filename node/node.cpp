@@ -7,6 +7,7 @@
 
 #include "crypto/crypto.hpp"
 #include "dht/keys.hpp"
+#include "node/log.hpp"
 #include "transfer/process.hpp"
 #include "wire/record.hpp"
 
@@ -17,20 +18,6 @@ namespace {
 std::int64_t unix_now() { return static_cast<std::int64_t>(std::time(nullptr)); }
 
 std::string key_prefix(const crypto::PublicKey& k) { return to_hex(ByteView(k).first(4)); }
-
-// Debug trace on stderr when PATCHSWARM_DEBUG is set; levelled, structured logs
-// are planned with the daemon work (issue 6).
-bool debug_on() {
-    static const bool on = std::getenv("PATCHSWARM_DEBUG") != nullptr;
-    return on;
-}
-template <typename... Args>
-void debug(const char* fmt, Args... args) {
-    if (!debug_on()) return;
-    std::fprintf(stderr, "patchswarm: ");
-    std::fprintf(stderr, fmt, args...);
-    std::fputc('\n', stderr);
-}
 
 }  // namespace
 
@@ -193,8 +180,7 @@ void Node::on_announce(Peer* from, ByteView bytes) {
     auto vm = verify_manifest_bytes(bytes, *opts_.trust, unix_now());
     if (!vm) {
         ++announces_rejected_;
-        std::fprintf(stderr, "patchswarm: announcement from %s ignored: %s\n",
-                     from ? from->conn->remote().c_str() : "?", vm.error().c_str());
+        log::warn("announcement_rejected", {{"from", from ? from->conn->remote() : std::string("dht")}, {"reason", vm.error()}});
         return;
     }
     auto it = latest_.find(vm->manifest.name);
@@ -206,8 +192,7 @@ void Node::on_announce(Peer* from, ByteView bytes) {
     latest_[vm->manifest.name] = *vm;
     for (auto& [cid, p] : peers_)
         if (&p != from && p.conn->ready()) send_msg(p, wire::MsgAnnounce{vm->bytes});
-    debug("announcement %s v%llu %s", vm->manifest.name.c_str(), (unsigned long long)vm->manifest.version,
-          wire::short_hex(id).c_str());
+    log::info("announcement", {{"name", vm->manifest.name}, {"version", vm->manifest.version}, {"id", wire::short_hex(id)}});
     if (opts_.on_announce) opts_.on_announce(*vm);
 }
 
@@ -241,8 +226,7 @@ Status Node::serve(const VerifiedManifest& vm, const std::string& file) {
     auto st = SegmentStore::open_complete(file, vm);
     if (!st) return std::move(st).take_error();
     if (!(*st)->complete())
-        std::fprintf(stderr, "patchswarm: %s: %u of %u segments match the manifest; serving those\n", file.c_str(),
-                     (*st)->held().count(), (*st)->held().size());
+        log::warn("serve_partial", {{"file", file}, {"matching", (*st)->held().count()}, {"segments", (*st)->held().size()}});
     Swarm s;
     s.vm = vm;
     s.store = std::move(*st);
@@ -289,7 +273,7 @@ void Node::on_holders(const Hash32& id, const std::string& domain, std::vector<B
     Swarm* s = swarm(id);
     if (!s || !s->dl || s->dl->complete() || stopping_) return;
     auto recs = dht::select_holders(values, domain, id, unix_now());
-    debug("lookup %s: %zu values, %zu holders", domain.c_str(), values.size(), recs.size());
+    log::debug("lookup", {{"domain", domain}, {"values", values.size()}, {"holders", recs.size()}});
     for (auto& rec : recs) {
         if (rec.node_key == self_.key || by_key_.count(rec.node_key) || dialing_.count(rec.node_key)) continue;
         if (peers_.size() >= opts_.max_peers) break;
@@ -372,8 +356,8 @@ void Node::on_ready(transfer::Connection& c) {
         other.conn->close("duplicate connection");
     }
     by_key_[key] = c.id();
-    debug("connected %s %s/%s (%s)", c.remote().c_str(),
-                     c.peer().domain.c_str(), std::string(to_string(c.peer().role)).c_str(), c.dialer() ? "dialed" : "accepted");
+    log::debug("connected", {{"peer", c.remote()}, {"domain", c.peer().domain}, {"role", to_string(c.peer().role)},
+                             {"dialed", c.dialer()}});
     send_msg(it->second, peers_msg());
     for (auto& [name, vm] : latest_) send_msg(it->second, wire::MsgAnnounce{vm.bytes});
     for (auto& [id, s] : swarms_) send_have(it->second, s);
@@ -389,8 +373,8 @@ void Node::on_closed(transfer::Connection& c, const std::string& reason) {
                     reason == "duplicate connection" || reason.rfind("connect failed", 0) == 0 ||
                     reason.rfind("read failed", 0) == 0 || reason.rfind("write failed", 0) == 0 ||
                     reason.rfind("peer said goodbye", 0) == 0;
-    if (ordinary) debug("connection %s closed: %s", c.remote().c_str(), reason.c_str());
-    else std::fprintf(stderr, "patchswarm: closed connection %s: %s\n", c.remote().c_str(), reason.c_str());
+    if (ordinary) log::debug("connection_closed", {{"peer", c.remote()}, {"reason", reason}});
+    else log::warn("connection_closed", {{"peer", c.remote()}, {"reason", reason}});
     auto bk = by_key_.find(c.peer().key);
     if (bk != by_key_.end() && bk->second == id) by_key_.erase(bk);
     if (it->second.dialed) dialing_.erase(*it->second.dialed);
@@ -470,7 +454,7 @@ void Node::on_message(transfer::Connection& c, ByteView frame) {
                 } else if constexpr (std::is_same_v<T, wire::MsgReject>) {
                     if (!s->dl) return;
                     if (m.reason < 1 || m.reason > 4) return c.close("reject: unknown reason");
-                    debug("%s rejected segment %u: reason %u", c.remote().c_str(), m.segment, unsigned(m.reason));
+                    log::debug("request_rejected", {{"peer", c.remote()}, {"seg", m.segment}, {"reason", unsigned(m.reason)}});
                     s->partial.erase({c.id(), m.segment});
                     s->dl->rejected(c.id(), m.segment, static_cast<core::RejectReason>(m.reason), now);
                 }
@@ -509,12 +493,12 @@ void Node::segment_arrived(Peer& p, Swarm& s, std::uint32_t seg, Bytes data) {
     if (!valid) {
         ++s.stats.segments_rejected;
         s.stats.banned.insert(to_hex(p.conn->peer().key));
-        std::fprintf(stderr, "patchswarm: segment %u from %s (key %s) failed its hash; peer banned for this patch\n",
-                     seg, p.conn->remote().c_str(), key_prefix(p.conn->peer().key).c_str());
+        log::warn("segment_rejected", {{"seg", seg}, {"peer", p.conn->remote()}, {"key", key_prefix(p.conn->peer().key)},
+                                       {"action", "banned for this patch"}});
         s.dl->segment_done(cid, seg, false, actions_);
     } else {
         if (auto st = s.store->write(seg, data); !st) {
-            std::fprintf(stderr, "patchswarm: %s\n", st.error().c_str());
+            log::error("store_write_failed", {{"seg", seg}, {"error", st.error()}});
             s.dl->rejected(cid, seg, core::RejectReason::Busy, now);  // ask again later
         } else {
             // Batch the fdatasync: every 16 segments here, and on every tick.
@@ -538,7 +522,7 @@ void Node::run_actions(Swarm& s, std::vector<core::Action>& actions) {
         auto it = peers_.find(a.peer);
         if (it == peers_.end() || !it->second.conn->ready()) continue;
         if (a.kind == core::Action::Request) {
-            debug("request %u from %s", a.segment, std::string(core::to_string(class_of(it->second))).c_str());
+            log::debug("request", {{"seg", a.segment}, {"source", core::to_string(class_of(it->second))}});
             send_msg(it->second, wire::MsgRequest{s.vm.id, a.segment});
         } else {
             s.partial.erase({a.peer, a.segment});
@@ -567,7 +551,7 @@ void Node::sync_store(Swarm& s) {
             if (!sw || sw->store != store) return;
             sw->syncing = false;
             if (*result) store->set_durable(*snapshot);
-            else std::fprintf(stderr, "patchswarm: %s\n", result->error().c_str());
+            else log::error("store_sync_failed", {{"error", result->error()}});
             if (sw->finishing) finish(*sw);
         });
 }
@@ -623,7 +607,7 @@ void Node::pump_uploads() {
 void Node::serve_one(Peer& p, Swarm& s, std::uint32_t seg) {
     Bytes data;
     if (auto st = s.store->read(seg, data); !st) {
-        std::fprintf(stderr, "patchswarm: %s\n", st.error().c_str());
+        log::warn("store_read_failed", {{"seg", seg}, {"error", st.error()}});
         send_msg(p, wire::MsgReject{s.vm.id, seg, std::uint8_t(core::RejectReason::NotHeld)});
         return;
     }
@@ -781,7 +765,7 @@ void Node::shutdown(std::function<void()> done) {
     stopping_ = true;
     if (timer_) timer_->stop();
     for (auto& [id, s] : swarms_)  // last chance to make written segments durable
-        if (auto st = s.store->sync(); !st) std::fprintf(stderr, "patchswarm: %s\n", st.error().c_str());
+        if (auto st = s.store->sync(); !st) log::error("store_sync_failed", {{"error", st.error()}});
     if (dht_) {
         for (auto t : watch_listens_) dht_->cancel_listen(t);
         dht_->withdraw(dht::holder_key(self_.domain, Hash32{}), member_value_id_);
