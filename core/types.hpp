@@ -27,6 +27,17 @@ inline std::optional<Role> role_from_string(std::string_view s) {
     return std::nullopt;
 }
 
+// Peers served at once unless configured: a device keeps its uplink for its
+// owner, a cache serves its whole domain, the origin admits a bounded few.
+inline std::uint32_t default_upload_slots(Role r) {
+    switch (r) {
+        case Role::Super: return 64;
+        case Role::Origin: return 16;
+        case Role::Peer: return 4;
+    }
+    return 4;
+}
+
 inline std::optional<Role> role_from_wire(std::uint64_t v) {
     if (v > 2) return std::nullopt;
     return static_cast<Role>(v);

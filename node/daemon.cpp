@@ -89,7 +89,7 @@ Result<Setup> make_setup(const DaemonConfig& c) {
     s.opts.max_peers = c.max_peers;
     s.opts.upload_rate = c.upload_limit;
     s.opts.download_rate = c.download_limit;
-    s.opts.uploads.slots = c.upload_slots ? c.upload_slots : *role == Role::Super ? 64 : *role == Role::Origin ? 16 : 4;
+    s.opts.uploads.slots = c.upload_slots ? c.upload_slots : default_upload_slots(*role);
     bool loopback = ep->first.rfind("127.", 0) == 0 || ep->first == "::1";
     s.opts.dht.bind4 = ep->first.find(':') == std::string::npos ? ep->first : "";
     s.opts.dht.bind6 = !c.dht_bind6.empty() ? c.dht_bind6 : (loopback ? "::1" : "::");
@@ -606,7 +606,11 @@ Status Daemon::reload() {
     restart("node.trust", c->trust != cfg_.trust);
     restart("dht", c->dht_port != cfg_.dht_port || c->bootstrap != cfg_.bootstrap);
     restart("control", c->control_socket != cfg_.control_socket || c->metrics != cfg_.metrics);
-    restart("limits.upload_slots", c->upload_slots != cfg_.upload_slots);
+    if (c->upload_slots != cfg_.upload_slots) {
+        auto role = role_from_string(cfg_.role);
+        node_->set_upload_slots(c->upload_slots ? c->upload_slots : default_upload_slots(role.value_or(Role::Peer)));
+        cfg_.upload_slots = c->upload_slots;
+    }
     node_->set_rate_limits(c->upload_limit, c->download_limit);
     cfg_.upload_limit = c->upload_limit;
     cfg_.download_limit = c->download_limit;

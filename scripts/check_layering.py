@@ -25,6 +25,7 @@ THIRD_PARTY = {
     "CLI/": "node",
     "nlohmann/": "node",
     "toml++/": "node",
+    "spdlog/": "node",
 }
 INCLUDE = re.compile(r'^\s*#\s*include\s*([<"])([^>"]+)[>"]')
 

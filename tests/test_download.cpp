@@ -59,7 +59,7 @@ TEST_CASE("download: nearest rung of the source ladder wins") {
     CHECK(out == std::vector<Action>{{Action::Request, 13, 0}});
 }
 
-TEST_CASE("download: full pipelines wait; a busy nearer holder sends requests down the ladder") {
+TEST_CASE("download: full pipelines wait, and a busy nearer holder sends requests down the ladder") {
     Download d(4, {.max_requests_per_peer = 2, .busy_backoff = 1000, .rung_delay = {}}, 3);
     d.add_peer(1, SourceClass::SameDomainPeer);
     d.add_peer(2, SourceClass::Origin);
@@ -214,7 +214,7 @@ TEST_CASE("download: endgame duplicate is cancelled when the first copy lands") 
     CHECK(d.in_flight() == 0);
 }
 
-TEST_CASE("download: busy holder is backed off; not-held updates availability") {
+TEST_CASE("download: busy holder is backed off, and not-held updates availability") {
     Download d(2, {.max_requests_per_peer = 1, .busy_backoff = 100}, 4);
     d.add_peer(1, SourceClass::SameDomainPeer);
     d.peer_bitfield(1, bits("11"));

@@ -391,7 +391,7 @@ TEST_CASE("rollback: re-verifying the accepted manifest is fine") {
     CHECK(g->accept(v5).ok());
 }
 
-TEST_CASE("rollback: accepted versions survive a restart; a rejected manifest never replaces one") {
+TEST_CASE("rollback: accepted versions survive a restart, and a rejected manifest never replaces one") {
     Fixture f;
     ScratchDir d;
     auto v7 = verified(f.kp.sk, f.data, 7);

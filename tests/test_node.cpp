@@ -148,7 +148,7 @@ TEST_CASE("node: a peer that connects and never speaks is dropped after the hand
     stop_all(loop, {&n});
 }
 
-TEST_CASE("node: twelve nodes swarm one patch; everyone ends byte-identical and peers serve each other") {
+TEST_CASE("node: twelve nodes swarm one patch, everyone ends byte-identical and peers serve each other") {
     REQUIRE(crypto::init());
     TempDir dir("ps-swarm");
     auto op = crypto::generate_keypair();
