@@ -36,16 +36,15 @@ int main(int argc, char** argv) {
         // A small patch and its manifest, version = run so each is news.
         std::string patch = (dir / "patch.bin").string();
         std::ofstream(patch, std::ios::binary) << std::string(1 << 20, char('a' + run));
-        auto d = node::digest_file(patch, wire::kDefaultSegmentSize);
-        wire::Manifest m;
-        m.name = "ims-client";
-        m.version = static_cast<std::uint64_t>(run + 1);
-        m.created = std::time(nullptr);
-        m.expires = m.created + 3600;
-        m.total_size = d->total_size;
-        m.segment_hashes = d->segment_hashes;
-        m.file_hash = d->file_hash;
-        m.key_id = wire::key_id_of(op.pk);
+        wire::Manifest fields;
+        fields.name = "ims-client";
+        fields.version = static_cast<std::uint64_t>(run + 1);
+        fields.created = std::time(nullptr);
+        fields.expires = fields.created + 3600;
+        fields.key_id = wire::key_id_of(op.pk);
+        auto made = node::manifest_for_file(patch, fields);
+        if (!made) return 1;
+        wire::Manifest m = std::move(*made);
         wire::sign_manifest(m, op.sk);
         auto vm = node::verify_manifest_bytes(wire::encode_manifest(m), node::TrustStore::from_key(op.pk), m.created);
 

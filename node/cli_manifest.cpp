@@ -77,12 +77,9 @@ int run_publish(const PublishOpts& o) {
         probe.segment_hashes.resize(1);
         if (auto s = wire::validate_manifest(probe); !s) return fail("publish", s.error());
     }
-    auto d = node::digest_file(o.file_path, o.segment_size);
-    if (!d) return fail("publish", d.error());
-    m.total_size = d->total_size;
-    m.segment_hashes = std::move(d->segment_hashes);
-    m.file_hash = d->file_hash;
-    if (auto s = wire::validate_manifest(m); !s) return fail("publish", s.error());
+    auto filled = node::manifest_for_file(o.file_path, std::move(m));
+    if (!filled) return fail("publish", filled.error());
+    m = std::move(*filled);
     if (sk) wire::sign_manifest(m, *sk);
     Bytes bytes = wire::encode_manifest(m);
     // Never write a manifest a node would refuse.

@@ -491,6 +491,16 @@ Result<FileDigest> digest_file(const std::string& path, std::uint32_t segment_si
     return d;
 }
 
+Result<wire::Manifest> manifest_for_file(const std::string& path, wire::Manifest m) {
+    auto d = digest_file(path, m.segment_size);
+    if (!d) return std::move(d).take_error();
+    m.total_size = d->total_size;
+    m.segment_hashes = std::move(d->segment_hashes);
+    m.file_hash = d->file_hash;
+    if (auto s = wire::validate_manifest(m); !s) return std::move(s).take_error();
+    return m;
+}
+
 Status check_patch_file(const wire::Manifest& m, const std::string& path) {
     struct stat st;
     if (::stat(path.c_str(), &st) != 0)

@@ -135,6 +135,11 @@ struct FileDigest {
 };
 Result<FileDigest> digest_file(const std::string& path, std::uint32_t segment_size);
 
+// Fills a manifest's size, segment hashes and file hash from `path` (one
+// streaming pass, segment size from `fields`) and validates the result; the
+// caller set the other fields and signs it.
+Result<wire::Manifest> manifest_for_file(const std::string& path, wire::Manifest fields);
+
 // Checks a patch file against a verified manifest: size, then every segment
 // ("segment 17 does not match its hash"), then the whole-file hash.
 Status check_patch_file(const wire::Manifest&, const std::string& path);

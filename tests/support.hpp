@@ -120,18 +120,16 @@ inline void write_random_file(const std::string& path, std::size_t size, std::ui
 // verified manifest under a trust store of that one key.
 inline node::VerifiedManifest publish(const std::string& file, const crypto::KeyPair& op, const std::string& name = "patch",
                                       std::uint64_t version = 1) {
-    auto d = node::digest_file(file, wire::kDefaultSegmentSize);
-    REQUIRE(d);
-    wire::Manifest m;
-    m.name = name;
-    m.version = version;
-    m.label = "test";
-    m.created = static_cast<std::int64_t>(std::time(nullptr));
-    m.expires = m.created + 86400;
-    m.total_size = d->total_size;
-    m.segment_hashes = d->segment_hashes;
-    m.file_hash = d->file_hash;
-    m.key_id = wire::key_id_of(op.pk);
+    wire::Manifest fields;
+    fields.name = name;
+    fields.version = version;
+    fields.label = "test";
+    fields.created = static_cast<std::int64_t>(std::time(nullptr));
+    fields.expires = fields.created + 86400;
+    fields.key_id = wire::key_id_of(op.pk);
+    auto made = node::manifest_for_file(file, fields);
+    REQUIRE(made);
+    wire::Manifest m = std::move(*made);
     wire::sign_manifest(m, op.sk);
     auto vm = node::verify_manifest_bytes(wire::encode_manifest(m), node::TrustStore::from_key(op.pk), m.created);
     REQUIRE(vm);
