@@ -5,12 +5,23 @@
 
 #include <CLI/CLI.hpp>
 
+#include "core/result.hpp"
+
 #include <functional>
 #include <string>
 #include <utility>
 #include <vector>
 
 namespace ps::cli {
+
+// Where a running node's control socket is: --socket, else the config file's,
+// else the data folder's default, else $PATCHSWARM_SOCKET, else the packaged
+// default /run/patchswarm/control.sock.
+struct SocketArgs {
+    std::string socket, config, data;
+    void add_to(CLI::App* sub);
+    Result<std::string> path() const;
+};
 
 using Runner = std::function<int()>;
 using Commands = std::vector<std::pair<CLI::App*, Runner>>;
@@ -22,7 +33,12 @@ void add_network_commands(CLI::App& app, Commands& out);
 // status, list, add, pause, resume, remove, reload: a running node's control socket.
 void add_daemon_commands(CLI::App& app, Commands& out);
 // `fetch --daemon SOCKET`: adds the download to a running node and shows progress.
-int fetch_via_daemon(const std::string& socket, const std::string& manifest, const std::string& out, double timeout);
+// Either `manifest` (a file) or `name` (the newest the node knows or finds) is set.
+int fetch_via_daemon(const std::string& socket, const std::string& manifest, const std::string& name,
+                     const std::string& out, double timeout);
+
+// `publish --announce`: has the running origin serve the file and announce it.
+int announce_via_daemon(const SocketArgs& s, const std::string& manifest, const std::string& file);
 
 // sim (the discrete-event simulator).
 void add_sim_commands(CLI::App& app, Commands& out);

@@ -19,33 +19,28 @@
 
 namespace ps::cli {
 
+void SocketArgs::add_to(CLI::App* sub) {
+    sub->add_option("--socket", socket, "Control socket of the node (default: $PATCHSWARM_SOCKET or /run/patchswarm/control.sock)");
+    sub->add_option("--config", config, "Find the socket through the node's config file");
+    sub->add_option("--data", data, "Find the socket in the node's data folder (DATA/run/control.sock)");
+}
+
+Result<std::string> SocketArgs::path() const {
+    if (!socket.empty()) return socket;
+    if (!config.empty()) {
+        auto c = node::load_config(config);
+        if (!c) return std::move(c).take_error();
+        if (c->control_path().empty()) return err(config + ": the node has no control socket (control.socket = \"none\")");
+        return c->control_path();
+    }
+    if (!data.empty()) return data + "/" + node::kDefaultControlSocket;
+    if (const char* env = std::getenv("PATCHSWARM_SOCKET"); env && *env) return std::string(env);
+    return std::string("/run/patchswarm/control.sock");
+}
+
 namespace {
 
 using json = nlohmann::json;
-constexpr const char* kDefaultSocket = "/run/patchswarm/control.sock";
-
-// Where the node's socket is: --socket, else the config file's, else the data
-// folder's default, else $PATCHSWARM_SOCKET, else the packaged default.
-struct SocketArgs {
-    std::string socket, config, data;
-    void add_to(CLI::App* sub) {
-        sub->add_option("--socket", socket, "Control socket of the node (default: $PATCHSWARM_SOCKET or /run/patchswarm/control.sock)");
-        sub->add_option("--config", config, "Find the socket through the node's config file");
-        sub->add_option("--data", data, "Find the socket in the node's data folder (DATA/run/control.sock)");
-    }
-    Result<std::string> path() const {
-        if (!socket.empty()) return socket;
-        if (!config.empty()) {
-            auto c = node::load_config(config);
-            if (!c) return std::move(c).take_error();
-            if (c->control_path().empty()) return err(config + ": the node has no control socket (control.socket = \"none\")");
-            return c->control_path();
-        }
-        if (!data.empty()) return data + "/" + node::kDefaultControlSocket;
-        if (const char* env = std::getenv("PATCHSWARM_SOCKET"); env && *env) return std::string(env);
-        return std::string(kDefaultSocket);
-    }
-};
 
 // One request, one parsed reply; a reply with ok=false becomes the error.
 Result<json> call(node::control::Client& c, const std::string& cmd, const std::map<std::string, std::string>& args = {}) {
@@ -163,28 +158,74 @@ int run_simple(const SocketArgs& s, const std::string& cmd, const std::string& p
     return 0;
 }
 
-// Adds the download; returns the manifest id (also when it was already there).
-Result<std::string> add(node::control::Client& c, const std::string& manifest, const std::string& out, bool* existed) {
-    auto bytes = node::read_file_limited(manifest, wire::kMaxManifestBytes);
-    if (!bytes) return err(manifest + ": " + bytes.error());
-    std::string id = to_hex(wire::manifest_id(*bytes));
-    auto j = call(c, "add", {{"manifest", absolute(manifest)}, {"out", absolute(out)}});
+// Adds the download, by manifest file or by patch name; returns the manifest
+// id (also when it was already there).
+Result<std::string> add(node::control::Client& c, const std::string& manifest, const std::string& name,
+                        const std::string& out, bool* existed) {
+    std::map<std::string, std::string> args;
+    std::string id;
+    if (!manifest.empty()) {
+        auto bytes = node::read_file_limited(manifest, wire::kMaxManifestBytes);
+        if (!bytes) return err(manifest + ": " + bytes.error());
+        id = to_hex(wire::manifest_id(*bytes));
+        args["manifest"] = absolute(manifest);
+    } else {
+        args["name"] = name;
+    }
+    if (!out.empty()) args["out"] = absolute(out);
+    auto j = call(c, "add", args);
     if (!j) {
-        if (j.error().find("is already here") == std::string::npos) return std::move(j).take_error();
+        auto pos = j.error().find(") is already here");
+        if (pos == std::string::npos) return std::move(j).take_error();
         if (existed) *existed = true;
+        if (id.empty()) {  // by name: the short id in "name vN (abcd1234) is already here"
+            auto open = j.error().rfind('(', pos);
+            if (open == std::string::npos) return std::move(j).take_error();
+            id = j.error().substr(open + 1, pos - open - 1);
+        }
         return id;
     }
     return j->value("id", id);
 }
 
+void print_rollout(const json& j) {
+    std::uint64_t online = j.value("online", 0ull), complete = j.value("complete", 0ull);
+    std::printf("%s v%llu (%s): %llu of %llu nodes online have it complete, in %zu domains%s\n",
+                j.value("name", "").c_str(), static_cast<unsigned long long>(j.value("version", 0ull)),
+                j.value("id", "").substr(0, 16).c_str(), static_cast<unsigned long long>(complete),
+                static_cast<unsigned long long>(online), j["domains"].size(),
+                j.value("capped", false) ? " (some counts reached the DHT's per-key limit)" : "");
+    std::printf("%-20s %7s %8s %9s %7s %9s\n", "DOMAIN", "ONLINE", "HOLDING", "COMPLETE", "SUPER", "SEGMENTS");
+    for (auto& d : j["domains"]) {
+        auto total = d.value("segments_total", 0ull);
+        char sup[32];
+        if (d.value("supers", 0u)) std::snprintf(sup, sizeof sup, "%u/%u", d.value("supers_complete", 0u), d.value("supers", 0u));
+        else std::snprintf(sup, sizeof sup, "-");
+        std::printf("%-20s %7u %8u %9u %7s %8.1f%%\n", d.value("domain", "").c_str(), d.value("online", 0u),
+                    d.value("holders", 0u), d.value("complete", 0u), sup,
+                    total ? 100.0 * double(d.value("segments_held", 0ull)) / double(total) : 0.0);
+    }
+}
+
 }  // namespace
 
-int fetch_via_daemon(const std::string& socket, const std::string& manifest, const std::string& out, double timeout) {
+int announce_via_daemon(const SocketArgs& s, const std::string& manifest, const std::string& file) {
+    auto j = call_once(s, "publish", {{"manifest", absolute(manifest)}, {"file", absolute(file)}});
+    if (!j) return fail("publish", "--announce: " + j.error());
+    std::printf("announced %s v%llu (%s) through the origin to %d connected peers%s; it is also in the DHT under its name\n",
+                j->value("name", "").c_str(), static_cast<unsigned long long>(j->value("version", 0ull)),
+                j->value("id", "").substr(0, 16).c_str(), j->value("peers", 0),
+                j->value("already", false) ? " (the origin was serving it already)" : "");
+    return 0;
+}
+
+int fetch_via_daemon(const std::string& socket, const std::string& manifest, const std::string& name,
+                     const std::string& out, double timeout) {
     const std::string cmd = "fetch";
     auto c = node::control::Client::connect(socket);
     if (!c) return fail(cmd, c.error());
     bool existed = false;
-    auto id = add(*c, manifest, out, &existed);
+    auto id = add(*c, manifest, name, out, &existed);
     if (!id) return fail(cmd, id.error());
     const bool tty = ::isatty(1) == 1;
     auto started = std::chrono::steady_clock::now();
@@ -252,17 +293,22 @@ void add_daemon_commands(CLI::App& app, Commands& out) {
         auto* sub = app.add_subcommand("add", "Have a running node download a patch (kept across restarts)");
         auto s = std::make_shared<SocketArgs>();
         auto manifest = std::make_shared<std::string>();
+        auto name = std::make_shared<std::string>();
         auto outp = std::make_shared<std::string>();
         s->add_to(sub);
-        sub->add_option("--manifest", *manifest, "Signed manifest of the patch (the node must be able to read it)")->required();
-        sub->add_option("--out", *outp, "Where the node writes the verified patch")->required();
-        out.emplace_back(sub, [s, manifest, outp] {
+        sub->add_option("--manifest", *manifest, "Signed manifest of the patch (the node must be able to read it)");
+        sub->add_option("--name", *name, "...or the patch name: the newest manifest the node knows or finds in the DHT");
+        sub->add_option("--out", *outp,
+                        "Where the node writes the verified patch (default: DATA/patches/NAME-vVERSION; "
+                        "a super-node keeps it in its cache only)");
+        out.emplace_back(sub, [s, manifest, name, outp] {
+            if (manifest->empty() == name->empty()) return fail("add", "give either --manifest or --name", 2);
             auto path = s->path();
             if (!path) return fail("add", path.error());
             auto c = node::control::Client::connect(*path);
             if (!c) return fail("add", c.error());
             bool existed = false;
-            auto id = add(*c, *manifest, *outp, &existed);
+            auto id = add(*c, *manifest, *name, *outp, &existed);
             if (!id) return fail("add", id.error());
             if (existed) return fail("add", "patch " + id->substr(0, 16) + " is already here");
             std::printf("added %s\n", id->c_str());
@@ -279,6 +325,36 @@ void add_daemon_commands(CLI::App& app, Commands& out) {
         s->add_to(sub);
         sub->add_option("patch", *patch, "Manifest id prefix or patch name")->required();
         out.emplace_back(sub, [s, patch, cmd = std::string(name)] { return run_simple(*s, cmd, *patch); });
+    }
+    {
+        auto* sub = app.add_subcommand("rollout", "Show, per domain, how many nodes completed a patch (asks the network "
+                                                  "through a running node, usually the origin)");
+        auto s = std::make_shared<SocketArgs>();
+        auto name = std::make_shared<std::string>();
+        auto version = std::make_shared<std::uint64_t>(0);
+        auto as_json = std::make_shared<bool>(false);
+        auto watch = std::make_shared<double>(0);
+        s->add_to(sub);
+        sub->add_option("name", *name, "Patch name")->required();
+        sub->add_option("--version", *version, "This version (default: the newest known)");
+        sub->add_flag("--json", *as_json, "Print JSON");
+        sub->add_option("--watch", *watch, "Repeat every this many seconds until interrupted");
+        out.emplace_back(sub, [s, name, version, as_json, watch] {
+            for (;;) {
+                std::map<std::string, std::string> args{{"name", *name}};
+                if (*version) args["version"] = std::to_string(*version);
+                auto j = call_once(*s, "rollout", args);
+                if (!j) return fail("rollout", j.error());
+                j->erase("v");
+                j->erase("ok");
+                if (*as_json) std::printf("%s\n", j->dump(2).c_str());
+                else print_rollout(*j);
+                std::fflush(stdout);
+                if (*watch <= 0) return 0;
+                std::this_thread::sleep_for(std::chrono::milliseconds(static_cast<long>(*watch * 1000)));
+                if (!*as_json) std::printf("\n");
+            }
+        });
     }
     {
         auto* sub = app.add_subcommand("reload", "Make a running node re-read its config file (as SIGHUP does)");

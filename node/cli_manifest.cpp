@@ -41,6 +41,8 @@ struct PublishOpts {
     unsigned expires_days = 30;
     std::uint32_t segment_size = wire::kDefaultSegmentSize;
     bool mandatory = false;
+    bool announce = false;
+    SocketArgs origin;  // with --announce: the origin's control socket
 };
 
 int run_publish(const PublishOpts& o) {
@@ -94,6 +96,8 @@ int run_publish(const PublishOpts& o) {
         static_cast<unsigned long long>(m.version), to_hex(wire::manifest_id(bytes)).c_str(),
         m.segment_count(), m.segment_size, static_cast<unsigned long long>(m.total_size),
         node::format_utc(m.expires).c_str(), o.out_path.c_str());
+    std::fflush(stdout);
+    if (o.announce) return announce_via_daemon(o.origin, o.out_path, o.file_path);
     return 0;
 }
 
@@ -319,7 +323,11 @@ void add_manifest_commands(CLI::App& app, Commands& out) {
         sub->add_option("--segment-size", o->segment_size, "Segment size in bytes")
             ->check(CLI::Range(wire::kMinSegmentSize, wire::kMaxSegmentSize))
             ->capture_default_str();
-        sub->add_flag("--mandatory", o->mandatory, "Devices must install this patch");
+        sub->add_flag("--mandatory", o->mandatory, "Devices must install this patch (they fetch it when announced)");
+        sub->add_flag("--announce", o->announce,
+                      "Then have the running origin serve the file and push the manifest into the network "
+                      "(gossip to its peers, DHT under the patch name)");
+        o->origin.add_to(sub);
         sub->add_flag("--unsigned", o->unsigned_,
                       "Write an unsigned manifest, to be signed offline with 'patchswarm sign'");
         sub->add_option("--signer-public", o->signer_public_path,

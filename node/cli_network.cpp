@@ -34,7 +34,7 @@ struct NetArgs {
     std::uint32_t max_peers = 32;
     std::uint32_t upload_slots = 0;
     // Daemon-only settings.
-    std::string quota, control, metrics, log_level, on_complete;
+    std::string quota, control, metrics, log_level, on_complete, auto_fetch, start_delay, patches, prefetch;
     std::vector<std::string> serves;
 
     struct Bound {
@@ -115,6 +115,29 @@ struct NetArgs {
         bind(sub, "--on-complete", on_complete, "device.on_complete",
              "Program run with the verified file's path when a download completes (arguments: use the config file)",
              [this](C& c) { c.on_complete = {on_complete}; return Status{}; });
+        auto on_off = [](const std::string& flag, const std::string& text, bool C::*field) {
+            return [flag, &text, field](C& c) -> Status {
+                if (text != "on" && text != "off") return err(flag + ": must be on or off, not '" + text.substr(0, 32) + "'");
+                c.*field = text == "on";
+                return {};
+            };
+        };
+        bind(sub, "--auto-fetch", auto_fetch, "device.auto_fetch",
+             "on | off: fetch mandatory patches as soon as they are announced (default on)",
+             on_off("--auto-fetch", auto_fetch, &C::auto_fetch));
+        bind(sub, "--start-delay", start_delay, "device.start_delay",
+             "Each automatic fetch waits a random time up to this (e.g. 0, 500ms, 30s, 5m; default 30s)",
+             [this](C& c) -> Status {
+                 auto v = node::parse_duration_ms(start_delay);
+                 if (!v) return err("--start-delay: " + v.error() + " is not a duration such as 500ms, 30s or 5m");
+                 c.start_delay_ms = *v;
+                 return {};
+             });
+        bind(sub, "--patches", patches, "device.patches", "Folder for automatically fetched patches (default DATA/patches)",
+             [this](C& c) { c.patches_dir = patches; return Status{}; });
+        bind(sub, "--prefetch", prefetch, "cache.prefetch",
+             "on | off: a super-node fetches every announced patch at once (default on)",
+             on_off("--prefetch", prefetch, &C::prefetch));
     }
 
     // The config file (if any), then every option given on the command line.
@@ -218,7 +241,7 @@ int run_node(const NetArgs& a) {
 }
 
 struct FetchArgs {
-    std::string manifest, out, stats_json, daemon;
+    std::string manifest, name, out, stats_json, daemon;
     double seed_ratio = 1.0;
     double seed_seconds = 300;
     double timeout = 0;
@@ -226,18 +249,59 @@ struct FetchArgs {
 
 int run_fetch(const NetArgs& a, const FetchArgs& f) {
     const std::string cmd = "fetch";
-    if (!f.daemon.empty()) return fetch_via_daemon(f.daemon, f.manifest, f.out, f.timeout);
+    if (f.manifest.empty() == f.name.empty()) return fail(cmd, "give either --manifest or --name", 2);
+    if (!f.daemon.empty()) return fetch_via_daemon(f.daemon, f.manifest, f.name, f.out, f.timeout);
+    if (f.out.empty()) return fail(cmd, "--out is required (without --daemon)", 2);
     auto cfg = a.build();
     if (!cfg) return fail(cmd, cfg.error(), 2);
     if (auto st = node::validate_config(*cfg, /*need_role=*/false); !st) return fail(cmd, st.error(), 2);
     auto setup = node::make_setup(*cfg);
     if (!setup) return fail(cmd, setup.error());
-    auto vm = node::load_verified_manifest(f.manifest, setup->trust, unix_now());
-    if (!vm) return fail(cmd, f.manifest + ": " + vm.error());
+    std::optional<node::VerifiedManifest> vm;
+    if (!f.manifest.empty()) {
+        auto loaded = node::load_verified_manifest(f.manifest, setup->trust, unix_now());
+        if (!loaded) return fail(cmd, f.manifest + ": " + loaded.error());
+        vm = std::move(*loaded);
+    } else if (!wire::valid_patch_name(f.name)) {
+        return fail(cmd, "--name: '" + f.name + "' is not a patch name ([a-z0-9._-], at most 64)", 2);
+    }
 
     Runtime rt;
     rt.node = std::make_unique<node::Node>(rt.loop, setup->opts, setup->identity);
     if (auto st = rt.node->start(); !st) return fail(cmd, st.error());
+    if (!vm) {
+        // By name: ask the DHT (and listen to gossip) until a verified manifest
+        // of that name turns up. A fresh node needs a few seconds to join.
+        double wait = f.timeout > 0 ? f.timeout : 60;
+        auto t0 = rt.loop.now_ms();
+        transfer::Timer ask(rt.loop);
+        bool asking = false;
+        auto try_once = [&] {
+            if (asking || vm) return;
+            asking = true;
+            rt.node->find_manifest(f.name, [&](std::optional<node::VerifiedManifest> found) {
+                asking = false;
+                if (found) {
+                    vm = std::move(found);
+                    rt.loop.stop();
+                } else if (double(rt.loop.now_ms() - t0) / 1000.0 >= wait) {
+                    rt.loop.stop();
+                }
+            });
+        };
+        ask.start(0, 1000, try_once);
+        rt.loop.run();
+        ask.stop();
+        if (!vm) {
+            rt.stop();
+            rt.loop.run();
+            rt.node.reset();
+            return fail(cmd, "no manifest named '" + f.name + "' was found in " + std::to_string(int(wait)) +
+                                 " s (not in the DHT, not announced by a peer)", 3);
+        }
+        std::printf("found %s v%llu (%s)\n", vm->manifest.name.c_str(),
+                    static_cast<unsigned long long>(vm->manifest.version), wire::short_hex(vm->id).c_str());
+    }
 
     int exit_code = 0;
     std::string failure;
@@ -307,8 +371,11 @@ void add_network_commands(CLI::App& app, Commands& out) {
         auto a = std::make_shared<NetArgs>();
         auto f = std::make_shared<FetchArgs>();
         a->add_to(sub, false);
-        sub->add_option("--manifest", f->manifest, "Signed manifest of the patch")->required();
-        sub->add_option("--out", f->out, "Where to write the verified patch")->required();
+        sub->add_option("--manifest", f->manifest, "Signed manifest of the patch");
+        sub->add_option("--name", f->name,
+                        "...or the patch name: the newest verified manifest announced under it (DHT or gossip)");
+        sub->add_option("--out", f->out,
+                        "Where to write the verified patch (with --daemon and --name: default DATA/patches/NAME-vVERSION)");
         sub->add_option("--daemon", f->daemon,
                         "Control socket of a running node: it downloads the patch (and keeps it across restarts); "
                         "this command shows progress until it is complete");

@@ -42,6 +42,17 @@ Result<std::uint64_t> parse_size(std::string_view v) {
     return n << shift;
 }
 
+Result<std::uint64_t> parse_duration_ms(std::string_view v) {
+    std::size_t digits = 0;
+    while (digits < v.size() && std::isdigit(static_cast<unsigned char>(v[digits]))) ++digits;
+    std::string_view unit = v.substr(digits);
+    std::uint64_t mult = unit == "ms" ? 1 : (unit.empty() || unit == "s") ? 1000 : unit == "m" ? 60'000 : unit == "h" ? 3'600'000 : 0;
+    if (digits == 0 || digits > 9 || mult == 0) return err("'" + std::string(v.substr(0, 64)) + "'");
+    std::uint64_t n = std::stoull(std::string(v.substr(0, digits))) * mult;
+    if (n > kMaxConfigDurationMs) return err("'" + std::string(v.substr(0, 64)) + "' is longer than a week");
+    return n;
+}
+
 namespace {
 
 const char* type_name(const toml::node& n) {
@@ -100,6 +111,28 @@ struct Reader {
         auto v = parse_size(s);
         if (!v) return cfg.problem(key, v.error() + " is not " + example);
         out = *v;
+        return {};
+    }
+
+    Status boolean(const std::string& key, const toml::node& n, bool& out) const {
+        if (!n.is_boolean()) return wrong(key, n, "true or false");
+        out = n.as_boolean()->get();
+        return {};
+    }
+
+    // Whole seconds as an integer, or a string such as "500ms", "30s", "5m", "1h".
+    Status duration(const std::string& key, const toml::node& n, std::uint64_t& out_ms) const {
+        if (n.is_integer()) {
+            std::int64_t v = n.as_integer()->get();
+            if (v < 0 || std::uint64_t(v) > kMaxConfigDurationMs / 1000)
+                return cfg.problem(key, std::to_string(v) + " seconds is out of range 0..604800");
+            out_ms = std::uint64_t(v) * 1000;
+            return {};
+        }
+        if (!n.is_string()) return wrong(key, n, "seconds, or a string such as \"30s\" or \"5m\"");
+        auto v = parse_duration_ms(*n.value<std::string>());
+        if (!v) return cfg.problem(key, v.error() + " is not a duration such as 500ms, 30s, 5m or 1h");
+        out_ms = *v;
         return {};
     }
 
@@ -197,7 +230,22 @@ Status read_document(const toml::table& doc, DaemonConfig& cfg) {
                             if (!n.is_array()) return r.wrong(key, n, "a string or an array of strings");
                             return r.strings(key, n, cfg.on_complete);
                         }},
+                       {"auto_fetch", [&](const std::string& key, const toml::node& n) {
+                            return r.boolean(key, n, cfg.auto_fetch);
+                        }},
+                       {"start_delay", [&](const std::string& key, const toml::node& n) {
+                            return r.duration(key, n, cfg.start_delay_ms);
+                        }},
+                       {"patches", str(cfg.patches_dir)},
                    })},
+        {"cache", section({
+                      {"prefetch", [&](const std::string& key, const toml::node& n) {
+                           return r.boolean(key, n, cfg.prefetch);
+                       }},
+                      {"busy", [&](const std::string& key, const toml::node& n) {
+                           return r.duration(key, n, cfg.cache_busy_ms);
+                       }},
+                  })},
         {"serve", [&](const std::string& key, const toml::node& n) -> Status {
              if (!n.is_array_of_tables()) return r.wrong(key, n, "an array of tables ([[serve]])");
              auto& arr = *n.as_array();
@@ -289,6 +337,8 @@ Status validate_config(const DaemonConfig& c, bool need_role) {
         if (::access(prog.c_str(), X_OK) != 0)
             return c.problem("device.on_complete", prog + " is not an executable file");
     }
+    if (!c.patches_dir.empty() && c.patches_dir[0] != '/')
+        return c.problem("device.patches", "must be an absolute path, not '" + c.patches_dir.substr(0, 128) + "'");
     for (std::size_t i = 0; i < c.serve.size(); ++i)
         if (c.serve[i].manifest.empty() || c.serve[i].file.empty())
             return c.problem("serve[" + std::to_string(i) + "]", "needs both manifest and file");

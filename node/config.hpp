@@ -9,7 +9,11 @@
 //   [limits]  upload, download (bytes/s), upload_slots, quota (bytes of the data folder)
 //   [control] socket, metrics
 //   [log]     level
-//   [device]  on_complete (program and arguments; the verified file's path is appended)
+//   [device]  on_complete (program and arguments; the verified file's path is appended),
+//             auto_fetch (mandatory patches when announced), start_delay (random, up to),
+//             patches (folder for auto-fetched patches; default DATA/patches)
+//   [cache]   prefetch (super-node: every announced patch at once), busy (how long
+//             after its last request a cached patch counts as being served)
 //   [[serve]] manifest, file   (origin and super-node: complete files to serve)
 //
 // Limits on the file itself: at most kMaxConfigBytes, strings of at most
@@ -31,6 +35,7 @@ inline constexpr std::size_t kMaxConfigBytes = 256 * 1024;
 inline constexpr std::size_t kMaxConfigString = 4096;
 inline constexpr std::size_t kMaxConfigList = 64;
 inline constexpr std::size_t kMaxUnixSocketPath = 107;  // sun_path minus the NUL
+inline constexpr std::uint64_t kMaxConfigDurationMs = 7ull * 24 * 3600 * 1000;
 // The default control socket, relative to the data folder.
 inline constexpr const char* kDefaultControlSocket = "run/control.sock";
 
@@ -62,6 +67,12 @@ struct DaemonConfig {
     std::string log_level = "warn";
     // [device]
     std::vector<std::string> on_complete;  // argv; empty = no hook
+    bool auto_fetch = true;                // fetch mandatory patches when announced (peer role)
+    std::uint64_t start_delay_ms = 30'000; // each auto-fetch starts after a random delay up to this
+    std::string patches_dir;               // "" = DATA/patches
+    // [cache]
+    bool prefetch = true;                  // super: fetch every announced patch at once
+    std::uint64_t cache_busy_ms = 60'000;  // pinned this long after its last request
     // [[serve]]
     std::vector<ServeEntry> serve;
 
@@ -90,5 +101,7 @@ Status validate_config(const DaemonConfig&, bool need_role = true);
 
 // "0", "1500", "64K", "10M", "1G", "2T" (powers of 1024) -> bytes.
 Result<std::uint64_t> parse_size(std::string_view text);
+// "250ms", "30s", "30" (seconds), "5m", "1h" -> milliseconds, at most a week.
+Result<std::uint64_t> parse_duration_ms(std::string_view text);
 
 }  // namespace ps::node

@@ -33,18 +33,23 @@ int max_depth(std::string_view s) {
     return most;
 }
 
-const std::map<std::string, std::set<std::string>>& commands() {
-    // command -> {required args}, optional ones listed in optional_args()
-    static const std::map<std::string, std::set<std::string>> m{
-        {"status", {}}, {"list", {}},           {"add", {"manifest", "out"}}, {"pause", {"patch"}},
-        {"resume", {"patch"}}, {"remove", {"patch"}}, {"reload", {}},
+struct CommandArgs {
+    std::set<std::string> required, optional;
+};
+
+const std::map<std::string, CommandArgs>& commands() {
+    static const std::map<std::string, CommandArgs> m{
+        {"status", {{}, {"patch"}}},
+        {"list", {{}, {}}},
+        {"add", {{}, {"manifest", "name", "out"}}},  // exactly one of manifest and name
+        {"pause", {{"patch"}, {}}},
+        {"resume", {{"patch"}, {}}},
+        {"remove", {{"patch"}, {}}},
+        {"reload", {{}, {}}},
+        {"publish", {{"manifest", "file"}, {}}},
+        {"rollout", {{"name"}, {"version"}}},
     };
     return m;
-}
-
-const std::set<std::string>& optional_args(const std::string& cmd) {
-    static const std::set<std::string> none, status{"patch"};
-    return cmd == "status" ? status : none;
 }
 
 }  // namespace
@@ -70,7 +75,7 @@ Result<Request> parse_request(std::string_view line) {
     if (known == commands().end()) return err("unknown command '" + r.cmd.substr(0, 32) + "'");
     for (auto& [key, val] : j.items()) {
         if (key == "v" || key == "cmd") continue;
-        if (!known->second.count(key) && !optional_args(r.cmd).count(key))
+        if (!known->second.required.count(key) && !known->second.optional.count(key))
             return err("command '" + r.cmd + "' takes no argument '" + key.substr(0, 32) + "'");
         if (!val.is_string()) return err("argument '" + key + "' must be a string");
         auto s = val.get<std::string>();
@@ -78,7 +83,7 @@ Result<Request> parse_request(std::string_view line) {
         if (s.find('\0') != std::string::npos) return err("argument '" + key + "' contains a NUL character");
         r.args[key] = std::move(s);
     }
-    for (auto& need : known->second)
+    for (auto& need : known->second.required)
         if (!r.args.count(need)) return err("command '" + r.cmd + "' needs argument '" + need + "'");
     return r;
 }

@@ -8,8 +8,10 @@
 //   <- {"v":1,"ok":false,"error":"no patch matches '3fa2c1'"}
 //
 // Commands and their string arguments (docs/daemon.md has the replies):
-//   status [patch]   list   add manifest out   pause patch   resume patch
-//   remove patch     reload
+//   status [patch]   list   add (manifest | name) [out]   pause patch
+//   resume patch     remove patch   reload   publish manifest file
+//   rollout name [version]
+// `add` by name and `rollout` ask the network and answer when it replied.
 // A request must be a JSON object with "v": 1 and a known "cmd"; unknown
 // arguments, non-string arguments, and missing ones are errors. Bounds: a line
 // of at most kMaxRequestLine bytes, nesting of at most kMaxRequestDepth, at

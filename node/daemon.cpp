@@ -8,6 +8,7 @@
 #include <ctime>
 #include <filesystem>
 
+#include "core/cache.hpp"
 #include "node/control.hpp"
 #include "node/keys.hpp"
 #include "node/log.hpp"
@@ -21,6 +22,11 @@ using json = nlohmann::json;
 namespace {
 
 std::int64_t unix_now() { return static_cast<std::int64_t>(std::time(nullptr)); }
+std::int64_t unix_now_ms() {
+    timespec ts{};
+    ::clock_gettime(CLOCK_REALTIME, &ts);
+    return std::int64_t(ts.tv_sec) * 1000 + ts.tv_nsec / 1'000'000;
+}
 
 constexpr const char* kJobHeader = "patchswarm-job-v1";
 constexpr std::size_t kMaxJobFile = 16 * 1024;
@@ -165,11 +171,14 @@ Status Daemon::begin() {
         transfer::LocalServer::Limits lim;
         lim.max_line = control::kMaxRequestLine;
         lim.overflow_reply = control::error_reply("request line longer than " + std::to_string(lim.max_line) + " bytes");
-        auto srv = transfer::LocalServer::start(loop_, path, [this](std::string_view line) { return handle_control(line); },
-                                                lim);
+        auto srv = transfer::LocalServer::start(
+            loop_, path,
+            [this](std::string_view line, transfer::LocalServer::Respond respond) { handle_control(line, std::move(respond)); },
+            lim);
         if (!srv) return cfg_.problem("control.socket", srv.error());
         control_ = std::move(*srv);
     }
+    setup_.opts.on_announce = [this](const VerifiedManifest& vm) { on_announced(vm); };
     node_ = std::make_unique<Node>(loop_, setup_.opts, setup_.identity);
     if (auto st = node_->start(); !st) return st;
     for (std::size_t i = 0; i < cfg_.serve.size(); ++i) {
@@ -184,6 +193,7 @@ Status Daemon::begin() {
         std::printf("serving %s v%llu (%s) from %s\n", vm->manifest.name.c_str(),
                     static_cast<unsigned long long>(vm->manifest.version), to_hex(vm->id).c_str(), e.file.c_str());
     }
+    resume_published();
     resume_downloads();
     if (!cfg_.metrics.empty()) {
         auto ep = transfer::parse_endpoint(cfg_.metrics);
@@ -262,7 +272,7 @@ void Daemon::resume_downloads() {
             else if (line.rfind("state=", 0) == 0) state = line.substr(6);
             else if (line.rfind("hook=", 0) == 0) job.hook = line.substr(5);
         }
-        if (!header || job.out.empty() || state.empty()) {
+        if (!header || state.empty()) {  // an empty out: a super-node's cached copy
             fail("job file is not in the patchswarm-job-v1 format");
             continue;
         }
@@ -285,6 +295,13 @@ void Daemon::resume_downloads() {
         }
         if (job.state == JobState::Failed) job.state = JobState::Downloading;  // try again
         std::string hook = job.hook;
+        // Cache LRU: the job file was last written when the download was added,
+        // paused, or completed; good enough as "last used" across a restart.
+        auto mtime = fs::last_write_time(dir + "/job", ec);
+        used_ms_[vm->id] = ec ? unix_now_ms()
+                              : std::chrono::duration_cast<std::chrono::milliseconds>(
+                                    std::chrono::file_clock::to_sys(mtime).time_since_epoch())
+                                    .count();
         jobs_[vm->id] = job;
         if (auto st = start_download(*vm, job.out, job.state); !st) {
             jobs_.erase(vm->id);
@@ -346,11 +363,12 @@ void Daemon::on_download_done(const VerifiedManifest& vm, Status st) {
     job.state = JobState::Complete;
     job.error.clear();
     ++downloads_completed_;
+    used_ms_[vm.id] = unix_now_ms();
     auto* s = node_->stats(vm.id);
     log::info("download_complete",
               {{"id", id}, {"name", vm.manifest.name}, {"version", vm.manifest.version}, {"out", job.out},
                {"secs", s && s->completed_ms ? double(*s->completed_ms - s->started_ms) / 1000.0 : 0.0}});
-    if (cfg_.on_complete.empty()) {
+    if (cfg_.on_complete.empty() || job.out.empty()) {  // a cached copy has no file to install
         (void)save_job(vm.id);
         return;
     }
@@ -401,26 +419,35 @@ std::uint64_t Daemon::reserved_bytes() const {
     return n;
 }
 
-std::string Daemon::handle_control(std::string_view line) {
-    if (stopping_) return control::error_reply("the node is shutting down");
+void Daemon::handle_control(std::string_view line, std::function<void(std::string)> respond) {
+    if (stopping_) return respond(control::error_reply("the node is shutting down"));
     auto req = control::parse_request(line);
-    if (!req) return control::error_reply(req.error());
+    if (!req) return respond(control::error_reply(req.error()));
     log::debug("control", {{"cmd", req->cmd}});
+    auto arg = [&](const char* k) { return req->arg(k) ? *req->arg(k) : std::string(); };
     try {
-        if (req->cmd == "status") return cmd_status(req->arg("patch"));
-        if (req->cmd == "list") return cmd_list();
-        if (req->cmd == "add") return cmd_add(*req->arg("manifest"), *req->arg("out"));
-        if (req->cmd == "pause") return cmd_pause_resume(*req->arg("patch"), true);
-        if (req->cmd == "resume") return cmd_pause_resume(*req->arg("patch"), false);
-        if (req->cmd == "remove") return cmd_remove(*req->arg("patch"));
+        if (req->cmd == "status") return respond(cmd_status(req->arg("patch")));
+        if (req->cmd == "list") return respond(cmd_list());
+        if (req->cmd == "add") {
+            if (req->arg("manifest") && req->arg("name"))
+                return respond(control::error_reply("add takes a manifest or a name, not both"));
+            if (req->arg("name")) return cmd_add_by_name(arg("name"), arg("out"), respond);
+            if (!req->arg("manifest")) return respond(control::error_reply("add needs a manifest or a name"));
+            return respond(cmd_add(arg("manifest"), arg("out")));
+        }
+        if (req->cmd == "pause") return respond(cmd_pause_resume(arg("patch"), true));
+        if (req->cmd == "resume") return respond(cmd_pause_resume(arg("patch"), false));
+        if (req->cmd == "remove") return respond(cmd_remove(arg("patch")));
+        if (req->cmd == "publish") return respond(cmd_publish(arg("manifest"), arg("file")));
+        if (req->cmd == "rollout") return cmd_rollout(arg("name"), req->arg("version"), respond);
         if (req->cmd == "reload") {
-            if (auto st = reload(); !st) return control::error_reply(st.error());
-            return ok_reply();
+            if (auto st = reload(); !st) return respond(control::error_reply(st.error()));
+            return respond(ok_reply());
         }
     } catch (const std::exception& e) {  // nlohmann; never across the loop
-        return control::error_reply(std::string("internal error: ") + e.what());
+        return respond(control::error_reply(std::string("internal error: ") + e.what()));
     }
-    return control::error_reply("unknown command '" + req->cmd + "'");
+    respond(control::error_reply("unknown command '" + req->cmd + "'"));
 }
 
 std::string Daemon::cmd_status(const std::string* patch) {
@@ -441,7 +468,7 @@ std::string Daemon::cmd_status(const std::string* patch) {
               {"contacts", ns.contacts},
               {"upload_limit", ns.upload_rate_limit},
               {"download_limit", ns.download_rate_limit},
-              {"quota", cfg_.quota},
+              {"quota", cfg_.quota}, {"auto_fetches", auto_fetches_}, {"auto_pending", auto_pending_.size()}, {"evictions", evictions_},
               {"reserved", reserved_bytes()},
               {"announces_received", ns.announces_received},
               {"announces_rejected", ns.announces_rejected},
@@ -521,33 +548,246 @@ std::string Daemon::cmd_list() {
 }
 
 std::string Daemon::cmd_add(const std::string& manifest, const std::string& out) {
-    if (out.empty() || out[0] != '/') return control::error_reply("out must be an absolute path, not '" + out + "'");
-    if (out.find('\n') != std::string::npos) return control::error_reply("out must not contain a newline");
-    auto parent = fs::path(out).parent_path();
-    std::error_code ec;
-    if (!fs::is_directory(parent, ec)) return control::error_reply("out: folder " + parent.string() + " does not exist");
     auto vm = load_verified_manifest(manifest, setup_.trust, unix_now());
     if (!vm) return control::error_reply(manifest + ": " + vm.error());
-    std::string desc = vm->manifest.name + " v" + std::to_string(vm->manifest.version) + " (" + wire::short_hex(vm->id) + ")";
-    for (auto& id : node_->swarm_ids())
-        if (id == vm->id) return control::error_reply("patch " + desc + " is already here");
-    if (cfg_.quota) {
-        std::uint64_t used = reserved_bytes(), need = vm->manifest.total_size;
-        if (used + need > cfg_.quota)
-            return control::error_reply("quota: " + desc + " needs " + std::to_string(need) + " bytes; " +
-                                        std::to_string(used) + " of the " + std::to_string(cfg_.quota) +
-                                        "-byte quota (limits.quota) are in use by other downloads");
+    return add_download(*vm, out.empty() ? default_out(*vm) : out, "added");
+}
+
+void Daemon::cmd_add_by_name(const std::string& name, const std::string& out, std::function<void(std::string)> respond) {
+    if (!wire::valid_patch_name(name))
+        return respond(control::error_reply("'" + name.substr(0, 80) + "' is not a patch name ([a-z0-9._-], at most 64)"));
+    node_->find_manifest(name, [this, name, out, respond](std::optional<VerifiedManifest> vm) {
+        if (stopping_) return respond(control::error_reply("the node is shutting down"));
+        if (!vm)
+            return respond(control::error_reply("no manifest named '" + name +
+                                                "' is known: none was announced to this node, and none is in the DHT"));
+        respond(add_download(*vm, out.empty() ? default_out(*vm) : out, "added"));
+    });
+}
+
+std::string Daemon::patches_dir() const {
+    return cfg_.patches_dir.empty() ? cfg_.data_dir + "/patches" : cfg_.patches_dir;
+}
+
+// Where a patch added without an explicit path goes: PATCHES/NAME-vVERSION for
+// a device, nowhere for a super-node (its cached copy stays in the data folder).
+std::string Daemon::default_out(const VerifiedManifest& vm) const {
+    if (setup_.identity.role == Role::Super) return {};
+    std::error_code ec;
+    fs::create_directories(patches_dir(), ec);
+    return patches_dir() + "/" + vm.manifest.name + "-v" + std::to_string(vm.manifest.version);
+}
+
+Status Daemon::make_room(const std::string& desc, std::uint64_t need) {
+    if (!cfg_.quota) return {};
+    auto now_loop = loop_.now_ms();
+    auto now_unix = unix_now_ms();
+    std::map<Hash32, std::uint64_t> served;
+    for (auto& w : node_->status().swarms) served[w.id] = w.last_served_ms;
+    std::vector<core::CacheEntry> entries;
+    for (auto& [id, job] : jobs_) {
+        auto m = manifests_.find(id);
+        if (m == manifests_.end()) continue;
+        core::CacheEntry e;
+        e.id = id;
+        e.size = m->second.manifest.total_size;
+        std::uint64_t last = served.count(id) ? served[id] : 0;
+        std::int64_t used = used_ms_.count(id) ? used_ms_[id] : 0;
+        if (last) used = std::max<std::int64_t>(used, now_unix - std::int64_t(now_loop - last));
+        e.last_used_ms = static_cast<std::uint64_t>(std::max<std::int64_t>(used, 0));
+        e.pinned = job.state != JobState::Complete || (last && now_loop - last < cfg_.cache_busy_ms);
+        entries.push_back(e);
     }
-    jobs_[vm->id] = Job{out, JobState::Downloading, "", ""};
-    if (auto st = start_download(*vm, out, JobState::Downloading); !st) {
-        jobs_.erase(vm->id);
+    // A super-node's downloads are a cache: least recently used ones make room.
+    // A device's are what its user asked for: it refuses instead.
+    bool cache = setup_.identity.role == Role::Super;
+    auto plan = core::plan_eviction(entries, cfg_.quota, need);
+    if (plan.fits && (plan.evict.empty() || cache)) {
+        for (auto& id : plan.evict) {
+            auto m = manifests_.find(id);
+            std::string what = m != manifests_.end()
+                                   ? m->second.manifest.name + " v" + std::to_string(m->second.manifest.version)
+                                   : std::string();
+            log::info("evicted", {{"id", to_hex(id)}, {"name", what}, {"for", desc}});
+            ++evictions_;
+            (void)drop_patch(id);
+        }
+        return {};
+    }
+    std::string why = "quota: " + desc + " needs " + std::to_string(need) + " bytes; " + std::to_string(plan.used) +
+                      " of the " + std::to_string(cfg_.quota) + "-byte quota (limits.quota) are in use by other downloads";
+    if (cache) why += ", " + std::to_string(plan.pinned) + " of them still downloading or being served";
+    return err(why);
+}
+
+std::string Daemon::add_download(const VerifiedManifest& vm, const std::string& out, const char* why) {
+    bool cache_only = out.empty() && setup_.identity.role == Role::Super;
+    if (!cache_only) {
+        if (out.empty() || out[0] != '/') return control::error_reply("out must be an absolute path, not '" + out + "'");
+        if (out.find('\n') != std::string::npos) return control::error_reply("out must not contain a newline");
+        auto parent = fs::path(out).parent_path();
+        std::error_code ec;
+        if (!fs::is_directory(parent, ec)) return control::error_reply("out: folder " + parent.string() + " does not exist");
+    }
+    std::string desc = vm.manifest.name + " v" + std::to_string(vm.manifest.version) + " (" + wire::short_hex(vm.id) + ")";
+    for (auto& id : node_->swarm_ids())
+        if (id == vm.id) return control::error_reply("patch " + desc + " is already here");
+    if (auto st = make_room(desc, vm.manifest.total_size); !st) return control::error_reply(st.error());
+    jobs_[vm.id] = Job{out, JobState::Downloading, "", ""};
+    used_ms_[vm.id] = unix_now_ms();
+    if (auto st = start_download(vm, out, JobState::Downloading); !st) {
+        jobs_.erase(vm.id);
         std::error_code ec2;
-        fs::remove(job_dir(vm->id) + "/job", ec2);
+        fs::remove(job_dir(vm.id) + "/job", ec2);
         return control::error_reply(st.error());
     }
-    log::info("added", {{"id", to_hex(vm->id)}, {"name", vm->manifest.name}, {"version", vm->manifest.version},
-                        {"out", out}});
-    return ok_reply({{"id", to_hex(vm->id)}, {"name", vm->manifest.name}, {"version", vm->manifest.version}});
+    log::info(why, {{"id", to_hex(vm.id)}, {"name", vm.manifest.name}, {"version", vm.manifest.version}, {"out", out}});
+    return ok_reply({{"id", to_hex(vm.id)}, {"name", vm.manifest.name}, {"version", vm.manifest.version}, {"out", out}});
+}
+
+void Daemon::on_announced(const VerifiedManifest& vm) {
+    if (stopping_ || !node_) return;
+    Role role = setup_.identity.role;
+    bool prefetch = role == Role::Super && cfg_.prefetch;
+    bool fetch = role == Role::Peer && cfg_.auto_fetch && vm.manifest.mandatory;
+    if (!prefetch && !fetch) return;
+    for (auto& id : node_->swarm_ids())
+        if (id == vm.id) return;
+    if (auto_pending_.count(vm.id)) return;
+    // Devices spread their start over the delay window (flash crowd); a cache starts at once.
+    std::uint64_t delay = fetch && cfg_.start_delay_ms ? crypto::random_u64() % (cfg_.start_delay_ms + 1) : 0;
+    log::info("auto_fetch_scheduled",
+              {{"id", to_hex(vm.id)}, {"name", vm.manifest.name}, {"version", vm.manifest.version}, {"delay_ms", delay}});
+    auto t = std::make_unique<transfer::Timer>(loop_);
+    t->start(delay, 0, [this, copy = vm] {
+        // The timer goes away after this callback, not from inside it.
+        loop_.post([this, alive = std::weak_ptr<bool>(alive_), id = copy.id] {
+            if (auto a = alive.lock(); a && *a) auto_pending_.erase(id);
+        });
+        if (stopping_) return;
+        for (auto& id : node_->swarm_ids())
+            if (id == copy.id) return;  // added by hand meanwhile
+        auto j = json::parse(add_download(copy, default_out(copy), "auto_fetch"), nullptr, false);
+        if (j.is_object() && j.value("ok", false)) ++auto_fetches_;
+        else
+            log::warn("auto_fetch_failed", {{"id", to_hex(copy.id)}, {"name", copy.manifest.name},
+                                            {"reason", j.is_object() ? j.value("error", std::string()) : std::string()}});
+    });
+    auto_pending_[vm.id] = std::move(t);
+}
+
+std::string Daemon::cmd_publish(const std::string& manifest, const std::string& file) {
+    if (setup_.identity.role != Role::Origin)
+        return control::error_reply("only an origin publishes; this node's role is " +
+                                    std::string(to_string(setup_.identity.role)));
+    for (auto* p : {&manifest, &file})
+        if (p->empty() || (*p)[0] != '/' || p->find('\n') != std::string::npos)
+            return control::error_reply("'" + p->substr(0, 200) + "' must be an absolute path");
+    auto vm = load_verified_manifest(manifest, setup_.trust, unix_now());
+    if (!vm) return control::error_reply(manifest + ": " + vm.error());
+    bool already = false;
+    for (auto& id : node_->swarm_ids()) already |= id == vm->id;
+    if (!already) {
+        if (auto st = node_->serve(*vm, file); !st) return control::error_reply(file + ": " + st.error());
+        manifests_[vm->id] = *vm;
+        // Kept so that a restarted origin serves and announces it again.
+        std::string dir = cfg_.data_dir + "/published/" + to_hex(vm->id);
+        std::error_code ec;
+        fs::create_directories(dir, ec);
+        Status st = ec ? err("cannot create " + dir + ": " + ec.message()) : write_file_atomic(dir + "/manifest", vm->bytes, 0644);
+        if (st) st = write_file_atomic(dir + "/file", as_bytes(file + "\n"), 0644);
+        if (!st) log::error("publish_not_persisted", {{"id", to_hex(vm->id)}, {"reason", st.error()}});
+    }
+    node_->announce_manifest(*vm);  // to the peers connected now; later ones hear it when they connect
+    log::info("published", {{"id", to_hex(vm->id)}, {"name", vm->manifest.name}, {"version", vm->manifest.version},
+                            {"file", file}, {"peers", node_->connected_peers()}});
+    return ok_reply({{"id", to_hex(vm->id)},
+                     {"name", vm->manifest.name},
+                     {"version", vm->manifest.version},
+                     {"mandatory", vm->manifest.mandatory},
+                     {"already", already},
+                     {"peers", node_->connected_peers()}});
+}
+
+void Daemon::resume_published() {
+    std::error_code ec;
+    std::string root = cfg_.data_dir + "/published";
+    for (auto& e : fs::directory_iterator(root, ec)) {
+        std::string dir = e.path().string();
+        auto mbytes = read_file_limited(dir + "/manifest", wire::kMaxManifestBytes);
+        auto fbytes = read_file_limited(dir + "/file", 4096);
+        if (!mbytes || !fbytes) {
+            log::warn("published_skipped", {{"dir", dir}, {"reason", !mbytes ? mbytes.error() : fbytes.error()}});
+            continue;
+        }
+        auto vm = verify_manifest_bytes(*mbytes, setup_.trust, unix_now());
+        if (!vm) {
+            log::warn("published_skipped", {{"dir", dir}, {"reason", "manifest: " + vm.error()}});
+            continue;
+        }
+        std::string file(fbytes->begin(), fbytes->end());
+        while (!file.empty() && file.back() == '\n') file.pop_back();
+        if (manifests_.count(vm->id)) continue;  // also a [[serve]] entry
+        if (auto st = node_->serve(*vm, file); !st) {
+            log::warn("published_skipped", {{"dir", dir}, {"reason", file + ": " + st.error()}});
+            continue;
+        }
+        manifests_[vm->id] = *vm;
+        log::info("serving", {{"id", to_hex(vm->id)}, {"name", vm->manifest.name}, {"file", file}});
+    }
+}
+
+void Daemon::cmd_rollout(const std::string& name, const std::string* version, std::function<void(std::string)> respond) {
+    std::uint64_t want = 0;
+    if (version) {
+        if (version->empty() || version->size() > 18 || version->find_first_not_of("0123456789") != std::string::npos ||
+            std::stoull(*version) == 0)
+            return respond(control::error_reply("version '" + version->substr(0, 32) + "' is not a number >= 1"));
+        want = std::stoull(*version);
+    }
+    auto run = [this, respond](const VerifiedManifest& vm) {
+        node_->rollout(vm.id, {}, [vm, respond](Rollout r) {
+            json domains = json::array();
+            std::uint64_t online = 0, holders = 0, complete = 0;
+            for (auto& d : r.domains) {
+                online += d.online;
+                holders += d.holders;
+                complete += d.complete;
+                domains.push_back({{"domain", d.domain},
+                                   {"online", d.online},
+                                   {"holders", d.holders},
+                                   {"complete", d.complete},
+                                   {"supers", d.supers},
+                                   {"supers_complete", d.supers_complete},
+                                   {"segments_held", d.segments_held},
+                                   {"segments_total", d.segments_total}});
+            }
+            respond(ok_reply({{"id", to_hex(vm.id)},
+                              {"name", vm.manifest.name},
+                              {"version", vm.manifest.version},
+                              {"domains", domains},
+                              {"online", online},
+                              {"holders", holders},
+                              {"complete", complete},
+                              {"capped", r.capped}}));
+        });
+    };
+    // A manifest this node serves or downloads first (the version asked for, or
+    // its newest), else the newest the network knows under the name.
+    const VerifiedManifest* best = nullptr;
+    for (auto& [id, vm] : manifests_)
+        if (vm.manifest.name == name &&
+            (want ? vm.manifest.version == want : !best || vm.manifest.version > best->manifest.version))
+            best = &vm;
+    if (best) return run(*best);
+    node_->find_manifest(name, [this, name, want, respond, run](std::optional<VerifiedManifest> vm) {
+        if (stopping_) return respond(control::error_reply("the node is shutting down"));
+        if (!vm || (want && vm->manifest.version != want))
+            return respond(control::error_reply("no manifest named '" + name.substr(0, 80) + "'" +
+                                                (want ? " of version " + std::to_string(want) : std::string()) +
+                                                " is known to this node or in the DHT"));
+        run(*vm);
+    });
 }
 
 std::string Daemon::cmd_pause_resume(const std::string& patch, bool pause) {
@@ -567,9 +807,15 @@ std::string Daemon::cmd_pause_resume(const std::string& patch, bool pause) {
 std::string Daemon::cmd_remove(const std::string& patch) {
     auto id = select(patch);
     if (!id) return control::error_reply(id.error());
+    if (auto st = drop_patch(*id); !st) return control::error_reply(st.error());
+    log::info("removed", {{"id", to_hex(*id)}});
+    return ok_reply({{"id", to_hex(*id)}});
+}
+
+Status Daemon::drop_patch(const Hash32& id) {
     fold_totals();
-    auto st = node_->remove(*id);
-    if (auto l = last_.find(*id); l != last_.end()) {
+    auto st = node_->remove(id);
+    if (auto l = last_.find(id); l != last_.end()) {
         for (int c = 0; c < core::kSourceClasses; ++c) retired_.bytes_from[c] += l->second.bytes_from[c];
         retired_.bytes_uploaded += l->second.bytes_uploaded;
         retired_.bytes_downloaded += l->second.bytes_downloaded;
@@ -577,11 +823,12 @@ std::string Daemon::cmd_remove(const std::string& patch) {
         retired_.segments_rejected += l->second.segments_rejected;
         last_.erase(l);
     }
-    jobs_.erase(*id);
-    manifests_.erase(*id);
-    if (!st) return control::error_reply(st.error());
-    log::info("removed", {{"id", to_hex(*id)}});
-    return ok_reply({{"id", to_hex(*id)}});
+    jobs_.erase(id);
+    manifests_.erase(id);
+    used_ms_.erase(id);
+    std::error_code ec;
+    fs::remove_all(cfg_.data_dir + "/published/" + to_hex(id), ec);
+    return st;
 }
 
 Status Daemon::reload() {
@@ -616,6 +863,11 @@ Status Daemon::reload() {
     cfg_.download_limit = c->download_limit;
     cfg_.quota = c->quota;
     cfg_.on_complete = c->on_complete;
+    cfg_.auto_fetch = c->auto_fetch;
+    cfg_.start_delay_ms = c->start_delay_ms;
+    cfg_.patches_dir = c->patches_dir;
+    cfg_.prefetch = c->prefetch;
+    cfg_.cache_busy_ms = c->cache_busy_ms;
     cfg_.log_level = c->log_level;
     log::set_level(*log::parse_level(c->log_level));
     log::info("reloaded", {{"upload_limit", cfg_.upload_limit}, {"download_limit", cfg_.download_limit},
@@ -627,6 +879,7 @@ void Daemon::shutdown(std::function<void()> done) {
     if (stopping_) return;
     stopping_ = true;
     log::info("stopping", {});
+    auto_pending_.clear();
     control_.reset();  // no new requests; the socket path is removed
     metrics_.reset();
     node_->shutdown([alive = std::weak_ptr<bool>(alive_), done = std::move(done)] {
@@ -709,6 +962,10 @@ std::string Daemon::metrics_text() {
     sample("patchswarm_rate_limit_bytes_per_second", ns.download_rate_limit, "direction=\"download\"");
     metric("patchswarm_downloads_completed_total", "counter", "Downloads completed and exported since start.");
     sample("patchswarm_downloads_completed_total", downloads_completed_);
+    metric("patchswarm_auto_fetches_total", "counter", "Downloads started on an announcement (device auto-fetch, super-node prefetch).");
+    sample("patchswarm_auto_fetches_total", auto_fetches_);
+    metric("patchswarm_cache_evictions_total", "counter", "Cached patches evicted to stay under the quota.");
+    sample("patchswarm_cache_evictions_total", evictions_);
     metric("patchswarm_hooks_total", "counter", "On-complete hook runs since start, by outcome.");
     sample("patchswarm_hooks_total", hooks_ok_, "result=\"ok\"");
     sample("patchswarm_hooks_total", hooks_failed_, "result=\"failed\"");

@@ -82,7 +82,9 @@ public:
     Status reload();
 
     // One control request line -> one reply line (see node/control.hpp).
-    std::string handle_control(std::string_view line);
+    // `respond` is called once, at once or, for requests that ask the network
+    // (add by name, rollout), when the answer is there.
+    void handle_control(std::string_view line, std::function<void(std::string)> respond);
     // The Prometheus text exposition of the node's counters.
     std::string metrics_text();
 
@@ -104,6 +106,19 @@ private:
     Daemon(transfer::Loop& loop, DaemonConfig cfg, ConfigSource reload, Setup setup);
     Status begin();
     void resume_downloads();
+    void resume_published();
+    // A verified manifest arrived by gossip or from the DHT: devices fetch
+    // mandatory patches after a random delay, super-nodes prefetch at once.
+    void on_announced(const VerifiedManifest& vm);
+    // Starts a persisted download (after the quota check; a super-node evicts
+    // least recently used cached patches to make room). Returns the reply line.
+    std::string add_download(const VerifiedManifest& vm, const std::string& out, const char* why);
+    // Room for `need` bytes under limits.quota: a super-node evicts, a device refuses.
+    Status make_room(const std::string& desc, std::uint64_t need);
+    // Forgets a patch: node, job, download folder, counters folded into totals.
+    Status drop_patch(const Hash32& id);
+    std::string patches_dir() const;
+    std::string default_out(const VerifiedManifest& vm) const;
     Status start_download(const VerifiedManifest& vm, const std::string& out, JobState state);
     void on_download_done(const VerifiedManifest& vm, Status st);
     Status save_job(const Hash32& id);
@@ -115,6 +130,9 @@ private:
     std::string cmd_status(const std::string* patch);
     std::string cmd_list();
     std::string cmd_add(const std::string& manifest, const std::string& out);
+    void cmd_add_by_name(const std::string& name, const std::string& out, std::function<void(std::string)> respond);
+    std::string cmd_publish(const std::string& manifest, const std::string& file);
+    void cmd_rollout(const std::string& name, const std::string* version, std::function<void(std::string)> respond);
     std::string cmd_pause_resume(const std::string& patch, bool pause);
     std::string cmd_remove(const std::string& patch);
 
@@ -137,6 +155,11 @@ private:
     Counters retired_;
     std::map<Hash32, Counters> last_;
     std::uint64_t hooks_ok_ = 0, hooks_failed_ = 0, downloads_completed_ = 0;
+    std::uint64_t auto_fetches_ = 0, evictions_ = 0;
+    // Automatic fetches waiting for their random start delay.
+    std::map<Hash32, std::unique_ptr<transfer::Timer>> auto_pending_;
+    // Cache LRU: unix milliseconds of each download's last use (added, completed).
+    std::map<Hash32, std::int64_t> used_ms_;
     bool stopping_ = false;
     std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };

@@ -196,6 +196,79 @@ void Node::on_announce(Peer* from, ByteView bytes) {
     if (opts_.on_announce) opts_.on_announce(*vm);
 }
 
+void Node::find_manifest(const std::string& name, std::function<void(std::optional<VerifiedManifest>)> done) {
+    auto answer = [this, name, done] {
+        auto it = latest_.find(name);
+        done(it == latest_.end() ? std::nullopt : std::optional<VerifiedManifest>(it->second));
+    };
+    if (!dht_ || stopping_ || !wire::valid_patch_name(name)) return answer();
+    dht_->get(dht::manifest_key(name), [this, answer](std::vector<Bytes> values) {
+        for (auto& v : values) on_announce(nullptr, v);
+        answer();
+    }, dht::ValueKind::Manifest);
+}
+
+void Node::rollout(const Hash32& id, std::vector<std::string> extra, std::function<void(Rollout)> done) {
+    struct Gather {
+        Rollout r;
+        std::map<std::string, RolloutDomain> by_domain;
+        int pending = 0;
+        std::function<void(Rollout)> done;
+    };
+    auto g = std::make_shared<Gather>();
+    g->r.id = id;
+    g->done = std::move(done);
+    constexpr std::size_t kMost = 4096;  // records one key may add to the counts
+    auto cap = opts_.dht.max_values_per_get;
+    auto finish = [g] {
+        if (--g->pending > 0) return;
+        for (auto& [d, rd] : g->by_domain) g->r.domains.push_back(rd);
+        g->done(std::move(g->r));
+    };
+    auto count_domain = [this, g, id, cap, finish](const std::string& domain) {
+        g->by_domain[domain].domain = domain;
+        g->pending += 2;
+        dht_->get(dht::holder_key(domain, Hash32{}), [g, domain, cap, finish](std::vector<Bytes> values) {
+            if (values.size() >= cap) g->r.capped = true;
+            g->by_domain[domain].online =
+                static_cast<std::uint32_t>(dht::select_holders(values, domain, Hash32{}, unix_now(), 3600, kMost).size());
+            finish();
+        });
+        dht_->get(dht::holder_key(domain, id), [g, domain, id, cap, finish](std::vector<Bytes> values) {
+            if (values.size() >= cap) g->r.capped = true;
+            auto& rd = g->by_domain[domain];
+            for (auto& rec : dht::select_holders(values, domain, id, unix_now(), 3600, kMost)) {
+                bool full = rec.segment_count > 0 && rec.segments_held == rec.segment_count;
+                ++rd.holders;
+                rd.complete += full;
+                rd.segments_held += rec.segments_held;
+                rd.segments_total += rec.segment_count;
+                if (rec.role == Role::Super) {
+                    ++rd.supers;
+                    rd.supers_complete += full;
+                }
+            }
+            finish();
+        });
+    };
+    if (!dht_ || stopping_) {
+        g->pending = 1;
+        return finish();
+    }
+    // First the domains: every super-node and origin is in the cross-domain
+    // membership key; then two gets per domain.
+    g->pending = 1;
+    dht_->get(dht::global_holder_key(Hash32{}), [this, g, extra, count_domain, finish](std::vector<Bytes> values) {
+        std::set<std::string> domains(extra.begin(), extra.end());
+        domains.insert(self_.domain);
+        for (auto& rec : dht::select_holders(values, dht::kGlobalDomain, Hash32{}, unix_now(), 3600, kMost))
+            domains.insert(rec.domain);
+        for (auto& d : domains)
+            if (valid_domain(d) && !stopping_) count_domain(d);
+        finish();
+    });
+}
+
 std::uint16_t Node::listen_port() const { return listener_ ? listener_->port() : 0; }
 std::uint16_t Node::dht_port() const { return dht_ ? dht_->port() : 0; }
 
@@ -421,6 +494,7 @@ void Node::on_message(transfer::Connection& c, ByteView frame) {
                         return reject(core::RejectReason::Busy);
                     bool banned = s->stats.banned.count(to_hex(c.peer().key)) != 0;
                     bool priority = c.peer().role == Role::Super;
+                    s->last_served_ms = now;  // a cache must not evict what peers are asking for
                     switch (uploads_.request(c.id(), cookie(*s, m.segment), s->store->held().test(m.segment), banned,
                                              priority)) {
                         case V::Queued: return pump_uploads();
@@ -618,6 +692,7 @@ void Node::serve_one(Peer& p, Swarm& s, std::uint32_t seg) {
         send_msg(p, wire::MsgData{s.vm.id, seg, static_cast<std::uint32_t>(off), ByteView(data).subspan(off, n)});
     }
     s.stats.bytes_uploaded += data.size();
+    s.last_served_ms = loop_.now_ms();
 }
 
 void Node::on_writable(transfer::Connection&) { pump_uploads(); }
@@ -706,6 +781,7 @@ NodeStatus Node::status() const {
         w.rate_down = s.rate_down;
         w.rate_up = s.rate_up;
         w.out_path = s.out_path;
+        w.last_served_ms = s.last_served_ms;
         w.stats = s.stats;
         st.swarms.push_back(std::move(w));
     }

@@ -88,6 +88,7 @@ struct SwarmStatus {
     double rate_down = 0;  // bytes/s over the last seconds
     double rate_up = 0;
     std::string out_path;
+    std::uint64_t last_served_ms = 0;  // loop time of the last request taken or segment sent; 0 = never
     SwarmStats stats;
 };
 
@@ -105,6 +106,25 @@ struct NodeStatus {
     std::uint64_t upload_rate_limit = 0, download_rate_limit = 0;
     dht::Stats dht;
     std::vector<SwarmStatus> swarms;
+};
+
+// A patch's rollout as the DHT shows it: per domain, the holder records of the
+// nodes taking part (complete or not) and the nodes online (membership records).
+// Gathered from the network, not from a database: a node that went offline
+// withdrew its records and is no longer counted. One DHT get returns at most
+// dht::Config::max_values_per_get values per key, so counts stop there.
+struct RolloutDomain {
+    std::string domain;
+    std::uint32_t online = 0;      // membership records (nodes running now)
+    std::uint32_t holders = 0;     // holder records for the patch
+    std::uint32_t complete = 0;    // ...of which hold every segment
+    std::uint32_t supers = 0, supers_complete = 0;
+    std::uint64_t segments_held = 0, segments_total = 0;  // summed over holders
+};
+struct Rollout {
+    Hash32 id{};
+    std::vector<RolloutDomain> domains;  // sorted by name
+    bool capped = false;                 // some key returned the most values one get allows
 };
 
 class Node final : public transfer::ConnectionHandler {
@@ -141,6 +161,14 @@ public:
     // Spreads a verified manifest to every connected peer (and to each peer that
     // connects later); peers verify and forward it in turn.
     void announce_manifest(const VerifiedManifest& vm);
+    // The newest verified manifest of a patch name: asks the DHT (under
+    // dht::manifest_key(name)) and also answers from what gossip brought.
+    // Verified manifests found are handled as announcements (on_announce).
+    void find_manifest(const std::string& name, std::function<void(std::optional<VerifiedManifest>)> done);
+    // Counts, per domain, who holds a patch and who completed it (see Rollout).
+    // Domains are those with super-nodes or origins in the cross-domain
+    // membership key, plus this node's own and any in `extra_domains`.
+    void rollout(const Hash32& manifest_id, std::vector<std::string> extra_domains, std::function<void(Rollout)> done);
     // The newest verified manifest seen per patch name.
     const std::map<std::string, VerifiedManifest>& latest_manifests() const { return latest_; }
     std::uint16_t listen_port() const;
@@ -178,6 +206,7 @@ private:
         std::uint32_t announced_held = 0;
         std::uint64_t last_announce_ms = 0;
         std::uint64_t last_lookup_ms = 0;
+        std::uint64_t last_served_ms = 0;
         bool announced = false;
         bool paused = false;
         std::string dir;  // download folder, empty for a served file

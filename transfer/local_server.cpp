@@ -77,6 +77,9 @@ struct LocalServer::Client {
     LocalServer* owner;
     std::string buf;
     std::size_t queued = 0;       // reply bytes not yet written
+    std::uint64_t serial = 0;     // names the client in pending replies
+    bool pending = false;         // a request is being answered; later lines wait
+    bool eof = false;             // the client half-closed: close once answered
     bool close_after_write = false;
     bool closing = false;
     char rbuf[16 * 1024];
@@ -99,10 +102,10 @@ void close_client_handle(LocalServer::Client* c) {
 
 }  // namespace
 
-LocalServer::LocalServer(Loop& loop, std::string path, Handler handler, Limits limits)
+LocalServer::LocalServer(Loop& loop, std::string path, AsyncHandler handler, Limits limits)
     : loop_(loop), path_(std::move(path)), handler_(std::move(handler)), limits_(std::move(limits)) {}
 
-Result<std::unique_ptr<LocalServer>> LocalServer::start(Loop& loop, const std::string& path, Handler handler,
+Result<std::unique_ptr<LocalServer>> LocalServer::start(Loop& loop, const std::string& path, AsyncHandler handler,
                                                         Limits limits) {
     if (path.empty()) return err("control socket: empty path");
     if (path.size() >= sizeof(sockaddr_un{}.sun_path))
@@ -147,6 +150,7 @@ Result<std::unique_ptr<LocalServer>> LocalServer::start(Loop& loop, const std::s
 }
 
 LocalServer::~LocalServer() {
+    *alive_ = false;
     for (Client* c : clients_) {
         c->owner = nullptr;
         close_client_handle(c);
@@ -179,6 +183,7 @@ void LocalServer::on_connection() {
         c->owner = nullptr;
         return close_client_handle(c);
     }
+    c->serial = ++next_client_;
     clients_.insert(c);
     uv_read_start(
         reinterpret_cast<uv_stream_t*>(&c->pipe),
@@ -191,42 +196,75 @@ void LocalServer::on_connection() {
             LocalServer* self = cl->owner;
             if (!self || n == 0) return;
             if (n < 0) {
-                // EOF (the client half-closed) or an error: answer what is queued, then close.
+                // EOF (the client half-closed) or an error: answer what is asked, then close.
                 uv_read_stop(s);
-                if (cl->queued == 0 || n != UV_EOF) return self->drop(cl);
-                cl->close_after_write = true;
+                if (n != UV_EOF || (cl->queued == 0 && !cl->pending && cl->buf.find('\n') == std::string::npos))
+                    return self->drop(cl);
+                cl->eof = true;
+                self->process_lines(cl);
                 return;
             }
             cl->buf.append(cl->rbuf, static_cast<std::size_t>(n));
-            std::size_t start = 0;
-            for (;;) {
-                auto nl = cl->buf.find('\n', start);
-                if (nl == std::string::npos || nl - start > self->limits_.max_line) break;
-                std::string_view line(cl->buf.data() + start, nl - start);
-                if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-                start = nl + 1;
-                self->on_line(cl, line);
-                if (cl->owner == nullptr) return;  // dropped while answering
-            }
-            cl->buf.erase(0, start);
-            if (cl->buf.size() > self->limits_.max_line) {
-                // No newline within the limit: answer once, then hang up.
-                cl->buf.clear();
-                cl->buf.shrink_to_fit();
-                uv_read_stop(s);
-                self->reply(cl, self->limits_.overflow_reply, true);
-            }
+            self->process_lines(cl);
         });
 }
 
-void LocalServer::on_line(Client* c, std::string_view line) {
-    std::string text;
-    try {
-        text = handler_(line);
-    } catch (...) {  // the handler is not supposed to throw; never let it unwind through libuv
-        text = "internal error";
+// Hands complete lines to the handler, one at a time: the next waits until
+// the previous one was answered.
+void LocalServer::process_lines(Client* c) {
+    std::size_t start = 0;
+    while (!c->pending && c->owner) {
+        auto nl = c->buf.find('\n', start);
+        if (nl == std::string::npos || nl - start > limits_.max_line) break;
+        std::string line = c->buf.substr(start, nl - start);
+        if (!line.empty() && line.back() == '\r') line.pop_back();
+        start = nl + 1;
+        on_line(c, line);
     }
-    reply(c, std::move(text), false);
+    if (!c->owner) return;  // dropped while answering
+    c->buf.erase(0, start);
+    if (c->pending) return;
+    if (c->buf.size() > limits_.max_line) {
+        // No newline within the limit: answer once, then hang up.
+        c->buf.clear();
+        c->buf.shrink_to_fit();
+        uv_read_stop(reinterpret_cast<uv_stream_t*>(&c->pipe));
+        return reply(c, limits_.overflow_reply, true);
+    }
+    if (c->eof) {
+        if (c->queued == 0) return drop(c);
+        c->close_after_write = true;
+    }
+}
+
+void LocalServer::on_line(Client* c, std::string_view line) {
+    c->pending = true;
+    std::weak_ptr<bool> alive = alive_;
+    auto answered = std::make_shared<bool>(false);
+    Respond respond = [this, alive, serial = c->serial, answered](std::string text) {
+        auto a = alive.lock();
+        if (!a || !*a || *answered) return;
+        *answered = true;
+        Client* cl = nullptr;
+        for (Client* x : clients_)
+            if (x->serial == serial) cl = x;
+        if (!cl) return;  // the client went away meanwhile
+        cl->pending = false;
+        reply(cl, std::move(text), false);
+        if (!cl->owner) return;
+        // Later lines waited for this answer; go on with them outside this call.
+        loop_.post([this, alive, serial] {
+            auto a2 = alive.lock();
+            if (!a2 || !*a2) return;
+            for (Client* x : clients_)
+                if (x->serial == serial) return process_lines(x);
+        });
+    };
+    try {
+        handler_(line, respond);
+    } catch (...) {  // the handler is not supposed to throw; never let it unwind through libuv
+        respond("internal error");
+    }
 }
 
 void LocalServer::reply(Client* c, std::string text, bool then_close) {

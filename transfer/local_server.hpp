@@ -34,6 +34,14 @@ public:
     // Called on the loop thread with one line (without its newline); returns
     // the reply (without a newline; one is added).
     using Handler = std::function<std::string(std::string_view line)>;
+    // Sends the reply to one request; callable once, later, from the loop
+    // thread. Safe to call after the client or the server went away (it then
+    // does nothing).
+    using Respond = std::function<void(std::string reply)>;
+    // A handler that may answer later (a reply that needs the network). A
+    // client's next line is not handed over before its previous one was
+    // answered, so replies keep the order of requests.
+    using AsyncHandler = std::function<void(std::string_view line, Respond respond)>;
     struct Limits {
         std::size_t max_line = 64 * 1024;
         std::size_t max_clients = 16;
@@ -41,8 +49,15 @@ public:
         std::string overflow_reply = "request line too long";
     };
 
-    static Result<std::unique_ptr<LocalServer>> start(Loop& loop, const std::string& path, Handler handler,
+    static Result<std::unique_ptr<LocalServer>> start(Loop& loop, const std::string& path, AsyncHandler handler,
                                                       Limits limits);
+    static Result<std::unique_ptr<LocalServer>> start(Loop& loop, const std::string& path, Handler handler,
+                                                      Limits limits) {
+        return start(
+            loop, path,
+            [h = std::move(handler)](std::string_view line, Respond respond) { respond(h(line)); },
+            std::move(limits));
+    }
     static Result<std::unique_ptr<LocalServer>> start(Loop& loop, const std::string& path, Handler handler) {
         return start(loop, path, std::move(handler), Limits{});
     }
@@ -57,18 +72,21 @@ public:
     struct Client;  // one accepted connection's handle block
 
 private:
-    LocalServer(Loop& loop, std::string path, Handler handler, Limits limits);
+    LocalServer(Loop& loop, std::string path, AsyncHandler handler, Limits limits);
     void on_connection();
+    void process_lines(Client* c);
     void on_line(Client* c, std::string_view line);
     void reply(Client* c, std::string text, bool then_close);
     void drop(Client* c);
 
     Loop& loop_;
     std::string path_;
-    Handler handler_;
+    AsyncHandler handler_;
     Limits limits_;
     Pipe* pipe_ = nullptr;
     std::set<Client*> clients_;
+    std::uint64_t next_client_ = 0;
+    std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
 // Checks, and creates when missing, the folder a control socket lives in:
