@@ -12,7 +12,7 @@ out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 echo "\$ bench/swarm_bench.sh $build $mib"
 PATCH_MIB=$mib DOMAINS="east west north" DEVICES_PER_DOMAIN=8 SEED_SECONDS=3 \
-  "$here/examples/local_swarm.sh" "$build" "$out/swarm" > "$out/log" 2>&1 || { cat "$out/log"; exit 1; }
+  "$here/examples/oneshot_swarm.sh" "$build" "$out/swarm" > "$out/log" 2>&1 || { cat "$out/log"; exit 1; }
 python3 - "$out/swarm" <<'PY'
 import glob, json, os, sys
 d = sys.argv[1]

@@ -22,6 +22,7 @@ void Download::add_peer(PeerId peer, SourceClass cls, Millis now) {
     if (!started_) started_ = now;  // the rung delays count from the first holder met
     auto [it, inserted] = peers_.try_emplace(peer, Peer{cls, Bitfield(held_.size())});
     if (!inserted) it->second.cls = cls;
+    if (inserted) it->second.last_gain = now;  // a super-node met just now may be starting its download
 }
 
 void Download::forget_have(Peer& p) {
@@ -189,8 +190,39 @@ void Download::pump(Millis now, std::vector<Action>& out) {
         return rank_[a] < rank_[b];
     };
     std::sort(scratch_.begin(), scratch_.end(), rarest);
-    for (auto s : scratch_)
-        if (const PeerId* p = pick_holder(s, now, false)) request(*p, s, now, out);
+    auto local_in_flight = [&] {
+        std::uint32_t n = 0;
+        for (auto& [id, p] : peers_)
+            if (p.cls == SourceClass::SameDomainPeer || p.cls == SourceClass::SameDomainSuper) n += p.in_flight;
+        return n;
+    };
+    std::uint32_t local = cfg_.local_first ? local_in_flight() : 0;
+    // A same-domain super-node that is still downloading and progressing counts
+    // as "something comes from the domain": it will soon hold what we lack.
+    if (cfg_.local_first)
+        for (auto& [id, p] : peers_) {
+            if (p.cls != SourceClass::SameDomainSuper) continue;
+            std::uint32_t n = p.have.count();
+            if (n != p.seen_count) {
+                p.seen_count = n;
+                p.last_gain = now;
+            }
+            if (usable(p, now) && n < held_.size() && now < p.last_gain + cfg_.local_super_wait) ++local;
+        }
+    // local_first: the own domain first, then afar only if nothing comes from it.
+    for (int pass = cfg_.local_first ? 0 : 1; pass < 2; ++pass) {
+        if (pass == 1 && local > 0) break;
+        for (auto s : scratch_) {
+            if (!in_flight_[s].empty()) continue;  // asked for in the first pass
+            const PeerId* p = pick_holder(s, now, false);
+            if (!p) continue;
+            auto cls = peers_.at(*p).cls;
+            bool far = cls == SourceClass::OtherDomain || cls == SourceClass::Origin;
+            if (pass == 0 && far) continue;
+            request(*p, s, now, out);
+            local += !far;
+        }
+    }
 
     // Endgame: every missing segment is on its way; ask a second holder for the
     // ones that have been waiting a while.

@@ -85,6 +85,16 @@ struct DownloadConfig {
     std::array<Millis, kSourceClasses> rung_delay{0, 0, 250, 750};
     // The longest a rung waits for nearer holders that are still connecting.
     Millis connect_wait = 3'000;
+    // Devices: ask other domains (and the origin) only while nothing is on its
+    // way from the own domain. While the domain's super-node or peers are
+    // serving us, what they lack now they will soon hold (they download too), so
+    // waiting costs little time and saves the links between domains. A device
+    // with nothing coming from its domain climbs, unless its domain's
+    // super-node is still downloading and got a new segment within
+    // local_super_wait (it will soon hold what we lack). Super-nodes and the
+    // origin leave it off: fetching from afar is their job.
+    bool local_first = false;
+    Millis local_super_wait = 2'000;
 };
 
 struct Action {
@@ -107,6 +117,9 @@ public:
     // How many holders of each rung the driver is still connecting to. While a
     // nearer one is on its way, farther rungs wait (at most connect_wait).
     void set_connecting(const std::array<std::uint32_t, kSourceClasses>& n) { connecting_ = n; }
+    // Most requests in flight (a download rate limit lowers it: requests
+    // already granted would otherwise arrive at full speed). At least 1.
+    void set_max_requests_total(std::uint32_t n) { cfg_.max_requests_total = n ? n : 1; }
     void peer_bitfield(PeerId peer, const Bitfield& have);
     void peer_has(PeerId peer, std::uint32_t seg);
     // A whole segment arrived from `peer` and was checked against the manifest.
@@ -145,6 +158,10 @@ private:
         Millis backoff_until = 0;
         Millis last_progress = 0;
         std::uint32_t in_flight = 0;
+        // local_first: how many segments the peer held when last looked at, and
+        // when that count last grew (is a still-downloading super-node progressing?).
+        std::uint32_t seen_count = 0;
+        Millis last_gain = 0;
     };
     struct InFlight {
         PeerId peer;

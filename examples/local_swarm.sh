@@ -1,123 +1,213 @@
 #!/usr/bin/env bash
-# The local swarm demo: one origin and two domains on loopback.
+# The local swarm demo (README, first command): an operator's rollout, told
+# through the daemons and their control sockets, all on loopback.
 #
-#   origin (domain "core")  serves a generated patch (32 MiB + change)
-#   domain "east": 1 super-node + 3 devices      domain "west": 1 super-node + 3 devices
+#   origin  (domain "core")            patchswarm node --role origin
+#   east, west, north: 1 super-node    patchswarm node --role super   (a cache)
+#                      + 4 devices     patchswarm node --role peer    (background node)
 #
-# Every node finds holders through the DHT (real OpenDHT nodes on 127.0.0.1/::1),
-# downloads over encrypted streams, checks every segment against the signed
-# manifest, and seeds for a while. The demo prints, per node, where its bytes
-# came from and how long it took, and exits non-zero if any file differs.
+# Every node is a daemon with its own data folder and control socket, and its
+# own OpenDHT node. The operator signs a 64 MiB patch as mandatory and pushes
+# it with `publish --announce` through the origin's socket. Nobody is told to
+# download anything: super-nodes prefetch the announced patch, devices fetch it
+# after a random start delay, each from the nearest holders (peers of its
+# domain, its super-node, other domains, the origin last), checking every
+# segment against the signed manifest. The script watches the control sockets,
+# then prints a table per domain (completion times, bytes by source class),
+# the origin's bytes as a multiple of the patch, and `patchswarm rollout`.
 #
 # Usage: examples/local_swarm.sh [BUILD_DIR] [OUT_DIR]
-# Environment: PATCH_MIB (32), DOMAINS ("east west"), DEVICES_PER_DOMAIN (3),
-# SEED_SECONDS (6); MAX_ORIGIN_X / MAX_IMPORT_X make the run fail when the origin
-# sent, or a domain imported, more than that many copies of the patch.
+# Environment: PATCH_MIB (64), DOMAINS ("east west north"), DEVICES_PER_DOMAIN (4),
+# START_DELAY (devices' random start delay, up to; 2s), TIMEOUT (seconds, 300);
+# MAX_ORIGIN_X / MAX_IMPORT_X make the run fail when the origin sent, or a
+# domain imported, more than that many copies of the patch.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$here/build}
 out=${2:-$here/demo-out}
 bin=$build/patchswarm
-size_mib=${PATCH_MIB:-32}
-devices=${DEVICES_PER_DOMAIN:-3}
-read -r -a domains <<<"${DOMAINS:-east west}"
+size_mib=${PATCH_MIB:-64}
+devices=${DEVICES_PER_DOMAIN:-4}
+read -r -a domains <<<"${DOMAINS:-east west north}"
 
 [ -x "$bin" ] || { echo "demo: $bin not built; run scripts/demo.sh" >&2; exit 2; }
 rm -rf "$out"
 mkdir -p "$out"
+# Unix socket paths are short (107 bytes): the sockets live in a folder of their own.
+sockdir=$(mktemp -d /tmp/patchswarm-demo.XXXXXX)
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+cleanup() {
+  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$sockdir"
+}
 trap cleanup EXIT
 
-echo "== operator: key, patch of ${size_mib} MiB + 123457 bytes, signed manifest"
-"$bin" keygen --secret "$out/operator.secret" --public "$out/operator.public"
+echo "== operator: key pair, a patch of ${size_mib} MiB + 123457 bytes"
+"$bin" keygen --secret "$out/operator.secret" --public "$out/operator.public" >/dev/null
 head -c $((size_mib * 1024 * 1024 + 123457)) /dev/urandom > "$out/patch.bin"
-"$bin" publish --key "$out/operator.secret" --file "$out/patch.bin" --name ims-client \
-  --version 1 --label demo --out "$out/patch.manifest"
 
-echo "== origin"
-"$bin" node --data "$out/origin" --listen 127.0.0.1:0 --dht-port 0 --domain core --role origin \
-  --trust "$out/operator.public" --serve "$out/patch.manifest=$out/patch.bin" > "$out/origin.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 100); do grep -q '^ready' "$out/origin.log" && break; sleep 0.1; done
-ready=$(grep '^ready' "$out/origin.log") || { cat "$out/origin.log"; echo "demo: origin did not start" >&2; exit 1; }
-dht_port=$(sed -n 's/.* dht=\([0-9]*\).*/\1/p' <<<"$ready")
-echo "   $ready"
-
-fetch() {  # name domain role seed-ratio
-  ${WRAP:-} "$bin" fetch --data "$out/$1" --listen 127.0.0.1:0 --dht-port 0 --bootstrap "127.0.0.1:$dht_port" \
-    --domain "$2" --role "$3" --trust "$out/operator.public" --manifest "$out/patch.manifest" \
-    --out "$out/$1.bin" --seed-ratio "$4" --seed-seconds "${SEED_SECONDS:-6}" --timeout 120 \
-    --stats-json "$out/$1.json" > "$out/$1.log" 2>&1 &
-  fetchers+=($!)
-  names+=("$1")
+nodes=()
+start() {  # name role domain [options...]
+  local name=$1 role=$2 domain=$3; shift 3
+  local boot=()
+  [ -n "${dht_port:-}" ] && boot=(--bootstrap "127.0.0.1:$dht_port")
+  mkdir -p "$sockdir/$name" && chmod 700 "$sockdir/$name"
+  "$bin" node --data "$out/$name" --role "$role" --domain "$domain" --trust "$out/operator.public" \
+    --control "$sockdir/$name/control.sock" --log-level info "${boot[@]}" "$@" \
+    > "$out/$name.ready" 2> "$out/$name.log" &
+  pids+=($!)
+  nodes+=("$name")
+}
+wait_ready() {  # name
+  for _ in $(seq 150); do grep -q '^ready' "$out/$1.ready" && return 0; sleep 0.1; done
+  cat "$out/$1.log" >&2; echo "demo: $1 did not start" >&2; exit 1
 }
 
-fetchers=()
-names=()
-t0=$(date +%s.%N)
-echo "$t0" > "$out/release-time"  # the benchmark measures completions from here
-echo "== super-nodes fetch early"
-# Super-nodes are caches: they keep serving their domain (until stopped below).
-for d in "${domains[@]}"; do SEED_SECONDS=600 fetch "$d-super" "$d" super 1000; done
-nsuper=${#domains[@]}
-# Super-nodes prefetch: devices join once their domain's cache holds the patch.
-for _ in $(seq 600); do
-  n=0; for d in "${domains[@]}"; do [ -f "$out/$d-super.json" ] && n=$((n + 1)); done
-  [ "$n" -eq "$nsuper" ] && break; sleep 0.1
+echo "== origin, then per domain a super-node and $devices devices (daemons)"
+start origin origin core
+wait_ready origin
+dht_port=$(sed -n 's/.* dht=\([0-9]*\).*/\1/p' "$out/origin.ready")
+echo "   $(cat "$out/origin.ready")"
+for d in "${domains[@]}"; do
+  start "$d-super" super "$d"
+  for i in $(seq 1 "$devices"); do start "$d-dev$i" peer "$d" --start-delay "${START_DELAY:-2s}"; done
 done
-echo "== devices join"
-for d in "${domains[@]}"; do for i in $(seq 1 "$devices"); do fetch "$d-dev$i" "$d" peer 1; done; done
+for n in "${nodes[@]}"; do wait_ready "$n"; done
+echo "   ${#nodes[@]} nodes running; control sockets in $sockdir"
 
-fail=0
-for i in "${!fetchers[@]}"; do
-  [ "$i" -lt "$nsuper" ] && continue  # the super-nodes, stopped after the devices
-  if ! wait "${fetchers[$i]}"; then echo "demo: ${names[$i]} failed: $(tail -1 "$out/${names[$i]}.log")" >&2; fail=1; fi
-done
-kill -TERM "${fetchers[@]:0:$nsuper}"
-for i in $(seq 0 $((nsuper - 1))); do
-  if ! wait "${fetchers[$i]}"; then echo "demo: ${names[$i]} failed: $(tail -1 "$out/${names[$i]}.log")" >&2; fail=1; fi
-done
-t1=$(date +%s.%N)
-kill -TERM "${pids[0]}"; wait "${pids[0]}" 2>/dev/null || true; pids=()
+# The monitor talks JSON lines to every control socket (what `patchswarm status` does).
+cat > "$out/monitor.py" <<'PY'
+import json, os, socket, sys, time
 
-identical=yes
-for n in "${names[@]}"; do
-  if ! cmp -s "$out/patch.bin" "$out/$n.bin"; then echo "demo: $n.bin DIFFERS from the patch" >&2; fail=1; identical=NO; fi
-done
+def ask(sock, cmd, **args):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(10)
+    s.connect(sock)
+    s.sendall((json.dumps({"v": 1, "cmd": cmd, **args}) + "\n").encode())
+    buf = b""
+    while not buf.endswith(b"\n"):
+        chunk = s.recv(1 << 16)
+        if not chunk:
+            break
+        buf += chunk
+    s.close()
+    return json.loads(buf)
 
-python3 - "$out" "${names[@]}" <<'PY' || fail=1
-import json, os, sys
-out, names = sys.argv[1], sys.argv[2:]
-size = os.path.getsize(os.path.join(out, "patch.bin"))
-mib = lambda b: f"{b / 2**20:8.1f}"
-print(f"\n{'node':<12} {'role':<6} {'secs':>6} {'same-dom':>8} {'other-dom':>9} {'origin':>8} {'uploaded':>8}   (MiB)")
-origin_total = 0
-imports = {}
+def wait_connected(sockdir, names, timeout=30):
+    """Every node has a peer, so that it hears the announcement at once."""
+    end = time.time() + timeout
+    left = set(names)
+    while left and time.time() < end:
+        for n in list(left):
+            if ask(f"{sockdir}/{n}/control.sock", "status")["node"]["peers"] >= 1:
+                left.discard(n)
+        time.sleep(0.2)
+    return sorted(left)
+
+def watch(sockdir, names, t0, timeout):
+    """Seconds after the release when each node first reports the patch complete."""
+    done = {}
+    end = t0 + timeout
+    while len(done) < len(names) and time.time() < end:
+        for n in names:
+            if n in done:
+                continue
+            for p in ask(f"{sockdir}/{n}/control.sock", "status")["patches"]:
+                if p["state"] == "complete":
+                    done[n] = time.time() - t0
+        time.sleep(0.2)
+    return done
+
+mode, sockdir, out = sys.argv[1], sys.argv[2], sys.argv[3]
+names = sys.argv[4:]
+if mode == "connected":
+    missing = wait_connected(sockdir, names)
+    if missing:
+        print("demo: no peer after 30 s: " + " ".join(missing), file=sys.stderr)
+    sys.exit(0)
+
+t0 = float(open(f"{out}/release-time").read())
+done = watch(sockdir, names, t0, float(os.environ.get("TIMEOUT", "300")))
+size = os.path.getsize(f"{out}/patch.bin")
+status = {n: ask(f"{sockdir}/{n}/control.sock", "status") for n in ["origin"] + names}
+rows, by_domain = [], {}
 for n in names:
-    p = os.path.join(out, n + ".json")
-    if not os.path.exists(p):
-        print(f"{n:<12} no statistics"); continue
-    j = json.load(open(p))
-    secs = j["seconds_to_complete"]
-    print(f"{n:<12} {j['role']:<6} {secs if secs is not None else float('nan'):6.2f} {mib(j['bytes_from_same_domain'])}"
-          f" {mib(j['bytes_from_other_domains']):>9} {mib(j['bytes_from_origin'])} {mib(j['bytes_uploaded'])}")
-    origin_total += j["bytes_from_origin"]
-    imports[j["domain"]] = imports.get(j["domain"], 0) + j["bytes_from_origin"] + j["bytes_from_other_domains"]
-print(f"\npatch size {size / 2**20:.1f} MiB; origin sent {origin_total / size:.2f}x the patch")
-for d, b in sorted(imports.items()):
-    print(f"domain {d}: imported {b / size:.2f}x the patch")
+    st = status[n]
+    p = st["patches"][0] if st["patches"] else {}
+    f = p.get("bytes_from", {})
+    dom = st["node"]["domain"]
+    rows.append((dom, n, st["node"]["role"], done.get(n), p.get("seconds_to_complete"), f, p.get("bytes_uploaded", 0)))
+    agg = by_domain.setdefault(dom, {"nodes": 0, "done": [], "from": {}})
+    agg["nodes"] += 1
+    if n in done:
+        agg["done"].append(done[n])
+    for k, v in f.items():
+        agg["from"][k] = agg["from"].get(k, 0) + v
+
+mib = lambda b: f"{b / 2**20:7.1f}"
+keys = ["same_domain_peer", "same_domain_super", "other_domain", "origin"]
+print(f"\n{'node':<13} {'role':<6} {'done at':>8} {'took':>6}   {'peers':>7} {'super':>7} {'other':>7} {'origin':>7}   {'sent':>7}  (MiB; s after the release)")
+for dom, n, role, at, took, f, up in rows:
+    at_s = f"{at:8.2f}" if at is not None else "     --"
+    took_s = f"{took:6.2f}" if took is not None else "    --"
+    print(f"{n:<13} {role:<6} {at_s} {took_s}   " + " ".join(mib(f.get(k, 0)) for k in keys) + f"   {mib(up)}")
+
+print(f"\n{'domain':<8} {'nodes':>5} {'complete':>8} {'first':>7} {'last':>7}   {'peers':>7} {'super':>7} {'other':>7} {'origin':>7}   {'imported':>8}")
 bad = []
-if os.environ.get("MAX_ORIGIN_X") and origin_total / size > float(os.environ["MAX_ORIGIN_X"]):
-    bad.append(f"origin sent {origin_total / size:.2f}x > {os.environ['MAX_ORIGIN_X']}x")
-for d, b in sorted(imports.items()):
-    if os.environ.get("MAX_IMPORT_X") and b / size > float(os.environ["MAX_IMPORT_X"]):
-        bad.append(f"domain {d} imported {b / size:.2f}x > {os.environ['MAX_IMPORT_X']}x")
+for dom in sorted(by_domain):
+    a = by_domain[dom]
+    imported = (a["from"].get("other_domain", 0) + a["from"].get("origin", 0)) / size
+    first = f"{min(a['done']):7.2f}" if a["done"] else "     --"
+    last = f"{max(a['done']):7.2f}" if a["done"] else "     --"
+    print(f"{dom:<8} {a['nodes']:>5} {len(a['done']):>8} {first} {last}   "
+          + " ".join(mib(a["from"].get(k, 0)) for k in keys) + f"   {imported:7.2f}x")
+    if os.environ.get("MAX_IMPORT_X") and imported > float(os.environ["MAX_IMPORT_X"]):
+        bad.append(f"domain {dom} imported {imported:.2f}x > {os.environ['MAX_IMPORT_X']}x")
+origin_sent = sum(p.get("bytes_uploaded", 0) for p in status["origin"]["patches"])
+print(f"\npatch {size / 2**20:.1f} MiB; origin sent {origin_sent / size:.2f}x the patch; "
+      f"{len(done)} of {len(names)} nodes complete, the last {max(done.values()) if done else float('nan'):.2f} s after the release")
+if os.environ.get("MAX_ORIGIN_X") and origin_sent / size > float(os.environ["MAX_ORIGIN_X"]):
+    bad.append(f"origin sent {origin_sent / size:.2f}x > {os.environ['MAX_ORIGIN_X']}x")
+if len(done) < len(names):
+    bad.append("not complete: " + " ".join(n for n in names if n not in done))
 for b in bad:
     print("demo: " + b, file=sys.stderr)
 sys.exit(1 if bad else 0)
 PY
+
+others=("${nodes[@]:1}")
+python3 "$out/monitor.py" connected "$sockdir" "$out" "${others[@]}"
+
+echo "== operator: sign the manifest (mandatory) and announce it through the origin"
+date +%s.%N > "$out/release-time"  # completion times count from here
+"$bin" publish --key "$out/operator.secret" --file "$out/patch.bin" --name ims-client --version 1 \
+  --label demo --mandatory --out "$out/patch.manifest" --announce --socket "$sockdir/origin/control.sock"
+
+echo "== super-nodes prefetch, devices fetch after a random delay of up to ${START_DELAY:-2s}"
+fail=0
+python3 "$out/monitor.py" watch "$sockdir" "$out" "${others[@]}" || fail=1
+
 echo
-echo "all files identical: $identical   wall time $(python3 -c "print(f'{$t1-$t0:.1f}')") s"
+echo "\$ patchswarm rollout ims-client --socket <origin>"
+"$bin" rollout ims-client --socket "$sockdir/origin/control.sock" || fail=1
+echo
+echo "\$ patchswarm status --socket <${domains[0]}-dev1>"
+"$bin" status --socket "$sockdir/${domains[0]}-dev1/control.sock" || fail=1
+
+identical=yes
+for n in "${others[@]}"; do
+  case $n in *-super) continue ;; esac  # a cache keeps no exported copy
+  if ! cmp -s "$out/patch.bin" "$out/$n/patches/ims-client-v1"; then
+    echo "demo: $n's copy DIFFERS from the patch (or is missing)" >&2; fail=1; identical=NO
+  fi
+done
+echo
+echo "every device's file is identical to the patch: $identical"
+
+# A clean stop: each daemon withdraws its DHT records and flushes its state.
+for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+for p in "${pids[@]}"; do wait "$p" || { echo "demo: a node did not stop cleanly" >&2; fail=1; }; done
+pids=()
 exit $fail

@@ -24,6 +24,7 @@ std::string key_prefix(const crypto::PublicKey& k) { return to_hex(ByteView(k).f
 Node::Node(transfer::Loop& loop, NodeOptions opts, transfer::Identity identity)
     : loop_(loop), opts_(std::move(opts)), self_(std::move(identity)) {
     if (opts_.advertise_host.empty()) opts_.advertise_host = opts_.listen_host;
+    opts_.download.local_first = self_.role == Role::Peer;  // devices spare the links between domains
     uploads_.set_config(opts_.uploads);
     set_rate_limits(opts_.upload_rate, opts_.download_rate);
 }
@@ -652,6 +653,12 @@ void Node::pump_requests(Swarm& s) {
     if (!s.dl || s.dl->complete() || stopping_ || s.paused) return;
     auto now = loop_.now_ms();
     if (!download_bucket_.ready(now)) return;  // the tick tries again
+    // Under a download limit, keep about one second's worth of segments asked
+    // for: what is requested arrives at the holder's speed, whatever the bucket says.
+    std::uint64_t cap = opts_.download.max_requests_total;
+    if (opts_.download_rate)
+        cap = std::clamp<std::uint64_t>(opts_.download_rate / s.vm.manifest.segment_size, 1, cap);
+    s.dl->set_max_requests_total(static_cast<std::uint32_t>(cap));
     actions_.clear();
     s.dl->pump(now, actions_);
     run_actions(s, actions_);

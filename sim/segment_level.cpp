@@ -244,7 +244,9 @@ private:
         h.state = kDownloading;
         h.arrive = h.start = now_;
         h.held = Bitfield(segs_);
-        h.dl = std::make_unique<core::Download>(segs_, s_.download, dl_seeds_ ^ (std::uint64_t{x} * 0x9E3779B97F4A7C15ull));
+        core::DownloadConfig cfg = s_.download;
+        cfg.local_first = h.role == Role::Peer;  // as the node sets it (node/node.cpp)
+        h.dl = std::make_unique<core::Download>(segs_, cfg, dl_seeds_ ^ (std::uint64_t{x} * 0x9E3779B97F4A7C15ull));
         if (h.role == Role::Super) ++supers_used_;
         lookup(x);
         q_.push(now_ + tick_, kTick, x);

@@ -358,3 +358,39 @@ TEST_CASE("super-seeding: a segment goes out once per reserve period") {
     CHECK_FALSE(ss.allow(7, 0));
     CHECK(ss.served_count() == 1);
 }
+
+TEST_CASE("download: local_first asks other domains and the origin only while nothing comes from the own domain") {
+    for (bool local_first : {false, true}) {
+        CAPTURE(local_first);
+        Download d(4, {.rung_delay = {}, .local_first = local_first}, 5);
+        d.add_peer(1, SourceClass::SameDomainSuper);
+        d.add_peer(2, SourceClass::Origin);
+        d.peer_bitfield(1, bits("1100"));  // the super-node is still downloading
+        d.peer_bitfield(2, bits("1111"));
+        std::vector<Action> out;
+        d.pump(0, out);
+        auto r = requests_of(out);
+        std::size_t to_origin = std::count_if(r.begin(), r.end(), [](auto& a) { return a.peer == 2; });
+        std::size_t to_super = std::count_if(r.begin(), r.end(), [](auto& a) { return a.peer == 1; });
+        CHECK(to_super == 2);
+        CHECK(to_origin == (local_first ? 0u : 2u));
+        if (!local_first) continue;
+        // The super-node gets segment 2 meanwhile: it is asked, still not the origin.
+        out.clear();
+        d.peer_has(1, 2);
+        d.pump(10, out);
+        CHECK(requests_of(out) == std::vector<Action>{{Action::Request, 1, 2}});
+        // Nothing more is on its way from the domain, but the super-node got a
+        // segment less than local_super_wait (2 s) ago: wait for it.
+        out.clear();
+        for (std::uint32_t s : {0u, 1u, 2u}) d.segment_done(1, s, true, out);
+        out.clear();
+        d.pump(20, out);
+        CHECK(requests_of(out).empty());
+        d.pump(1900, out);
+        CHECK(requests_of(out).empty());
+        // It has gained nothing for 2 s: the origin is asked.
+        d.pump(2100, out);
+        CHECK(requests_of(out) == std::vector<Action>{{Action::Request, 2, 3}});
+    }
+}

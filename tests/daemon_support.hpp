@@ -1,0 +1,159 @@
+// Helpers of the daemon tests: node daemons as separate processes, driven
+// through their control sockets (test_daemon.cpp, test_daemon_network.cpp).
+#pragma once
+
+#include <doctest/doctest.h>
+
+#include <nlohmann/json.hpp>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <optional>
+#include <thread>
+
+#include "node/control.hpp"
+#include "support.hpp"
+
+namespace ps::test {
+
+using json = nlohmann::json;
+
+inline bool wait_for(const std::function<bool()>& cond, int ms) {
+    auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+    while (std::chrono::steady_clock::now() < until) {
+        if (cond()) return true;
+        std::this_thread::sleep_for(std::chrono::milliseconds(25));
+    }
+    return cond();
+}
+
+// "key=value" from a `ready ...` line.
+inline std::string field(const std::string& text, const std::string& key) {
+    auto p = text.find(" " + key + "=");
+    if (p == std::string::npos) return "";
+    auto v = text.substr(p + key.size() + 2);
+    return v.substr(0, v.find_first_of(" \n"));
+}
+
+struct Proc {
+    pid_t pid = -1;
+    std::string out, err;
+};
+
+inline Proc spawn(const TempDir& d, const std::string& name, std::vector<std::string> args) {
+    Proc p{-1, d / (name + ".out"), d / (name + ".err")};
+    p.pid = spawn_cli(std::move(args), p.out, p.err);
+    return p;
+}
+
+inline Run finish(Proc& p) {
+    auto r = wait_cli(p.pid, p.out, p.err);
+    p.pid = -1;
+    return r;
+}
+
+// Waits for the `ready` line; returns it.
+inline std::string ready(const Proc& p) {
+    bool ok = wait_for([&] { return slurp(p.out).find("ready ") != std::string::npos; }, 10'000);
+    INFO("stderr: " << slurp(p.err));
+    REQUIRE(ok);
+    return slurp(p.out);
+}
+
+// Kills what is still running at the end of a test (a failed REQUIRE).
+struct Reaper {
+    std::vector<Proc*> procs;
+    ~Reaper() {
+        for (auto* p : procs)
+            if (p->pid > 0) {
+                ::kill(p->pid, SIGKILL);
+                ::waitpid(p->pid, nullptr, 0);
+            }
+    }
+};
+
+inline json ctl(const std::string& socket, const std::string& cmd, const std::map<std::string, std::string>& args = {}) {
+    auto c = node::control::Client::connect(socket, 5'000);
+    if (!c) return json{{"ok", false}, {"error", c.error()}};
+    auto line = c->call(node::control::make_request(cmd, args));
+    if (!line) return json{{"ok", false}, {"error", line.error()}};
+    return json::parse(*line);
+}
+
+inline json raw_line(const std::string& socket, const std::string& line) {
+    auto c = node::control::Client::connect(socket, 5'000);
+    REQUIRE(c);
+    auto reply = c->call(line);
+    REQUIRE(reply);
+    return json::parse(*reply);
+}
+
+inline json patch_status(const std::string& socket) {
+    auto s = ctl(socket, "status");
+    if (!s.value("ok", false) || s["patches"].empty()) return json::object();
+    return s["patches"][0];
+}
+
+// An operator key, a random patch of `size` bytes and its signed manifest.
+struct Patch {
+    std::string pub, manifest, file;
+    std::uint64_t size = 0;
+};
+inline Patch make_patch(const TempDir& d, std::size_t size, std::uint64_t seed, const std::string& name = "p") {
+    Patch p{d / "op.public", d / (name + ".manifest"), d / (name + ".bin"), size};
+    if (!fs::exists(p.pub)) {
+        auto k = run_cli(d, {"keygen", "--secret", d / "op.secret", "--public", p.pub});
+        REQUIRE_MESSAGE(k.code == 0, k.err);
+    }
+    write_random_file(p.file, size, seed);
+    auto r = run_cli(d, {"publish", "--key", d / "op.secret", "--file", p.file, "--name", name, "--version", "1",
+                         "--out", p.manifest});
+    REQUIRE_MESSAGE(r.code == 0, r.err);
+    return p;
+}
+
+inline std::vector<std::string> device_args(const TempDir& d, const Patch& p, const std::string& data) {
+    return {"node", "--data", d / data, "--domain", "d1", "--role", "peer", "--trust", p.pub, "--log-level", "info"};
+}
+
+inline Proc start_origin(const TempDir& d, const Patch& p, const std::string& bootstrap_dht, const std::string& file = "") {
+    std::vector<std::string> args{"node", "--data", d / "origin", "--domain", "core", "--role", "origin",
+                                  "--trust", p.pub, "--serve", p.manifest + "=" + (file.empty() ? p.file : file)};
+    if (!bootstrap_dht.empty()) args.insert(args.end(), {"--bootstrap", "127.0.0.1:" + bootstrap_dht});
+    return spawn(d, "origin", args);
+}
+
+inline std::string http_get(std::uint16_t port, const std::string& request) {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    REQUIRE(fd >= 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+    timeval tv{5, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    (void)::send(fd, request.data(), request.size(), MSG_NOSIGNAL);
+    std::string out;
+    char buf[4096];
+    for (ssize_t n; (n = ::recv(fd, buf, sizeof buf, 0)) > 0;) out.append(buf, static_cast<std::size_t>(n));
+    ::close(fd);
+    return out;
+}
+
+// The value of a Prometheus sample line "name{labels} value".
+inline std::optional<std::uint64_t> sample(const std::string& text, const std::string& series) {
+    auto p = text.find("\n" + series + " ");
+    if (p == std::string::npos) return std::nullopt;
+    return std::stoull(text.substr(p + series.size() + 2));
+}
+
+
+}  // namespace ps::test

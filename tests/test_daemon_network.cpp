@@ -1,0 +1,275 @@
+// The daemons in a swarm, as users run them: the origin publishes with
+// `publish --announce`, devices fetch mandatory patches on their own after a
+// random delay, super-nodes prefetch into an LRU cache under a quota, patches
+// are fetched by name, and `rollout` counts completions per domain from what
+// the DHT says. Separate processes, real OpenDHT nodes, loopback only.
+#include <doctest/doctest.h>
+
+#include <set>
+
+#include "daemon_support.hpp"
+#include "support.hpp"
+
+using namespace ps;
+using namespace ps::test;
+
+namespace {
+
+struct Swarm {
+    TempDir& d;
+    std::string pub;
+    Reaper reaper;
+    std::vector<std::unique_ptr<Proc>> procs;
+    std::string dht;  // the origin's DHT port, everyone's bootstrap
+
+    explicit Swarm(TempDir& dir) : d(dir), pub(dir / "op.public") {
+        auto k = run_cli(d, {"keygen", "--secret", d / "op.secret", "--public", pub});
+        REQUIRE_MESSAGE(k.code == 0, k.err);
+    }
+    std::string sock(const std::string& name) const { return d / (name + "/run/control.sock"); }
+    Proc& start(const std::string& name, const std::string& role, const std::string& domain,
+                std::vector<std::string> extra = {}) {
+        std::vector<std::string> args{"node", "--data", d / name, "--domain", domain, "--role", role,
+                                      "--trust", pub, "--log-level", "info"};
+        if (!dht.empty()) args.insert(args.end(), {"--bootstrap", "127.0.0.1:" + dht});
+        args.insert(args.end(), extra.begin(), extra.end());
+        procs.push_back(std::make_unique<Proc>(spawn(d, name, args)));
+        reaper.procs.push_back(procs.back().get());
+        auto line = ready(*procs.back());
+        if (dht.empty()) dht = field(line, "dht");
+        return *procs.back();
+    }
+    // A random patch, signed; with announce, pushed through the origin's socket.
+    std::string publish(const std::string& name, std::size_t size, std::uint64_t seed, bool mandatory, bool announce = true) {
+        std::string file = d / (name + ".bin"), manifest = d / (name + ".manifest");
+        write_random_file(file, size, seed);
+        std::vector<std::string> args{"publish", "--key", d / "op.secret", "--file", file, "--name", name,
+                                      "--version", "1", "--out", manifest};
+        if (mandatory) args.push_back("--mandatory");
+        if (announce) args.insert(args.end(), {"--announce", "--data", d / "origin"});
+        auto r = run_cli(d, args);
+        REQUIRE_MESSAGE(r.code == 0, r.err);
+        if (announce) CHECK(r.out.find("announced " + name + " v1") != std::string::npos);
+        return file;
+    }
+    // Every node's socket answers and each has at least `n` peers.
+    void wait_connected(const std::vector<std::string>& names, int n) {
+        for (auto& name : names) {
+            bool ok = wait_for([&] { return ctl(sock(name), "status")["node"].value("peers", 0) >= n; }, 20'000);
+            INFO(name << " never reached " << n << " peers");
+            REQUIRE(ok);
+        }
+    }
+};
+
+// name -> state of a node's patches ("complete", "downloading", ...).
+std::map<std::string, std::string> states(const std::string& socket) {
+    std::map<std::string, std::string> m;
+    auto l = ctl(socket, "list");
+    for (auto& p : l["patches"]) m[p.value("name", "")] = p.value("state", "");
+    return m;
+}
+
+bool complete(const std::string& socket, const std::string& name) { return states(socket)[name] == "complete"; }
+
+}  // namespace
+
+TEST_CASE("daemon network: publish --announce makes devices fetch a mandatory patch after a random delay, "
+          "super-nodes prefetch, and a device with auto-fetch off does not") {
+    TempDir d("ps-auto");
+    Swarm s(d);
+    s.start("origin", "origin", "core");
+    s.start("super", "super", "east");
+    s.start("dev1", "peer", "east", {"--start-delay", "3s"});
+    s.start("dev2", "peer", "east", {"--start-delay", "3s"});
+    s.start("manual", "peer", "east", {"--auto-fetch", "off"});
+    s.wait_connected({"super", "dev1", "dev2", "manual"}, 1);
+
+    std::string file = s.publish("fix", 3 * 1024 * 1024 + 4321, 7, /*mandatory=*/true);
+    for (auto* n : {"super", "dev1", "dev2"}) {
+        bool ok = wait_for([&] { return complete(s.sock(n), "fix"); }, 30'000);
+        INFO(n << ": " << ctl(s.sock(n), "list").dump());
+        REQUIRE(ok);
+    }
+    // Devices write the verified file to DATA/patches/NAME-vVERSION; the super-node keeps a cached copy only.
+    CHECK(slurp(d / "dev1/patches/fix-v1") == slurp(file));
+    CHECK(slurp(d / "dev2/patches/fix-v1") == slurp(file));
+    CHECK_FALSE(fs::exists(d / "super/patches"));
+    // Each device drew its delay within the configured window; the super-node started at once.
+    for (auto* n : {"dev1", "dev2"}) {
+        auto log = slurp(d / (std::string(n) + ".err"));
+        auto p = log.find("event=auto_fetch_scheduled");
+        REQUIRE(p != std::string::npos);
+        auto delay = std::stoull(field(log.substr(p), "delay_ms"));
+        CHECK(delay <= 3000);
+    }
+    auto slog = slurp(d / "super.err");
+    CHECK(slog.find("event=auto_fetch_scheduled") != std::string::npos);
+    CHECK(field(slog.substr(slog.find("event=auto_fetch_scheduled")), "delay_ms") == "0");
+    CHECK(ctl(s.sock("dev1"), "status")["node"].value("auto_fetches", 0) == 1);
+    // The device with auto-fetch off heard the announcement and took nothing.
+    CHECK(states(s.sock("manual")).empty());
+    CHECK(slurp(d / "manual.err").find("event=announcement name=fix") != std::string::npos);
+
+    // A patch that is not mandatory: the super-node prefetches it, devices leave it alone.
+    s.publish("extra", 1024 * 1024 + 5, 8, /*mandatory=*/false);
+    REQUIRE(wait_for([&] { return complete(s.sock("super"), "extra"); }, 30'000));
+    std::this_thread::sleep_for(std::chrono::seconds(4));  // past the devices' longest delay
+    CHECK(states(s.sock("dev1")).count("extra") == 0);
+    CHECK(states(s.sock("dev2")).count("extra") == 0);
+}
+
+TEST_CASE("daemon network: a patch is fetched by name, through a daemon and one-shot, and an unknown name is refused") {
+    TempDir d("ps-byname");
+    Swarm s(d);
+    s.start("origin", "origin", "core");
+    s.start("dev", "peer", "east", {"--auto-fetch", "off"});
+    s.wait_connected({"dev"}, 1);
+    std::string file = s.publish("tool", 2 * 1024 * 1024 + 77, 9, /*mandatory=*/false);
+
+    // Through the daemon, with a progress line per second (not a terminal).
+    auto r = run_cli(d, {"fetch", "--daemon", s.sock("dev"), "--name", "tool", "--timeout", "60"});
+    INFO(r.out << r.err);
+    REQUIRE(r.code == 0);
+    CHECK(r.out.find("complete " + (d / "dev/patches/tool-v1")) != std::string::npos);
+    CHECK(slurp(d / "dev/patches/tool-v1") == slurp(file));
+
+    // One-shot, without a daemon: the node finds the manifest under the name in the DHT.
+    auto one = run_cli(d, {"fetch", "--data", d / "oneshot", "--domain", "west", "--trust", s.pub, "--bootstrap",
+                           "127.0.0.1:" + s.dht, "--name", "tool", "--out", d / "oneshot.bin", "--seed-ratio", "0",
+                           "--timeout", "60"});
+    INFO(one.out << one.err);
+    REQUIRE(one.code == 0);
+    CHECK(one.out.find("found tool v1") != std::string::npos);
+    CHECK(slurp(d / "oneshot.bin") == slurp(file));
+
+    // Unknown names and bad requests name the problem.
+    auto unknown = run_cli(d, {"add", "--socket", s.sock("dev"), "--name", "nosuch"});
+    CHECK(unknown.code != 0);
+    CHECK(unknown.err.find("no manifest named 'nosuch' is known") != std::string::npos);
+    auto both = ctl(s.sock("dev"), "add", {{"name", "tool"}, {"manifest", d / "tool.manifest"}});
+    CHECK(both["error"] == "add takes a manifest or a name, not both");
+    auto bad = ctl(s.sock("dev"), "add", {{"name", "../etc"}});
+    CHECK(bad["error"].get<std::string>().find("is not a patch name") != std::string::npos);
+    auto not_origin = ctl(s.sock("dev"), "publish", {{"manifest", d / "tool.manifest"}, {"file", file}});
+    CHECK(not_origin["error"] == "only an origin publishes; this node's role is peer");
+}
+
+TEST_CASE("daemon network: a super-node's cache evicts the least recently used patch under its quota, "
+          "never one still being served") {
+    TempDir d("ps-evict");
+    Swarm s(d);
+    const std::size_t size = 3 * 1024 * 1024 + 1000;
+    s.start("origin", "origin", "core");
+    // Room for two patches.
+    s.start("super", "super", "east", {"--quota", std::to_string(2 * size + 100)});
+    s.wait_connected({"super"}, 1);
+    auto cached = [&] {
+        std::set<std::string> names;
+        for (auto& [n, st] : states(s.sock("super"))) names.insert(n);
+        return names;
+    };
+
+    s.publish("pa", size, 21, false);
+    REQUIRE(wait_for([&] { return complete(s.sock("super"), "pa"); }, 30'000));
+    s.publish("pb", size, 22, false);
+    REQUIRE(wait_for([&] { return complete(s.sock("super"), "pb"); }, 30'000));
+    // A third patch: pa, used least recently and served to nobody, makes room.
+    s.publish("pc", size, 23, false);
+    REQUIRE(wait_for([&] { return complete(s.sock("super"), "pc"); }, 30'000));
+    CHECK(cached() == std::set<std::string>{"pb", "pc"});
+    // Its download folder went with it: two folders remain in the data folder.
+    auto folders = [&] {
+        int n = 0;
+        for (auto& e : fs::directory_iterator(d / "super"))
+            n += e.is_directory() && e.path().filename().string().size() == 64;
+        return n;
+    };
+    CHECK(folders() == 2);
+    CHECK_FALSE(fs::exists(d / "super/patches"));
+
+    // A device of the domain downloads pb slowly from the super-node: pb is now
+    // the least recently used entry but is being served, so pc must go instead.
+    s.start("dev", "peer", "east", {"--auto-fetch", "off", "--download-limit", "100K"});
+    REQUIRE(ctl(s.sock("dev"), "add", {{"name", "pb"}}).value("ok", false));
+    bool serving = wait_for([&] {
+        auto st = ctl(s.sock("super"), "status");
+        for (auto& p : st["patches"])
+            if (p["name"] == "pb" && p.value("bytes_uploaded", 0) > 0) return true;
+        return false;
+    }, 30'000);
+    REQUIRE(serving);
+    CHECK_FALSE(complete(s.sock("dev"), "pb"));
+    s.publish("pd", size, 24, false);
+    REQUIRE(wait_for([&] { return complete(s.sock("super"), "pd"); }, 30'000));
+    CHECK(cached() == std::set<std::string>{"pb", "pd"});
+    auto st = ctl(s.sock("super"), "status");
+    CHECK(st["node"].value("evictions", 0) == 2);
+    // The device still completes pb, byte for byte.
+    REQUIRE(wait_for([&] { return complete(s.sock("dev"), "pb"); }, 60'000));
+    CHECK(slurp(d / "dev/patches/pb-v1") == slurp(d / "pb.bin"));
+
+    // The super-node's log names each eviction.
+    auto log = slurp(d / "super.err");
+    CHECK(log.find("event=evicted") != std::string::npos);
+    CHECK(log.find("name=\"pa v1\"") != std::string::npos);
+}
+
+TEST_CASE("daemon network: `rollout` counts, per domain, the nodes online, holding and complete in a 3-domain swarm") {
+    TempDir d("ps-rollout");
+    Swarm s(d);
+    s.start("origin", "origin", "core");
+    for (std::string dom : {"east", "west", "north"}) {
+        s.start(dom + "-super", "super", dom);
+        s.start(dom + "-dev1", "peer", dom, {"--start-delay", "1s"});
+        s.start(dom + "-dev2", "peer", dom, {"--start-delay", "1s"});
+    }
+    // east: one more device that does not fetch on its own (online, holds nothing);
+    // west: one more whose download is throttled (holds part of the patch).
+    s.start("east-off", "peer", "east", {"--auto-fetch", "off"});
+    s.start("west-slow", "peer", "west", {"--download-limit", "48K", "--start-delay", "0"});
+    s.wait_connected({"east-super", "west-super", "north-super"}, 1);
+
+    s.publish("fix", 3 * 1024 * 1024 + 99, 31, /*mandatory=*/true);
+    for (std::string n : {"east-super", "east-dev1", "east-dev2", "west-super", "west-dev1", "west-dev2", "north-super",
+                          "north-dev1", "north-dev2"})
+        REQUIRE_MESSAGE(wait_for([&] { return complete(s.sock(n), "fix"); }, 40'000), n);
+    REQUIRE(wait_for([&] { return patch_status(s.sock("west-slow")).value("held", 0) > 0; }, 20'000));
+
+    struct Want {
+        unsigned online, holders, complete, supers;
+    };
+    std::map<std::string, Want> want{
+        {"core", {1, 1, 1, 0}}, {"east", {4, 3, 3, 1}}, {"west", {4, 4, 3, 1}}, {"north", {3, 3, 3, 1}}};
+    json last;
+    // Records settle within a few seconds (a holder refreshes its record 2 s after its count changed).
+    bool right = wait_for([&] {
+        auto r = run_cli(d, {"rollout", "fix", "--json", "--data", d / "origin"});
+        if (r.code != 0) return false;
+        last = json::parse(r.out, nullptr, false);
+        if (!last.is_object() || last["domains"].size() != want.size()) return false;
+        for (auto& dom : last["domains"]) {
+            auto w = want.find(dom.value("domain", ""));
+            if (w == want.end() || dom.value("online", 0u) != w->second.online ||
+                dom.value("holders", 0u) != w->second.holders || dom.value("complete", 0u) != w->second.complete ||
+                dom.value("supers", 0u) != w->second.supers || dom.value("supers_complete", 0u) != w->second.supers)
+                return false;
+        }
+        return true;
+    }, 30'000);
+    INFO(last.dump(1));
+    CHECK(right);
+    CHECK_FALSE(complete(s.sock("west-slow"), "fix"));  // it really was still downloading
+    CHECK(last.value("complete", 0) == 10);
+    CHECK(last.value("online", 0) == 12);
+
+    // The table form.
+    auto table = run_cli(d, {"rollout", "fix", "--data", d / "origin"});
+    CHECK(table.code == 0);
+    CHECK(table.out.find("fix v1") != std::string::npos);
+    CHECK(table.out.find("of 12 nodes online have it complete, in 4 domains") != std::string::npos);
+    // A name nobody announced.
+    auto none = run_cli(d, {"rollout", "nosuch", "--data", d / "origin"});
+    CHECK(none.code != 0);
+    CHECK(none.err.find("no manifest named 'nosuch'") != std::string::npos);
+}
