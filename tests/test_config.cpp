@@ -39,6 +39,13 @@ level = "info"
 
 [device]
 on_complete = ["/bin/true", "--quiet"]
+auto_fetch = false
+start_delay = "5m"
+patches = "/var/lib/patchswarm/patches"
+
+[cache]
+prefetch = false
+busy = 90
 
 [[serve]]
 manifest = "/srv/fix.manifest"
@@ -78,6 +85,11 @@ TEST_CASE("config: a complete file parses into every setting") {
     CHECK(c->metrics == "127.0.0.1:9464");
     CHECK(c->log_level == "info");
     CHECK(c->on_complete == std::vector<std::string>{"/bin/true", "--quiet"});
+    CHECK_FALSE(c->auto_fetch);
+    CHECK(c->start_delay_ms == 300'000);
+    CHECK(c->patches_dir == "/var/lib/patchswarm/patches");
+    CHECK_FALSE(c->prefetch);
+    CHECK(c->cache_busy_ms == 90'000);
     REQUIRE(c->serve.size() == 1);
     CHECK(c->serve[0].file == "/srv/fix.bin");
     // Defaults: the control socket lives in the data folder.
@@ -85,6 +97,17 @@ TEST_CASE("config: a complete file parses into every setting") {
     REQUIRE(m);
     CHECK(m->control_path() == "/d/run/control.sock");
     CHECK(m->log_level == "warn");  // quiet by default
+    CHECK(m->auto_fetch);
+    CHECK(m->start_delay_ms == 30'000);
+    CHECK(m->prefetch);
+    CHECK(m->cache_busy_ms == 60'000);
+    // Durations: milliseconds, seconds (bare or "s"), minutes, hours.
+    CHECK(node::parse_duration_ms("250ms").value() == 250);
+    CHECK(node::parse_duration_ms("45").value() == 45'000);
+    CHECK(node::parse_duration_ms("2h").value() == 7'200'000);
+    CHECK_FALSE(node::parse_duration_ms("1.5s"));
+    CHECK_FALSE(node::parse_duration_ms("8d"));
+    CHECK_FALSE(node::parse_duration_ms("999h"));  // over a week
 }
 
 TEST_CASE("config: each wrong setting names its key and the problem") {
@@ -115,6 +138,13 @@ TEST_CASE("config: each wrong setting names its key and the problem") {
         {minimal("[device]\non_complete = \"install.sh\"\n"), "device.on_complete: the program must be an absolute path"},
         {minimal("[device]\non_complete = \"/nonexistent/install\"\n"), "device.on_complete: /nonexistent/install is not an executable"},
         {minimal("[device]\non_complete = [\"/bin/true\", 7]\n"), "device.on_complete[1]: expected a string, got an integer"},
+        {minimal("[device]\nauto_fetch = \"yes\"\n"), "device.auto_fetch: expected true or false, got a string"},
+        {minimal("[device]\nstart_delay = \"soon\"\n"), "device.start_delay: 'soon' is not a duration such as 500ms, 30s"},
+        {minimal("[device]\nstart_delay = -3\n"), "device.start_delay: -3 seconds is out of range 0..604800"},
+        {minimal("[device]\npatches = \"patches\"\n"), "device.patches: must be an absolute path, not 'patches'"},
+        {minimal("[cache]\nprefetch = 1\n"), "cache.prefetch: expected true or false, got an integer"},
+        {minimal("[cache]\nbusy = \"30 s\"\n"), "cache.busy: '30 s' is not a duration"},
+        {minimal("[cache]\nsize = 5\n"), "cache.size: unknown key"},
         {minimal("[[serve]]\nmanifest = \"a\"\n"), "serve[0].file: missing"},
         {minimal("[[serve]]\nmanifest = \"a\"\nfile = \"b\"\nextra = 1\n"), "serve[0].extra: unknown key"},
         {"[node\nrole = 1\n", "cfg.toml:1:"},  // TOML syntax: file, line and column
@@ -164,6 +194,12 @@ TEST_CASE("config: `patchswarm node --config` stops at a wrong setting, naming t
     auto r2 = run_cli(d, {"node", "--config", d / "good.toml", "--role", "boss"});
     CHECK(r2.code == 2);
     CHECK_MESSAGE(r2.err.find("--role: must be origin, super or peer, not 'boss'") != std::string::npos, r2.err);
+    auto r4 = run_cli(d, {"node", "--config", d / "good.toml", "--auto-fetch", "maybe"});
+    CHECK(r4.code == 2);
+    CHECK_MESSAGE(r4.err.find("--auto-fetch: must be on or off, not 'maybe'") != std::string::npos, r4.err);
+    auto r5 = run_cli(d, {"node", "--config", d / "good.toml", "--start-delay", "later"});
+    CHECK(r5.code == 2);
+    CHECK_MESSAGE(r5.err.find("--start-delay: 'later' is not a duration") != std::string::npos, r5.err);
     // Without a config file, missing settings are named as options.
     auto r3 = run_cli(d, {"node", "--data", d / "data", "--role", "peer", "--trust", d / "op.public"});
     CHECK(r3.code == 2);

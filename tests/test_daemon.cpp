@@ -16,7 +16,9 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <thread>
 
 #include "core/bitfield.hpp"
@@ -162,6 +164,55 @@ TEST_CASE("daemon: control lines are bounded and a bad request gets an ok=false 
 
     CHECK(!node::control::parse_request(R"({"v":1,"cmd":"status","patch":[[[[[["x"]]]]]]})"));
     CHECK(!node::control::parse_request(std::string(node::control::kMaxRequestLine + 1, ' ')));
+}
+
+TEST_CASE("daemon: a control reply may come later; a client's lines are answered in order, and a client gone meanwhile is no harm") {
+    TempDir d("ps-ctl");
+    transfer::Loop loop;
+    transfer::Timer later(loop);
+    std::vector<transfer::LocalServer::Respond> waiting;  // "slow" lines, answered by the timer
+    std::vector<std::string> seen;
+    auto srv = transfer::LocalServer::start(
+        loop, d / "run/c.sock",
+        [&](std::string_view line, transfer::LocalServer::Respond respond) {
+            seen.emplace_back(line);
+            if (line.rfind("slow", 0) == 0) return waiting.push_back(std::move(respond));
+            respond("at once " + std::string(line));
+        },
+        transfer::LocalServer::Limits{});
+    REQUIRE(srv);
+    later.start(300, 300, [&] {
+        for (auto& r : waiting) r("later");
+        waiting.clear();
+    });
+    std::vector<std::string> replies;
+    std::atomic<bool> done{false};
+    std::thread client([&] {
+        {  // A client that asks and leaves before the answer.
+            sockaddr_un a{};
+            a.sun_family = AF_UNIX;
+            std::string path = d / "run/c.sock";
+            std::memcpy(a.sun_path, path.c_str(), path.size());
+            int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+            if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) (void)!::write(fd, "slow-then-gone\n", 15);
+            ::close(fd);
+        }
+        // Two lines written at once: the second waits for the first's late answer.
+        auto c = node::control::Client::connect(d / "run/c.sock", 5'000);
+        if (c) {
+            if (auto r = c->call("slow-1\nquick-2")) replies.push_back(*r);
+            if (auto r = c->call("")) replies.push_back(*r);  // reads the reply to quick-2 (and asks an empty line)
+            if (auto r = c->call("quick-3")) replies.push_back(*r);  // reads the reply to the empty line
+        }
+        done = true;
+    });
+    run_until(loop, [&] { return done.load(); }, 10'000);
+    client.join();
+    REQUIRE(replies.size() == 3);
+    CHECK(replies[0] == "later");
+    CHECK(replies[1] == "at once quick-2");
+    CHECK(replies[2] == "at once ");
+    CHECK(std::find(seen.begin(), seen.end(), "slow-then-gone") != seen.end());
 }
 
 TEST_CASE("daemon: pause and resume through the control socket, observed in status") {
