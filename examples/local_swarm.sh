@@ -107,7 +107,7 @@ def wait_connected(sockdir, names, timeout=30):
     return sorted(left)
 
 def watch(sockdir, names, t0, timeout):
-    """Seconds after the release when each node first reports the patch complete."""
+    """Seconds after the release when each node completed the patch (its own clock)."""
     done = {}
     end = t0 + timeout
     while len(done) < len(names) and time.time() < end:
@@ -115,8 +115,8 @@ def watch(sockdir, names, t0, timeout):
             if n in done:
                 continue
             for p in ask(f"{sockdir}/{n}/control.sock", "status")["patches"]:
-                if p["state"] == "complete":
-                    done[n] = time.time() - t0
+                if p["state"] == "complete" and p.get("completed_unix"):
+                    done[n] = p["completed_unix"] - t0
         time.sleep(0.2)
     return done
 

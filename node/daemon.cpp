@@ -506,6 +506,12 @@ std::string Daemon::cmd_status(const std::string* patch) {
         json from = json::object();
         for (int c = 0; c < core::kSourceClasses; ++c) from[source_key(c)] = w.stats.bytes_from[c];
         p["bytes_from"] = from;
+        // Wall-clock times (unix seconds), for comparing nodes: when this node
+        // started on the patch and when it completed it.
+        double now_unix = double(unix_now_ms()) / 1000.0, now_loop = double(loop_.now_ms()) / 1000.0;
+        p["started_unix"] = now_unix - (now_loop - double(w.stats.started_ms) / 1000.0);
+        p["completed_unix"] = w.stats.completed_ms ? json(now_unix - (now_loop - double(*w.stats.completed_ms) / 1000.0))
+                                                   : json(nullptr);
         p["seconds_to_complete"] =
             w.stats.completed_ms ? json(double(*w.stats.completed_ms - w.stats.started_ms) / 1000.0) : json(nullptr);
         std::uint64_t left = 0;
