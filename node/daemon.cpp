@@ -178,6 +178,9 @@ Status Daemon::begin() {
         if (!srv) return cfg_.problem("control.socket", srv.error());
         control_ = std::move(*srv);
     }
+    auto guard = RollbackGuard::load(cfg_.data_dir + "/accepted");
+    if (!guard) return cfg_.problem("node.data", guard.error() + " (remove the file to start over)");
+    rollback_ = std::move(*guard);
     setup_.opts.on_announce = [this](const VerifiedManifest& vm) { on_announced(vm); };
     node_ = std::make_unique<Node>(loop_, setup_.opts, setup_.identity);
     if (auto st = node_->start(); !st) return st;
@@ -638,7 +641,9 @@ std::string Daemon::add_download(const VerifiedManifest& vm, const std::string& 
     std::string desc = vm.manifest.name + " v" + std::to_string(vm.manifest.version) + " (" + wire::short_hex(vm.id) + ")";
     for (auto& id : node_->swarm_ids())
         if (id == vm.id) return control::error_reply("patch " + desc + " is already here");
+    if (auto st = rollback_->check(vm); !st) return control::error_reply(st.error());
     if (auto st = make_room(desc, vm.manifest.total_size); !st) return control::error_reply(st.error());
+    if (auto st = rollback_->accept(vm); !st) return control::error_reply(st.error());
     jobs_[vm.id] = Job{out, JobState::Downloading, "", ""};
     used_ms_[vm.id] = unix_now_ms();
     if (auto st = start_download(vm, out, JobState::Downloading); !st) {
@@ -659,6 +664,10 @@ void Daemon::on_announced(const VerifiedManifest& vm) {
     if (!prefetch && !fetch) return;
     for (auto& id : node_->swarm_ids())
         if (id == vm.id) return;
+    if (auto st = rollback_->check(vm); !st) {
+        log::warn("announcement_refused", {{"id", to_hex(vm.id)}, {"reason", st.error()}});
+        return;
+    }
     if (auto_pending_.count(vm.id)) return;
     // Devices spread their start over the delay window (flash crowd); a cache starts at once.
     std::uint64_t delay = fetch && cfg_.start_delay_ms ? crypto::random_u64() % (cfg_.start_delay_ms + 1) : 0;

@@ -8,6 +8,8 @@
 // folder, DATA/<manifest-id>/, next to the store's `data` and `have`:
 //   manifest  the signed manifest as received
 //   job       "patchswarm-job-v1" then out=<path> and state=downloading|paused|complete
+// DATA/accepted is the rollback state (node/trust.hpp RollbackGuard): the newest
+// version of each patch name this node took on.
 // At start every such folder is resumed (its manifest verified again).
 //
 // Everything runs on the loop thread; blocking file checks go to the thread pool.
@@ -145,6 +147,9 @@ private:
     std::unique_ptr<transfer::HttpServer> metrics_;
     HookRunner hooks_;
     std::map<Hash32, Job> jobs_;
+    // The newest version accepted per patch name, kept in DATA/accepted: an
+    // older manifest (a replayed announcement, say) is never downloaded again.
+    std::optional<RollbackGuard> rollback_;
     std::map<Hash32, VerifiedManifest> manifests_;
     // Monotonic counters for metrics: totals of removed patches plus the last
     // values seen per patch.

@@ -40,16 +40,18 @@ struct Swarm {
         return *procs.back();
     }
     // A random patch, signed; with announce, pushed through the origin's socket.
-    std::string publish(const std::string& name, std::size_t size, std::uint64_t seed, bool mandatory, bool announce = true) {
-        std::string file = d / (name + ".bin"), manifest = d / (name + ".manifest");
+    std::string publish(const std::string& name, std::size_t size, std::uint64_t seed, bool mandatory, bool announce = true,
+                        int version = 1) {
+        std::string v = std::to_string(version);
+        std::string file = d / (name + "-v" + v + ".bin"), manifest = d / (name + "-v" + v + ".manifest");
         write_random_file(file, size, seed);
         std::vector<std::string> args{"publish", "--key", d / "op.secret", "--file", file, "--name", name,
-                                      "--version", "1", "--out", manifest};
+                                      "--version", v, "--out", manifest};
         if (mandatory) args.push_back("--mandatory");
         if (announce) args.insert(args.end(), {"--announce", "--data", d / "origin"});
         auto r = run_cli(d, args);
         REQUIRE_MESSAGE(r.code == 0, r.err);
-        if (announce) CHECK(r.out.find("announced " + name + " v1") != std::string::npos);
+        if (announce) CHECK(r.out.find("announced " + name + " v" + v) != std::string::npos);
         return file;
     }
     // Every node's socket answers and each has at least `n` peers.
@@ -147,11 +149,11 @@ TEST_CASE("daemon network: a patch is fetched by name, through a daemon and one-
     auto unknown = run_cli(d, {"add", "--socket", s.sock("dev"), "--name", "nosuch"});
     CHECK(unknown.code != 0);
     CHECK(unknown.err.find("no manifest named 'nosuch' is known") != std::string::npos);
-    auto both = ctl(s.sock("dev"), "add", {{"name", "tool"}, {"manifest", d / "tool.manifest"}});
+    auto both = ctl(s.sock("dev"), "add", {{"name", "tool"}, {"manifest", d / "tool-v1.manifest"}});
     CHECK(both["error"] == "add takes a manifest or a name, not both");
     auto bad = ctl(s.sock("dev"), "add", {{"name", "../etc"}});
     CHECK(bad["error"].get<std::string>().find("is not a patch name") != std::string::npos);
-    auto not_origin = ctl(s.sock("dev"), "publish", {{"manifest", d / "tool.manifest"}, {"file", file}});
+    auto not_origin = ctl(s.sock("dev"), "publish", {{"manifest", d / "tool-v1.manifest"}, {"file", file}});
     CHECK(not_origin["error"] == "only an origin publishes; this node's role is peer");
 }
 
@@ -207,7 +209,7 @@ TEST_CASE("daemon network: a super-node's cache evicts the least recently used p
     CHECK(st["node"].value("evictions", 0) == 2);
     // The device still completes pb, byte for byte.
     REQUIRE(wait_for([&] { return complete(s.sock("dev"), "pb"); }, 60'000));
-    CHECK(slurp(d / "dev/patches/pb-v1") == slurp(d / "pb.bin"));
+    CHECK(slurp(d / "dev/patches/pb-v1") == slurp(d / "pb-v1.bin"));
 
     // The super-node's log names each eviction.
     auto log = slurp(d / "super.err");
@@ -272,4 +274,26 @@ TEST_CASE("daemon network: `rollout` counts, per domain, the nodes online, holdi
     auto none = run_cli(d, {"rollout", "nosuch", "--data", d / "origin"});
     CHECK(none.code != 0);
     CHECK(none.err.find("no manifest named 'nosuch'") != std::string::npos);
+}
+
+TEST_CASE("daemon network: a device that took version 2 refuses version 1 of the same patch, also after a restart") {
+    TempDir d("ps-rollback");
+    Swarm s(d);
+    s.start("origin", "origin", "core");
+    Proc& dev = s.start("dev", "peer", "east", {"--start-delay", "0"});
+    s.wait_connected({"dev"}, 1);
+    s.publish("app", 1024 * 1024 + 3, 41, /*mandatory=*/true, /*announce=*/false, 1);  // signed, not announced
+    std::string v2 = s.publish("app", 1024 * 1024 + 5, 42, /*mandatory=*/true, /*announce=*/true, 2);
+    REQUIRE(wait_for([&] { return complete(s.sock("dev"), "app"); }, 30'000));
+    CHECK(slurp(d / "dev/patches/app-v2") == slurp(v2));
+    CHECK(slurp(d / "dev/accepted").find("\napp 2 ") != std::string::npos);
+
+    ::kill(dev.pid, SIGTERM);
+    REQUIRE(finish(dev).code == 0);
+    fs::remove(d / "dev.out");  // so that the next `ready` line is the new process's
+    s.start("dev", "peer", "east", {"--start-delay", "0"});
+    auto old = run_cli(d, {"add", "--socket", s.sock("dev"), "--manifest", d / "app-v1.manifest"});
+    CHECK(old.code != 0);
+    CHECK_MESSAGE(old.err.find("rollback: app version 1 is older than accepted version 2") != std::string::npos, old.err);
+    CHECK(states(s.sock("dev")) == std::map<std::string, std::string>{{"app", "complete"}});
 }
