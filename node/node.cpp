@@ -240,6 +240,9 @@ void Node::rollout(const Hash32& id, std::vector<std::string> extra, std::functi
             auto& rd = g->by_domain[domain];
             for (auto& rec : dht::select_holders(values, domain, id, unix_now(), 3600, kMost)) {
                 bool full = rec.segment_count > 0 && rec.segments_held == rec.segment_count;
+                log::debug("rollout_record", {{"domain", domain}, {"key", key_prefix(rec.node_key)},
+                                              {"held", rec.segments_held}, {"of", rec.segment_count},
+                                              {"seq", rec.seq}, {"issued", rec.issued}});
                 ++rd.holders;
                 rd.complete += full;
                 rd.segments_held += rec.segments_held;
@@ -375,6 +378,27 @@ void Node::tell_connecting(Swarm& s) {
 
 void Node::announce(Swarm& s) {
     if (!dht_ || stopping_) return;
+    // Completion goes out as a new DHT value, not as an update of the partial
+    // record: OpenDHT 2.4 can keep an updated value stale on storing nodes (an
+    // acknowledgement of the previous put counts for the new content), and
+    // completion is what rollout views and downloaders must see. Readers keep
+    // the newest record per node, so the partial one, withdrawn here, does no
+    // harm until it expires. Progress updates reuse the value and wait for the
+    // previous put to be acknowledged instead.
+    bool full = s.store->complete();
+    bool fresh = full && s.announced && !s.announced_full;
+    if (!fresh && s.puts_in_flight > 0 && loop_.now_ms() - s.put_started_ms < 30'000) {
+        s.put_again = true;  // sent when the previous put is acknowledged (or after 30 s)
+        return;
+    }
+    if (fresh) {
+        dht_->withdraw(dht::holder_key(self_.domain, s.vm.id), s.value_id);
+        if (self_.role != Role::Peer) dht_->withdraw(dht::global_holder_key(s.vm.id), s.value_id);
+        s.value_id = crypto::random_u64();
+        s.puts_in_flight = 0;
+        s.put_again = false;
+    }
+    s.announced_full = full;
     wire::HolderRecord r;
     r.role = self_.role;
     r.domain = self_.domain;
@@ -387,8 +411,19 @@ void Node::announce(Swarm& s) {
     r.issued = unix_now();
     r.seq = ++s.seq;
     Bytes value = wire::encode_record(r, self_.secret);
-    dht_->announce(dht::holder_key(self_.domain, s.vm.id), s.value_id, value);
-    if (self_.role != Role::Peer) dht_->announce(dht::global_holder_key(s.vm.id), s.value_id, value);
+    Hash32 id = s.vm.id;
+    auto acked = [this, id, vid = s.value_id](bool) {
+        Swarm* sw = swarm(id);
+        if (!sw || sw->value_id != vid || --sw->puts_in_flight > 0) return;  // vid: the same value (and swarm)
+        if (sw->put_again) {
+            sw->put_again = false;
+            announce(*sw);
+        }
+    };
+    s.puts_in_flight = self_.role != Role::Peer ? 2 : 1;
+    s.put_started_ms = loop_.now_ms();
+    dht_->announce(dht::holder_key(self_.domain, s.vm.id), s.value_id, value, acked);
+    if (self_.role != Role::Peer) dht_->announce(dht::global_holder_key(s.vm.id), s.value_id, value, acked);
     s.announced = true;
     s.announced_held = r.segments_held;
     s.last_announce_ms = loop_.now_ms();

@@ -207,6 +207,13 @@ private:
         std::uint64_t last_announce_ms = 0;
         std::uint64_t last_lookup_ms = 0;
         std::uint64_t last_served_ms = 0;
+        // Holder-record puts not yet acknowledged, and whether the record changed
+        // meanwhile: OpenDHT 2.4 can drop an update of a value whose previous put
+        // is still under way, so updates wait for the previous put (docs/dht.md).
+        int puts_in_flight = 0;
+        std::uint64_t put_started_ms = 0;
+        bool put_again = false;
+        bool announced_full = false;  // the last record put said "every segment"
         bool announced = false;
         bool paused = false;
         std::string dir;  // download folder, empty for a served file

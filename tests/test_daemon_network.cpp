@@ -18,8 +18,8 @@ namespace {
 struct Swarm {
     TempDir& d;
     std::string pub;
-    Reaper reaper;
     std::vector<std::unique_ptr<Proc>> procs;
+    Reaper reaper;  // declared after procs: destroyed first, while they exist
     std::string dht;  // the origin's DHT port, everyone's bootstrap
 
     explicit Swarm(TempDir& dir) : d(dir), pub(dir / "op.public") {
