@@ -367,6 +367,22 @@ void Daemon::on_download_done(const VerifiedManifest& vm, Status st) {
     job.error.clear();
     ++downloads_completed_;
     used_ms_[vm.id] = unix_now_ms();
+    // A device keeps one version of a patch: older ones of the same name stop
+    // (their download folders go; exported copies stay where the installer
+    // put them). Outside this callback: the node is in the middle of finishing.
+    if (setup_.identity.role == Role::Peer)
+        loop_.post([this, alive = std::weak_ptr<bool>(alive_), name = vm.manifest.name, version = vm.manifest.version] {
+            auto a = alive.lock();
+            if (!a || !*a || stopping_) return;
+            std::vector<Hash32> older;
+            for (auto& [mid, m] : manifests_)
+                if (m.manifest.name == name && m.manifest.version < version && jobs_.count(mid)) older.push_back(mid);
+            for (auto& old : older) {
+                log::info("superseded", {{"id", to_hex(old)}, {"name", name},
+                                         {"version", manifests_[old].manifest.version}, {"by", version}});
+                (void)drop_patch(old);
+            }
+        });
     auto* s = node_->stats(vm.id);
     log::info("download_complete",
               {{"id", id}, {"name", vm.manifest.name}, {"version", vm.manifest.version}, {"out", job.out},

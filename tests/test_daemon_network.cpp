@@ -276,16 +276,27 @@ TEST_CASE("daemon network: `rollout` counts, per domain, the nodes online, holdi
     CHECK(none.err.find("no manifest named 'nosuch'") != std::string::npos);
 }
 
-TEST_CASE("daemon network: a device that took version 2 refuses version 1 of the same patch, also after a restart") {
+TEST_CASE("daemon network: version 2 supersedes version 1 on a device, which then refuses version 1, also after a restart") {
     TempDir d("ps-rollback");
     Swarm s(d);
     s.start("origin", "origin", "core");
     Proc& dev = s.start("dev", "peer", "east", {"--start-delay", "0"});
     s.wait_connected({"dev"}, 1);
-    s.publish("app", 1024 * 1024 + 3, 41, /*mandatory=*/true, /*announce=*/false, 1);  // signed, not announced
-    std::string v2 = s.publish("app", 1024 * 1024 + 5, 42, /*mandatory=*/true, /*announce=*/true, 2);
+    std::string v1 = s.publish("app", 1024 * 1024 + 3, 41, /*mandatory=*/true, /*announce=*/true, 1);
     REQUIRE(wait_for([&] { return complete(s.sock("dev"), "app"); }, 30'000));
+    CHECK(slurp(d / "dev/patches/app-v1") == slurp(v1));
+    std::string v2 = s.publish("app", 1024 * 1024 + 5, 42, /*mandatory=*/true, /*announce=*/true, 2);
+    auto only_v2 = [&] {
+        auto l = ctl(s.sock("dev"), "list");
+        return l["patches"].size() == 1 && l["patches"][0].value("version", 0) == 2 &&
+               l["patches"][0].value("state", "") == "complete";
+    };
+    bool superseded = wait_for(only_v2, 30'000);
+    INFO(ctl(s.sock("dev"), "list").dump());
+    REQUIRE(superseded);
     CHECK(slurp(d / "dev/patches/app-v2") == slurp(v2));
+    CHECK(slurp(d / "dev/patches/app-v1") == slurp(v1));  // the installed copy is not the node's to delete
+    CHECK(slurp(d / "dev.err").find("event=superseded") != std::string::npos);
     CHECK(slurp(d / "dev/accepted").find("\napp 2 ") != std::string::npos);
 
     ::kill(dev.pid, SIGTERM);
