@@ -55,7 +55,8 @@ Result<json> call(node::control::Client& c, const std::string& cmd, const std::m
 Result<json> call_once(const SocketArgs& s, const std::string& cmd, const std::map<std::string, std::string>& args = {}) {
     auto path = s.path();
     if (!path) return std::move(path).take_error();
-    auto c = node::control::Client::connect(*path);
+    // Replies that ask the network (add by name, rollout) may take a while.
+    auto c = node::control::Client::connect(*path, 60'000);
     if (!c) return std::move(c).take_error();
     return call(*c, cmd, args);
 }
@@ -222,7 +223,7 @@ int announce_via_daemon(const SocketArgs& s, const std::string& manifest, const 
 int fetch_via_daemon(const std::string& socket, const std::string& manifest, const std::string& name,
                      const std::string& out, double timeout) {
     const std::string cmd = "fetch";
-    auto c = node::control::Client::connect(socket);
+    auto c = node::control::Client::connect(socket, 60'000);
     if (!c) return fail(cmd, c.error());
     bool existed = false;
     auto id = add(*c, manifest, name, out, &existed);
@@ -305,7 +306,7 @@ void add_daemon_commands(CLI::App& app, Commands& out) {
             if (manifest->empty() == name->empty()) return fail("add", "give either --manifest or --name", 2);
             auto path = s->path();
             if (!path) return fail("add", path.error());
-            auto c = node::control::Client::connect(*path);
+            auto c = node::control::Client::connect(*path, 60'000);
             if (!c) return fail("add", c.error());
             bool existed = false;
             auto id = add(*c, *manifest, *name, *outp, &existed);

@@ -21,6 +21,8 @@ using json = nlohmann::json;
 
 namespace {
 
+constexpr std::uint64_t kAutoFetchRetryMs = 60'000;
+
 std::int64_t unix_now() { return static_cast<std::int64_t>(std::time(nullptr)); }
 std::int64_t unix_now_ms() {
     timespec ts{};
@@ -275,7 +277,8 @@ void Daemon::resume_downloads() {
             else if (line.rfind("state=", 0) == 0) state = line.substr(6);
             else if (line.rfind("hook=", 0) == 0) job.hook = line.substr(5);
         }
-        if (!header || state.empty()) {  // an empty out: a super-node's cached copy
+        if (!header || state.empty() || (job.out.empty() && setup_.identity.role != Role::Super)) {
+            // (an empty out is a super-node's cached copy; other roles always export)
             fail("job file is not in the patchswarm-job-v1 format");
             continue;
         }
@@ -603,12 +606,17 @@ std::string Daemon::default_out(const VerifiedManifest& vm) const {
     return patches_dir() + "/" + vm.manifest.name + "-v" + std::to_string(vm.manifest.version);
 }
 
-Status Daemon::make_room(const std::string& desc, std::uint64_t need) {
-    if (!cfg_.quota) return {};
+Result<std::vector<Hash32>> Daemon::plan_room(const VerifiedManifest& vm) {
+    if (!cfg_.quota) return std::vector<Hash32>{};
     auto now_loop = loop_.now_ms();
     auto now_unix = unix_now_ms();
     std::map<Hash32, std::uint64_t> served;
     for (auto& w : node_->status().swarms) served[w.id] = w.last_served_ms;
+    // What may go to make room. A super-node's cached copies (no exported
+    // file) are a cache: least recently used first, unless still downloading
+    // or served within cache.busy. On a device, only older versions of the same
+    // patch, which the new one supersedes anyway; what its user asked for stays.
+    bool super = setup_.identity.role == Role::Super;
     std::vector<core::CacheEntry> entries;
     for (auto& [id, job] : jobs_) {
         auto m = manifests_.find(id);
@@ -620,29 +628,22 @@ Status Daemon::make_room(const std::string& desc, std::uint64_t need) {
         std::int64_t used = used_ms_.count(id) ? used_ms_[id] : 0;
         if (last) used = std::max<std::int64_t>(used, now_unix - std::int64_t(now_loop - last));
         e.last_used_ms = static_cast<std::uint64_t>(std::max<std::int64_t>(used, 0));
-        e.pinned = job.state != JobState::Complete || (last && now_loop - last < cfg_.cache_busy_ms);
+        bool busy = job.state == JobState::Downloading || job.state == JobState::Paused ||
+                    (last && now_loop - last < cfg_.cache_busy_ms);
+        bool evictable = super ? job.out.empty()
+                               : m->second.manifest.name == vm.manifest.name &&
+                                     m->second.manifest.version < vm.manifest.version;
+        e.pinned = busy || !evictable;
         entries.push_back(e);
     }
-    // A super-node's downloads are a cache: least recently used ones make room.
-    // A device's are what its user asked for: it refuses instead.
-    bool cache = setup_.identity.role == Role::Super;
-    auto plan = core::plan_eviction(entries, cfg_.quota, need);
-    if (plan.fits && (plan.evict.empty() || cache)) {
-        for (auto& id : plan.evict) {
-            auto m = manifests_.find(id);
-            std::string what = m != manifests_.end()
-                                   ? m->second.manifest.name + " v" + std::to_string(m->second.manifest.version)
-                                   : std::string();
-            log::info("evicted", {{"id", to_hex(id)}, {"name", what}, {"for", desc}});
-            ++evictions_;
-            (void)drop_patch(id);
-        }
-        return {};
-    }
-    std::string why = "quota: " + desc + " needs " + std::to_string(need) + " bytes; " + std::to_string(plan.used) +
-                      " of the " + std::to_string(cfg_.quota) + "-byte quota (limits.quota) are in use by other downloads";
-    if (cache) why += ", " + std::to_string(plan.pinned) + " of them still downloading or being served";
-    return err(why);
+    auto plan = core::plan_eviction(entries, cfg_.quota, vm.manifest.total_size);
+    if (plan.fits) return plan.evict;
+    std::string desc = vm.manifest.name + " v" + std::to_string(vm.manifest.version) + " (" + wire::short_hex(vm.id) + ")";
+    return err("quota: " + desc + " needs " + std::to_string(vm.manifest.total_size) + " bytes; " +
+               std::to_string(plan.used) + " of the " + std::to_string(cfg_.quota) +
+               "-byte quota (limits.quota) are in use by other downloads, " + std::to_string(plan.pinned) +
+               (super ? " of them still downloading, being served, or not cached copies"
+                      : " of them not older versions of this patch"));
 }
 
 std::string Daemon::add_download(const VerifiedManifest& vm, const std::string& out, const char* why) {
@@ -658,7 +659,8 @@ std::string Daemon::add_download(const VerifiedManifest& vm, const std::string& 
     for (auto& id : node_->swarm_ids())
         if (id == vm.id) return control::error_reply("patch " + desc + " is already here");
     if (auto st = rollback_->check(vm); !st) return control::error_reply(st.error());
-    if (auto st = make_room(desc, vm.manifest.total_size); !st) return control::error_reply(st.error());
+    auto victims = plan_room(vm);
+    if (!victims) return control::error_reply(victims.error());
     if (auto st = rollback_->accept(vm); !st) return control::error_reply(st.error());
     jobs_[vm.id] = Job{out, JobState::Downloading, "", ""};
     used_ms_[vm.id] = unix_now_ms();
@@ -667,6 +669,16 @@ std::string Daemon::add_download(const VerifiedManifest& vm, const std::string& 
         std::error_code ec2;
         fs::remove(job_dir(vm.id) + "/job", ec2);
         return control::error_reply(st.error());
+    }
+    // Room is made once the new download is under way (its data arrives over
+    // time): a download that cannot start evicts nothing.
+    for (auto& id : *victims) {
+        auto m = manifests_.find(id);
+        std::string what = m != manifests_.end() ? m->second.manifest.name + " v" + std::to_string(m->second.manifest.version)
+                                                 : std::string();
+        log::info("evicted", {{"id", to_hex(id)}, {"name", what}, {"for", desc}});
+        ++evictions_;
+        (void)drop_patch(id);
     }
     log::info(why, {{"id", to_hex(vm.id)}, {"name", vm.manifest.name}, {"version", vm.manifest.version}, {"out", out}});
     return ok_reply({{"id", to_hex(vm.id)}, {"name", vm.manifest.name}, {"version", vm.manifest.version}, {"out", out}});
@@ -687,22 +699,42 @@ void Daemon::on_announced(const VerifiedManifest& vm) {
     if (auto_pending_.count(vm.id)) return;
     // Devices spread their start over the delay window (flash crowd); a cache starts at once.
     std::uint64_t delay = fetch && cfg_.start_delay_ms ? crypto::random_u64() % (cfg_.start_delay_ms + 1) : 0;
+    schedule_auto(vm, delay);
+}
+
+void Daemon::schedule_auto(const VerifiedManifest& vm, std::uint64_t delay) {
+    if (stopping_ || auto_pending_.count(vm.id)) return;
     log::info("auto_fetch_scheduled",
               {{"id", to_hex(vm.id)}, {"name", vm.manifest.name}, {"version", vm.manifest.version}, {"delay_ms", delay}});
     auto t = std::make_unique<transfer::Timer>(loop_);
     t->start(delay, 0, [this, copy = vm] {
         // The timer goes away after this callback, not from inside it.
-        loop_.post([this, alive = std::weak_ptr<bool>(alive_), id = copy.id] {
-            if (auto a = alive.lock(); a && *a) auto_pending_.erase(id);
+        auto done = auto_pending_.find(copy.id);
+        if (done != auto_pending_.end()) {
+            retired_timers_.push_back(std::move(done->second));
+            auto_pending_.erase(done);
+        }
+        loop_.post([this, alive = std::weak_ptr<bool>(alive_)] {
+            if (auto a = alive.lock(); a && *a) retired_timers_.clear();
         });
         if (stopping_) return;
         for (auto& id : node_->swarm_ids())
             if (id == copy.id) return;  // added by hand meanwhile
         auto j = json::parse(add_download(copy, default_out(copy), "auto_fetch"), nullptr, false);
-        if (j.is_object() && j.value("ok", false)) ++auto_fetches_;
-        else
-            log::warn("auto_fetch_failed", {{"id", to_hex(copy.id)}, {"name", copy.manifest.name},
-                                            {"reason", j.is_object() ? j.value("error", std::string()) : std::string()}});
+        if (j.is_object() && j.value("ok", false)) {
+            ++auto_fetches_;
+            return;
+        }
+        std::string why = j.is_object() ? j.value("error", std::string()) : std::string();
+        // A refusal that may pass later (quota, disk) is tried again in a
+        // minute; a rollback never passes.
+        bool again = why.rfind("rollback:", 0) != 0;
+        log::warn("auto_fetch_failed", {{"id", to_hex(copy.id)}, {"name", copy.manifest.name}, {"reason", why},
+                                        {"retry_s", again ? kAutoFetchRetryMs / 1000 : 0}});
+        if (again)
+            loop_.post([this, alive = std::weak_ptr<bool>(alive_), copy] {
+                if (auto a = alive.lock(); a && *a) schedule_auto(copy, kAutoFetchRetryMs);
+            });
     });
     auto_pending_[vm.id] = std::move(t);
 }
@@ -814,9 +846,11 @@ void Daemon::cmd_rollout(const std::string& name, const std::string* version, st
     node_->find_manifest(name, [this, name, want, respond, run](std::optional<VerifiedManifest> vm) {
         if (stopping_) return respond(control::error_reply("the node is shutting down"));
         if (!vm || (want && vm->manifest.version != want))
-            return respond(control::error_reply("no manifest named '" + name.substr(0, 80) + "'" +
-                                                (want ? " of version " + std::to_string(want) : std::string()) +
-                                                " is known to this node or in the DHT"));
+            return respond(control::error_reply(
+                "no manifest named '" + name.substr(0, 80) + "'" +
+                (want ? " of version " + std::to_string(want) +
+                            " is known here: a node knows the versions it holds and the newest one announced"
+                      : " is known to this node or in the DHT")));
         run(*vm);
     });
 }

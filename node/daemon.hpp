@@ -115,8 +115,12 @@ private:
     // Starts a persisted download (after the quota check; a super-node evicts
     // least recently used cached patches to make room). Returns the reply line.
     std::string add_download(const VerifiedManifest& vm, const std::string& out, const char* why);
-    // Room for `need` bytes under limits.quota: a super-node evicts, a device refuses.
-    Status make_room(const std::string& desc, std::uint64_t need);
+    // What to evict so that `vm` fits limits.quota (nothing when it fits), or
+    // why it cannot: a super-node drops cached copies, least recently used
+    // first; a device only older versions of the same patch.
+    Result<std::vector<Hash32>> plan_room(const VerifiedManifest& vm);
+    // Starts `vm`'s automatic download after `delay` ms (once per patch at a time).
+    void schedule_auto(const VerifiedManifest& vm, std::uint64_t delay);
     // Forgets a patch: node, job, download folder, counters folded into totals.
     Status drop_patch(const Hash32& id);
     std::string patches_dir() const;
@@ -163,6 +167,7 @@ private:
     std::uint64_t auto_fetches_ = 0, evictions_ = 0;
     // Automatic fetches waiting for their random start delay.
     std::map<Hash32, std::unique_ptr<transfer::Timer>> auto_pending_;
+    std::vector<std::unique_ptr<transfer::Timer>> retired_timers_;  // fired; freed outside their callback
     // Cache LRU: unix milliseconds of each download's last use (added, completed).
     std::map<Hash32, std::int64_t> used_ms_;
     bool stopping_ = false;

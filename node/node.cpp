@@ -412,9 +412,12 @@ void Node::announce(Swarm& s) {
     r.seq = ++s.seq;
     Bytes value = wire::encode_record(r, self_.secret);
     Hash32 id = s.vm.id;
-    auto acked = [this, id, vid = s.value_id](bool) {
+    std::uint64_t gen = ++s.put_gen;
+    auto acked = [this, id, vid = s.value_id, gen](bool) {
         Swarm* sw = swarm(id);
-        if (!sw || sw->value_id != vid || --sw->puts_in_flight > 0) return;  // vid: the same value (and swarm)
+        // Only this put's acknowledgements count (not a late one of a put
+        // given up on after 30 s, nor one of a removed and re-added patch).
+        if (!sw || sw->value_id != vid || sw->put_gen != gen || --sw->puts_in_flight > 0) return;
         if (sw->put_again) {
             sw->put_again = false;
             announce(*sw);
@@ -530,10 +533,11 @@ void Node::on_message(transfer::Connection& c, ByteView frame) {
                         return reject(core::RejectReason::Busy);
                     bool banned = s->stats.banned.count(to_hex(c.peer().key)) != 0;
                     bool priority = c.peer().role == Role::Super;
-                    s->last_served_ms = now;  // a cache must not evict what peers are asking for
                     switch (uploads_.request(c.id(), cookie(*s, m.segment), s->store->held().test(m.segment), banned,
                                              priority)) {
-                        case V::Queued: return pump_uploads();
+                        case V::Queued:
+                            s->last_served_ms = now;  // a cache must not evict what peers are downloading
+                            return pump_uploads();
                         case V::Busy: return reject(core::RejectReason::Busy);
                         case V::NotHeld: return reject(core::RejectReason::NotHeld);
                         case V::Banned: return reject(core::RejectReason::Banned);

@@ -211,6 +211,7 @@ private:
         // meanwhile: OpenDHT 2.4 can drop an update of a value whose previous put
         // is still under way, so updates wait for the previous put (docs/dht.md).
         int puts_in_flight = 0;
+        std::uint64_t put_gen = 0;  // which put the acknowledgements are for
         std::uint64_t put_started_ms = 0;
         bool put_again = false;
         bool announced_full = false;  // the last record put said "every segment"

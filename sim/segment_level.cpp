@@ -227,7 +227,7 @@ private:
         Host& h = hosts_[x];
         h.peers.push_back(y);
         hosts_[y].watchers.push_back(x);
-        h.dl->add_peer(y, class_for(x, y));
+        h.dl->add_peer(y, class_for(x, y), ms());
         h.dl->peer_bitfield(y, hosts_[y].held);
     }
 

@@ -208,6 +208,27 @@ TEST_CASE("daemon: a control reply may come later; a client's lines are answered
     });
     run_until(loop, [&] { return done.load(); }, 10'000);
     client.join();
+    // A client that keeps sending while its request waits is dropped, not buffered without end.
+    // Its request is never answered (the timer is stopped): without the bound
+    // the client would wait for its 4 s timeout instead of being hung up on.
+    later.stop();
+    std::atomic<bool> flood_done{false};
+    bool flood_dropped = false;
+    double flood_secs = 0;
+    std::thread flooder([&] {
+        auto c = node::control::Client::connect(d / "run/c.sock", 4'000);
+        auto t0 = std::chrono::steady_clock::now();
+        if (c) {
+            std::string big = "slow-flood\n" + std::string(200'000, 'x');  // > 2 x the 64 KiB line limit
+            flood_dropped = !c->call(big);
+        }
+        flood_secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        flood_done = true;
+    });
+    run_until(loop, [&] { return flood_done.load(); }, 10'000);
+    flooder.join();
+    CHECK(flood_dropped);
+    CHECK(flood_secs < 2.0);
     REQUIRE(replies.size() == 3);
     CHECK(replies[0] == "later");
     CHECK(replies[1] == "at once quick-2");

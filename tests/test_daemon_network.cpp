@@ -227,7 +227,7 @@ TEST_CASE("daemon network: `rollout` counts, per domain, the nodes online, holdi
         s.start(dom + "-dev2", "peer", dom, {"--start-delay", "1s"});
     }
     // east: one more device that does not fetch on its own (online, holds nothing);
-    // west: one more whose download is throttled (holds part of the patch).
+    // west: one more whose download is throttled, then paused (holds part of the patch).
     s.start("east-off", "peer", "east", {"--auto-fetch", "off"});
     s.start("west-slow", "peer", "west", {"--download-limit", "48K", "--start-delay", "0"});
     s.wait_connected({"east-super", "west-super", "north-super"}, 1);
@@ -237,6 +237,9 @@ TEST_CASE("daemon network: `rollout` counts, per domain, the nodes online, holdi
                           "north-dev1", "north-dev2"})
         REQUIRE_MESSAGE(wait_for([&] { return complete(s.sock(n), "fix"); }, 40'000), n);
     REQUIRE(wait_for([&] { return patch_status(s.sock("west-slow")).value("held", 0) > 0; }, 20'000));
+    // Held there, part-way, whatever the machine's speed.
+    REQUIRE(ctl(s.sock("west-slow"), "pause", {{"patch", "fix"}}).value("ok", false));
+    REQUIRE_FALSE(complete(s.sock("west-slow"), "fix"));
 
     struct Want {
         unsigned online, holders, complete, supers;
@@ -261,7 +264,7 @@ TEST_CASE("daemon network: `rollout` counts, per domain, the nodes online, holdi
     }, 30'000);
     INFO(last.dump(1));
     CHECK(right);
-    CHECK_FALSE(complete(s.sock("west-slow"), "fix"));  // it really was still downloading
+    CHECK_FALSE(complete(s.sock("west-slow"), "fix"));  // it really holds part of it
     CHECK(last.value("complete", 0) == 10);
     CHECK(last.value("online", 0) == 12);
 
@@ -307,4 +310,32 @@ TEST_CASE("daemon network: version 2 supersedes version 1 on a device, which the
     CHECK(old.code != 0);
     CHECK_MESSAGE(old.err.find("rollback: app version 1 is older than accepted version 2") != std::string::npos, old.err);
     CHECK(states(s.sock("dev")) == std::map<std::string, std::string>{{"app", "complete"}});
+}
+
+TEST_CASE("daemon network: a device under its quota makes room for a new version by dropping the old one, "
+          "never for another patch") {
+    TempDir d("ps-devquota");
+    Swarm s(d);
+    const std::size_t size = 2 * 1024 * 1024 + 7;
+    s.start("origin", "origin", "core");
+    s.start("dev", "peer", "east", {"--start-delay", "0", "--quota", std::to_string(size * 3 / 2)});
+    s.wait_connected({"dev"}, 1);
+    s.publish("app", size, 51, /*mandatory=*/true, /*announce=*/true, 1);
+    REQUIRE(wait_for([&] { return complete(s.sock("dev"), "app"); }, 30'000));
+    // Another patch does not fit, and the device's own download is not evicted for it.
+    s.publish("other", size, 52, /*mandatory=*/false, /*announce=*/true, 1);
+    auto refused = ctl(s.sock("dev"), "add", {{"name", "other"}});
+    CHECK_FALSE(refused.value("ok", true));
+    CHECK(refused.value("error", "").find("not older versions of this patch") != std::string::npos);
+    // Version 2 of the same patch fits once version 1 goes.
+    std::string v2 = s.publish("app", size, 53, /*mandatory=*/true, /*announce=*/true, 2);
+    bool replaced = wait_for([&] {
+        auto l = ctl(s.sock("dev"), "list");
+        return l["patches"].size() == 1 && l["patches"][0].value("version", 0) == 2 &&
+               l["patches"][0].value("state", "") == "complete";
+    }, 30'000);
+    INFO(ctl(s.sock("dev"), "list").dump() << slurp(d / "dev.err"));
+    REQUIRE(replaced);
+    CHECK(slurp(d / "dev/patches/app-v2") == slurp(v2));
+    CHECK(slurp(d / "dev.err").find("event=evicted") != std::string::npos);
 }

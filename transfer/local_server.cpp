@@ -205,6 +205,11 @@ void LocalServer::on_connection() {
                 return;
             }
             cl->buf.append(cl->rbuf, static_cast<std::size_t>(n));
+            if (cl->pending && cl->buf.size() > 2 * self->limits_.max_line) {
+                // Lines keep coming while one is being answered: the client
+                // does not wait for replies. Bound what it can make us hold.
+                return self->drop(cl);
+            }
             self->process_lines(cl);
         });
 }

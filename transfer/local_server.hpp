@@ -12,7 +12,8 @@
 // checked as well (SO_PEERCRED): only this user and root are answered.
 //
 // Limits: a request line longer than max_line is answered with overflow_reply
-// and the connection is closed; at most max_clients connections at once; a
+// and the connection is closed; a client that sends more than 2 x max_line
+// while one of its requests is being answered is dropped; at most max_clients connections at once; a
 // client that stops reading its replies is dropped once max_queued reply bytes
 // wait for it.
 #pragma once
