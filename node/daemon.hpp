@@ -13,6 +13,8 @@
 // At start every such folder is resumed (its manifest verified again).
 //
 // Everything runs on the loop thread; blocking file checks go to the thread pool.
+// Sources: daemon.cpp (life cycle), daemon_control.cpp (control commands,
+// metrics), daemon_fetch.cpp (auto-fetch, prefetch, cache room, publish).
 #pragma once
 
 #include <functional>

@@ -1,0 +1,364 @@
+// The daemon's interfaces: the control commands (node/control.hpp) and the
+// Prometheus text of its counters.
+#include <nlohmann/json.hpp>
+
+#include <cmath>
+#include <filesystem>
+
+#include "node/control.hpp"
+#include "node/daemon.hpp"
+#include "node/daemon_util.hpp"
+#include "node/log.hpp"
+#include "wire/manifest.hpp"
+
+namespace ps::node {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+using namespace daemon_util;
+
+namespace {
+
+const char* source_key(int cls) {
+    switch (static_cast<core::SourceClass>(cls)) {
+        case core::SourceClass::SameDomainPeer: return "same_domain_peer";
+        case core::SourceClass::SameDomainSuper: return "same_domain_super";
+        case core::SourceClass::OtherDomain: return "other_domain";
+        case core::SourceClass::Origin: return "origin";
+    }
+    return "unknown";
+}
+
+// Prometheus label values: backslash, double quote and newline escaped.
+std::string label(std::string_view v) {
+    std::string out;
+    for (char c : v) {
+        if (c == '\\') out += "\\\\";
+        else if (c == '"') out += "\\\"";
+        else if (c == '\n') out += "\\n";
+        else out += c;
+    }
+    return out;
+}
+
+}  // namespace
+
+void Daemon::handle_control(std::string_view line, std::function<void(std::string)> respond) {
+    if (stopping_) return respond(control::error_reply("the node is shutting down"));
+    auto req = control::parse_request(line);
+    if (!req) return respond(control::error_reply(req.error()));
+    log::debug("control", {{"cmd", req->cmd}});
+    auto arg = [&](const char* k) { return req->arg(k) ? *req->arg(k) : std::string(); };
+    try {
+        if (req->cmd == "status") return respond(cmd_status(req->arg("patch")));
+        if (req->cmd == "list") return respond(cmd_list());
+        if (req->cmd == "add") {
+            if (req->arg("manifest") && req->arg("name"))
+                return respond(control::error_reply("add takes a manifest or a name, not both"));
+            if (req->arg("name")) return cmd_add_by_name(arg("name"), arg("out"), respond);
+            if (!req->arg("manifest")) return respond(control::error_reply("add needs a manifest or a name"));
+            return respond(cmd_add(arg("manifest"), arg("out")));
+        }
+        if (req->cmd == "pause") return respond(cmd_pause_resume(arg("patch"), true));
+        if (req->cmd == "resume") return respond(cmd_pause_resume(arg("patch"), false));
+        if (req->cmd == "remove") return respond(cmd_remove(arg("patch")));
+        if (req->cmd == "publish") return respond(cmd_publish(arg("manifest"), arg("file")));
+        if (req->cmd == "rollout") return cmd_rollout(arg("name"), req->arg("version"), respond);
+        if (req->cmd == "reload") {
+            if (auto st = reload(); !st) return respond(control::error_reply(st.error()));
+            return respond(ok_reply());
+        }
+    } catch (const std::exception& e) {  // nlohmann; never across the loop
+        return respond(control::error_reply(std::string("internal error: ") + e.what()));
+    }
+    respond(control::error_reply("unknown command '" + req->cmd + "'"));
+}
+
+std::string Daemon::cmd_status(const std::string* patch) {
+    std::optional<Hash32> only;
+    if (patch) {
+        auto id = select(*patch);
+        if (!id) return control::error_reply(id.error());
+        only = *id;
+    }
+    NodeStatus ns = node_->status();
+    json node{{"key", to_hex(ns.key)},
+              {"role", std::string(to_string(ns.role))},
+              {"domain", ns.domain},
+              {"listen_port", ns.listen_port},
+              {"dht_port", ns.dht_port},
+              {"peers", ns.peers},
+              {"dht_nodes", ns.dht_nodes},
+              {"contacts", ns.contacts},
+              {"upload_limit", ns.upload_rate_limit},
+              {"download_limit", ns.download_rate_limit},
+              {"quota", cfg_.quota}, {"auto_fetches", auto_fetches_}, {"auto_pending", auto_pending_.size()}, {"evictions", evictions_},
+              {"reserved", reserved_bytes()},
+              {"announces_received", ns.announces_received},
+              {"announces_rejected", ns.announces_rejected},
+              {"dht",
+               {{"gets", ns.dht.gets},
+                {"puts", ns.dht.puts},
+                {"listens", ns.dht.listens},
+                {"values_received", ns.dht.values_received},
+                {"values_dropped", ns.dht.values_dropped}}}};
+    json patches = json::array();
+    std::uint64_t uploaded = 0;
+    double rate_up = 0, rate_down = 0;
+    for (auto& w : ns.swarms) {
+        uploaded += w.stats.bytes_uploaded;
+        rate_up += w.rate_up;
+        rate_down += w.rate_down;
+        if (only && w.id != *only) continue;
+        auto job = jobs_.find(w.id);
+        std::string state = !w.downloading ? "serving" : w.complete ? "complete" : w.paused ? "paused" : "downloading";
+        json p{{"id", to_hex(w.id)},
+               {"name", w.name},
+               {"version", w.version},
+               {"size", w.total_size},
+               {"segments", w.segments},
+               {"held", w.held},
+               {"progress", w.segments ? double(w.held) / w.segments : 1.0},
+               {"state", state},
+               {"rate_down", std::round(w.rate_down)},
+               {"rate_up", std::round(w.rate_up)},
+               {"bytes_downloaded", w.stats.bytes_downloaded},
+               {"bytes_uploaded", w.stats.bytes_uploaded},
+               {"segments_verified", w.stats.segments_verified},
+               {"segments_rejected", w.stats.segments_rejected},
+               {"banned", w.stats.banned.size()}};
+        json from = json::object();
+        for (int c = 0; c < core::kSourceClasses; ++c) from[source_key(c)] = w.stats.bytes_from[c];
+        p["bytes_from"] = from;
+        // Wall-clock times (unix seconds), for comparing nodes: when this node
+        // started on the patch and when it completed it.
+        double now_unix = double(unix_now_ms()) / 1000.0, now_loop = double(loop_.now_ms()) / 1000.0;
+        p["started_unix"] = now_unix - (now_loop - double(w.stats.started_ms) / 1000.0);
+        p["completed_unix"] = w.stats.completed_ms ? json(now_unix - (now_loop - double(*w.stats.completed_ms) / 1000.0))
+                                                   : json(nullptr);
+        p["seconds_to_complete"] =
+            w.stats.completed_ms ? json(double(*w.stats.completed_ms - w.stats.started_ms) / 1000.0) : json(nullptr);
+        std::uint64_t left = 0;
+        if (w.segments && w.held < w.segments)
+            left = w.total_size - std::min<std::uint64_t>(w.total_size, std::uint64_t(w.held) * wire::kDefaultSegmentSize);
+        p["eta_seconds"] = state == "downloading" && w.rate_down > 1 ? json(std::round(double(left) / w.rate_down)) : json(nullptr);
+        if (job != jobs_.end()) {
+            p["out"] = job->second.out;
+            if (job->second.state == JobState::Failed) {
+                p["state"] = "failed";
+                p["error"] = job->second.error;
+            }
+            if (!job->second.hook.empty()) p["hook"] = job->second.hook;
+        } else {
+            p["out"] = w.out_path;
+        }
+        patches.push_back(std::move(p));
+    }
+    json j{{"node", node},
+           {"patches", patches},
+           {"uploads", {{"peers", ns.upload_peers}, {"bytes", uploaded}, {"rate", std::round(rate_up)}}},
+           {"downloads", {{"rate", std::round(rate_down)}}}};
+    return ok_reply(std::move(j));
+}
+
+std::string Daemon::cmd_list() {
+    json patches = json::array();
+    for (auto& w : node_->status().swarms) {
+        auto job = jobs_.find(w.id);
+        std::string state = !w.downloading ? "serving" : w.complete ? "complete" : w.paused ? "paused" : "downloading";
+        if (job != jobs_.end() && job->second.state == JobState::Failed) state = "failed";
+        patches.push_back({{"id", to_hex(w.id)},
+                           {"name", w.name},
+                           {"version", w.version},
+                           {"state", state},
+                           {"progress", w.segments ? double(w.held) / w.segments : 1.0},
+                           {"out", job != jobs_.end() ? job->second.out : w.out_path}});
+    }
+    return ok_reply({{"patches", patches}});
+}
+
+std::string Daemon::cmd_add(const std::string& manifest, const std::string& out) {
+    auto vm = load_verified_manifest(manifest, setup_.trust, unix_now());
+    if (!vm) return control::error_reply(manifest + ": " + vm.error());
+    return add_download(*vm, out.empty() ? default_out(*vm) : out, "added");
+}
+
+void Daemon::cmd_add_by_name(const std::string& name, const std::string& out, std::function<void(std::string)> respond) {
+    if (!wire::valid_patch_name(name))
+        return respond(control::error_reply("'" + name.substr(0, 80) + "' is not a patch name ([a-z0-9._-], at most 64)"));
+    node_->find_manifest(name, [this, name, out, respond](std::optional<VerifiedManifest> vm) {
+        if (stopping_) return respond(control::error_reply("the node is shutting down"));
+        if (!vm)
+            return respond(control::error_reply("no manifest named '" + name +
+                                                "' is known: none was announced to this node, and none is in the DHT"));
+        respond(add_download(*vm, out.empty() ? default_out(*vm) : out, "added"));
+    });
+}
+
+std::string Daemon::cmd_pause_resume(const std::string& patch, bool pause) {
+    auto id = select(patch);
+    if (!id) return control::error_reply(id.error());
+    auto st = pause ? node_->pause(*id) : node_->resume(*id);
+    if (!st) return control::error_reply(st.error());
+    auto job = jobs_.find(*id);
+    if (job != jobs_.end() && (job->second.state == JobState::Downloading || job->second.state == JobState::Paused)) {
+        job->second.state = pause ? JobState::Paused : JobState::Downloading;
+        (void)save_job(*id);
+    }
+    log::info(pause ? "paused" : "resumed", {{"id", to_hex(*id)}});
+    return ok_reply({{"id", to_hex(*id)}});
+}
+
+std::string Daemon::cmd_remove(const std::string& patch) {
+    auto id = select(patch);
+    if (!id) return control::error_reply(id.error());
+    if (auto st = drop_patch(*id); !st) return control::error_reply(st.error());
+    log::info("removed", {{"id", to_hex(*id)}});
+    return ok_reply({{"id", to_hex(*id)}});
+}
+
+void Daemon::cmd_rollout(const std::string& name, const std::string* version, std::function<void(std::string)> respond) {
+    std::uint64_t want = 0;
+    if (version) {
+        if (version->empty() || version->size() > 18 || version->find_first_not_of("0123456789") != std::string::npos ||
+            std::stoull(*version) == 0)
+            return respond(control::error_reply("version '" + version->substr(0, 32) + "' is not a number >= 1"));
+        want = std::stoull(*version);
+    }
+    auto run = [this, respond](const VerifiedManifest& vm) {
+        node_->rollout(vm.id, {}, [vm, respond](Rollout r) {
+            json domains = json::array();
+            std::uint64_t online = 0, holders = 0, complete = 0;
+            for (auto& d : r.domains) {
+                online += d.online;
+                holders += d.holders;
+                complete += d.complete;
+                domains.push_back({{"domain", d.domain},
+                                   {"online", d.online},
+                                   {"holders", d.holders},
+                                   {"complete", d.complete},
+                                   {"supers", d.supers},
+                                   {"supers_complete", d.supers_complete},
+                                   {"segments_held", d.segments_held},
+                                   {"segments_total", d.segments_total}});
+            }
+            respond(ok_reply({{"id", to_hex(vm.id)},
+                              {"name", vm.manifest.name},
+                              {"version", vm.manifest.version},
+                              {"domains", domains},
+                              {"online", online},
+                              {"holders", holders},
+                              {"complete", complete},
+                              {"capped", r.capped}}));
+        });
+    };
+    // A manifest this node serves or downloads first (the version asked for, or
+    // its newest), else the newest the network knows under the name.
+    const VerifiedManifest* best = nullptr;
+    for (auto& [id, vm] : manifests_)
+        if (vm.manifest.name == name &&
+            (want ? vm.manifest.version == want : !best || vm.manifest.version > best->manifest.version))
+            best = &vm;
+    if (best) return run(*best);
+    node_->find_manifest(name, [this, name, want, respond, run](std::optional<VerifiedManifest> vm) {
+        if (stopping_) return respond(control::error_reply("the node is shutting down"));
+        if (!vm || (want && vm->manifest.version != want))
+            return respond(control::error_reply(
+                "no manifest named '" + name.substr(0, 80) + "'" +
+                (want ? " of version " + std::to_string(want) +
+                            " is known here: a node knows the versions it holds and the newest one announced"
+                      : " is known to this node or in the DHT")));
+        run(*vm);
+    });
+}
+
+void Daemon::fold_totals() {
+    for (auto& w : node_->status().swarms) {
+        Counters c;
+        c.bytes_from = w.stats.bytes_from;
+        c.bytes_uploaded = w.stats.bytes_uploaded;
+        c.bytes_downloaded = w.stats.bytes_downloaded;
+        c.segments_verified = w.stats.segments_verified;
+        c.segments_rejected = w.stats.segments_rejected;
+        last_[w.id] = c;
+    }
+}
+
+std::string Daemon::metrics_text() {
+    fold_totals();
+    Counters t = retired_;
+    for (auto& [id, c] : last_) {
+        for (int k = 0; k < core::kSourceClasses; ++k) t.bytes_from[k] += c.bytes_from[k];
+        t.bytes_uploaded += c.bytes_uploaded;
+        t.bytes_downloaded += c.bytes_downloaded;
+        t.segments_verified += c.segments_verified;
+        t.segments_rejected += c.segments_rejected;
+    }
+    NodeStatus ns = node_->status();
+    std::string o;
+    auto metric = [&](const char* name, const char* type, const char* help) {
+        o += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n";
+    };
+    auto sample = [&](const std::string& name, std::uint64_t v, const std::string& labels = "") {
+        o += name + (labels.empty() ? "" : "{" + labels + "}") + " " + std::to_string(v) + "\n";
+    };
+    metric("patchswarm_bytes_received_total", "counter", "Segment bytes received, by source class.");
+    for (int c = 0; c < core::kSourceClasses; ++c)
+        sample("patchswarm_bytes_received_total", t.bytes_from[c], std::string("source=\"") + source_key(c) + "\"");
+    metric("patchswarm_bytes_verified_total", "counter", "Segment bytes that verified and were stored.");
+    sample("patchswarm_bytes_verified_total", t.bytes_downloaded);
+    metric("patchswarm_bytes_uploaded_total", "counter", "Segment bytes sent to peers.");
+    sample("patchswarm_bytes_uploaded_total", t.bytes_uploaded);
+    metric("patchswarm_segments_verified_total", "counter", "Segments that matched the signed manifest.");
+    sample("patchswarm_segments_verified_total", t.segments_verified);
+    metric("patchswarm_segments_rejected_total", "counter", "Segments that failed their hash (the sender is banned).");
+    sample("patchswarm_segments_rejected_total", t.segments_rejected);
+    std::uint64_t bans = 0;
+    for (auto& w : ns.swarms) bans += w.stats.banned.size();
+    metric("patchswarm_banned_peers", "gauge", "Peers banned for a patch, summed over patches.");
+    sample("patchswarm_banned_peers", bans);
+    metric("patchswarm_peers", "gauge", "Authenticated peer connections.");
+    sample("patchswarm_peers", ns.peers);
+    metric("patchswarm_upload_peers", "gauge", "Peers holding an upload slot.");
+    sample("patchswarm_upload_peers", ns.upload_peers);
+    metric("patchswarm_known_contacts", "gauge", "Contacts in the passive view.");
+    sample("patchswarm_known_contacts", ns.contacts);
+    metric("patchswarm_dht_nodes", "gauge", "Good DHT routing-table entries.");
+    sample("patchswarm_dht_nodes", ns.dht_nodes);
+    metric("patchswarm_dht_operations_total", "counter", "DHT operations started, by kind.");
+    sample("patchswarm_dht_operations_total", ns.dht.gets, "op=\"get\"");
+    sample("patchswarm_dht_operations_total", ns.dht.puts, "op=\"put\"");
+    sample("patchswarm_dht_operations_total", ns.dht.listens, "op=\"listen\"");
+    metric("patchswarm_dht_values_received_total", "counter", "DHT values received.");
+    sample("patchswarm_dht_values_received_total", ns.dht.values_received);
+    metric("patchswarm_dht_values_dropped_total", "counter", "DHT values dropped (over the per-get bound or malformed).");
+    sample("patchswarm_dht_values_dropped_total", ns.dht.values_dropped);
+    metric("patchswarm_dht_refused_total", "counter", "DHT records refused, by side.");
+    sample("patchswarm_dht_refused_total", ns.dht.announces_refused, "side=\"announce\"");
+    sample("patchswarm_dht_refused_total", ns.dht.stores_refused, "side=\"store\"");
+    metric("patchswarm_announcements_total", "counter", "Manifest announcements received by gossip, by outcome.");
+    sample("patchswarm_announcements_total", ns.announces_received - ns.announces_rejected, "result=\"accepted\"");
+    sample("patchswarm_announcements_total", ns.announces_rejected, "result=\"rejected\"");
+    metric("patchswarm_rate_limit_bytes_per_second", "gauge", "Configured rate limits (0 = none).");
+    sample("patchswarm_rate_limit_bytes_per_second", ns.upload_rate_limit, "direction=\"upload\"");
+    sample("patchswarm_rate_limit_bytes_per_second", ns.download_rate_limit, "direction=\"download\"");
+    metric("patchswarm_downloads_completed_total", "counter", "Downloads completed and exported since start.");
+    sample("patchswarm_downloads_completed_total", downloads_completed_);
+    metric("patchswarm_auto_fetches_total", "counter", "Downloads started on an announcement (device auto-fetch, super-node prefetch).");
+    sample("patchswarm_auto_fetches_total", auto_fetches_);
+    metric("patchswarm_cache_evictions_total", "counter", "Cached patches evicted to stay under the quota.");
+    sample("patchswarm_cache_evictions_total", evictions_);
+    metric("patchswarm_hooks_total", "counter", "On-complete hook runs since start, by outcome.");
+    sample("patchswarm_hooks_total", hooks_ok_, "result=\"ok\"");
+    sample("patchswarm_hooks_total", hooks_failed_, "result=\"failed\"");
+    metric("patchswarm_patch_segments_held", "gauge", "Segments held, per patch.");
+    for (auto& w : ns.swarms)
+        sample("patchswarm_patch_segments_held", w.held,
+               "id=\"" + wire::short_hex(w.id) + "\",name=\"" + label(w.name) + "\"");
+    metric("patchswarm_patch_segments", "gauge", "Segments in the patch, per patch.");
+    for (auto& w : ns.swarms)
+        sample("patchswarm_patch_segments", w.segments, "id=\"" + wire::short_hex(w.id) + "\",name=\"" + label(w.name) + "\"");
+    return o;
+}
+
+}  // namespace ps::node
