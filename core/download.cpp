@@ -129,6 +129,8 @@ bool Download::usable(const Peer& p, Millis now) const {
     if (p.banned || p.backoff_until > now) return false;
     int rung = static_cast<int>(p.cls);
     if (*started_ + cfg_.rung_delay[rung] > now) return false;
+    if (cfg_.local_first && rung >= static_cast<int>(SourceClass::OtherDomain) && *started_ + cfg_.local_far_delay > now)
+        return false;
     if (now < *started_ + cfg_.connect_wait)
         for (int r = 0; r < rung; ++r)
             if (connecting_[r] > 0) return false;

@@ -95,6 +95,10 @@ struct DownloadConfig {
     // origin leave it off: fetching from afar is their job.
     bool local_first = false;
     Millis local_super_wait = 2'000;
+    // With local_first, other domains and the origin are not asked before this
+    // long after the first holder was met: a device that has just started may
+    // meet other domains' super-nodes before it has even found its own.
+    Millis local_far_delay = 1'500;
 };
 
 struct Action {

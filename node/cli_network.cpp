@@ -174,6 +174,11 @@ nlohmann::json stats_json(const node::SwarmStats& st, const node::VerifiedManife
     j["bytes_from_same_domain_peers"] = from(SourceClass::SameDomainPeer);
     j["bytes_from_same_domain_super"] = from(SourceClass::SameDomainSuper);
     j["bytes_from_other_domains"] = from(SourceClass::OtherDomain);
+    // "Busy" answers received, by the rung that gave them.
+    j["busy_answers"] = {{"same_domain_peers", st.busy_from[int(SourceClass::SameDomainPeer)]},
+                         {"same_domain_super", st.busy_from[int(SourceClass::SameDomainSuper)]},
+                         {"other_domains", st.busy_from[int(SourceClass::OtherDomain)]},
+                         {"origin", st.busy_from[int(SourceClass::Origin)]}};
     j["bytes_downloaded"] = st.bytes_downloaded;
     j["bytes_uploaded"] = st.bytes_uploaded;
     j["segments_verified"] = st.segments_verified;

@@ -5,20 +5,15 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
-#include <ctime>
 #include <string>
 
 #include "node/control.hpp"
+#include "node/node_util.hpp"
 
 namespace ps::node::daemon_util {
 
-inline std::int64_t unix_now() { return static_cast<std::int64_t>(std::time(nullptr)); }
-
-inline std::int64_t unix_now_ms() {
-    timespec ts{};
-    ::clock_gettime(CLOCK_REALTIME, &ts);
-    return std::int64_t(ts.tv_sec) * 1000 + ts.tv_nsec / 1'000'000;
-}
+using node_util::unix_now;
+using node_util::unix_now_ms;
 
 inline std::string dump(const nlohmann::json& j) {
     return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);

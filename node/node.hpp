@@ -65,6 +65,7 @@ struct NodeOptions {
 // Per patch, what moved and where it came from.
 struct SwarmStats {
     std::array<std::uint64_t, core::kSourceClasses> bytes_from{};  // by core::SourceClass
+    std::array<std::uint64_t, core::kSourceClasses> busy_from{};   // "busy" answers, by core::SourceClass
     std::uint64_t bytes_downloaded = 0;  // verified segment bytes stored
     std::uint64_t bytes_uploaded = 0;    // segment bytes sent
     std::uint64_t segments_verified = 0;
@@ -206,6 +207,8 @@ private:
         std::uint32_t announced_held = 0;
         std::uint64_t last_announce_ms = 0;
         std::uint64_t last_lookup_ms = 0;
+        bool domain_lookup_pending = false;  // the first lookup of the own domain's key is under way
+        bool domain_looked_up = false;
         std::uint64_t last_served_ms = 0;
         // Holder-record puts not yet acknowledged, and whether the record changed
         // meanwhile: OpenDHT 2.4 can drop an update of a value whose previous put
@@ -230,6 +233,7 @@ private:
     void on_announce(Peer* from, ByteView manifest);
     void on_peers(Peer& from, const std::vector<wire::Contact>& contacts);
     void remember(const wire::Contact& c);
+    void dial_domain_supers();
     void join_gossip();
     wire::MsgPeers peers_msg() const;
     void announce_member();

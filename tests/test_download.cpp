@@ -394,3 +394,22 @@ TEST_CASE("download: local_first asks other domains and the origin only while no
         CHECK(requests_of(out) == std::vector<Action>{{Action::Request, 2, 3}});
     }
 }
+
+TEST_CASE("download: with local_first, a device that meets only other domains waits local_far_delay before asking them") {
+    Download d(2, {.rung_delay = {}, .local_first = true, .local_far_delay = 1500}, 9);
+    d.add_peer(1, SourceClass::OtherDomain, 100);
+    d.peer_bitfield(1, bits("11"));
+    std::vector<Action> out;
+    d.pump(100, out);
+    d.pump(1500, out);
+    CHECK(requests_of(out).empty());  // its own super-node may still turn up
+    d.pump(1600, out);
+    CHECK(requests_of(out).size() == 2);
+    // Without local_first (a super-node), no wait.
+    Download s(2, {.rung_delay = {}}, 9);
+    s.add_peer(1, SourceClass::OtherDomain, 100);
+    s.peer_bitfield(1, bits("11"));
+    out.clear();
+    s.pump(100, out);
+    CHECK(requests_of(out).size() == 2);
+}

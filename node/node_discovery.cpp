@@ -1,0 +1,335 @@
+// How a node finds holders and is found: holder and membership records in the
+// DHT, the gossip passive view, manifest announcements (gossip and the DHT
+// name key), and the per-domain rollout counts read from those records.
+#include <algorithm>
+#include <map>
+#include <memory>
+#include <set>
+
+#include "crypto/crypto.hpp"
+#include "dht/keys.hpp"
+#include "node/log.hpp"
+#include "node/node.hpp"
+#include "node/node_util.hpp"
+#include "wire/record.hpp"
+
+namespace ps::node {
+
+using namespace node_util;
+
+// Announcements stored in the DHT under the patch name: read at start and now
+// and then (a listen can miss), so a node that was offline catches up.
+void Node::check_watched() {
+    if (!dht_ || stopping_) return;
+    last_watch_ms_ = loop_.now_ms();
+    for (auto& name : opts_.watch)
+        dht_->get(dht::manifest_key(name), [this](std::vector<Bytes> values) {
+            for (auto& v : values) on_announce(nullptr, v);
+        }, dht::ValueKind::Manifest);
+}
+
+// ---- gossip ----
+// Membership: every node also announces a record under its domain's key for the
+// all-zero manifest id (super-nodes and origins under the cross-domain key too),
+// so that a node with nothing to fetch still finds peers to hear announcements
+// from. From then on Peers messages keep a passive view without the DHT.
+
+void Node::announce_member() {
+    if (!dht_ || stopping_ || listen_port() < 1024) return;
+    wire::HolderRecord r;
+    r.role = self_.role;
+    r.domain = self_.domain;
+    r.host = opts_.advertise_host;
+    r.port = listen_port();
+    r.issued = unix_now();
+    r.seq = ++member_seq_;
+    Bytes value = wire::encode_record(r, self_.secret);
+    dht_->announce(dht::holder_key(self_.domain, Hash32{}), member_value_id_, value);
+    if (self_.role != Role::Peer) dht_->announce(dht::global_holder_key(Hash32{}), member_value_id_, value);
+    last_member_ms_ = loop_.now_ms();
+}
+
+void Node::join_gossip() {
+    if (!dht_ || stopping_) return;
+    last_join_ms_ = loop_.now_ms();
+    for (std::string domain : {self_.domain, std::string(dht::kGlobalDomain)}) {
+        auto key = domain == dht::kGlobalDomain ? dht::global_holder_key(Hash32{}) : dht::holder_key(domain, Hash32{});
+        dht_->get(key, [this, domain](std::vector<Bytes> values) {
+            for (auto& rec : dht::select_holders(values, domain, Hash32{}, unix_now()))
+                remember(wire::Contact{rec.node_key, rec.host, rec.port, rec.role, rec.domain});
+        });
+    }
+}
+
+void Node::remember(const wire::Contact& c) {
+    if (c.key == self_.key || c.port < 1024) return;
+    if (contacts_.size() >= opts_.known_contacts && !contacts_.count(c.key)) {
+        // Full: forget a random other one, so the view keeps turning over.
+        auto victim = contacts_.begin();
+        std::advance(victim, static_cast<long>(crypto::random_u64() % contacts_.size()));
+        contacts_.erase(victim);
+    }
+    contacts_[c.key] = c;
+}
+
+wire::MsgPeers Node::peers_msg() const {
+    wire::MsgPeers m;
+    m.contacts.push_back({self_.key, opts_.advertise_host, listen_port(), self_.role, self_.domain});
+    // Then connected peers and known contacts, as far as the message allows.
+    for (auto& [key, c] : contacts_) {
+        if (m.contacts.size() >= wire::kMaxContacts) break;
+        m.contacts.push_back(c);
+    }
+    return m;
+}
+
+void Node::on_peers(Peer& from, const std::vector<wire::Contact>& contacts) {
+    for (std::size_t i = 0; i < contacts.size(); ++i) {
+        auto c = contacts[i];
+        // The first entry is the sender itself: its key is proven by the handshake.
+        if (i == 0 && c.key != from.conn->peer().key) continue;
+        remember(c);
+    }
+    dial_domain_supers();
+}
+
+// A device that is downloading connects to its domain's super-nodes it knows
+// of (membership records, Peers messages), whether or not its holder lookup
+// found them: a fresh DHT node's first lookups often miss records, and without
+// its super-node a device would fetch from other domains. Dialing counts as
+// "nearer holders on their way" for the core's connect_wait.
+void Node::dial_domain_supers() {
+    if (self_.role != Role::Peer || stopping_) return;
+    bool downloading = false;
+    for (auto& [id, s] : swarms_) downloading |= s.dl && !s.dl->complete() && !s.paused;
+    if (!downloading) return;
+    for (auto& [key, c] : contacts_) {
+        if (c.role != Role::Super || c.domain != self_.domain || by_key_.count(key) || dialing_.count(key)) continue;
+        if (peers_.size() >= opts_.max_peers) break;
+        dial(c.host, c.port, key, c.role, c.domain);
+    }
+}
+
+void Node::announce_manifest(const VerifiedManifest& vm) {
+    if (!seen_manifests_.insert(vm.id).second) return;
+    // The origin also stores it under the patch name in the DHT, when it fits
+    // in one DHT value (manifests of up to about 1,900 segments).
+    if (self_.role == Role::Origin && dht_ && vm.bytes.size() <= dht::kMaxValueBytes)
+        dht_->announce(dht::manifest_key(vm.manifest.name), member_value_id_ ^ 0x6d616e6966657374ull, vm.bytes, {},
+                       dht::ValueKind::Manifest);
+    auto& cur = latest_[vm.manifest.name];
+    if (cur.manifest.version <= vm.manifest.version) cur = vm;
+    for (auto& [id, p] : peers_)
+        if (p.conn->ready()) send_msg(p, wire::MsgAnnounce{vm.bytes});
+}
+
+void Node::on_announce(Peer* from, ByteView bytes) {
+    Hash32 id = wire::manifest_id(bytes);
+    if (seen_manifests_.count(id)) return;
+    ++announces_received_;
+    if (!opts_.trust) return;
+    auto vm = verify_manifest_bytes(bytes, *opts_.trust, unix_now());
+    if (!vm) {
+        ++announces_rejected_;
+        log::warn("announcement_rejected", {{"from", from ? from->conn->remote() : std::string("dht")}, {"reason", vm.error()}});
+        return;
+    }
+    auto it = latest_.find(vm->manifest.name);
+    if (it != latest_.end() && it->second.manifest.version > vm->manifest.version) {
+        seen_manifests_.insert(id);  // older than what we know: not news, not forwarded
+        return;
+    }
+    seen_manifests_.insert(id);
+    latest_[vm->manifest.name] = *vm;
+    for (auto& [cid, p] : peers_)
+        if (&p != from && p.conn->ready()) send_msg(p, wire::MsgAnnounce{vm->bytes});
+    log::info("announcement", {{"name", vm->manifest.name}, {"version", vm->manifest.version}, {"id", wire::short_hex(id)}});
+    if (opts_.on_announce) opts_.on_announce(*vm);
+}
+
+void Node::find_manifest(const std::string& name, std::function<void(std::optional<VerifiedManifest>)> done) {
+    auto answer = [this, name, done] {
+        auto it = latest_.find(name);
+        done(it == latest_.end() ? std::nullopt : std::optional<VerifiedManifest>(it->second));
+    };
+    if (!dht_ || stopping_ || !wire::valid_patch_name(name)) return answer();
+    dht_->get(dht::manifest_key(name), [this, answer](std::vector<Bytes> values) {
+        for (auto& v : values) on_announce(nullptr, v);
+        answer();
+    }, dht::ValueKind::Manifest);
+}
+
+void Node::rollout(const Hash32& id, std::vector<std::string> extra, std::function<void(Rollout)> done) {
+    struct Gather {
+        Rollout r;
+        std::map<std::string, RolloutDomain> by_domain;
+        int pending = 0;
+        std::function<void(Rollout)> done;
+    };
+    auto g = std::make_shared<Gather>();
+    g->r.id = id;
+    g->done = std::move(done);
+    constexpr std::size_t kMost = 4096;  // records one key may add to the counts
+    auto cap = opts_.dht.max_values_per_get;
+    auto finish = [g] {
+        if (--g->pending > 0) return;
+        for (auto& [d, rd] : g->by_domain) g->r.domains.push_back(rd);
+        g->done(std::move(g->r));
+    };
+    auto count_domain = [this, g, id, cap, finish](const std::string& domain) {
+        g->by_domain[domain].domain = domain;
+        g->pending += 2;
+        dht_->get(dht::holder_key(domain, Hash32{}), [g, domain, cap, finish](std::vector<Bytes> values) {
+            if (values.size() >= cap) g->r.capped = true;
+            g->by_domain[domain].online =
+                static_cast<std::uint32_t>(dht::select_holders(values, domain, Hash32{}, unix_now(), 3600, kMost).size());
+            finish();
+        });
+        dht_->get(dht::holder_key(domain, id), [g, domain, id, cap, finish](std::vector<Bytes> values) {
+            if (values.size() >= cap) g->r.capped = true;
+            auto& rd = g->by_domain[domain];
+            for (auto& rec : dht::select_holders(values, domain, id, unix_now(), 3600, kMost)) {
+                bool full = rec.segment_count > 0 && rec.segments_held == rec.segment_count;
+                log::debug("rollout_record", {{"domain", domain}, {"key", key_prefix(rec.node_key)},
+                                              {"held", rec.segments_held}, {"of", rec.segment_count},
+                                              {"seq", rec.seq}, {"issued", rec.issued}});
+                ++rd.holders;
+                rd.complete += full;
+                rd.segments_held += rec.segments_held;
+                rd.segments_total += rec.segment_count;
+                if (rec.role == Role::Super) {
+                    ++rd.supers;
+                    rd.supers_complete += full;
+                }
+            }
+            finish();
+        });
+    };
+    if (!dht_ || stopping_) {
+        g->pending = 1;
+        return finish();
+    }
+    // First the domains: every super-node and origin is in the cross-domain
+    // membership key; then two gets per domain.
+    g->pending = 1;
+    dht_->get(dht::global_holder_key(Hash32{}), [this, g, extra, count_domain, finish](std::vector<Bytes> values) {
+        std::set<std::string> domains(extra.begin(), extra.end());
+        domains.insert(self_.domain);
+        for (auto& rec : dht::select_holders(values, dht::kGlobalDomain, Hash32{}, unix_now(), 3600, kMost))
+            domains.insert(rec.domain);
+        for (auto& d : domains)
+            if (valid_domain(d) && !stopping_) count_domain(d);
+        finish();
+    });
+}
+
+// ---- discovery ----
+
+void Node::lookup(Swarm& s) {
+    if (!dht_ || stopping_) return;
+    s.last_lookup_ms = loop_.now_ms();
+    if (!s.domain_looked_up) s.domain_lookup_pending = true;
+    dial_domain_supers();
+    auto id = s.vm.id;
+    for (std::string domain : {self_.domain, std::string(dht::kGlobalDomain)}) {
+        dht_->get(domain == dht::kGlobalDomain ? dht::global_holder_key(id) : dht::holder_key(domain, id),
+                  [this, id, domain](std::vector<Bytes> values) { on_holders(id, domain, std::move(values)); });
+    }
+}
+
+void Node::on_holders(const Hash32& id, const std::string& domain, std::vector<Bytes> values) {
+    Swarm* s = swarm(id);
+    if (s && domain == self_.domain) {
+        s->domain_looked_up = true;
+        s->domain_lookup_pending = false;
+    }
+    if (!s || !s->dl || s->dl->complete() || stopping_) return;
+    auto recs = dht::select_holders(values, domain, id, unix_now());
+    log::debug("lookup", {{"domain", domain}, {"values", values.size()}, {"holders", recs.size()}});
+    for (auto& rec : recs) {
+        if (rec.node_key == self_.key || by_key_.count(rec.node_key) || dialing_.count(rec.node_key)) continue;
+        if (peers_.size() >= opts_.max_peers) break;
+        dial(rec.host, rec.port, rec.node_key, rec.role, rec.domain);
+    }
+    tell_connecting(*s);
+}
+
+void Node::dial(const std::string& host, std::uint16_t port, const crypto::PublicKey& key, Role role,
+                const std::string& domain) {
+    auto c = transfer::Connection::dial(loop_, host, port, self_, *this, key);
+    dialing_[key] = core::classify(self_.domain, domain, role);
+    auto id = c->id();
+    peers_[id].conn = std::move(c);
+    peers_[id].dialed = key;
+}
+
+// The core holds farther rungs back while nearer holders are still connecting.
+void Node::tell_connecting(Swarm& s) {
+    if (!s.dl) return;
+    std::array<std::uint32_t, core::kSourceClasses> n{};
+    for (auto& [key, cls] : dialing_) ++n[static_cast<int>(cls)];
+    // Until the first lookup of the own domain's key has answered, its holders
+    // count as on their way: the cross-domain answer often comes first, and
+    // other domains must not be asked before the own domain was (at most
+    // DownloadConfig::connect_wait).
+    if (s.domain_lookup_pending) ++n[static_cast<int>(core::SourceClass::SameDomainPeer)];
+    s.dl->set_connecting(n);
+}
+
+void Node::announce(Swarm& s) {
+    if (!dht_ || stopping_) return;
+    // Completion goes out as a new DHT value, not as an update of the partial
+    // record: OpenDHT 2.4 can keep an updated value stale on storing nodes (an
+    // acknowledgement of the previous put counts for the new content), and
+    // completion is what rollout views and downloaders must see. Readers keep
+    // the newest record per node, so the partial one, withdrawn here, does no
+    // harm until it expires. Progress updates reuse the value and wait for the
+    // previous put to be acknowledged instead.
+    bool full = s.store->complete();
+    bool fresh = full && s.announced && !s.announced_full;
+    if (!fresh && s.puts_in_flight > 0 && loop_.now_ms() - s.put_started_ms < 30'000) {
+        s.put_again = true;  // sent when the previous put is acknowledged (or after 30 s)
+        return;
+    }
+    if (fresh) {
+        dht_->withdraw(dht::holder_key(self_.domain, s.vm.id), s.value_id);
+        if (self_.role != Role::Peer) dht_->withdraw(dht::global_holder_key(s.vm.id), s.value_id);
+        s.value_id = crypto::random_u64();
+        s.puts_in_flight = 0;
+        s.put_again = false;
+    }
+    s.announced_full = full;
+    wire::HolderRecord r;
+    r.role = self_.role;
+    r.domain = self_.domain;
+    r.manifest_id = s.vm.id;
+    r.host = opts_.advertise_host;
+    r.port = listen_port();
+    r.node_key = self_.key;
+    r.segments_held = s.store->held().count();
+    r.segment_count = s.store->held().size();
+    r.issued = unix_now();
+    r.seq = ++s.seq;
+    Bytes value = wire::encode_record(r, self_.secret);
+    Hash32 id = s.vm.id;
+    std::uint64_t gen = ++s.put_gen;
+    auto acked = [this, id, vid = s.value_id, gen](bool) {
+        Swarm* sw = swarm(id);
+        // Only this put's acknowledgements count (not a late one of a put
+        // given up on after 30 s, nor one of a removed and re-added patch).
+        if (!sw || sw->value_id != vid || sw->put_gen != gen || --sw->puts_in_flight > 0) return;
+        if (sw->put_again) {
+            sw->put_again = false;
+            announce(*sw);
+        }
+    };
+    s.puts_in_flight = self_.role != Role::Peer ? 2 : 1;
+    s.put_started_ms = loop_.now_ms();
+    dht_->announce(dht::holder_key(self_.domain, s.vm.id), s.value_id, value, acked);
+    if (self_.role != Role::Peer) dht_->announce(dht::global_holder_key(s.vm.id), s.value_id, value, acked);
+    s.announced = true;
+    s.announced_held = r.segments_held;
+    s.last_announce_ms = loop_.now_ms();
+}
+
+}  // namespace ps::node
