@@ -410,11 +410,7 @@ Status Daemon::drop_patch(const Hash32& id) {
     fold_totals();
     auto st = node_->remove(id);
     if (auto l = last_.find(id); l != last_.end()) {
-        for (int c = 0; c < core::kSourceClasses; ++c) retired_.bytes_from[c] += l->second.bytes_from[c];
-        retired_.bytes_uploaded += l->second.bytes_uploaded;
-        retired_.bytes_downloaded += l->second.bytes_downloaded;
-        retired_.segments_verified += l->second.segments_verified;
-        retired_.segments_rejected += l->second.segments_rejected;
+        retired_ += l->second;
         last_.erase(l);
     }
     jobs_.erase(id);

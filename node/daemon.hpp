@@ -162,6 +162,14 @@ private:
     struct Counters {
         std::array<std::uint64_t, core::kSourceClasses> bytes_from{};
         std::uint64_t bytes_uploaded = 0, bytes_downloaded = 0, segments_verified = 0, segments_rejected = 0;
+        Counters& operator+=(const Counters& o) {
+            for (int c = 0; c < core::kSourceClasses; ++c) bytes_from[c] += o.bytes_from[c];
+            bytes_uploaded += o.bytes_uploaded;
+            bytes_downloaded += o.bytes_downloaded;
+            segments_verified += o.segments_verified;
+            segments_rejected += o.segments_rejected;
+            return *this;
+        }
     };
     Counters retired_;
     std::map<Hash32, Counters> last_;

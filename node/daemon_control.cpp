@@ -287,13 +287,7 @@ void Daemon::fold_totals() {
 std::string Daemon::metrics_text() {
     fold_totals();
     Counters t = retired_;
-    for (auto& [id, c] : last_) {
-        for (int k = 0; k < core::kSourceClasses; ++k) t.bytes_from[k] += c.bytes_from[k];
-        t.bytes_uploaded += c.bytes_uploaded;
-        t.bytes_downloaded += c.bytes_downloaded;
-        t.segments_verified += c.segments_verified;
-        t.segments_rejected += c.segments_rejected;
-    }
+    for (auto& [id, c] : last_) t += c;
     NodeStatus ns = node_->status();
     std::string o;
     auto metric = [&](const char* name, const char* type, const char* help) {
@@ -302,54 +296,41 @@ std::string Daemon::metrics_text() {
     auto sample = [&](const std::string& name, std::uint64_t v, const std::string& labels = "") {
         o += name + (labels.empty() ? "" : "{" + labels + "}") + " " + std::to_string(v) + "\n";
     };
+    // A metric's header and its first sample (more samples may follow).
+    auto single = [&](const char* name, const char* type, const char* help, std::uint64_t v,
+                      const std::string& labels = "") {
+        metric(name, type, help);
+        sample(name, v, labels);
+    };
     metric("patchswarm_bytes_received_total", "counter", "Segment bytes received, by source class.");
     for (int c = 0; c < core::kSourceClasses; ++c)
         sample("patchswarm_bytes_received_total", t.bytes_from[c], std::string("source=\"") + source_key(c) + "\"");
-    metric("patchswarm_bytes_verified_total", "counter", "Segment bytes that verified and were stored.");
-    sample("patchswarm_bytes_verified_total", t.bytes_downloaded);
-    metric("patchswarm_bytes_uploaded_total", "counter", "Segment bytes sent to peers.");
-    sample("patchswarm_bytes_uploaded_total", t.bytes_uploaded);
-    metric("patchswarm_segments_verified_total", "counter", "Segments that matched the signed manifest.");
-    sample("patchswarm_segments_verified_total", t.segments_verified);
-    metric("patchswarm_segments_rejected_total", "counter", "Segments that failed their hash (the sender is banned).");
-    sample("patchswarm_segments_rejected_total", t.segments_rejected);
+    single("patchswarm_bytes_verified_total", "counter", "Segment bytes that verified and were stored.", t.bytes_downloaded);
+    single("patchswarm_bytes_uploaded_total", "counter", "Segment bytes sent to peers.", t.bytes_uploaded);
+    single("patchswarm_segments_verified_total", "counter", "Segments that matched the signed manifest.", t.segments_verified);
+    single("patchswarm_segments_rejected_total", "counter", "Segments that failed their hash (the sender is banned).", t.segments_rejected);
     std::uint64_t bans = 0;
     for (auto& w : ns.swarms) bans += w.stats.banned.size();
-    metric("patchswarm_banned_peers", "gauge", "Peers banned for a patch, summed over patches.");
-    sample("patchswarm_banned_peers", bans);
-    metric("patchswarm_peers", "gauge", "Authenticated peer connections.");
-    sample("patchswarm_peers", ns.peers);
-    metric("patchswarm_upload_peers", "gauge", "Peers holding an upload slot.");
-    sample("patchswarm_upload_peers", ns.upload_peers);
-    metric("patchswarm_known_contacts", "gauge", "Contacts in the passive view.");
-    sample("patchswarm_known_contacts", ns.contacts);
-    metric("patchswarm_dht_nodes", "gauge", "Good DHT routing-table entries.");
-    sample("patchswarm_dht_nodes", ns.dht_nodes);
-    metric("patchswarm_dht_operations_total", "counter", "DHT operations started, by kind.");
-    sample("patchswarm_dht_operations_total", ns.dht.gets, "op=\"get\"");
+    single("patchswarm_banned_peers", "gauge", "Peers banned for a patch, summed over patches.", bans);
+    single("patchswarm_peers", "gauge", "Authenticated peer connections.", ns.peers);
+    single("patchswarm_upload_peers", "gauge", "Peers holding an upload slot.", ns.upload_peers);
+    single("patchswarm_known_contacts", "gauge", "Contacts in the passive view.", ns.contacts);
+    single("patchswarm_dht_nodes", "gauge", "Good DHT routing-table entries.", ns.dht_nodes);
+    single("patchswarm_dht_operations_total", "counter", "DHT operations started, by kind.", ns.dht.gets, "op=\"get\"");
     sample("patchswarm_dht_operations_total", ns.dht.puts, "op=\"put\"");
     sample("patchswarm_dht_operations_total", ns.dht.listens, "op=\"listen\"");
-    metric("patchswarm_dht_values_received_total", "counter", "DHT values received.");
-    sample("patchswarm_dht_values_received_total", ns.dht.values_received);
-    metric("patchswarm_dht_values_dropped_total", "counter", "DHT values dropped (over the per-get bound or malformed).");
-    sample("patchswarm_dht_values_dropped_total", ns.dht.values_dropped);
-    metric("patchswarm_dht_refused_total", "counter", "DHT records refused, by side.");
-    sample("patchswarm_dht_refused_total", ns.dht.announces_refused, "side=\"announce\"");
+    single("patchswarm_dht_values_received_total", "counter", "DHT values received.", ns.dht.values_received);
+    single("patchswarm_dht_values_dropped_total", "counter", "DHT values dropped (over the per-get bound or malformed).", ns.dht.values_dropped);
+    single("patchswarm_dht_refused_total", "counter", "DHT records refused, by side.", ns.dht.announces_refused, "side=\"announce\"");
     sample("patchswarm_dht_refused_total", ns.dht.stores_refused, "side=\"store\"");
-    metric("patchswarm_announcements_total", "counter", "Manifest announcements received by gossip, by outcome.");
-    sample("patchswarm_announcements_total", ns.announces_received - ns.announces_rejected, "result=\"accepted\"");
+    single("patchswarm_announcements_total", "counter", "Manifest announcements received by gossip, by outcome.", ns.announces_received - ns.announces_rejected, "result=\"accepted\"");
     sample("patchswarm_announcements_total", ns.announces_rejected, "result=\"rejected\"");
-    metric("patchswarm_rate_limit_bytes_per_second", "gauge", "Configured rate limits (0 = none).");
-    sample("patchswarm_rate_limit_bytes_per_second", ns.upload_rate_limit, "direction=\"upload\"");
+    single("patchswarm_rate_limit_bytes_per_second", "gauge", "Configured rate limits (0 = none).", ns.upload_rate_limit, "direction=\"upload\"");
     sample("patchswarm_rate_limit_bytes_per_second", ns.download_rate_limit, "direction=\"download\"");
-    metric("patchswarm_downloads_completed_total", "counter", "Downloads completed and exported since start.");
-    sample("patchswarm_downloads_completed_total", downloads_completed_);
-    metric("patchswarm_auto_fetches_total", "counter", "Downloads started on an announcement (device auto-fetch, super-node prefetch).");
-    sample("patchswarm_auto_fetches_total", auto_fetches_);
-    metric("patchswarm_cache_evictions_total", "counter", "Cached patches evicted to stay under the quota.");
-    sample("patchswarm_cache_evictions_total", evictions_);
-    metric("patchswarm_hooks_total", "counter", "On-complete hook runs since start, by outcome.");
-    sample("patchswarm_hooks_total", hooks_ok_, "result=\"ok\"");
+    single("patchswarm_downloads_completed_total", "counter", "Downloads completed and exported since start.", downloads_completed_);
+    single("patchswarm_auto_fetches_total", "counter", "Downloads started on an announcement (device auto-fetch, super-node prefetch).", auto_fetches_);
+    single("patchswarm_cache_evictions_total", "counter", "Cached patches evicted to stay under the quota.", evictions_);
+    single("patchswarm_hooks_total", "counter", "On-complete hook runs since start, by outcome.", hooks_ok_, "result=\"ok\"");
     sample("patchswarm_hooks_total", hooks_failed_, "result=\"failed\"");
     metric("patchswarm_patch_segments_held", "gauge", "Segments held, per patch.");
     for (auto& w : ns.swarms)
