@@ -265,4 +265,27 @@ void Download::expire(Millis now, std::vector<Action>& out) {
     }
 }
 
+std::optional<Millis> Download::next_deadline(Millis now) const {
+    if (held_.all() || !started_) return std::nullopt;
+    std::optional<Millis> best;
+    auto consider = [&](Millis t) {
+        if (t > now && (!best || t < *best)) best = t;
+    };
+    for (std::uint32_t s = 0; s < held_.size(); ++s)
+        for (auto& f : in_flight_[s]) {
+            Millis alive = f.since;
+            if (auto it = peers_.find(f.peer); it != peers_.end()) alive = std::max(alive, it->second.last_progress);
+            consider(alive + cfg_.request_timeout);
+            consider(f.since + cfg_.endgame_after);
+        }
+    for (auto& [id, p] : peers_) {
+        consider(p.backoff_until);
+        if (p.cls == SourceClass::SameDomainSuper) consider(p.last_gain + cfg_.local_super_wait);
+    }
+    for (auto d : cfg_.rung_delay) consider(*started_ + d);
+    consider(*started_ + cfg_.connect_wait);
+    if (cfg_.local_first) consider(*started_ + cfg_.local_far_delay);
+    return best;
+}
+
 }  // namespace ps::core

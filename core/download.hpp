@@ -143,6 +143,9 @@ public:
     void expire(Millis now, std::vector<Action>& out);
     // Fills free request slots; call after any event that may have freed one.
     void pump(Millis now, std::vector<Action>& out);
+    // The earliest time after `now` at which tick() may act differently: a
+    // request timing out, a back-off or a rung delay ending, endgame starting.
+    std::optional<Millis> next_deadline(Millis now) const;
 
     // ---- queries ----
     bool complete() const { return held_.all(); }

@@ -169,7 +169,8 @@ nlohmann::json scenario_json(const sim::Scenario& s) {
     if (s.level == sim::Level::Segment) {
         j["max_peers"] = s.max_peers;
         j["lookup_seconds"] = s.lookup_seconds;
-        j["tick_ms"] = s.tick_ms;
+        j["delay_local_ms"] = s.delay_local_ms;
+        j["delay_remote_ms"] = s.delay_remote_ms;
         j["conn_buffer_kib"] = s.conn_buffer_kib;
         j["request_timeout_ms"] = s.download.request_timeout;
         j["max_requests_per_peer"] = s.download.max_requests_per_peer;
@@ -375,7 +376,8 @@ void add_sim_commands(CLI::App& app, Commands& out) {
     sub->add_option("--remote-supers", a->remote_supers, "yes | no: hosts may take from other domains' super-nodes");
     sub->add_option("--max-peers", d.max_peers, "segment level: holders a downloader knows at once");
     sub->add_option("--lookup-seconds", d.lookup_seconds, "segment level: interval between holder lookups");
-    sub->add_option("--tick-ms", d.tick_ms, "segment level: the driver's timer period while downloading");
+    sub->add_option("--delay-local-ms", d.delay_local_ms, "segment level: one-way delay inside a domain");
+    sub->add_option("--delay-remote-ms", d.delay_remote_ms, "segment level: one-way delay between domains and to the origin");
     sub->add_option("--conn-buffer-kib", d.conn_buffer_kib, "segment level: bytes queued on a connection before it is congested");
     sub->add_option("--request-timeout-ms", a->request_timeout_ms, "segment level: core::DownloadConfig::request_timeout");
     sub->add_option("--max-requests-per-peer", a->max_requests_per_peer, "segment level: core::DownloadConfig::max_requests_per_peer");

@@ -1,5 +1,9 @@
-// The node's core loop: start, serving and fetching patches, connections and
-// messages, uploads, timers, status and shutdown. How it finds and is found
+// The node: a thin libuv driver of core::Engine. It decodes frames and feeds
+// the engine events, carries out the actions the engine returns (send, dial,
+// close, serve and store segments on the thread pool, DHT lookups and
+// records), and wakes at the engine's next deadline. What the node does on its
+// own is I/O and housekeeping: connections, the segment store and its syncs,
+// exporting a finished patch, rates for `status`. How it finds and is found
 // (DHT records, gossip, announcements, rollout counts) is in node_discovery.cpp.
 #include "node/node.hpp"
 
@@ -19,27 +23,45 @@ namespace ps::node {
 
 using namespace node_util;
 
+namespace {
+
+core::EngineConfig engine_config(const NodeOptions& o, const transfer::Identity& id) {
+    core::EngineConfig c;
+    c.self = id.key;
+    c.role = id.role;
+    c.domain = id.domain;
+    c.download = o.download;
+    c.uploads = o.uploads;
+    c.upload_rate = o.upload_rate;
+    c.download_rate = o.download_rate;
+    c.upload_buffer = o.upload_buffer;
+    c.conn_high_water = transfer::Connection::kHighWater;
+    c.max_peers = o.max_peers;
+    c.lookup_interval = o.lookup_interval_ms;
+    c.superseed_reserve = o.superseed_reserve_ms;
+    c.fault_ignore_requests = o.fault_ignore_requests;
+    return c;
+}
+
+}  // namespace
+
 Node::Node(transfer::Loop& loop, NodeOptions opts, transfer::Identity identity)
-    : loop_(loop), opts_(std::move(opts)), self_(std::move(identity)) {
+    : loop_(loop), opts_(std::move(opts)), self_(std::move(identity)),
+      engine_(engine_config(opts_, self_), crypto::random_u64()) {
     if (opts_.advertise_host.empty()) opts_.advertise_host = opts_.listen_host;
-    opts_.download.local_first = self_.role == Role::Peer;  // devices spare the links between domains
-    uploads_.set_config(opts_.uploads);
-    set_rate_limits(opts_.upload_rate, opts_.download_rate);
+    opts_.download.local_first = self_.role == Role::Peer;
 }
 
 void Node::set_upload_slots(std::uint32_t slots) {
     opts_.uploads.slots = slots;
-    uploads_.set_config(opts_.uploads);
+    engine_.set_upload_slots(slots);
 }
 
 void Node::set_rate_limits(std::uint64_t upload, std::uint64_t download) {
-    auto now = loop_.now_ms();
-    // A burst of a quarter second, but at least one segment, so a segment can always go.
-    auto burst = [](std::uint64_t rate) { return std::max<std::uint64_t>(rate / 4, wire::kDefaultSegmentSize); };
-    uploads_.set_rate(now, upload, burst(upload));
-    download_bucket_.set_rate(now, download, burst(download));
+    engine_.set_rates(now(), upload, download);
     opts_.upload_rate = upload;
     opts_.download_rate = download;
+    run_actions();
 }
 
 Node::~Node() {
@@ -48,7 +70,8 @@ Node::~Node() {
 }
 
 Status Node::start() {
-    // The DHT first, so that its sockets get low fd numbers (stack.md P4).
+    // The DHT first, so that its sockets get low fd numbers: OpenDHT 2.4
+    // select()s on them, and select() cannot watch descriptors past 1023.
     std::weak_ptr<bool> alive = alive_;
     transfer::Loop* loop = &loop_;
     auto post = [loop, alive](std::function<void()> fn) {
@@ -67,8 +90,9 @@ Status Node::start() {
                                        });
     if (!l) return std::move(l).take_error();
     listener_ = std::move(*l);
-    timer_ = std::make_unique<transfer::Timer>(loop_);
-    timer_->start(100, 100, [this] { tick(); });
+    deadline_ = std::make_unique<transfer::Timer>(loop_);
+    house_ = std::make_unique<transfer::Timer>(loop_);
+    house_->start(1'000, 1'000, [this] { housekeeping(); });
     member_value_id_ = crypto::random_u64();
     announce_member();
     join_gossip();
@@ -80,32 +104,29 @@ Status Node::start() {
         if (t) watch_listens_.push_back(t);
     }
     check_watched();
+    run_actions();
     return {};
 }
 
 std::uint16_t Node::listen_port() const { return listener_ ? listener_->port() : 0; }
 std::uint16_t Node::dht_port() const { return dht_ ? dht_->port() : 0; }
 
-const SwarmStats* Node::stats(const Hash32& id) const {
-    auto it = swarms_.find(id);
-    return it == swarms_.end() ? nullptr : &it->second.stats;
-}
+const SwarmStats* Node::stats(const Hash32& id) const { return engine_.stats(id); }
 
 Node::Swarm* Node::swarm(const Hash32& id) {
     auto it = swarms_.find(id);
     return it == swarms_.end() ? nullptr : &it->second;
 }
 
-void Node::add_swarm(Swarm s) {
+void Node::add_swarm(Swarm s, bool download) {
     s.value_id = crypto::random_u64();
-    s.stats.started_ms = loop_.now_ms();
-    s.index = static_cast<std::uint32_t>(swarm_by_index_.size());
+    s.downloading = download;
     auto id = s.vm.id;
-    swarm_by_index_.push_back(id);
-    auto& sw = swarms_[id] = std::move(s);
-    for (auto& [cid, p] : peers_)
-        if (p.conn->ready()) send_have(p, sw);
-    if (sw.store->held().count() > 0) announce(sw);
+    const auto& m = s.vm.manifest;
+    auto held = s.store->held();
+    swarms_[id] = std::move(s);
+    engine_.add_patch(id, core::PatchShape{m.segment_count(), m.segment_size, m.total_size}, held, download, now());
+    run_actions();
 }
 
 Status Node::serve(const VerifiedManifest& vm, const std::string& file) {
@@ -117,8 +138,7 @@ Status Node::serve(const VerifiedManifest& vm, const std::string& file) {
     Swarm s;
     s.vm = vm;
     s.store = std::move(*st);
-    if (self_.role == Role::Origin) s.superseed.emplace(vm.manifest.segment_count(), opts_.superseed_reserve_ms);
-    add_swarm(std::move(s));
+    add_swarm(std::move(s), false);
     announce_manifest(vm);
     return {};
 }
@@ -134,21 +154,156 @@ Status Node::fetch(const VerifiedManifest& vm, const std::string& out_path, Done
     s.store = std::move(*st);
     s.out_path = out_path;
     s.on_complete = std::move(on_complete);
-    s.dl.emplace(vm.manifest.segment_count(), opts_.download, crypto::random_u64());
-    for (std::uint32_t i = 0; i < vm.manifest.segment_count(); ++i)
-        if (s.store->held().test(i)) s.dl->mark_held(i);
-    add_swarm(std::move(s));
-    auto& sw = swarms_.at(vm.id);
-    if (sw.store->complete()) finish(sw);
-    else lookup(sw);
+    add_swarm(std::move(s), true);
     return {};
 }
 
-// ---- connections ----
+// ---- the engine's actions ----
 
-core::SourceClass Node::class_of(const Peer& p) const {
-    return core::classify(self_.domain, p.conn->peer().domain, p.conn->peer().role);
+void Node::run_actions() {
+    // Carrying out an action can feed the engine more events (and so more
+    // actions): take the batch, and go round until nothing is left.
+    std::vector<core::EngineAction> batch;
+    while (!engine_.actions().empty()) {
+        batch.clear();
+        std::swap(batch, engine_.actions());
+        for (auto& a : batch) carry_out(a);
+    }
+    arm();
 }
+
+Node::Peer* Node::ready_peer(core::ConnId c) {
+    auto it = peers_.find(core::raw(c));
+    return it != peers_.end() && it->second.conn->ready() ? &it->second : nullptr;
+}
+
+void Node::carry_out(core::EngineAction& action) {
+    namespace act = core::act;
+    std::visit(
+        [&](auto& a) {
+            using T = std::decay_t<decltype(a)>;
+            if constexpr (std::is_same_v<T, act::SendHave>) {
+                if (Peer* p = ready_peer(a.conn)) send_msg(*p, wire::MsgHave{a.patch, std::move(a.bitfield)});
+            } else if constexpr (std::is_same_v<T, act::SendHaveOne>) {
+                if (Peer* p = ready_peer(a.conn)) send_msg(*p, wire::MsgHaveOne{a.patch, core::idx(a.seg)});
+            } else if constexpr (std::is_same_v<T, act::SendRequest>) {
+                log::debug("request", {{"seg", core::idx(a.seg)}, {"source", core::to_string(a.from)}});
+                if (Peer* p = ready_peer(a.conn)) send_msg(*p, wire::MsgRequest{a.patch, core::idx(a.seg)});
+            } else if constexpr (std::is_same_v<T, act::SendCancel>) {
+                if (Swarm* s = swarm(a.patch)) s->partial.erase({core::raw(a.conn), core::idx(a.seg)});
+                if (Peer* p = ready_peer(a.conn)) send_msg(*p, wire::MsgCancel{a.patch, core::idx(a.seg)});
+            } else if constexpr (std::is_same_v<T, act::SendReject>) {
+                if (Peer* p = ready_peer(a.conn))
+                    send_msg(*p, wire::MsgReject{a.patch, core::idx(a.seg), std::uint8_t(a.reason)});
+            } else if constexpr (std::is_same_v<T, act::Serve>) {
+                serve_segment(a);
+            } else if constexpr (std::is_same_v<T, act::Store>) {
+                store_segment(a);
+            } else if constexpr (std::is_same_v<T, act::Dial>) {
+                dial(a.to);
+            } else if constexpr (std::is_same_v<T, act::Close>) {
+                if (auto it = peers_.find(core::raw(a.conn)); it != peers_.end()) it->second.conn->close(a.reason);
+            } else if constexpr (std::is_same_v<T, act::Lookup>) {
+                lookup(a.patch);
+            } else if constexpr (std::is_same_v<T, act::Announce>) {
+                if (Swarm* s = swarm(a.patch)) announce(*s, a.held, a.segments);
+            } else if constexpr (std::is_same_v<T, act::Banned>) {
+                log::warn("segment_rejected", {{"seg", core::idx(a.seg)}, {"key", key_prefix(a.key)},
+                                               {"action", "banned for this patch"}});
+            } else if constexpr (std::is_same_v<T, act::Completed>) {
+                if (Swarm* s = swarm(a.patch)) finish(*s);
+            }
+        },
+        action);
+}
+
+// Hashing and the write run on libuv's thread pool; the engine hears the
+// outcome on the loop thread.
+void Node::store_segment(const core::act::Store& a) {
+    Swarm* s = swarm(a.patch);
+    if (!s) return;
+    auto key = std::make_pair(core::raw(a.conn), core::idx(a.seg));
+    auto it = s->partial.find(key);
+    if (it == s->partial.end()) return engine_.stored(a.conn, a.patch, a.seg, core::StoreOutcome::IoError, now());
+    auto data = std::make_shared<Bytes>(std::move(it->second));
+    s->partial.erase(it);
+    auto store = s->store;
+    auto outcome = std::make_shared<SegmentStore::WriteOutcome>();
+    auto error = std::make_shared<std::string>();
+    std::weak_ptr<bool> alive = alive_;
+    transfer::run_blocking(
+        loop_, [store, data, outcome, error, seg = core::idx(a.seg)] { *outcome = store->check_write(seg, *data, *error); },
+        [this, alive, store, outcome, error, a] {
+            if (auto live = alive.lock(); !live || !*live) return;
+            Swarm* sw = swarm(a.patch);
+            if (!sw || sw->store != store) return;
+            auto result = core::StoreOutcome::Stored;
+            if (*outcome == SegmentStore::WriteOutcome::BadHash) {
+                result = core::StoreOutcome::BadHash;
+            } else if (*outcome == SegmentStore::WriteOutcome::IoError) {
+                log::error("store_write_failed", {{"seg", core::idx(a.seg)}, {"error", *error}});
+                result = core::StoreOutcome::IoError;
+            } else {
+                store->mark_written(core::idx(a.seg));
+                if (store->unsynced() >= 16) sync_store(*sw);  // batched fdatasync
+            }
+            engine_.stored(a.conn, a.patch, a.seg, result, now());
+            run_actions();
+        });
+}
+
+void Node::serve_segment(const core::act::Serve& a) {
+    Swarm* s = swarm(a.patch);
+    if (!s) return engine_.serve_failed(a.conn, a.patch, a.seg, now());
+    auto store = s->store;
+    auto data = std::make_shared<Bytes>();
+    auto st = std::make_shared<Status>();
+    std::weak_ptr<bool> alive = alive_;
+    transfer::run_blocking(
+        loop_, [store, data, st, seg = core::idx(a.seg)] { *st = store->check_read(seg, *data); },
+        [this, alive, store, data, st, a] {
+            if (auto live = alive.lock(); !live || !*live) return;
+            Swarm* sw = swarm(a.patch);
+            if (!*st) {
+                log::warn("store_read_failed", {{"seg", core::idx(a.seg)}, {"error", st->error()}});
+                if (sw && sw->store == store) store->forget(core::idx(a.seg));  // never served again
+                engine_.serve_failed(a.conn, a.patch, a.seg, now());
+                return run_actions();
+            }
+            Peer* p = ready_peer(a.conn);
+            if (p) {
+                if (opts_.fault_corrupt_uploads && !data->empty()) (*data)[data->size() / 2] ^= 0x5A;
+                for (std::size_t off = 0; off < data->size(); off += wire::kMaxChunk) {
+                    std::size_t n = std::min(wire::kMaxChunk, data->size() - off);
+                    send_msg(*p, wire::MsgData{a.patch, core::idx(a.seg), static_cast<std::uint32_t>(off),
+                                               ByteView(*data).subspan(off, n)});
+                }
+            }
+            engine_.served(a.conn, a.patch, a.seg, p ? p->conn->queued_bytes() : 0, now());
+            run_actions();
+        });
+}
+
+// The engine's next deadline, computed once per loop turn however many
+// events came in (it walks every download).
+void Node::arm() {
+    if (arm_posted_ || stopping_ || !deadline_) return;
+    arm_posted_ = true;
+    std::weak_ptr<bool> alive = alive_;
+    loop_.post([this, alive] {
+        if (auto live = alive.lock(); !live || !*live) return;
+        arm_posted_ = false;
+        if (stopping_) return;
+        auto t = engine_.next_deadline(now());
+        if (!t) return deadline_->stop();
+        deadline_->start(t->ms > loop_.now_ms() ? t->ms - loop_.now_ms() : 0, 0, [this] {
+            engine_.tick(now());
+            run_actions();
+        });
+    });
+}
+
+// ---- connections ----
 
 void Node::send_msg(Peer& p, const wire::Message& m) {
     scratch_.clear();
@@ -156,35 +311,23 @@ void Node::send_msg(Peer& p, const wire::Message& m) {
     p.conn->send(scratch_);
 }
 
-void Node::send_have(Peer& p, Swarm& s) {
-    if (!p.told.insert(s.vm.id).second) return;
-    send_msg(p, wire::MsgHave{s.vm.id, s.store->held().to_bytes()});
-}
-
 void Node::on_ready(transfer::Connection& c) {
     auto it = peers_.find(c.id());
     if (it == peers_.end()) return;
-    const auto& key = c.peer().key;
-    dialing_.erase(key);
-    for (auto& [sid, s] : swarms_) tell_connecting(s);
-    if (auto dup = by_key_.find(key); dup != by_key_.end()) {
-        // Two connections between the same pair (both dialed at once): keep the
-        // one dialed by the smaller key, so that both ends make the same choice.
-        auto& other = peers_.at(dup->second);
-        const auto& dialer_of = [&](transfer::Connection& x) -> const crypto::PublicKey& {
-            return x.dialer() ? self_.key : x.peer().key;
-        };
-        bool keep_new = dialer_of(c) < dialer_of(*other.conn);
-        if (!keep_new) return c.close("duplicate connection");
-        by_key_.erase(dup);
-        other.conn->close("duplicate connection");
+    Peer& p = it->second;
+    const auto& who = c.peer();
+    p.up = engine_.conn_up(core::ConnId{c.id()}, core::PeerIdentity{who.key, who.role, who.domain}, c.dialer(), now());
+    if (p.up) {
+        log::debug("connected", {{"peer", c.remote()}, {"domain", who.domain}, {"role", to_string(who.role)},
+                                 {"dialed", c.dialer()}});
+        // Gossip first (the view and what we know), then the engine's Haves.
+        auto actions = std::move(engine_.actions());
+        engine_.actions().clear();
+        send_msg(p, peers_msg());
+        for (auto& [name, vm] : latest_) send_msg(p, wire::MsgAnnounce{vm.bytes});
+        for (auto& a : actions) engine_.actions().push_back(std::move(a));
     }
-    by_key_[key] = c.id();
-    log::debug("connected", {{"peer", c.remote()}, {"domain", c.peer().domain}, {"role", to_string(c.peer().role)},
-                             {"dialed", c.dialer()}});
-    send_msg(it->second, peers_msg());
-    for (auto& [name, vm] : latest_) send_msg(it->second, wire::MsgAnnounce{vm.bytes});
-    for (auto& [id, s] : swarms_) send_have(it->second, s);
+    run_actions();
 }
 
 void Node::on_closed(transfer::Connection& c, const std::string& reason) {
@@ -199,165 +342,65 @@ void Node::on_closed(transfer::Connection& c, const std::string& reason) {
                     reason.rfind("peer said goodbye", 0) == 0;
     if (ordinary) log::debug("connection_closed", {{"peer", c.remote()}, {"reason", reason}});
     else log::warn("connection_closed", {{"peer", c.remote()}, {"reason", reason}});
-    auto bk = by_key_.find(c.peer().key);
-    if (bk != by_key_.end() && bk->second == id) by_key_.erase(bk);
-    if (it->second.dialed) dialing_.erase(*it->second.dialed);
-    for (auto& [sid, s] : swarms_) tell_connecting(s);
-    for (auto& [sid, s] : swarms_) {
-        if (!s.dl) continue;
-        s.dl->remove_peer(id);
-        for (auto p = s.partial.begin(); p != s.partial.end();)
-            p = p->first.first == id ? s.partial.erase(p) : std::next(p);
-    }
-    uploads_.peer_gone(id);
+    for (auto& [sid, s] : swarms_) std::erase_if(s.partial, [id](auto& e) { return e.first.first == id; });
+    bool was_up = it->second.up;
+    auto dialed = it->second.dialed;
     peers_.erase(it);  // destroys c
-    for (auto& [sid, s] : swarms_) pump_requests(s);
+    if (was_up) engine_.conn_down(core::ConnId{id}, now());
+    else if (dialed) engine_.dial_failed(*dialed, now());
+    run_actions();
 }
 
 void Node::on_message(transfer::Connection& c, ByteView frame) {
     auto pit = peers_.find(c.id());
-    if (pit == peers_.end()) return;
+    if (pit == peers_.end() || !pit->second.up) return;
     Peer& p = pit->second;
     auto msg = wire::decode_message(frame);
     if (!msg) return c.close(msg.error());
-    auto now = loop_.now_ms();
+    core::ConnId cid{c.id()};
+    auto t = now();
     std::visit(
         [&](auto& m) {
             using T = std::decay_t<decltype(m)>;
             if constexpr (std::is_same_v<T, wire::MsgKeepalive>) {
-                return;
             } else if constexpr (std::is_same_v<T, wire::MsgBye>) {
                 c.close("peer said goodbye: " + m.reason);
             } else if constexpr (std::is_same_v<T, wire::MsgAnnounce>) {
                 on_announce(&p, m.manifest);
             } else if constexpr (std::is_same_v<T, wire::MsgPeers>) {
                 on_peers(p, m.contacts);
-            } else {
+            } else if constexpr (std::is_same_v<T, wire::MsgHave>) {
+                engine_.on_have(cid, m.manifest, m.bitfield, t);
+            } else if constexpr (std::is_same_v<T, wire::MsgHaveOne>) {
+                engine_.on_have_one(cid, m.manifest, core::Segment{m.segment}, t);
+            } else if constexpr (std::is_same_v<T, wire::MsgRequest>) {
+                engine_.on_request(cid, m.manifest, core::Segment{m.segment}, t);
+            } else if constexpr (std::is_same_v<T, wire::MsgCancel>) {
+                engine_.on_cancel(cid, m.manifest, core::Segment{m.segment});
+            } else if constexpr (std::is_same_v<T, wire::MsgReject>) {
+                log::debug("request_rejected", {{"peer", c.remote()}, {"seg", m.segment}, {"reason", unsigned(m.reason)}});
+                if (Swarm* s = swarm(m.manifest)) s->partial.erase({c.id(), m.segment});
+                engine_.on_reject(cid, m.manifest, core::Segment{m.segment}, m.reason, t);
+            } else if constexpr (std::is_same_v<T, wire::MsgData>) {
+                auto v = engine_.on_data(cid, m.manifest, core::Segment{m.segment}, m.offset,
+                                         static_cast<std::uint32_t>(m.data.size()), t);
+                if (v != core::DataVerdict::Take && v != core::DataVerdict::TakeLast) return;
                 Swarm* s = swarm(m.manifest);
-                if constexpr (std::is_same_v<T, wire::MsgRequest>) {
-                    using V = core::Uploads::Verdict;
-                    auto reject = [&](core::RejectReason r) {
-                        send_msg(p, wire::MsgReject{m.manifest, m.segment, std::uint8_t(r)});
-                    };
-                    if (!s) return reject(core::RejectReason::UnknownPatch);
-                    if (opts_.fault_ignore_requests) return;
-                    if (s->superseed && s->store->held().test(m.segment) && !s->superseed->allow(m.segment, now))
-                        return reject(core::RejectReason::Busy);
-                    bool banned = s->stats.banned.count(to_hex(c.peer().key)) != 0;
-                    bool priority = c.peer().role == Role::Super;
-                    switch (uploads_.request(c.id(), cookie(*s, m.segment), s->store->held().test(m.segment), banned,
-                                             priority)) {
-                        case V::Queued:
-                            s->last_served_ms = now;  // a cache must not evict what peers are downloading
-                            return pump_uploads();
-                        case V::Busy: return reject(core::RejectReason::Busy);
-                        case V::NotHeld: return reject(core::RejectReason::NotHeld);
-                        case V::Banned: return reject(core::RejectReason::Banned);
-                    }
-                    return;
-                }
-                if constexpr (std::is_same_v<T, wire::MsgCancel>) {
-                    if (s) uploads_.cancel(c.id(), cookie(*s, m.segment));
-                    return;
-                }
-                if (!s) return;  // a patch we do not take part in
-                if constexpr (std::is_same_v<T, wire::MsgHave>) {
-                    // Answer a peer's first Have with ours, even if we sent one
-                    // before it took part in this patch (it ignored that one).
-                    if (p.heard.insert(s->vm.id).second) p.told.erase(s->vm.id);
-                    send_have(p, *s);
-                    if (!s->dl || s->dl->complete()) return;
-                    auto bf = Bitfield::from_bytes(m.bitfield, s->dl->segment_count());
-                    if (!bf) return c.close("have: bitfield does not fit the manifest");
-                    s->dl->add_peer(c.id(), class_of(p), now);
-                    s->dl->peer_bitfield(c.id(), *bf);
-                } else if constexpr (std::is_same_v<T, wire::MsgHaveOne>) {
-                    if (!s->dl || s->dl->complete()) return;
-                    if (m.segment >= s->dl->segment_count()) return c.close("have-one: segment out of range");
-                    s->dl->peer_has(c.id(), m.segment);
-                } else if constexpr (std::is_same_v<T, wire::MsgData>) {
-                    return handle_data(p, *s, m.segment, m.offset, m.data);
-                } else if constexpr (std::is_same_v<T, wire::MsgReject>) {
-                    if (!s->dl) return;
-                    if (m.reason < 1 || m.reason > 4) return c.close("reject: unknown reason");
-                    log::debug("request_rejected", {{"peer", c.remote()}, {"seg", m.segment}, {"reason", unsigned(m.reason)}});
-                    s->partial.erase({c.id(), m.segment});
-                    if (m.reason == std::uint8_t(core::RejectReason::Busy))
-                        ++s->stats.busy_from[static_cast<int>(class_of(p))];
-                    s->dl->rejected(c.id(), m.segment, static_cast<core::RejectReason>(m.reason), now);
-                }
-                pump_requests(*s);
+                if (!s) return;
+                auto& buf = s->partial[{c.id(), m.segment}];
+                if (buf.empty()) buf.reserve(s->store->segment_length(m.segment));
+                buf.insert(buf.end(), m.data.begin(), m.data.end());
             }
         },
         *msg);
+    run_actions();
 }
 
-void Node::handle_data(Peer& p, Swarm& s, std::uint32_t seg, std::uint32_t offset, ByteView data) {
-    auto cid = p.conn->id();
-    // Only bytes we asked this peer for; late chunks of a cancelled request are dropped.
-    if (!s.dl || !s.dl->is_requested(cid, seg)) return;
-    auto& buf = s.partial[{cid, seg}];
-    std::uint32_t len = s.store->segment_length(seg);
-    if (offset != buf.size() || buf.size() + data.size() > len) {
-        s.partial.erase({cid, seg});
-        return p.conn->close("data: chunk out of order or past the segment's end");
-    }
-    if (buf.empty()) buf.reserve(len);
-    buf.insert(buf.end(), data.begin(), data.end());
-    s.stats.bytes_from[static_cast<int>(class_of(p))] += data.size();
-    download_bucket_.spend(loop_.now_ms(), data.size());
-    s.dl->progress(cid, loop_.now_ms());
-    if (buf.size() < len) return;
-    Bytes whole = std::move(buf);
-    s.partial.erase({cid, seg});
-    segment_arrived(p, s, seg, std::move(whole));
-}
-
-void Node::segment_arrived(Peer& p, Swarm& s, std::uint32_t seg, Bytes data) {
-    auto cid = p.conn->id();
-    auto now = loop_.now_ms();
-    bool valid = bool(wire::check_segment(s.vm.manifest, seg, data));
-    actions_.clear();
-    if (!valid) {
-        ++s.stats.segments_rejected;
-        s.stats.banned.insert(to_hex(p.conn->peer().key));
-        log::warn("segment_rejected", {{"seg", seg}, {"peer", p.conn->remote()}, {"key", key_prefix(p.conn->peer().key)},
-                                       {"action", "banned for this patch"}});
-        s.dl->segment_done(cid, seg, false, actions_);
-    } else {
-        if (auto st = s.store->write(seg, data); !st) {
-            log::error("store_write_failed", {{"seg", seg}, {"error", st.error()}});
-            s.dl->rejected(cid, seg, core::RejectReason::Busy, now);  // ask again later
-        } else {
-            // Batch the fdatasync: every 16 segments here, and on every tick.
-            if (s.store->unsynced() >= 16) sync_store(s);
-            ++s.stats.segments_verified;
-            s.stats.bytes_downloaded += data.size();
-            s.dl->segment_done(cid, seg, true, actions_);
-            for (auto& [id, other] : peers_)
-                if (other.conn->ready() && other.told.count(s.vm.id))
-                    send_msg(other, wire::MsgHaveOne{s.vm.id, seg});
-        }
-    }
-    run_actions(s, actions_);
-    pump_requests(s);
-    if (!s.announced) announce(s);
-    if (s.dl->complete()) finish(s);
-}
-
-void Node::run_actions(Swarm& s, std::vector<core::Action>& actions) {
-    for (auto& a : actions) {
-        auto it = peers_.find(a.peer);
-        if (it == peers_.end() || !it->second.conn->ready()) continue;
-        if (a.kind == core::Action::Request) {
-            log::debug("request", {{"seg", a.segment}, {"source", core::to_string(class_of(it->second))}});
-            send_msg(it->second, wire::MsgRequest{s.vm.id, a.segment});
-        } else {
-            s.partial.erase({a.peer, a.segment});
-            send_msg(it->second, wire::MsgCancel{s.vm.id, a.segment});
-        }
-    }
-    actions.clear();
+void Node::on_writable(transfer::Connection& c) {
+    auto it = peers_.find(c.id());
+    if (it == peers_.end() || !it->second.up) return;
+    engine_.writable(core::ConnId{c.id()}, c.queued_bytes(), now());
+    run_actions();
 }
 
 // fdatasync runs on libuv's thread pool, so the loop keeps moving bytes while
@@ -385,12 +428,10 @@ void Node::sync_store(Swarm& s) {
 }
 
 void Node::finish(Swarm& s) {
-    if (!s.stats.completed_ms) s.stats.completed_ms = loop_.now_ms();
     s.finishing = true;
     if (!s.store->durable_all()) return sync_store(s);  // finish() again when the sync ends
     s.finishing = false;
     Status st = s.out_path.empty() ? Status{} : s.store->export_to(s.out_path);
-    announce(s);
     if (s.on_complete) {
         auto cb = std::move(s.on_complete);
         s.on_complete = nullptr;
@@ -398,117 +439,52 @@ void Node::finish(Swarm& s) {
     }
 }
 
-// ---- uploads ----
-
-std::uint64_t Node::cookie(const Swarm& s, std::uint32_t seg) { return std::uint64_t{s.index} << 32 | seg; }
-
-void Node::pump_requests(Swarm& s) {
-    if (!s.dl || s.dl->complete() || stopping_ || s.paused) return;
-    auto now = loop_.now_ms();
-    if (!download_bucket_.ready(now)) return;  // the tick tries again
-    // Under a download limit, keep about one second's worth of segments asked
-    // for: what is requested arrives at the holder's speed, whatever the bucket says.
-    std::uint64_t cap = opts_.download.max_requests_total;
-    if (opts_.download_rate)
-        cap = std::clamp<std::uint64_t>(opts_.download_rate / s.vm.manifest.segment_size, 1, cap);
-    s.dl->set_max_requests_total(static_cast<std::uint32_t>(cap));
-    actions_.clear();
-    s.dl->pump(now, actions_);
-    run_actions(s, actions_);
-}
-
-void Node::pump_uploads() {
-    auto now = loop_.now_ms();
-    std::size_t buffered = 0;
-    for (auto& [id, p] : peers_) buffered += p.conn->queued_bytes();
-    auto writable = [this, &buffered](core::PeerId id) {
-        if (buffered >= opts_.upload_buffer) return false;
-        auto it = peers_.find(id);
-        return it != peers_.end() && it->second.conn->ready() &&
-               it->second.conn->queued_bytes() < transfer::Connection::kHighWater;
-    };
-    while (auto item = uploads_.next(now, writable)) {
-        auto sid = static_cast<std::uint32_t>(item->what >> 32);
-        auto seg = static_cast<std::uint32_t>(item->what);
-        Swarm* s = sid < swarm_by_index_.size() ? swarm(swarm_by_index_[sid]) : nullptr;
-        if (!s) continue;
-        serve_one(peers_.at(item->peer), *s, seg);
-        uploads_.sent(now, s->store->segment_length(seg));
-        buffered += s->store->segment_length(seg);
-    }
-}
-
-void Node::serve_one(Peer& p, Swarm& s, std::uint32_t seg) {
-    Bytes data;
-    if (auto st = s.store->read(seg, data); !st) {
-        log::warn("store_read_failed", {{"seg", seg}, {"error", st.error()}});
-        send_msg(p, wire::MsgReject{s.vm.id, seg, std::uint8_t(core::RejectReason::NotHeld)});
-        return;
-    }
-    if (opts_.fault_corrupt_uploads && !data.empty()) data[data.size() / 2] ^= 0x5A;
-    if (s.superseed) s.superseed->served(seg, loop_.now_ms());
-    for (std::size_t off = 0; off < data.size(); off += wire::kMaxChunk) {
-        std::size_t n = std::min(wire::kMaxChunk, data.size() - off);
-        send_msg(p, wire::MsgData{s.vm.id, seg, static_cast<std::uint32_t>(off), ByteView(data).subspan(off, n)});
-    }
-    s.stats.bytes_uploaded += data.size();
-    s.last_served_ms = loop_.now_ms();
-}
-
-void Node::on_writable(transfer::Connection&) { pump_uploads(); }
-
 // ---- time ----
 
-void Node::tick() {
-    auto now = loop_.now_ms();
+// The driver's own chores, once a second: handshakes that never finish, the
+// membership record, watched names, a few connections kept for gossip, syncs
+// and rates. Protocol timing is the engine's (its deadline timer).
+void Node::housekeeping() {
+    auto t = loop_.now_ms();
     std::vector<transfer::Connection*> stale;
     for (auto& [id, p] : peers_)
-        if (!p.conn->ready() && !p.conn->closing() && now - p.conn->created_ms() > opts_.handshake_timeout_ms)
+        if (!p.conn->ready() && !p.conn->closing() && t - p.conn->created_ms() > opts_.handshake_timeout_ms)
             stale.push_back(p.conn.get());
     for (auto* c : stale) c->close("handshake timed out");
-    pump_uploads();  // sends held back by the rate limit
-    if (now - last_member_ms_ >= 20 * 60 * 1000) announce_member();
-    if (!opts_.watch.empty() && now - last_watch_ms_ >= 30'000) check_watched();
+    if (t - last_member_ms_ >= 20 * 60 * 1000) announce_member();
+    if (!opts_.watch.empty() && t - last_watch_ms_ >= 30'000) check_watched();
     // Keep a few connections even with nothing to fetch, to hear announcements.
-    if (by_key_.size() + dialing_.size() < opts_.gossip_peers && !stopping_) {
-        if (contacts_.empty() && now - last_join_ms_ >= 2'000) join_gossip();
+    auto open = [this] { return engine_.peer_count() + engine_.dial_count(); };
+    if (open() < opts_.gossip_peers && !stopping_) {
+        if (contacts_.empty() && t - last_join_ms_ >= 2'000) join_gossip();
         std::vector<const wire::Contact*> pick;
         for (auto& [k, c] : contacts_)
-            if (!by_key_.count(k) && !dialing_.count(k)) pick.push_back(&c);
+            if (engine_.may_dial(k)) pick.push_back(&c);
         // Own domain first (locality), then random order among equals.
-        std::sort(pick.begin(), pick.end(), [this](auto* a, auto* b) {
+        std::stable_sort(pick.begin(), pick.end(), [this](auto* a, auto* b) {
             return (a->domain == self_.domain) > (b->domain == self_.domain);
         });
-        for (std::size_t i = 0; i < pick.size() && by_key_.size() + dialing_.size() < opts_.gossip_peers; ++i)
-            dial(pick[i]->host, pick[i]->port, pick[i]->key, pick[i]->role, pick[i]->domain);
+        for (std::size_t i = 0; i < pick.size() && open() < opts_.gossip_peers; ++i) {
+            core::Holder h{pick[i]->key, pick[i]->role, pick[i]->domain, pick[i]->host, pick[i]->port};
+            engine_.note_dial(h);
+            dial(h);
+        }
     }
-
     for (auto& [id, s] : swarms_) {
-        if (s.dl && !s.dl->complete()) {
-            actions_.clear();
-            s.dl->expire(now, actions_);
-            run_actions(s, actions_);
-            pump_requests(s);
-            if (now - s.last_lookup_ms >= opts_.lookup_interval_ms) lookup(s);
-        }
         sync_store(s);
-        if (now - s.sample_ms >= 1'000) {  // rates, smoothed over a few seconds
-            double secs = double(now - s.sample_ms) / 1000.0;
-            double down = double(s.stats.bytes_downloaded - s.sample_down) / secs;
-            double up = double(s.stats.bytes_uploaded - s.sample_up) / secs;
-            s.rate_down = s.sample_ms ? 0.5 * s.rate_down + 0.5 * down : down;
-            s.rate_up = s.sample_ms ? 0.5 * s.rate_up + 0.5 * up : up;
-            s.sample_down = s.stats.bytes_downloaded;
-            s.sample_up = s.stats.bytes_uploaded;
-            s.sample_ms = now;
-        }
-        // Refresh the record when what we hold changed, and well before readers
-        // consider it stale (they drop records issued over an hour ago).
-        std::uint32_t held = s.store->held().count();
-        bool changed = held != s.announced_held && now - s.last_announce_ms >= 2'000;
-        bool aging = now - s.last_announce_ms >= 20 * 60 * 1000;
-        if (held > 0 && (changed || aging)) announce(s);
+        const SwarmStats* st = engine_.stats(id);
+        if (!st || t - s.sample_ms < 1'000) continue;
+        // Rates, smoothed over a few seconds.
+        double secs = double(t - s.sample_ms) / 1000.0;
+        double down = double(st->bytes_downloaded - s.sample_down) / secs;
+        double up = double(st->bytes_uploaded - s.sample_up) / secs;
+        s.rate_down = s.sample_ms ? 0.5 * s.rate_down + 0.5 * down : down;
+        s.rate_up = s.sample_ms ? 0.5 * s.rate_up + 0.5 * up : up;
+        s.sample_down = st->bytes_downloaded;
+        s.sample_up = st->bytes_uploaded;
+        s.sample_ms = t;
     }
+    run_actions();
 }
 
 NodeStatus Node::status() const {
@@ -518,9 +494,9 @@ NodeStatus Node::status() const {
     st.domain = self_.domain;
     st.listen_port = listen_port();
     st.dht_port = dht_port();
-    st.peers = by_key_.size();
+    st.peers = engine_.peer_count();
     st.dht_nodes = dht_ ? dht_->good_nodes() : 0;
-    st.upload_peers = uploads_.active_peers();
+    st.upload_peers = engine_.upload_peers();
     st.contacts = contacts_.size();
     st.announces_received = announces_received_;
     st.announces_rejected = announces_rejected_;
@@ -535,14 +511,14 @@ NodeStatus Node::status() const {
         w.total_size = s.vm.manifest.total_size;
         w.segments = s.store->held().size();
         w.held = s.store->held().count();
-        w.downloading = s.dl.has_value();
-        w.paused = s.paused;
+        w.downloading = s.downloading;
+        w.paused = engine_.paused(id);
         w.complete = s.store->complete() && !s.finishing && s.store->durable_all();  // exported, durable
         w.rate_down = s.rate_down;
         w.rate_up = s.rate_up;
         w.out_path = s.out_path;
-        w.last_served_ms = s.last_served_ms;
-        w.stats = s.stats;
+        w.last_served_ms = engine_.last_served(id);
+        if (auto* ps = engine_.stats(id)) w.stats = *ps;
         st.swarms.push_back(std::move(w));
     }
     return st;
@@ -555,18 +531,15 @@ std::vector<Hash32> Node::swarm_ids() const {
 }
 
 Status Node::pause(const Hash32& id) {
-    Swarm* s = swarm(id);
-    if (!s) return err("no patch " + wire::short_hex(id) + " here");
-    if (!s->dl || s->dl->complete()) return err("patch " + wire::short_hex(id) + " is not downloading");
-    s->paused = true;
+    if (!swarm(id)) return err("no patch " + wire::short_hex(id) + " here");
+    if (!engine_.pause(id)) return err("patch " + wire::short_hex(id) + " is not downloading");
     return {};
 }
 
 Status Node::resume(const Hash32& id) {
-    Swarm* s = swarm(id);
-    if (!s) return err("no patch " + wire::short_hex(id) + " here");
-    s->paused = false;
-    pump_requests(*s);
+    if (!swarm(id)) return err("no patch " + wire::short_hex(id) + " here");
+    engine_.resume(id, now());
+    run_actions();
     return {};
 }
 
@@ -578,15 +551,9 @@ Status Node::remove(const Hash32& id) {
         dht_->withdraw(dht::holder_key(self_.domain, id), s.value_id);
         if (self_.role != Role::Peer) dht_->withdraw(dht::global_holder_key(id), s.value_id);
     }
-    // Requests queued with us for it are dropped as their turn comes (no swarm).
-    for (auto& [cid, p] : peers_) {
-        p.told.erase(id);
-        if (s.dl)
-            for (std::uint32_t seg = 0; seg < s.dl->segment_count(); ++seg)
-                if (s.dl->is_requested(cid, seg)) send_msg(p, wire::MsgCancel{id, seg});
-    }
     std::string dir = s.dir;
-    swarm_by_index_[s.index] = Hash32{};  // the index is never reused
+    engine_.remove_patch(id);
+    run_actions();  // the Cancels go out
     swarms_.erase(it);
     if (!dir.empty()) {
         std::error_code ec;
@@ -599,7 +566,8 @@ Status Node::remove(const Hash32& id) {
 void Node::shutdown(std::function<void()> done) {
     if (stopping_) return;
     stopping_ = true;
-    if (timer_) timer_->stop();
+    if (deadline_) deadline_->stop();
+    if (house_) house_->stop();
     for (auto& [id, s] : swarms_)  // last chance to make written segments durable
         if (auto st = s.store->sync(); !st) log::error("store_sync_failed", {{"error", st.error()}});
     if (dht_) {

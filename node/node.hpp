@@ -17,8 +17,7 @@
 #include <set>
 #include <string>
 
-#include "core/download.hpp"
-#include "core/policy.hpp"
+#include "core/engine.hpp"
 #include "dht/dht.hpp"
 #include "node/store.hpp"
 #include "node/trust.hpp"
@@ -62,18 +61,8 @@ struct NodeOptions {
     bool fault_ignore_requests = false;
 };
 
-// Per patch, what moved and where it came from.
-struct SwarmStats {
-    std::array<std::uint64_t, core::kSourceClasses> bytes_from{};  // by core::SourceClass
-    std::array<std::uint64_t, core::kSourceClasses> busy_from{};   // "busy" answers, by core::SourceClass
-    std::uint64_t bytes_downloaded = 0;  // verified segment bytes stored
-    std::uint64_t bytes_uploaded = 0;    // segment bytes sent
-    std::uint64_t segments_verified = 0;
-    std::uint64_t segments_rejected = 0;  // failed their hash
-    std::uint64_t started_ms = 0;
-    std::optional<std::uint64_t> completed_ms;
-    std::set<std::string> banned;  // hex node keys banned for this patch
-};
+// Per patch, what moved and where it came from (kept by the engine).
+using SwarmStats = core::PatchStats;
 
 // A patch as `patchswarm status` shows it.
 struct SwarmStatus {
@@ -174,7 +163,7 @@ public:
     const std::map<std::string, VerifiedManifest>& latest_manifests() const { return latest_; }
     std::uint16_t listen_port() const;
     std::uint16_t dht_port() const;
-    std::size_t connected_peers() const { return by_key_.size(); }
+    std::size_t connected_peers() const { return engine_.peer_count(); }
     const transfer::Identity& identity() const { return self_; }
 
     // transfer::ConnectionHandler
@@ -187,29 +176,21 @@ private:
     struct Peer {
         std::unique_ptr<transfer::Connection> conn;
         std::optional<crypto::PublicKey> dialed;  // the key we dialed for
-        std::set<Hash32> told;   // patches we sent our Have for
-        std::set<Hash32> heard;  // patches the peer sent its Have for
+        bool up = false;                          // the engine knows it
     };
+    // What the driver keeps of a patch; its protocol state is the engine's.
     struct Swarm {
         VerifiedManifest vm;
-        std::uint32_t index = 0;  // small number naming it in upload cookies
-        std::shared_ptr<SegmentStore> store;  // shared with a sync running on the thread pool
+        std::shared_ptr<SegmentStore> store;  // shared with I/O running on the thread pool
         bool syncing = false;
         bool finishing = false;  // complete; exporting once everything is durable
-        std::optional<core::Download> dl;  // set while downloading
-        std::optional<core::SuperSeeding> superseed;  // origin only
+        bool downloading = false;
         std::string out_path;
         Done on_complete;
-        SwarmStats stats;
-        std::map<std::pair<core::PeerId, std::uint32_t>, Bytes> partial;  // segments arriving
+        std::map<std::pair<std::uint64_t, std::uint32_t>, Bytes> partial;  // segments arriving, by (connection, segment)
+        // The holder record in the DHT.
         std::uint64_t value_id = 0;
         std::uint64_t seq = 0;
-        std::uint32_t announced_held = 0;
-        std::uint64_t last_announce_ms = 0;
-        std::uint64_t last_lookup_ms = 0;
-        bool domain_lookup_pending = false;  // the first lookup of the own domain's key is under way
-        bool domain_looked_up = false;
-        std::uint64_t last_served_ms = 0;
         // Holder-record puts not yet acknowledged, and whether the record changed
         // meanwhile: OpenDHT 2.4 can drop an update of a value whose previous put
         // is still under way, so updates wait for the previous put (docs/dht.md).
@@ -219,57 +200,50 @@ private:
         bool put_again = false;
         bool announced_full = false;  // the last record put said "every segment"
         bool announced = false;
-        bool paused = false;
         std::string dir;  // download folder, empty for a served file
         // Rates: byte counters at the last sample, and the smoothed rates.
         std::uint64_t sample_down = 0, sample_up = 0, sample_ms = 0;
         double rate_down = 0, rate_up = 0;
     };
 
-    void add_swarm(Swarm s);
-    void tick();
-    void lookup(Swarm& s);
+    void add_swarm(Swarm s, bool download);
+    core::Instant now() const { return core::Instant{loop_.now_ms()}; }
+    // Carries out what the engine asked for, then re-arms the deadline timer.
+    void run_actions();
+    void carry_out(core::EngineAction& a);
+    void store_segment(const core::act::Store& a);
+    void serve_segment(const core::act::Serve& a);
+    void arm();
+    void housekeeping();
+    void lookup(const Hash32& id);
     void on_holders(const Hash32& id, const std::string& domain, std::vector<Bytes> values);
     void on_announce(Peer* from, ByteView manifest);
     void on_peers(Peer& from, const std::vector<wire::Contact>& contacts);
     void remember(const wire::Contact& c);
-    void dial_domain_supers();
+    void feed_domain_supers();
     void join_gossip();
     wire::MsgPeers peers_msg() const;
     void announce_member();
     void check_watched();
-    void dial(const std::string& host, std::uint16_t port, const crypto::PublicKey& key, Role role,
-              const std::string& domain);
-    void tell_connecting(Swarm& s);
-    void announce(Swarm& s);
+    void dial(const core::Holder& h);
+    void announce(Swarm& s, std::uint32_t held, std::uint32_t segments);
     void send_msg(Peer& p, const wire::Message& m);
-    void send_have(Peer& p, Swarm& s);
-    void run_actions(Swarm& s, std::vector<core::Action>& actions);
-    void handle_data(Peer& p, Swarm& s, std::uint32_t seg, std::uint32_t offset, ByteView data);
-    void segment_arrived(Peer& p, Swarm& s, std::uint32_t seg, Bytes data);
-    void pump_uploads();
-    void serve_one(Peer& p, Swarm& s, std::uint32_t seg);
-    void pump_requests(Swarm& s);
-    static std::uint64_t cookie(const Swarm& s, std::uint32_t seg);
+    Peer* ready_peer(core::ConnId c);
     void finish(Swarm& s);
     void sync_store(Swarm& s);
     Swarm* swarm(const Hash32& id);
-    core::SourceClass class_of(const Peer& p) const;
 
     transfer::Loop& loop_;
     NodeOptions opts_;
     transfer::Identity self_;
+    core::Engine engine_;
     std::unique_ptr<transfer::Listener> listener_;
     std::unique_ptr<dht::Node> dht_;
-    std::unique_ptr<transfer::Timer> timer_;
-    std::map<std::uint64_t, Peer> peers_;  // by connection id (= core::PeerId)
-    std::map<crypto::PublicKey, std::uint64_t> by_key_;
-    std::map<crypto::PublicKey, core::SourceClass> dialing_;  // handshakes under way, by the key we expect
+    std::unique_ptr<transfer::Timer> deadline_;   // at the engine's next deadline
+    std::unique_ptr<transfer::Timer> house_;      // the driver's own chores, once a second
+    bool arm_posted_ = false;
+    std::map<std::uint64_t, Peer> peers_;  // by connection id (= core::ConnId)
     std::map<Hash32, Swarm> swarms_;
-    std::vector<Hash32> swarm_by_index_;
-    core::Uploads uploads_;
-    core::TokenBucket download_bucket_;
-    std::vector<core::Action> actions_;
     std::map<std::string, VerifiedManifest> latest_;  // by patch name
     std::set<Hash32> seen_manifests_;                 // gossip duplicate suppression
     std::map<crypto::PublicKey, wire::Contact> contacts_;

@@ -57,6 +57,8 @@ void Node::join_gossip() {
         dht_->get(key, [this, domain](std::vector<Bytes> values) {
             for (auto& rec : dht::select_holders(values, domain, Hash32{}, unix_now()))
                 remember(wire::Contact{rec.node_key, rec.host, rec.port, rec.role, rec.domain});
+            feed_domain_supers();
+            run_actions();
         });
     }
 }
@@ -90,24 +92,18 @@ void Node::on_peers(Peer& from, const std::vector<wire::Contact>& contacts) {
         if (i == 0 && c.key != from.conn->peer().key) continue;
         remember(c);
     }
-    dial_domain_supers();
+    feed_domain_supers();
+    run_actions();
 }
 
-// A device that is downloading connects to its domain's super-nodes it knows
-// of (membership records, Peers messages), whether or not its holder lookup
-// found them: a fresh DHT node's first lookups often miss records, and without
-// its super-node a device would fetch from other domains. Dialing counts as
-// "nearer holders on their way" for the core's connect_wait.
-void Node::dial_domain_supers() {
+// The engine dials the own domain's super-nodes it is told of when a device
+// downloads, whether or not its holder lookups found them.
+void Node::feed_domain_supers() {
     if (self_.role != Role::Peer || stopping_) return;
-    bool downloading = false;
-    for (auto& [id, s] : swarms_) downloading |= s.dl && !s.dl->complete() && !s.paused;
-    if (!downloading) return;
-    for (auto& [key, c] : contacts_) {
-        if (c.role != Role::Super || c.domain != self_.domain || by_key_.count(key) || dialing_.count(key)) continue;
-        if (peers_.size() >= opts_.max_peers) break;
-        dial(c.host, c.port, key, c.role, c.domain);
-    }
+    std::vector<core::Holder> supers;
+    for (auto& [key, c] : contacts_)
+        if (c.role == Role::Super && c.domain == self_.domain) supers.push_back({key, c.role, c.domain, c.host, c.port});
+    engine_.domain_supers(supers, now());
 }
 
 void Node::announce_manifest(const VerifiedManifest& vm) {
@@ -225,12 +221,8 @@ void Node::rollout(const Hash32& id, std::vector<std::string> extra, std::functi
 
 // ---- discovery ----
 
-void Node::lookup(Swarm& s) {
+void Node::lookup(const Hash32& id) {
     if (!dht_ || stopping_) return;
-    s.last_lookup_ms = loop_.now_ms();
-    if (!s.domain_looked_up) s.domain_lookup_pending = true;
-    dial_domain_supers();
-    auto id = s.vm.id;
     for (std::string domain : {self_.domain, std::string(dht::kGlobalDomain)}) {
         dht_->get(domain == dht::kGlobalDomain ? dht::global_holder_key(id) : dht::holder_key(domain, id),
                   [this, id, domain](std::vector<Bytes> values) { on_holders(id, domain, std::move(values)); });
@@ -238,45 +230,23 @@ void Node::lookup(Swarm& s) {
 }
 
 void Node::on_holders(const Hash32& id, const std::string& domain, std::vector<Bytes> values) {
-    Swarm* s = swarm(id);
-    if (s && domain == self_.domain) {
-        s->domain_looked_up = true;
-        s->domain_lookup_pending = false;
-    }
-    if (!s || !s->dl || s->dl->complete() || stopping_) return;
+    if (stopping_ || !swarm(id)) return;
     auto recs = dht::select_holders(values, domain, id, unix_now());
     log::debug("lookup", {{"domain", domain}, {"values", values.size()}, {"holders", recs.size()}});
-    for (auto& rec : recs) {
-        if (rec.node_key == self_.key || by_key_.count(rec.node_key) || dialing_.count(rec.node_key)) continue;
-        if (peers_.size() >= opts_.max_peers) break;
-        dial(rec.host, rec.port, rec.node_key, rec.role, rec.domain);
-    }
-    tell_connecting(*s);
+    std::vector<core::Holder> holders;
+    for (auto& rec : recs) holders.push_back({rec.node_key, rec.role, rec.domain, rec.host, rec.port});
+    engine_.holders_found(id, holders, domain == self_.domain, now());
+    run_actions();
 }
 
-void Node::dial(const std::string& host, std::uint16_t port, const crypto::PublicKey& key, Role role,
-                const std::string& domain) {
-    auto c = transfer::Connection::dial(loop_, host, port, self_, *this, key);
-    dialing_[key] = core::classify(self_.domain, domain, role);
+void Node::dial(const core::Holder& h) {
+    auto c = transfer::Connection::dial(loop_, h.host, h.port, self_, *this, h.key);
     auto id = c->id();
     peers_[id].conn = std::move(c);
-    peers_[id].dialed = key;
+    peers_[id].dialed = h.key;
 }
 
-// The core holds farther rungs back while nearer holders are still connecting.
-void Node::tell_connecting(Swarm& s) {
-    if (!s.dl) return;
-    std::array<std::uint32_t, core::kSourceClasses> n{};
-    for (auto& [key, cls] : dialing_) ++n[static_cast<int>(cls)];
-    // Until the first lookup of the own domain's key has answered, its holders
-    // count as on their way: the cross-domain answer often comes first, and
-    // other domains must not be asked before the own domain was (at most
-    // DownloadConfig::connect_wait).
-    if (s.domain_lookup_pending) ++n[static_cast<int>(core::SourceClass::SameDomainPeer)];
-    s.dl->set_connecting(n);
-}
-
-void Node::announce(Swarm& s) {
+void Node::announce(Swarm& s, std::uint32_t held, std::uint32_t segments) {
     if (!dht_ || stopping_) return;
     // Completion goes out as a new DHT value, not as an update of the partial
     // record: OpenDHT 2.4 can keep an updated value stale on storing nodes (an
@@ -285,7 +255,7 @@ void Node::announce(Swarm& s) {
     // the newest record per node, so the partial one, withdrawn here, does no
     // harm until it expires. Progress updates reuse the value and wait for the
     // previous put to be acknowledged instead.
-    bool full = s.store->complete();
+    bool full = held == segments;
     bool fresh = full && s.announced && !s.announced_full;
     if (!fresh && s.puts_in_flight > 0 && loop_.now_ms() - s.put_started_ms < 30'000) {
         s.put_again = true;  // sent when the previous put is acknowledged (or after 30 s)
@@ -306,8 +276,8 @@ void Node::announce(Swarm& s) {
     r.host = opts_.advertise_host;
     r.port = listen_port();
     r.node_key = self_.key;
-    r.segments_held = s.store->held().count();
-    r.segment_count = s.store->held().size();
+    r.segments_held = held;
+    r.segment_count = segments;
     r.issued = unix_now();
     r.seq = ++s.seq;
     Bytes value = wire::encode_record(r, self_.secret);
@@ -320,7 +290,7 @@ void Node::announce(Swarm& s) {
         if (!sw || sw->value_id != vid || sw->put_gen != gen || --sw->puts_in_flight > 0) return;
         if (sw->put_again) {
             sw->put_again = false;
-            announce(*sw);
+            if (auto* h = engine_.held(id)) announce(*sw, h->count(), h->size());
         }
     };
     s.puts_in_flight = self_.role != Role::Peer ? 2 : 1;
@@ -328,8 +298,6 @@ void Node::announce(Swarm& s) {
     dht_->announce(dht::holder_key(self_.domain, s.vm.id), s.value_id, value, acked);
     if (self_.role != Role::Peer) dht_->announce(dht::global_holder_key(s.vm.id), s.value_id, value, acked);
     s.announced = true;
-    s.announced_held = r.segments_held;
-    s.last_announce_ms = loop_.now_ms();
 }
 
 }  // namespace ps::node

@@ -50,7 +50,7 @@ SegmentStore::~SegmentStore() {
     if (have_fd_ >= 0) ::close(have_fd_);
 }
 
-bool SegmentStore::verify_at(std::uint32_t i, Bytes& buf) {
+bool SegmentStore::verify_at(std::uint32_t i, Bytes& buf) const {
     buf.resize(manifest_.segment_length(i));
     if (!pread_all(data_fd_, buf.data(), buf.size(), manifest_.segment_offset(i), data_path_)) return false;
     return bool(wire::check_segment(manifest_, i, buf));
@@ -111,6 +111,24 @@ Status SegmentStore::read(std::uint32_t i, Bytes& out) {
         return err("segment " + std::to_string(i) + " on disk no longer matches the manifest; dropped");
     }
     return {};
+}
+
+Status SegmentStore::check_read(std::uint32_t i, Bytes& out) const {
+    if (!verify_at(i, out)) return err("segment " + std::to_string(i) + " on disk no longer matches the manifest");
+    return {};
+}
+
+SegmentStore::WriteOutcome SegmentStore::check_write(std::uint32_t i, ByteView data, std::string& error) const {
+    if (!wire::check_segment(manifest_, i, data)) return WriteOutcome::BadHash;
+    if (read_only_) {
+        error = "store is read-only";
+        return WriteOutcome::IoError;
+    }
+    if (auto st = pwrite_all(data_fd_, data.data(), data.size(), manifest_.segment_offset(i), data_path_); !st) {
+        error = st.error();
+        return WriteOutcome::IoError;
+    }
+    return WriteOutcome::Written;
 }
 
 Status SegmentStore::write(std::uint32_t i, ByteView data) {

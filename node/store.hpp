@@ -11,8 +11,9 @@
 //   data   the patch, segment i at offset i * segment_size (sparse until held)
 //   have   the held bitfield (wire form); only ever gains bits between syncs
 //
-// Blocking file I/O on the calling thread: segments are 1 MiB, so one call costs
-// about a millisecond; moving it to the libuv thread pool is left for later.
+// Blocking file I/O on the calling thread. The node calls the const halves
+// (check_read, check_write) on libuv's thread pool and the marking halves on
+// its loop thread, so hashing and disk I/O stay off the loop.
 #pragma once
 
 #include <memory>
@@ -41,6 +42,14 @@ public:
 
     // Reads held segment i into `out` and checks it; a mismatch unmarks it.
     Status read(std::uint32_t i, Bytes& out);
+    // Any thread: reads segment i and checks it against the manifest, marking
+    // nothing (the owner calls forget() on a mismatch).
+    Status check_read(std::uint32_t i, Bytes& out) const;
+    // Any thread: checks `data` against the manifest and writes it in place.
+    // The owner then calls mark_written(). Errors: kBadHash or an I/O error.
+    enum class WriteOutcome { Written, BadHash, IoError };
+    WriteOutcome check_write(std::uint32_t i, ByteView data, std::string& error) const;
+    void mark_written(std::uint32_t i) { held_.set(i); }
     // Stores segment i; the caller verified `data`. Marked on disk by sync().
     Status write(std::uint32_t i, ByteView data);
     // fdatasync the data, then record every synced segment in the have file.
@@ -61,7 +70,7 @@ public:
 private:
     SegmentStore(const wire::Manifest& m) : manifest_(m), held_(m.segment_count()), durable_(m.segment_count()) {}
     Status save_have();
-    bool verify_at(std::uint32_t i, Bytes& buf);
+    bool verify_at(std::uint32_t i, Bytes& buf) const;
 
     wire::Manifest manifest_;
     Bitfield held_;     // verified and written (maybe only in the page cache)

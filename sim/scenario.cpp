@@ -95,7 +95,9 @@ Status validate(const Scenario& s) {
     if (!finite_nonneg(s.stay_factor)) return err("the stay factor must be >= 0");
     if (!finite_nonneg(s.seed_max_hours)) return err("the seeding limit must be >= 0");
     if (s.max_peers == 0) return err("max-peers must be at least 1");
-    if (!(s.lookup_seconds > 0) || !(s.tick_ms >= 1)) return err("lookup interval > 0 s and tick >= 1 ms");
+    if (!(s.lookup_seconds > 0)) return err("lookup interval must be > 0 s");
+    if (!(s.delay_local_ms >= 0) || !(s.delay_remote_ms >= 0) || s.delay_local_ms > 10'000 || s.delay_remote_ms > 10'000)
+        return err("link delays must be within 0..10000 ms");
     if (s.conn_buffer_kib == 0) return err("the connection buffer must be > 0");
     if (!(s.bin_minutes > 0) || !std::isfinite(s.bin_minutes)) return err("the bin width must be > 0");
     return {};

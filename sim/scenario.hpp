@@ -131,7 +131,11 @@ struct Scenario {
     // Segment level: discovery and the driver's timers.
     std::uint32_t max_peers = 32;    // holders known at once (node: --max-peers)
     double lookup_seconds = 5;       // how often a downloader looks for more holders
-    double tick_ms = 250;            // the driver's timer while downloading
+    // One-way delay of a link: between two hosts of a domain, and between
+    // domains or to the origin (a message arrives after its serialization time
+    // plus this).
+    double delay_local_ms = 0;
+    double delay_remote_ms = 0;
     std::uint32_t conn_buffer_kib = 4096;  // bytes queued on one connection before it counts as congested (node: kHighWater)
     core::DownloadConfig download{};       // every downloader's core::Download settings (node defaults)
 

@@ -1,31 +1,33 @@
-// Segment level: the sans-IO core for real.
+// Segment level: every host runs the node's own protocol engine (core::Engine)
+// over simulated links, with nothing of the protocol re-typed here.
 //
-// Every downloading host (device or super-node) runs a core::Download: it
-// learns holders through a modelled directory (the DHT: its own domain's key,
-// and the cross-domain key where the origin and super-nodes advertise), hands
-// each one to the core with core::classify's rung, and executes the Requests
-// and Cancels the core emits. Every holder runs a core::Uploads: it queues,
-// refuses (busy) or serves requests exactly as the node's serving side does,
-// round-robin over its peers, handing segments to a connection while that
-// connection has less than conn_buffer_kib queued (the node's high-water mark)
-// and all its connections together less than the host's buffer_kib (the node's
-// upload_buffer). Kernel socket buffers are not modelled: a byte counts as
-// queued until it arrives, so a holder keeps fewer connections busy at once
-// than a real one might.
-// A connection moves its queued segments one after another as one flow of the
-// flow-level network. A segment that arrives for a request the core still has
-// open completes it (segment_done); anything else is dropped, as the node drops
-// data it did not ask for. core::SeedPolicy decides when a device stops serving.
-//
-// Timers: the driver ticks each downloader every tick_ms (core::Download::tick:
-// timeouts, back-offs, rung delays, endgame) and looks for more holders every
-// lookup_seconds. Messages take no time; bytes take the time the flows give them.
+// The driver does what node/node.cpp does, with simulated I/O:
+//  - Messages (Have, HaveOne, Request, Cancel, Reject) reach the other engine
+//    after the link's one-way delay: delay_local_ms inside a domain,
+//    delay_remote_ms between domains and to the origin.
+//  - A Serve hands the segment to the connection from holder to receiver; a
+//    connection moves its segments one after another as one flow of the
+//    flow-level network (each host's upload and download capacity shared
+//    among its flows), and each segment arrives as Data one delay after its
+//    last byte left. Store succeeds at once (segments in the simulator do not
+//    lie), and the bytes queued on a connection are reported back to the
+//    holder's engine as the node reports its socket queues.
+//  - A Dial comes up one round trip later on both ends (or fails if the host
+//    left); a Close tears the connection down on both ends.
+//  - Lookup samples the directory (the DHT's holder keys: the own domain's
+//    key, and the cross-domain key where the origin and super-nodes are), and
+//    hands the holders to holders_found; the own domain's super-node is known
+//    from membership records (domain_supers). Announce lists the host.
+//  - Each engine is woken at its next_deadline(); nothing polls.
+// core::SeedPolicy decides when a device stops serving, as the one-shot
+// fetch's --seed-ratio/--seed-seconds do.
 #include <map>
 #include <memory>
 #include <optional>
+#include <unordered_map>
 
 #include "core/bitfield.hpp"
-#include "core/download.hpp"
+#include "core/engine.hpp"
 #include "core/policy.hpp"
 #include "sim/common.hpp"
 #include "sim/levels.hpp"
@@ -35,37 +37,58 @@ namespace ps::sim {
 
 namespace {
 
-enum : std::uint8_t { kFlowDone = FlowNet::kFlowDone, kPump = 1, kTick = 2, kDeadline = 3 };
+enum : std::uint8_t { kFlowDone = FlowNet::kFlowDone, kWake = 1, kDeliver = 2, kDeadline = 3 };
 enum : std::uint8_t { kNotYet, kDownloading, kSeeding, kGone };
 
-// Devices, super-nodes and the origin, each a core::Download (while it
-// downloads) and a core::Uploads (once it holds something).
+const core::PatchId kPatch = [] {
+    core::PatchId p{};
+    p[0] = 0x5a;
+    return p;
+}();
+
+core::NodeKey key_of(std::uint32_t x) {
+    core::NodeKey k{};
+    for (int i = 0; i < 4; ++i) k[static_cast<std::size_t>(i)] = static_cast<std::uint8_t>(x >> (8 * (3 - i)));
+    k[4] = 1;  // never all-zero
+    return k;
+}
+std::uint32_t host_of(const core::NodeKey& k) {
+    std::uint32_t x = 0;
+    for (int i = 0; i < 4; ++i) x = x << 8 | k[static_cast<std::size_t>(i)];
+    return x;
+}
+
+// Devices, super-nodes and the origin, each an engine while it takes part.
 struct Host {
     std::uint32_t domain = 0;
     Role role = Role::Peer;
     std::uint8_t state = kNotYet;
-    bool listed = false;  // in the directory (holds a segment and serves)
-    bool pump_pending = false;
-    Time arrive = 0, start = 0, done = 0, next_lookup = 0;
+    bool listed = false;  // in the directory (announced, and serves)
+    Time arrive = 0, start = 0, done = 0;
+    Time wake_at = 0;  // the pending deadline event, 0 = none
     std::uint64_t uploaded = 0, downloaded = 0;
-    std::uint64_t queued = 0;  // bytes handed to its connections and not yet through
-    std::unique_ptr<core::Download> dl;
-    std::unique_ptr<core::Uploads> up;
-    Bitfield held;
-    std::vector<std::uint32_t> peers;     // holders this host has met as a downloader
-    std::vector<std::uint32_t> watchers;  // downloaders that know this host
+    std::unique_ptr<core::Engine> eng;
+    std::vector<std::uint32_t> conns;  // hosts connected to (either direction)
     std::uint32_t pos_dir = kNone, pos_global = kNone;
 };
 
 // One direction of a connection: segments handed to it, sent in order.
-struct Conn {
+struct Pipe {
     std::vector<std::uint32_t> segs;
     std::size_t head = 0;
     std::uint64_t queued = 0;  // bytes handed and not yet through
     std::uint32_t flow = kNone;
 };
 
-// Directory of holders with O(1) insert, erase and uniform pick.
+// A message on its way.
+struct Msg {
+    enum Kind : std::uint8_t { Have, HaveOne, Request, Cancel, Reject, Data, Up } kind;
+    std::uint32_t from, to;
+    std::uint32_t seg = 0;
+    std::uint8_t reason = 0;
+    Bytes bits;
+};
+
 struct Dir {
     std::vector<std::uint32_t> v;
 };
@@ -75,17 +98,22 @@ public:
     SegmentLevel(const Scenario& s, const Population& p)
         : s_(s), pop_(p), n_(static_cast<std::uint32_t>(p.devices)), segs_(segment_count(s)),
           patch_(patch_bytes(s)), lookups_(stream(s.seed, Stream::Lookups)),
-          dl_seeds_(stream(s.seed, Stream::Downloads).next()) {}
+          seeds_(stream(s.seed, Stream::Downloads)) {}
 
     RunResult run() {
         setup();
         Arrivals arr = make_arrivals(s_, n_);
         online_ = make_online_times(s_, n_);
+        begin(origin_);
         if (s_.super_at_release)
             for (std::uint32_t j = 0; j < super_of_.size(); ++j)
                 if (super_of_[j] != kNone) begin(super_of_[j]);
         std::uint64_t ai = 0;
-        while (ai < n_ || !q_.empty()) {
+        // Engines keep deadlines while they seed (record refreshes), so the
+        // run ends when every device has its copy, or a week of simulated
+        // time after the last request if some never do.
+        const Time give_up = (n_ ? arr.at[arr.order[n_ - 1]] : 0) + to_time(7 * 24 * 3600.0);
+        while ((ai < n_ || !q_.empty()) && (ai < n_ || completed_ < n_) && now_ <= give_up) {
             if (ai < n_ && (q_.empty() || arr.at[arr.order[ai]] < q_.next_time())) {
                 std::uint32_t d = arr.order[ai++];
                 now_ = arr.at[d];
@@ -98,29 +126,36 @@ public:
             ++events_;
             switch (e.kind()) {
                 case kFlowDone: flow_done(e.id(), e.aux()); break;
-                case kPump: pump_event(e.id()); break;
-                case kTick: tick(e.id()); break;
+                case kDeliver: deliver(e.id()); break;
                 case kDeadline: deadline(e.id()); break;
+                case kWake: wake(e.id()); break;
             }
         }
         return finish();
     }
 
 private:
+    core::Instant at() const { return core::Instant{now_ / 1000}; }
     std::uint64_t seg_bytes(std::uint32_t seg) const {
         return seg + 1 < segs_ ? kSegmentBytes : patch_ - kSegmentBytes * (segs_ - 1);
     }
-    static std::uint64_t conn_key(std::uint32_t holder, std::uint32_t receiver) {
+    static std::uint64_t pipe_key(std::uint32_t holder, std::uint32_t receiver) {
         return std::uint64_t{holder} << 32 | receiver;
     }
     core::SourceClass class_for(std::uint32_t receiver, std::uint32_t holder) const {
         const Host& h = hosts_[holder];
         return core::classify(pop_.names[hosts_[receiver].domain], pop_.names[h.domain], h.role);
     }
+    Time delay(std::uint32_t a, std::uint32_t b) const {
+        bool local = hosts_[a].domain == hosts_[b].domain && hosts_[a].role != Role::Origin && hosts_[b].role != Role::Origin;
+        return to_time((local ? s_.delay_local_ms : s_.delay_remote_ms) / 1000);
+    }
     static std::uint32_t slots_of(std::uint32_t s) { return s == 0 ? std::numeric_limits<std::uint32_t>::max() : s; }
-    std::uint64_t buffer_of(Role r) const {
-        const Capacity& c = r == Role::Peer ? s_.device : r == Role::Super ? s_.super : s_.origin;
-        return c.buffer_kib ? std::uint64_t{c.buffer_kib} * 1024 : std::numeric_limits<std::uint64_t>::max();
+    const Capacity& cap_of(Role r) const { return r == Role::Peer ? s_.device : r == Role::Super ? s_.super : s_.origin; }
+    bool serves(const Host& h) const { return h.role != Role::Peer || devices_serve(s_.model); }
+    core::Holder holder(std::uint32_t y) const {
+        const Host& h = hosts_[y];
+        return core::Holder{key_of(y), h.role, pop_.names[h.domain], "sim", 1};
     }
 
     void setup() {
@@ -140,12 +175,8 @@ private:
                 ++k;
             }
         }
-        Host& o = hosts_[origin_];
-        o.role = Role::Origin;
-        o.domain = 0;  // unused: classify looks at the role first
-        o.state = kSeeding;
-        o.held = Bitfield(segs_, true);
-        o.up = std::make_unique<core::Uploads>(core::UploadConfig{.slots = slots_of(s_.origin.slots)});
+        hosts_[origin_].role = Role::Origin;
+        hosts_[origin_].domain = 0;  // unused: classify looks at the role first
         dir_.resize(d);
         imports_.assign(d, 0);
         const double mbit = 1e6 / 8;
@@ -154,20 +185,32 @@ private:
                                         {s_.origin.up_mbps * mbit, s_.origin.down_mbps * mbit}};
         auto cls = [this](std::uint32_t h) { return h < n_ ? 0 : h == origin_ ? 2 : 1; };
         net_.emplace(origin_ + 1, std::move(caps), cls, origin_, to_time(s_.bin_minutes * 60), q_, kFlowDone);
-        tick_ = std::max<Time>(1, to_time(s_.tick_ms / 1000));
-        high_water_ = std::uint64_t{s_.conn_buffer_kib} * 1024;
+    }
+
+    core::EngineConfig config_for(std::uint32_t x) const {
+        const Host& h = hosts_[x];
+        const Capacity& c = cap_of(h.role);
+        core::EngineConfig cfg;
+        cfg.self = key_of(x);
+        cfg.role = h.role;
+        cfg.domain = pop_.names[h.domain];
+        cfg.download = s_.download;
+        cfg.uploads.slots = slots_of(c.slots);
+        cfg.upload_buffer = c.buffer_kib ? std::uint64_t{c.buffer_kib} * 1024 : std::numeric_limits<std::uint64_t>::max();
+        cfg.conn_high_water = std::uint64_t{s_.conn_buffer_kib} * 1024;
+        cfg.max_peers = s_.max_peers;
+        cfg.lookup_interval = static_cast<core::Millis>(s_.lookup_seconds * 1000);
+        // The origin super-seeds (as the node's does) only where devices pass
+        // segments on; in client-server and caching runs every copy is its own.
+        if (!devices_serve(s_.model)) cfg.superseed_reserve = 0;
+        return cfg;
     }
 
     // ---- directory (the DHT's view) ----
-    bool serves(const Host& h) const { return h.role == Role::Super || devices_serve(s_.model); }
     void list(std::uint32_t x) {
         Host& h = hosts_[x];
         if (h.listed || !serves(h) || h.role == Role::Origin) return;
         h.listed = true;
-        if (!h.up) {
-            auto slots = slots_of(h.role == Role::Super ? s_.super.slots : s_.device.slots);
-            h.up = std::make_unique<core::Uploads>(core::UploadConfig{.slots = slots});
-        }
         if (h.role == Role::Super) {
             h.pos_global = static_cast<std::uint32_t>(supers_dir_.v.size());
             supers_dir_.v.push_back(x);
@@ -194,24 +237,22 @@ private:
         erase_from(peers_dir_, h.pos_global, true);
     }
 
-    // Learns up to max_peers holders: what a lookup of the domain key and the
-    // cross-domain key would return, sampled at random.
+    // What a lookup of the domain key and the cross-domain key would return,
+    // sampled at random: the origin, the own domain's listed peers, other
+    // domains' super-nodes (and devices, when the model lets devices see them).
     void lookup(std::uint32_t x) {
         Host& h = hosts_[x];
-        h.next_lookup = now_ + to_time(s_.lookup_seconds);
-        if (!h.dl) return;
-        auto room = [&] { return h.peers.size() < s_.max_peers; };
-        auto meet = [&](std::uint32_t y) {
-            if (y == x || h.dl->has_peer(y) || hosts_[y].state == kGone || !room()) return;
-            connect(x, y);
-        };
+        std::vector<core::Holder> found;
         auto sample = [&](const Dir& d, std::size_t want) {
-            for (std::size_t tries = 0; tries < 2 * want && !d.v.empty() && room(); ++tries)
-                meet(d.v[lookups_.below(d.v.size())]);
+            for (std::size_t i = 0; i < want && !d.v.empty(); ++i) {
+                std::uint32_t y = d.v[lookups_.below(d.v.size())];
+                if (y != x) found.push_back(holder(y));
+            }
         };
-        meet(origin_);
+        found.push_back(holder(origin_));
         const bool device = h.role == Role::Peer;
-        if (device && super_of_[h.domain] != kNone && hosts_[super_of_[h.domain]].listed) meet(super_of_[h.domain]);
+        if (device && super_of_[h.domain] != kNone && hosts_[super_of_[h.domain]].listed)
+            found.push_back(holder(super_of_[h.domain]));
         if (s_.remote_supers) sample(supers_dir_, 4);
         if (devices_serve(s_.model)) {
             if (s_.model == Model::P2pRandom) {
@@ -221,17 +262,33 @@ private:
                 if (device && s_.remote_peers) sample(peers_dir_, 4);
             }
         }
+        h.eng->holders_found(kPatch, found, true, at());
     }
 
-    void connect(std::uint32_t x, std::uint32_t y) {
+    // ---- engines ----
+    void begin(std::uint32_t x) {
         Host& h = hosts_[x];
-        h.peers.push_back(y);
-        hosts_[y].watchers.push_back(x);
-        h.dl->add_peer(y, class_for(x, y), ms());
-        h.dl->peer_bitfield(y, hosts_[y].held);
+        h.eng = std::make_unique<core::Engine>(config_for(x), seeds_.next());
+        h.arrive = h.start = now_;
+        if (h.role == Role::Origin) {
+            h.state = kSeeding;
+            h.eng->add_patch(kPatch, shape(), Bitfield(segs_, true), false, at());
+        } else {
+            h.state = kDownloading;
+            if (h.role == Role::Super) ++supers_used_;
+            if (h.role == Role::Peer && super_of_[h.domain] != kNone && hosts_[super_of_[h.domain]].state != kGone) {
+                // Membership records name the own domain's super-node.
+                core::Holder sup = holder(super_of_[h.domain]);
+                h.eng->domain_supers(std::span<const core::Holder>(&sup, 1), at());
+            }
+            h.eng->add_patch(kPatch, shape(), Bitfield(segs_), true, at());
+        }
+        after(x);
+    }
+    core::PatchShape shape() const {
+        return core::PatchShape{segs_, static_cast<std::uint32_t>(kSegmentBytes), patch_};
     }
 
-    // ---- downloading ----
     void arrive(std::uint32_t d) {
         std::uint32_t j = hosts_[d].domain;
         // A pull-through cache fetches the patch when its domain first asks.
@@ -239,178 +296,219 @@ private:
         begin(d);
     }
 
-    void begin(std::uint32_t x) {
+    // Carries out x's actions, then sets its wake-up at the next deadline.
+    void after(std::uint32_t x, bool ticking = false) {
         Host& h = hosts_[x];
-        h.state = kDownloading;
-        h.arrive = h.start = now_;
-        h.held = Bitfield(segs_);
-        core::DownloadConfig cfg = s_.download;
-        cfg.local_first = h.role == Role::Peer;  // as the node sets it (node/node.cpp)
-        h.dl = std::make_unique<core::Download>(segs_, cfg, dl_seeds_ ^ (std::uint64_t{x} * 0x9E3779B97F4A7C15ull));
-        if (h.role == Role::Super) ++supers_used_;
-        lookup(x);
-        q_.push(now_ + tick_, kTick, x);
-        pump(x);
+        while (h.eng && !h.eng->actions().empty()) {
+            std::vector<core::EngineAction> batch;
+            std::swap(batch, h.eng->actions());
+            for (auto& a : batch) carry_out(x, a, ticking);
+        }
+        if (!h.eng) return;
+        auto t = h.eng->next_deadline(at());
+        if (!t) return;
+        Time when = std::max<Time>(now_ + 1, t->ms * 1000);
+        if (h.wake_at != 0 && h.wake_at <= when && h.wake_at > now_) return;  // an earlier wake-up is pending
+        h.wake_at = when;
+        q_.push(when, kDeadline, x);
     }
 
-    void schedule_pump(std::uint32_t x) {
+    void deadline(std::uint32_t x) {
         Host& h = hosts_[x];
-        if (h.pump_pending || !h.dl) return;
-        h.pump_pending = true;
-        q_.push(now_, kPump, x);
-    }
-    void pump_event(std::uint32_t x) {
-        hosts_[x].pump_pending = false;
-        pump(x);
-    }
-    void pump(std::uint32_t x) {
-        Host& h = hosts_[x];
-        if (!h.dl) return;
-        std::vector<core::Action> acts;
-        h.dl->pump(ms(), acts);
-        run_actions(x, acts, false);
-    }
-    core::Millis ms() const { return now_ / 1000; }
-
-    void tick(std::uint32_t x) {
-        Host& h = hosts_[x];
-        if (!h.dl) return;
-        if (now_ >= h.next_lookup) lookup(x);
-        std::vector<core::Action> acts;
-        h.dl->expire(ms(), acts);
-        run_actions(x, acts, true);
-        if (!h.dl) return;
-        acts.clear();
-        h.dl->pump(ms(), acts);
-        run_actions(x, acts, false);
-        if (h.dl) q_.push(now_ + tick_, kTick, x);
+        if (!h.eng || h.wake_at != now_) return;  // stale
+        h.wake_at = 0;
+        h.eng->tick(at());
+        after(x, true);
     }
 
-    void run_actions(std::uint32_t x, const std::vector<core::Action>& acts, bool expiring) {
-        for (auto& a : acts) {
-            auto y = static_cast<std::uint32_t>(a.peer);
-            if (a.kind == core::Action::Cancel) {
-                ++(expiring ? timeouts_ : cancels_);
-                if (hosts_[y].up) hosts_[y].up->cancel(x, a.segment);
-                continue;
+    void send(std::uint32_t from, std::uint32_t to, Msg m, Time extra = 0) {
+        m.from = from;
+        m.to = to;
+        std::uint32_t id = next_msg_++;
+        msgs_.emplace(id, std::move(m));
+        q_.push(now_ + extra + delay(from, to), kDeliver, id);
+    }
+
+    void carry_out(std::uint32_t x, core::EngineAction& action, bool ticking) {
+        namespace act = core::act;
+        std::visit(
+            [&](auto& a) {
+                using T = std::decay_t<decltype(a)>;
+                if constexpr (std::is_same_v<T, act::SendHave>) {
+                    send(x, to_host(a.conn), Msg{Msg::Have, 0, 0, 0, 0, std::move(a.bitfield)});
+                } else if constexpr (std::is_same_v<T, act::SendHaveOne>) {
+                    send(x, to_host(a.conn), Msg{Msg::HaveOne, 0, 0, core::idx(a.seg), 0, {}});
+                } else if constexpr (std::is_same_v<T, act::SendRequest>) {
+                    ++requests_;
+                    send(x, to_host(a.conn), Msg{Msg::Request, 0, 0, core::idx(a.seg), 0, {}});
+                } else if constexpr (std::is_same_v<T, act::SendCancel>) {
+                    ++(ticking ? timeouts_ : cancels_);
+                    send(x, to_host(a.conn), Msg{Msg::Cancel, 0, 0, core::idx(a.seg), 0, {}});
+                } else if constexpr (std::is_same_v<T, act::SendReject>) {
+                    if (a.reason == core::RejectReason::Busy) ++busy_;
+                    send(x, to_host(a.conn), Msg{Msg::Reject, 0, 0, core::idx(a.seg), std::uint8_t(a.reason), {}});
+                } else if constexpr (std::is_same_v<T, act::Serve>) {
+                    serve(x, to_host(a.conn), core::idx(a.seg));
+                } else if constexpr (std::is_same_v<T, act::Store>) {
+                    stored(x, to_host(a.conn), core::idx(a.seg));
+                } else if constexpr (std::is_same_v<T, act::Dial>) {
+                    dial(x, host_of(a.to.key));
+                } else if constexpr (std::is_same_v<T, act::Close>) {
+                    hang_up(x, to_host(a.conn));
+                } else if constexpr (std::is_same_v<T, act::Lookup>) {
+                    lookup(x);
+                } else if constexpr (std::is_same_v<T, act::Announce>) {
+                    if (a.held > 0) list(x);
+                } else if constexpr (std::is_same_v<T, act::Completed>) {
+                    complete(x);
+                }
+            },
+            action);
+    }
+    static std::uint32_t to_host(core::ConnId c) { return static_cast<std::uint32_t>(core::raw(c)); }
+
+    // ---- connections ----
+    void dial(std::uint32_t x, std::uint32_t y) {
+        // The handshake takes a round trip; both ends learn of it then.
+        send(x, y, Msg{Msg::Up, 0, 0, 0, 0, {}}, delay(x, y));
+    }
+    void connected(std::uint32_t x, std::uint32_t y) {  // x dialed y, a round trip ago
+        Host& hx = hosts_[x];
+        Host& hy = hosts_[y];
+        if (!hx.eng) return;
+        if (!hy.eng || hy.state == kGone) {
+            hx.eng->dial_failed(key_of(y), at());
+            return after(x);
+        }
+        if (hx.eng->connected(key_of(y))) return after(x);
+        hx.conns.push_back(y);
+        hy.conns.push_back(x);
+        bool kept = hx.eng->conn_up(core::ConnId{y}, identity(y), true, at());
+        if (kept) hy.eng->conn_up(core::ConnId{x}, identity(x), false, at());
+        after(x);
+        after(y);
+    }
+    core::PeerIdentity identity(std::uint32_t y) const {
+        return core::PeerIdentity{key_of(y), hosts_[y].role, pop_.names[hosts_[y].domain]};
+    }
+    // Ends the connection between x and y on both ends, and what it carried.
+    void hang_up(std::uint32_t x, std::uint32_t y) {
+        for (auto [a, b] : {std::pair{x, y}, std::pair{y, x}}) {
+            auto it = pipes_.find(pipe_key(a, b));
+            if (it != pipes_.end()) {
+                if (it->second.flow != kNone)
+                    hosts_[a].uploaded += static_cast<std::uint64_t>(net_->finish(it->second.flow, now_));
+                pipes_.erase(it);
             }
-            ++requests_;
-            Host& holder = hosts_[y];
-            auto verdict = holder.up ? holder.up->request(x, a.segment, holder.held.test(a.segment), false)
-                                     : core::Uploads::Verdict::NotHeld;
-            switch (verdict) {
-                case core::Uploads::Verdict::Queued: serve(y); break;
-                case core::Uploads::Verdict::Busy:
-                    ++busy_;
-                    hosts_[x].dl->rejected(y, a.segment, core::RejectReason::Busy, ms());
-                    schedule_pump(x);
-                    break;
-                case core::Uploads::Verdict::NotHeld:
-                    hosts_[x].dl->rejected(y, a.segment, core::RejectReason::NotHeld, ms());
-                    schedule_pump(x);
-                    break;
-                case core::Uploads::Verdict::Banned:
-                    hosts_[x].dl->rejected(y, a.segment, core::RejectReason::Banned, ms());
-                    break;
+            auto& v = hosts_[a].conns;
+            std::erase(v, b);
+            if (hosts_[a].eng) {
+                hosts_[a].eng->conn_down(core::ConnId{b}, at());
+                after(a);
             }
         }
+    }
+
+    void deliver(std::uint32_t id) {
+        auto it = msgs_.find(id);
+        Msg m = std::move(it->second);
+        msgs_.erase(it);
+        if (m.kind == Msg::Up) return connected(m.from, m.to);
+        Host& h = hosts_[m.to];
+        if (!h.eng || !h.eng->peer(core::ConnId{m.from})) {
+            if (m.kind == Msg::Data) wasted_ += seg_bytes(m.seg);
+            return;
+        }
+        core::ConnId c{m.from};
+        core::Segment seg{m.seg};
+        auto t = at();
+        switch (m.kind) {
+            case Msg::Have: h.eng->on_have(c, kPatch, m.bits, t); break;
+            case Msg::HaveOne: h.eng->on_have_one(c, kPatch, seg, t); break;
+            case Msg::Request: h.eng->on_request(c, kPatch, seg, t); break;
+            case Msg::Cancel: h.eng->on_cancel(c, kPatch, seg); break;
+            case Msg::Reject: h.eng->on_reject(c, kPatch, seg, m.reason, t); break;
+            case Msg::Data: {
+                auto len = static_cast<std::uint32_t>(seg_bytes(m.seg));
+                auto v = h.eng->on_data(c, kPatch, seg, 0, len, t);
+                if (v != core::DataVerdict::TakeLast) wasted_ += len;
+                break;
+            }
+            case Msg::Up: break;
+        }
+        after(m.to);
     }
 
     // ---- serving ----
-    void serve(std::uint32_t y) {
-        Host& h = hosts_[y];
-        if (!h.up) return;
-        auto writable = [&](core::PeerId p) {
-            if (h.queued >= buffer_of(h.role)) return false;
-            auto it = conns_.find(conn_key(y, static_cast<std::uint32_t>(p)));
-            return it == conns_.end() || it->second.queued < high_water_;
-        };
-        while (auto item = h.up->next(ms(), writable)) {
-            auto r = static_cast<std::uint32_t>(item->peer);
-            auto seg = static_cast<std::uint32_t>(item->what);
-            auto key = conn_key(y, r);
-            Conn& c = conns_[key];
-            c.segs.push_back(seg);
-            c.queued += seg_bytes(seg);
-            h.queued += seg_bytes(seg);
-            if (c.flow == kNone) {
-                c.flow = net_->start(y, r, static_cast<double>(seg_bytes(seg)), now_, 0);
-                if (flow_conn_.size() <= c.flow) flow_conn_.resize(c.flow + 1);
-                flow_conn_[c.flow] = key;
-            }
-            h.up->sent(ms(), seg_bytes(seg));
+    void serve(std::uint32_t y, std::uint32_t r, std::uint32_t seg) {
+        auto key = pipe_key(y, r);
+        Pipe& c = pipes_[key];
+        c.segs.push_back(seg);
+        c.queued += seg_bytes(seg);
+        if (c.flow == kNone) {
+            c.flow = net_->start(y, r, static_cast<double>(seg_bytes(seg)), now_, 0);
+            if (flow_pipe_.size() <= c.flow) flow_pipe_.resize(c.flow + 1);
+            flow_pipe_[c.flow] = key;
         }
+        hosts_[y].eng->served(core::ConnId{r}, kPatch, core::Segment{seg}, c.queued, at());
     }
 
     void flow_done(std::uint32_t f, std::uint32_t version) {
         if (!net_->done_event(f, version, now_)) return;
-        auto key = flow_conn_[f];
+        auto key = flow_pipe_[f];
         auto y = static_cast<std::uint32_t>(key >> 32), r = static_cast<std::uint32_t>(key);
-        auto it = conns_.find(key);
-        Conn& c = it->second;
+        auto it = pipes_.find(key);
+        Pipe& c = it->second;
         std::uint32_t seg = c.segs[c.head++];
         std::uint64_t bytes = seg_bytes(seg);
         c.queued -= bytes;
-        hosts_[y].queued -= bytes;
         hosts_[y].uploaded += bytes;
+        std::uint64_t left = c.queued;
         if (c.head < c.segs.size()) {
             net_->continue_with(f, static_cast<double>(seg_bytes(c.segs[c.head])), now_);
         } else {
             net_->finish(f, now_);
-            conns_.erase(it);
+            pipes_.erase(it);
         }
-        deliver(r, y, seg, bytes);
-        serve(y);
+        send(y, r, Msg{Msg::Data, 0, 0, seg, 0, {}});
+        if (hosts_[y].eng) {
+            hosts_[y].eng->writable(core::ConnId{r}, left, at());
+            after(y);
+        }
         if (hosts_[y].state == kSeeding && hosts_[y].role == Role::Peer && !keeps_seeding(y)) depart(y);
     }
 
-    void deliver(std::uint32_t r, std::uint32_t y, std::uint32_t seg, std::uint64_t bytes) {
+    void stored(std::uint32_t r, std::uint32_t y, std::uint32_t seg) {
         Host& h = hosts_[r];
-        if (!h.dl || !h.dl->is_requested(y, seg)) {
-            wasted_ += bytes;
-            return;
-        }
-        std::vector<core::Action> acts;
-        h.dl->segment_done(y, seg, true, acts);
-        run_actions(r, acts, false);
-        h.held.set(seg);
+        std::uint64_t bytes = seg_bytes(seg);
         h.downloaded += bytes;
         auto cls = class_for(r, y);
         bytes_by_class_[static_cast<int>(cls)] += bytes;
         if (cls >= core::SourceClass::OtherDomain) imports_[h.domain] += static_cast<double>(bytes) / static_cast<double>(patch_);
-        list(r);
-        // Have: every downloader that knows r hears of the new segment.
-        auto& w = h.watchers;
-        std::size_t keep = 0;
-        for (std::size_t i = 0; i < w.size(); ++i) {
-            Host& o = hosts_[w[i]];
-            if (!o.dl || !o.dl->has_peer(r)) continue;  // finished, or forgot r
-            w[keep++] = w[i];
-            o.dl->peer_has(r, seg);
-            schedule_pump(w[i]);
-        }
-        w.resize(keep);
-        if (h.dl->complete()) return complete(r);
-        schedule_pump(r);
+        h.eng->stored(core::ConnId{y}, kPatch, core::Segment{seg}, core::StoreOutcome::Stored, at());
     }
 
     void complete(std::uint32_t r) {
         Host& h = hosts_[r];
+        if (h.state != kDownloading) return;
         h.done = now_;
-        h.dl.reset();
-        h.peers.clear();
+        last_done_ = now_;
         if (h.role == Role::Super) {
             h.state = kSeeding;
-            list(r);
             return;
         }
         ++completed_;
         completion_.push_back(static_cast<float>(static_cast<double>(now_ - h.arrive) / 1e6));
         auto pol = policy(r);
-        if (!pol.keep_seeding(h.uploaded, h.downloaded, 0)) return depart(r);
         h.state = kSeeding;
-        if (std::isfinite(pol.max_seconds)) q_.push(now_ + to_time(pol.max_seconds), kDeadline, r);
+        if (!pol.keep_seeding(h.uploaded, h.downloaded, 0)) return depart_later(r);
+        if (std::isfinite(pol.max_seconds)) q_.push(now_ + to_time(pol.max_seconds), kWake, r);
     }
+    void wake(std::uint32_t d) {
+        if (hosts_[d].state == kSeeding && hosts_[d].role == Role::Peer && !keeps_seeding(d)) depart(d);
+    }
+    // Leaves once the actions under way are carried out.
+    void depart_later(std::uint32_t r) { q_.push(now_, kWake, r); }
 
     core::SeedPolicy policy(std::uint32_t d) const {
         const Host& h = hosts_[d];
@@ -421,29 +519,18 @@ private:
         const Host& h = hosts_[d];
         return policy(d).keep_seeding(h.uploaded, h.downloaded, static_cast<double>(now_ - h.done) / 1e6);
     }
-    void deadline(std::uint32_t d) {
-        if (hosts_[d].state == kSeeding && !keeps_seeding(d)) depart(d);
-    }
 
-    // Leaves the swarm: unlisted, forgotten by every downloader that knew it,
-    // its connections closed (what they were carrying is lost).
+    // Leaves the swarm: unlisted, every connection hung up (what they were
+    // carrying is lost), its engine gone.
     void depart(std::uint32_t x) {
         Host& h = hosts_[x];
+        if (h.state == kGone) return;
         h.state = kGone;
         unlist(x);
-        for (auto w : h.watchers) {
-            Host& o = hosts_[w];
-            if (!o.dl || !o.dl->has_peer(x)) continue;
-            o.dl->remove_peer(x);
-            schedule_pump(w);
-        }
-        h.watchers.clear();
-        for (auto it = conns_.lower_bound(conn_key(x, 0)); it != conns_.end() && (it->first >> 32) == x;) {
-            if (it->second.flow != kNone) hosts_[x].uploaded += static_cast<std::uint64_t>(net_->finish(it->second.flow, now_));
-            it = conns_.erase(it);
-        }
-        h.queued = 0;
-        h.up.reset();
+        h.eng.reset();
+        auto conns = h.conns;
+        for (auto y : conns) hang_up(x, y);
+        h.conns.clear();
     }
 
     RunResult finish() {
@@ -464,7 +551,7 @@ private:
         r.domain_size = pop_.sizes;
         r.domain_imports = imports_;
         r.events = events_;
-        r.end_seconds = static_cast<double>(now_) / 1e6;
+        r.end_seconds = static_cast<double>(last_done_) / 1e6;
         r.requests = requests_;
         r.busy = busy_;
         r.cancels = cancels_;
@@ -479,11 +566,10 @@ private:
     const std::uint32_t segs_;
     const std::uint64_t patch_;
     Rng lookups_;
-    const std::uint64_t dl_seeds_;
+    Rng seeds_;
     EventQueue q_;
     std::optional<FlowNet> net_;
-    Time now_ = 0, tick_ = 0;
-    std::uint64_t high_water_ = 0;
+    Time now_ = 0, last_done_ = 0;
     std::uint64_t events_ = 0;
 
     std::vector<Host> hosts_;
@@ -493,8 +579,10 @@ private:
     std::vector<Dir> dir_;  // listed devices by domain
     Dir peers_dir_;         // listed devices, all domains
     Dir supers_dir_;        // listed super-nodes (the cross-domain key)
-    std::map<std::uint64_t, Conn> conns_;  // (holder, receiver); ordered for reproducible departures
-    std::vector<std::uint64_t> flow_conn_;
+    std::map<std::uint64_t, Pipe> pipes_;  // (holder, receiver); ordered for reproducible departures
+    std::vector<std::uint64_t> flow_pipe_;
+    std::unordered_map<std::uint32_t, Msg> msgs_;  // on their way, by event id
+    std::uint32_t next_msg_ = 0;
 
     std::vector<double> imports_;
     std::array<std::uint64_t, core::kSourceClasses> bytes_by_class_{};

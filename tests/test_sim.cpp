@@ -337,6 +337,9 @@ TEST_CASE("sim: the same seed gives the same result bit for bit") {
         s.flash_minutes = 10;
         s.online_dist = OnlineDist::Exp;
         s.seed = 1234;
+        // Link delays (segment level): messages and segments arrive late.
+        s.delay_local_ms = 1;
+        s.delay_remote_ms = 20;
         auto a = must_run(s), b = must_run(s);
         INFO(to_string(level));
         CHECK(fingerprint(a, s) == fingerprint(b, s));

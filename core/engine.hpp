@@ -1,0 +1,294 @@
+// The sans-IO engine: a node's whole transfer protocol in one object.
+//
+// It owns the protocol state of one node: its peers (known by node key, across
+// reconnects), its patches, their downloads (core::Download) and what it
+// serves (core::Uploads, core::SuperSeeding), per-patch bans by node key, and
+// when to look up holders or announce itself. Drivers — the libuv node
+// (node/node.cpp) and the simulator's segment level (sim/segment_level.cpp) —
+// feed it events and carry out the actions it appends to actions():
+//
+//   events in:   a connection up or down (with the peer's proven key, role and
+//                domain), a decoded message, a segment stored or read, holders
+//                found, the passing of time (tick);
+//   actions out: send a message, dial, close, serve (read and send) a segment,
+//                store (verify and write) a segment, look up or announce in
+//                the DHT, a patch completed;
+//   next_deadline(): the earliest time at which tick() has something to do,
+//                so that no driver polls on a fixed tick.
+//
+// No sockets, clocks, threads, files or global randomness: time comes in as
+// an Instant from the driver, randomness from the seed, and segment bytes
+// never enter it (the driver keeps them; the engine keeps their counts).
+#pragma once
+
+#include <array>
+#include <compare>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <set>
+#include <span>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "core/bitfield.hpp"
+#include "core/bytes.hpp"
+#include "core/download.hpp"
+#include "core/policy.hpp"
+#include "core/types.hpp"
+
+namespace ps::core {
+
+// Distinct types for what the engine's API carries.
+enum class ConnId : std::uint64_t {};      // a connection, named by the driver
+enum class Segment : std::uint32_t {};     // a segment index within a patch
+struct Instant {                           // the driver's monotonic time
+    Millis ms = 0;
+    auto operator<=>(const Instant&) const = default;
+};
+inline std::uint32_t idx(Segment s) { return static_cast<std::uint32_t>(s); }
+inline std::uint64_t raw(ConnId c) { return static_cast<std::uint64_t>(c); }
+
+using NodeKey = std::array<std::uint8_t, 32>;
+using PatchId = Hash32;
+
+// A node as a holder record or a contact names it, before anyone dialed it.
+struct Holder {
+    NodeKey key{};
+    Role role = Role::Peer;
+    std::string domain;
+    std::string host;
+    std::uint16_t port = 0;
+};
+
+// What the handshake proved about the other end.
+struct PeerIdentity {
+    NodeKey key{};
+    Role role = Role::Peer;
+    std::string domain;
+};
+
+struct PatchShape {
+    std::uint32_t segments = 0;
+    std::uint32_t segment_size = 0;
+    std::uint64_t total_size = 0;
+    std::uint32_t length(std::uint32_t seg) const {
+        if (seg + 1 < segments) return segment_size;
+        return static_cast<std::uint32_t>(total_size - std::uint64_t{segment_size} * (segments - 1));
+    }
+};
+
+struct EngineConfig {
+    NodeKey self{};
+    Role role = Role::Peer;
+    std::string domain;
+    DownloadConfig download;  // local_first is set from the role
+    UploadConfig uploads;
+    std::uint64_t upload_rate = 0;    // bytes/s, 0 = unlimited
+    std::uint64_t download_rate = 0;  // bytes/s, 0 = unlimited
+    // Segment bytes being read or queued for sending, across every connection;
+    // beyond it no new segment is served (bounds memory whatever the peer count).
+    std::uint64_t upload_buffer = 8u << 20;
+    // Bytes queued on one connection above which it gets no new segment.
+    std::uint64_t conn_high_water = 4u << 20;
+    std::size_t max_peers = 32;          // connections and dials at once
+    Millis lookup_interval = 1'000;      // holder lookups while downloading
+    Millis announce_min_interval = 2'000;  // holder record updates, at most this often
+    Millis announce_refresh = 20 * 60 * 1000;
+    Millis superseed_reserve = 2'000;    // origin: a segment goes out again only after this
+    bool fault_ignore_requests = false;  // tests only: take requests, never answer
+};
+
+// Per patch, what moved and where it came from.
+struct PatchStats {
+    std::array<std::uint64_t, kSourceClasses> bytes_from{};  // by SourceClass
+    std::array<std::uint64_t, kSourceClasses> busy_from{};   // "busy" answers, by SourceClass
+    std::uint64_t bytes_downloaded = 0;  // verified segment bytes stored
+    std::uint64_t bytes_uploaded = 0;    // segment bytes served
+    std::uint64_t segments_verified = 0;
+    std::uint64_t segments_rejected = 0;  // failed their hash
+    Millis started_ms = 0;
+    std::optional<Millis> completed_ms;
+    std::set<NodeKey> banned;  // node keys banned for this patch
+};
+
+// How a Data message fared.
+enum class DataVerdict : std::uint8_t {
+    Drop,       // not asked for (late chunk of a cancelled request): ignore it
+    Take,       // append it to the segment's buffer
+    TakeLast,   // append it: the segment is whole, a Store action follows
+    Violation,  // out of order or past the end: the connection is closed
+};
+
+// What became of a Store action.
+enum class StoreOutcome : std::uint8_t { Stored, BadHash, IoError };
+
+// Why the engine closes a connection (a code for drivers that branch on it).
+enum class CloseWhy : std::uint8_t { Duplicate, ProtocolViolation };
+
+namespace act {
+struct SendHave { ConnId conn; PatchId patch; Bytes bitfield; };
+struct SendHaveOne { ConnId conn; PatchId patch; Segment seg; };
+struct SendRequest { ConnId conn; PatchId patch; Segment seg; SourceClass from; };
+struct SendCancel { ConnId conn; PatchId patch; Segment seg; };  // also: forget its partial bytes
+struct SendReject { ConnId conn; PatchId patch; Segment seg; RejectReason reason; };
+// Read the segment (checking it against the manifest) and send it as Data;
+// then report served() or serve_failed().
+struct Serve { ConnId conn; PatchId patch; Segment seg; std::uint32_t bytes; };
+// The segment's bytes from `conn` are whole: verify and write them; then
+// report stored().
+struct Store { ConnId conn; PatchId patch; Segment seg; };
+struct Dial { Holder to; };
+struct Close { ConnId conn; CloseWhy why; std::string reason; };
+struct Lookup { PatchId patch; };  // look up the patch's holders in the DHT
+struct Announce { PatchId patch; std::uint32_t held; std::uint32_t segments; };  // put the holder record
+struct Banned { PatchId patch; NodeKey key; Segment seg; };  // for the log
+struct Completed { PatchId patch; };  // every segment stored
+}  // namespace act
+
+using EngineAction = std::variant<act::SendHave, act::SendHaveOne, act::SendRequest, act::SendCancel, act::SendReject,
+                                  act::Serve, act::Store, act::Dial, act::Close, act::Lookup, act::Announce,
+                                  act::Banned, act::Completed>;
+
+class Engine {
+public:
+    Engine(EngineConfig cfg, std::uint64_t seed);
+
+    // ---- patches ----
+    // Takes part in a patch: serves what `held` says, and downloads the rest
+    // when `download`. The origin super-seeds what it serves.
+    void add_patch(const PatchId& id, PatchShape shape, const Bitfield& held, bool download, Instant now);
+    // Stops taking part: cancels its requests, drops its queued uploads.
+    void remove_patch(const PatchId& id);
+    bool pause(const PatchId& id);   // false: not downloading
+    void resume(const PatchId& id, Instant now);
+    void set_rates(Instant now, std::uint64_t upload, std::uint64_t download);
+    void set_upload_slots(std::uint32_t slots);
+
+    // ---- connections ----
+    // The handshake with `peer` completed. A second connection to the same
+    // node is closed (the one dialed by the smaller key is kept, so that both
+    // ends choose alike); returns false when this one lost.
+    bool conn_up(ConnId c, const PeerIdentity& peer, bool we_dialed, Instant now);
+    void conn_down(ConnId c, Instant now);
+    // A dial the engine (or note_dial) started never came up.
+    void dial_failed(const NodeKey& key, Instant now);
+    // The driver dials on its own (gossip): counts against max_peers and, for
+    // nearer holders, holds farther rungs back while it connects.
+    bool may_dial(const NodeKey& key) const;
+    void note_dial(const Holder& h);
+    // Bytes now queued for sending on `c` (after a write drained, or data was queued).
+    void writable(ConnId c, std::uint64_t queued, Instant now);
+
+    // ---- messages from a peer ----
+    void on_have(ConnId c, const PatchId& p, ByteView bitfield, Instant now);
+    void on_have_one(ConnId c, const PatchId& p, Segment s, Instant now);
+    void on_request(ConnId c, const PatchId& p, Segment s, Instant now);
+    void on_cancel(ConnId c, const PatchId& p, Segment s);
+    void on_reject(ConnId c, const PatchId& p, Segment s, std::uint8_t reason, Instant now);
+    DataVerdict on_data(ConnId c, const PatchId& p, Segment s, std::uint32_t offset, std::uint32_t len, Instant now);
+
+    // ---- results of actions ----
+    void stored(ConnId from, const PatchId& p, Segment s, StoreOutcome outcome, Instant now);
+    // A Serve was carried out: its bytes are queued on the connection, which
+    // now has `queued` bytes waiting.
+    void served(ConnId c, const PatchId& p, Segment s, std::uint64_t queued, Instant now);
+    // A Serve could not be read, or no longer matched the manifest: the segment
+    // is no longer held, and the requester is told.
+    void serve_failed(ConnId c, const PatchId& p, Segment s, Instant now);
+    // Holders of a patch found under the own domain's key (own_domain) or the
+    // cross-domain key. Dials the new ones, up to max_peers.
+    void holders_found(const PatchId& p, std::span<const Holder> holders, bool own_domain, Instant now);
+    // Super-nodes of the own domain the driver knows of (membership records,
+    // Peers messages): a downloading device dials them even when its holder
+    // lookups missed them.
+    void domain_supers(std::span<const Holder> supers, Instant now);
+
+    // ---- time ----
+    void tick(Instant now);
+    std::optional<Instant> next_deadline(Instant now);
+
+    // ---- output ----
+    std::vector<EngineAction>& actions() { return out_; }
+
+    // ---- queries ----
+    bool has_patch(const PatchId& p) const { return patches_.count(p) != 0; }
+    const PatchStats* stats(const PatchId& p) const;
+    const Bitfield* held(const PatchId& p) const;
+    bool downloading(const PatchId& p) const;
+    bool paused(const PatchId& p) const;
+    Millis last_served(const PatchId& p) const;
+    bool connected(const NodeKey& key) const { return by_key_.count(key) != 0; }
+    bool dialing(const NodeKey& key) const { return dialing_.count(key) != 0; }
+    std::size_t peer_count() const { return by_key_.size(); }
+    std::size_t dial_count() const { return dialing_.size(); }
+    std::size_t upload_peers() const { return uploads_.active_peers(); }
+    const EngineConfig& config() const { return cfg_; }
+    std::optional<PeerIdentity> peer(ConnId c) const;
+
+private:
+    struct Conn {
+        PeerIdentity who;
+        SourceClass cls{};
+        bool we_dialed = false;
+        std::set<PatchId> told;   // patches we sent our Have for
+        std::set<PatchId> heard;  // patches the peer sent its Have for
+        std::uint64_t queued = 0;     // bytes the driver reports queued on it
+        std::uint64_t reading = 0;    // bytes of Serves not yet carried out
+        std::map<std::pair<PatchId, std::uint32_t>, std::uint32_t> serving;  // those Serves
+    };
+    struct Patch {
+        PatchShape shape;
+        std::uint32_t index = 0;  // names it in upload cookies
+        Bitfield held;
+        std::optional<Download> dl;
+        std::optional<SuperSeeding> superseed;
+        PatchStats stats;
+        std::map<std::pair<ConnId, std::uint32_t>, std::uint32_t> partial;  // bytes of a segment arrived
+        std::map<std::pair<ConnId, std::uint32_t>, NodeKey> storing;        // Store actions out, and from whom
+        bool paused = false;
+        bool completed = false;
+        bool announced = false;
+        std::uint32_t announced_held = 0;
+        Millis last_announce = 0;
+        Millis next_lookup = 0;
+        bool domain_lookup_pending = false;  // the first own-domain lookup is under way
+        bool domain_looked_up = false;
+        Millis last_served = 0;
+    };
+
+    Patch* patch(const PatchId& p);
+    Conn* conn(ConnId c);
+    SourceClass classify_holder(Role role, const std::string& domain) const;
+    void send_have(ConnId c, Conn& k, const PatchId& id, Patch& s);
+    void tell_connecting(Patch& s);
+    void tell_connecting_all();
+    void pump_requests(const PatchId& id, Patch& s, Instant now);
+    void pump_uploads(Instant now);
+    void run_steps(const PatchId& id, Patch& s, std::vector<Action>& steps);
+    void dial(const Holder& h);
+    void announce(const PatchId& id, Patch& s, Instant now);
+    void lookup(const PatchId& id, Patch& s, Instant now);
+    void closing(ConnId c, CloseWhy why, std::string reason);
+    bool forget_conn(ConnId c);
+    bool wants_downloading(const Patch& s) const { return s.dl && !s.dl->complete() && !s.paused; }
+    std::uint64_t buffered() const;
+    void serve_done(ConnId c, const PatchId& p, Segment seg);
+    static std::uint64_t cookie(const Patch& s, std::uint32_t seg) { return std::uint64_t{s.index} << 32 | seg; }
+
+    EngineConfig cfg_;
+    Rng rng_;
+    std::map<ConnId, Conn> conns_;
+    std::map<NodeKey, ConnId> by_key_;
+    std::map<NodeKey, SourceClass> dialing_;  // dials under way, by the key expected
+    std::map<PatchId, Patch> patches_;
+    std::vector<PatchId> by_index_;
+    Uploads uploads_;
+    TokenBucket download_bucket_;
+    std::vector<EngineAction> out_;
+    std::vector<Action> steps_;
+    std::vector<Holder> supers_;  // the own domain's super-nodes the driver knows of
+};
+
+}  // namespace ps::core

@@ -1,0 +1,199 @@
+// core::Engine on its own: events in, actions out, no I/O.
+#include <doctest/doctest.h>
+
+#include "core/engine.hpp"
+
+using namespace ps;
+using namespace ps::core;
+
+namespace {
+
+NodeKey key(std::uint8_t b) {
+    NodeKey k{};
+    k.fill(b);
+    return k;
+}
+
+const PatchId kId = [] {
+    PatchId p{};
+    p.fill(7);
+    return p;
+}();
+
+constexpr PatchShape kShape{4, 1u << 20, 4u << 20};
+
+EngineConfig config(std::uint8_t self, Role role, const std::string& domain) {
+    EngineConfig c;
+    c.self = key(self);
+    c.role = role;
+    c.domain = domain;
+    return c;
+}
+
+template <typename T>
+std::vector<T> take(Engine& e) {
+    std::vector<T> out;
+    for (auto& a : e.actions())
+        if (auto* x = std::get_if<T>(&a)) out.push_back(*x);
+    return out;
+}
+
+Bytes all_bits() { return Bitfield(kShape.segments, true).to_bytes(); }
+
+}  // namespace
+
+TEST_CASE("engine: a holder banned for a bad segment is never asked again, whatever connection it comes back on") {
+    Engine dl(config(1, Role::Peer, "d1"), 42);
+    dl.add_patch(kId, kShape, Bitfield(kShape.segments), true, Instant{0});
+    dl.actions().clear();
+    PeerIdentity liar{key(9), Role::Peer, "d1"};
+    REQUIRE(dl.conn_up(ConnId{1}, liar, true, Instant{0}));
+    dl.on_have(ConnId{1}, kId, all_bits(), Instant{0});
+    auto asked = take<act::SendRequest>(dl);
+    REQUIRE_FALSE(asked.empty());
+    dl.actions().clear();
+    // The first segment arrives whole and fails its hash.
+    auto seg = asked.front().seg;
+    CHECK(dl.on_data(ConnId{1}, kId, seg, 0, kShape.length(idx(seg)), Instant{10}) == DataVerdict::TakeLast);
+    CHECK(take<act::Store>(dl).size() == 1);
+    dl.actions().clear();
+    dl.stored(ConnId{1}, kId, seg, StoreOutcome::BadHash, Instant{11});
+    CHECK(take<act::Banned>(dl).size() == 1);
+    CHECK(dl.stats(kId)->banned.count(key(9)) == 1);
+    CHECK(take<act::SendRequest>(dl).empty());
+    dl.actions().clear();
+
+    // It reconnects on a new connection and offers everything again.
+    dl.conn_down(ConnId{1}, Instant{20});
+    REQUIRE(dl.conn_up(ConnId{2}, liar, false, Instant{30}));
+    dl.on_have(ConnId{2}, kId, all_bits(), Instant{30});
+    for (Millis t = 30; t < 120'000; t += 500) {
+        dl.tick(Instant{t});
+        CHECK(take<act::SendRequest>(dl).empty());
+        dl.actions().clear();
+    }
+    // And it is refused as a downloader too.
+    dl.on_request(ConnId{2}, kId, Segment{0}, Instant{120'000});
+    auto rej = take<act::SendReject>(dl);
+    REQUIRE(rej.size() == 1);
+    CHECK(rej[0].reason == RejectReason::Banned);
+    dl.actions().clear();
+
+    // An honest holder is asked at once.
+    REQUIRE(dl.conn_up(ConnId{3}, PeerIdentity{key(5), Role::Peer, "d1"}, true, Instant{120'001}));
+    dl.on_have(ConnId{3}, kId, all_bits(), Instant{120'001});
+    auto honest = take<act::SendRequest>(dl);
+    REQUIRE_FALSE(honest.empty());
+    for (auto& r : honest) CHECK(r.conn == ConnId{3});
+}
+
+TEST_CASE("engine: a banned node's requests are refused even after it reconnects") {
+    Engine holder(config(1, Role::Peer, "d1"), 1);
+    Bitfield some(kShape.segments);
+    some.set(0);
+    holder.add_patch(kId, kShape, some, true, Instant{0});
+    PeerIdentity liar{key(9), Role::Peer, "d1"};
+    REQUIRE(holder.conn_up(ConnId{1}, liar, true, Instant{0}));
+    holder.on_have(ConnId{1}, kId, all_bits(), Instant{0});
+    auto asked = take<act::SendRequest>(holder);
+    REQUIRE_FALSE(asked.empty());
+    holder.actions().clear();
+    auto seg = asked.front().seg;
+    REQUIRE(holder.on_data(ConnId{1}, kId, seg, 0, kShape.length(idx(seg)), Instant{1}) == DataVerdict::TakeLast);
+    holder.stored(ConnId{1}, kId, seg, StoreOutcome::BadHash, Instant{2});
+    holder.conn_down(ConnId{1}, Instant{3});
+    REQUIRE(holder.conn_up(ConnId{4}, liar, false, Instant{4}));
+    holder.actions().clear();
+    holder.on_request(ConnId{4}, kId, Segment{0}, Instant{5});
+    auto rej = take<act::SendReject>(holder);
+    REQUIRE(rej.size() == 1);
+    CHECK(rej[0].reason == RejectReason::Banned);
+    CHECK(take<act::Serve>(holder).empty());
+}
+
+TEST_CASE("engine: a stalled request is cancelled at the deadline the engine announced, with no polling") {
+    Engine dl(config(1, Role::Peer, "d1"), 3);
+    dl.add_patch(kId, kShape, Bitfield(kShape.segments), true, Instant{0});
+    REQUIRE(dl.conn_up(ConnId{1}, PeerIdentity{key(2), Role::Peer, "d1"}, true, Instant{0}));
+    dl.on_have(ConnId{1}, kId, all_bits(), Instant{0});
+    REQUIRE_FALSE(take<act::SendRequest>(dl).empty());
+    dl.actions().clear();
+    // Walk from deadline to deadline: the timeout must be one of them.
+    Instant t{0};
+    Millis cancelled_at = 0;
+    for (int i = 0; i < 100 && !cancelled_at; ++i) {
+        auto next = dl.next_deadline(t);
+        REQUIRE(next);
+        REQUIRE(*next > t);
+        t = *next;
+        dl.tick(t);
+        if (!take<act::SendCancel>(dl).empty()) cancelled_at = t.ms;
+        dl.actions().clear();
+    }
+    CHECK(cancelled_at == DownloadConfig{}.request_timeout);
+}
+
+TEST_CASE("engine: two connections between the same pair: both ends keep the same one") {
+    Engine a(config(1, Role::Peer, "d1"), 1), b(config(2, Role::Peer, "d1"), 2);
+    PeerIdentity ia{key(1), Role::Peer, "d1"}, ib{key(2), Role::Peer, "d1"};
+    // Connection 10: a dialed b. Connection 20: b dialed a. Each end names them alike.
+    bool a10 = a.conn_up(ConnId{10}, ib, true, Instant{0});
+    bool b10 = b.conn_up(ConnId{10}, ia, false, Instant{0});
+    bool a20 = a.conn_up(ConnId{20}, ib, false, Instant{0});
+    bool b20 = b.conn_up(ConnId{20}, ia, true, Instant{0});
+    CHECK(a10);
+    CHECK(b10);
+    auto closed = [](Engine& e) {
+        std::vector<std::uint64_t> v;
+        for (auto& c : take<act::Close>(e)) v.push_back(raw(c.conn));
+        return v;
+    };
+    // Key 1 < key 2: the connection a dialed (10) survives on both ends.
+    CHECK_FALSE(a20);
+    CHECK_FALSE(b20);
+    CHECK(closed(a) == std::vector<std::uint64_t>{20});
+    CHECK(closed(b) == std::vector<std::uint64_t>{20});
+}
+
+TEST_CASE("engine: the origin hands a segment out once per reserve period") {
+    auto cfg = config(1, Role::Origin, "core");
+    cfg.superseed_reserve = 2'000;
+    Engine o(cfg, 1);
+    o.add_patch(kId, kShape, Bitfield(kShape.segments, true), false, Instant{0});
+    REQUIRE(o.conn_up(ConnId{1}, PeerIdentity{key(2), Role::Peer, "d1"}, false, Instant{0}));
+    REQUIRE(o.conn_up(ConnId{2}, PeerIdentity{key(3), Role::Peer, "d2"}, false, Instant{0}));
+    o.actions().clear();
+    o.on_request(ConnId{1}, kId, Segment{0}, Instant{0});
+    CHECK(take<act::Serve>(o).size() == 1);
+    o.actions().clear();
+    o.on_request(ConnId{2}, kId, Segment{0}, Instant{1'000});
+    auto rej = take<act::SendReject>(o);
+    REQUIRE(rej.size() == 1);
+    CHECK(rej[0].reason == RejectReason::Busy);
+    o.actions().clear();
+    o.on_request(ConnId{2}, kId, Segment{0}, Instant{2'001});
+    CHECK(take<act::Serve>(o).size() == 1);
+}
+
+TEST_CASE("engine: Data that was not asked for, or out of order, is dropped or ends the connection") {
+    Engine dl(config(1, Role::Peer, "d1"), 5);
+    dl.add_patch(kId, kShape, Bitfield(kShape.segments), true, Instant{0});
+    REQUIRE(dl.conn_up(ConnId{1}, PeerIdentity{key(2), Role::Peer, "d1"}, true, Instant{0}));
+    dl.on_have(ConnId{1}, kId, all_bits(), Instant{0});
+    auto asked = take<act::SendRequest>(dl);
+    REQUIRE_FALSE(asked.empty());
+    std::set<std::uint32_t> requested;
+    for (auto& r : asked) requested.insert(idx(r.seg));
+    std::uint32_t not_asked = 0;
+    while (requested.count(not_asked)) ++not_asked;
+    if (not_asked < kShape.segments)
+        CHECK(dl.on_data(ConnId{1}, kId, Segment{not_asked}, 0, 100, Instant{1}) == DataVerdict::Drop);
+    auto seg = asked.front().seg;
+    CHECK(dl.on_data(ConnId{1}, kId, seg, 0, 1000, Instant{2}) == DataVerdict::Take);
+    dl.actions().clear();
+    CHECK(dl.on_data(ConnId{1}, kId, seg, 5000, 1000, Instant{3}) == DataVerdict::Violation);
+    auto closes = take<act::Close>(dl);
+    REQUIRE(closes.size() == 1);
+    CHECK(closes[0].why == CloseWhy::ProtocolViolation);
+    CHECK_FALSE(dl.peer(ConnId{1}));
+}
