@@ -94,7 +94,10 @@ void print_status(const json& j) {
                 limit(n.value("download_limit", 0ull)).c_str(), limit(n.value("upload_limit", 0ull)).c_str());
     if (auto q = n.value("quota", 0ull))
         std::printf("  quota %s of %s", human_bytes(double(n.value("reserved", 0ull))).c_str(), human_bytes(double(q)).c_str());
-    std::printf("\n\n");
+    std::printf("\n");
+    if (n.contains("warnings"))
+        for (auto& w : n["warnings"]) std::printf("warning: %s\n", w.get<std::string>().c_str());
+    std::printf("\n");
     auto& ps = j["patches"];
     if (ps.empty()) {
         std::printf("no patches\n");

@@ -220,6 +220,13 @@ int run_node(const NetArgs& a) {
     auto cfg = source();
     if (!cfg) return fail(cmd, cfg.error(), kExitUsage);
     if (auto st = node::validate_config(*cfg); !st) return fail(cmd, st.error(), kExitUsage);
+    // A fresh install has no operator key yet: a wrong setting (status 2, so
+    // systemd does not restart the node every few seconds), not a failure.
+    if (std::error_code ec; !std::filesystem::exists(cfg->trust, ec))
+        return fail(cmd,
+                    cfg->problem("node.trust", cfg->trust + " does not exist: put the operator's public key (or trust "
+                                               "file) there").reason,
+                    kExitUsage);
     transfer::Loop loop;
     auto daemon = node::Daemon::start(loop, std::move(*cfg), source);
     if (!daemon) return fail(cmd, daemon.error());
