@@ -1,5 +1,5 @@
-# Finds every third-party library. Debian (bookworm) packages only; see
-# scripts/install-deps.sh and ../shared/notes/stack.md for the pitfalls handled here.
+# Finds every third-party library. Debian (bookworm) packages only, installed by
+# scripts/install-deps.sh. Each workaround below says what it works around.
 find_package(PkgConfig REQUIRED)
 find_package(Threads REQUIRED)
 pkg_check_modules(LIBUV  REQUIRED IMPORTED_TARGET GLOBAL libuv)

@@ -43,7 +43,22 @@ int announce_via_daemon(const SocketArgs& s, const std::string& manifest, const 
 // sim (the discrete-event simulator).
 void add_sim_commands(CLI::App& app, Commands& out);
 
+// Exit status of every subcommand; docs/cli.md and the `--help` epilog list
+// them (kExitCodesHelp). A usage error (bad flag, unknown command, bad value,
+// wrong setting) is always kExitUsage, so that systemd's
+// RestartPreventExitStatus=2 stops a unit that would fail the same way again.
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitFailure = 1;     // the operation failed (I/O, signature, network, start-up)
+inline constexpr int kExitUsage = 2;       // bad flag, unknown command, bad value or setting
+inline constexpr int kExitTimeout = 3;     // --timeout passed, or a patch name was not found in time
+inline constexpr int kExitIncomplete = 4;  // stopped (signal) before the download completed
+extern const char* const kExitCodesHelp;
+
 // Prints "patchswarm <cmd>: <reason>" to stderr and returns exit code `code`.
-int fail(const std::string& cmd, const std::string& reason, int code = 1);
+int fail(const std::string& cmd, const std::string& reason, int code = kExitFailure);
+
+// The whole command line: registers every subcommand, parses argv, runs the
+// chosen one and returns the exit status. `version` is what --version prints.
+int run(int argc, char** argv, const std::string& version);
 
 }  // namespace ps::cli

@@ -94,7 +94,10 @@ void print_status(const json& j) {
                 limit(n.value("download_limit", 0ull)).c_str(), limit(n.value("upload_limit", 0ull)).c_str());
     if (auto q = n.value("quota", 0ull))
         std::printf("  quota %s of %s", human_bytes(double(n.value("reserved", 0ull))).c_str(), human_bytes(double(q)).c_str());
-    std::printf("\n\n");
+    std::printf("\n");
+    if (n.contains("warnings"))
+        for (auto& w : n["warnings"]) std::printf("warning: %s\n", w.get<std::string>().c_str());
+    std::printf("\n");
     auto& ps = j["patches"];
     if (ps.empty()) {
         std::printf("no patches\n");
@@ -265,7 +268,7 @@ int fetch_via_daemon(const std::string& socket, const std::string& manifest, con
         if (timeout > 0 && secs >= timeout) {
             if (tty) std::printf("\n");
             return fail(cmd, "timed out after " + std::to_string(int(timeout)) + " s at " +
-                                 std::to_string(int(100 * progress)) + "% (the node keeps downloading)", 3);
+                                 std::to_string(int(100 * progress)) + "% (the node keeps downloading)", kExitTimeout);
         }
         std::this_thread::sleep_for(std::chrono::milliseconds(tty ? 250 : 500));
     }
@@ -303,7 +306,7 @@ void add_daemon_commands(CLI::App& app, Commands& out) {
                         "Where the node writes the verified patch (default: DATA/patches/NAME-vVERSION; "
                         "a super-node keeps it in its cache only)");
         out.emplace_back(sub, [s, manifest, name, outp] {
-            if (manifest->empty() == name->empty()) return fail("add", "give either --manifest or --name", 2);
+            if (manifest->empty() == name->empty()) return fail("add", "give either --manifest or --name", kExitUsage);
             auto path = s->path();
             if (!path) return fail("add", path.error());
             auto c = node::control::Client::connect(*path, 60'000);

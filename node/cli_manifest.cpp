@@ -51,13 +51,13 @@ int run_publish(const PublishOpts& o) {
     crypto::PublicKey signer_pk{};
     if (o.unsigned_) {
         if (o.signer_public_path.empty() || !o.key_path.empty())
-            return fail("publish", "--unsigned needs --signer-public and no --key");
+            return fail("publish", "--unsigned needs --signer-public and no --key", kExitUsage);
         auto pk = node::load_public_key(o.signer_public_path);
         if (!pk) return fail("publish", pk.error());
         signer_pk = *pk;
     } else {
         if (o.key_path.empty() || !o.signer_public_path.empty())
-            return fail("publish", "give --key, or --unsigned with --signer-public");
+            return fail("publish", "give --key, or --unsigned with --signer-public", kExitUsage);
         auto loaded = node::load_secret_key(o.key_path);
         if (!loaded) return fail("publish", loaded.error());
         sk = std::move(*loaded);

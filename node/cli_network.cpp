@@ -218,8 +218,15 @@ int run_node(const NetArgs& a) {
     const std::string cmd = "node";
     auto source = [&a]() { return a.build(); };
     auto cfg = source();
-    if (!cfg) return fail(cmd, cfg.error(), 2);
-    if (auto st = node::validate_config(*cfg); !st) return fail(cmd, st.error(), 2);
+    if (!cfg) return fail(cmd, cfg.error(), kExitUsage);
+    if (auto st = node::validate_config(*cfg); !st) return fail(cmd, st.error(), kExitUsage);
+    // A fresh install has no operator key yet: a wrong setting (status 2, so
+    // systemd does not restart the node every few seconds), not a failure.
+    if (std::error_code ec; !std::filesystem::exists(cfg->trust, ec))
+        return fail(cmd,
+                    cfg->problem("node.trust", cfg->trust + " does not exist: put the operator's public key (or trust "
+                                               "file) there").reason,
+                    kExitUsage);
     transfer::Loop loop;
     auto daemon = node::Daemon::start(loop, std::move(*cfg), source);
     if (!daemon) return fail(cmd, daemon.error());
@@ -254,12 +261,12 @@ struct FetchArgs {
 
 int run_fetch(const NetArgs& a, const FetchArgs& f) {
     const std::string cmd = "fetch";
-    if (f.manifest.empty() == f.name.empty()) return fail(cmd, "give either --manifest or --name", 2);
+    if (f.manifest.empty() == f.name.empty()) return fail(cmd, "give either --manifest or --name", kExitUsage);
     if (!f.daemon.empty()) return fetch_via_daemon(f.daemon, f.manifest, f.name, f.out, f.timeout);
-    if (f.out.empty()) return fail(cmd, "--out is required (without --daemon)", 2);
+    if (f.out.empty()) return fail(cmd, "--out is required (without --daemon)", kExitUsage);
     auto cfg = a.build();
-    if (!cfg) return fail(cmd, cfg.error(), 2);
-    if (auto st = node::validate_config(*cfg, /*need_role=*/false); !st) return fail(cmd, st.error(), 2);
+    if (!cfg) return fail(cmd, cfg.error(), kExitUsage);
+    if (auto st = node::validate_config(*cfg, /*need_role=*/false); !st) return fail(cmd, st.error(), kExitUsage);
     auto setup = node::make_setup(*cfg);
     if (!setup) return fail(cmd, setup.error());
     std::optional<node::VerifiedManifest> vm;
@@ -268,7 +275,7 @@ int run_fetch(const NetArgs& a, const FetchArgs& f) {
         if (!loaded) return fail(cmd, f.manifest + ": " + loaded.error());
         vm = std::move(*loaded);
     } else if (!wire::valid_patch_name(f.name)) {
-        return fail(cmd, "--name: '" + f.name + "' is not a patch name ([a-z0-9._-], at most 64)", 2);
+        return fail(cmd, "--name: '" + f.name + "' is not a patch name ([a-z0-9._-], at most 64)", kExitUsage);
     }
 
     Runtime rt;
@@ -302,7 +309,7 @@ int run_fetch(const NetArgs& a, const FetchArgs& f) {
             rt.loop.run();
             rt.node.reset();
             return fail(cmd, "no manifest named '" + f.name + "' was found in " + std::to_string(int(wait)) +
-                                 " s (not in the DHT, not announced by a peer)", 3);
+                                 " s (not in the DHT, not announced by a peer)", kExitTimeout);
         }
         std::printf("found %s v%llu (%s)\n", vm->manifest.name.c_str(),
                     static_cast<unsigned long long>(vm->manifest.version), wire::short_hex(vm->id).c_str());
@@ -321,7 +328,7 @@ int run_fetch(const NetArgs& a, const FetchArgs& f) {
     auto started = rt.loop.now_ms();
     auto st = rt.node->fetch(*vm, f.out, [&](Status s) {
         if (!s) {
-            exit_code = 1;
+            exit_code = kExitFailure;
             failure = s.error();
             return rt.stop();
         }
@@ -339,7 +346,7 @@ int run_fetch(const NetArgs& a, const FetchArgs& f) {
         if (!s) return;
         if (!done_at) {
             if (f.timeout > 0 && double(now - started) / 1000.0 >= f.timeout) {
-                exit_code = 3;
+                exit_code = kExitTimeout;
                 failure = "timed out after " + std::to_string(int(f.timeout)) + " s with " +
                           std::to_string(s->segments_verified) + " new segments";
                 check.stop();
@@ -356,7 +363,7 @@ int run_fetch(const NetArgs& a, const FetchArgs& f) {
     rt.loop.run();
     rt.node.reset();
     if (exit_code) return fail(cmd, failure, exit_code);
-    if (!done_at) return fail(cmd, "stopped before the download completed", 4);
+    if (!done_at) return fail(cmd, "stopped before the download completed", kExitIncomplete);
     return 0;
 }
 

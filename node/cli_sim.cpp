@@ -269,14 +269,15 @@ std::string plot_script(const std::vector<sim::RunResult>& runs, const sim::Scen
 
 int run_sim(const SimArgs& a, const CLI::App& sub) {
     const std::string cmd = "sim";
+    if (a.plots != "yes" && a.plots != "no" && a.plots != "auto")
+        return fail(cmd, "--plots must be auto, yes or no, not '" + a.plots + "'", kExitUsage);
     auto built = make_scenario(a, sub);
-    if (!built) return fail(cmd, built.error());
+    if (!built) return fail(cmd, built.error(), kExitUsage);  // every problem is a flag value
     auto& [scenario, models] = *built;
     std::error_code ec;
     std::filesystem::create_directories(a.out, ec);
     if (ec) return fail(cmd, "--out: cannot create " + a.out + ": " + ec.message());
     bool plots = a.plots == "yes" || (a.plots == "auto" && have_gnuplot());
-    if (a.plots != "yes" && a.plots != "no" && a.plots != "auto") return fail(cmd, "--plots must be auto, yes or no");
 
     using clock = std::chrono::steady_clock;
     auto t0 = clock::now();

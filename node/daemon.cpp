@@ -6,6 +6,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 #include <sys/stat.h>
 
 #include <ctime>
@@ -36,6 +40,33 @@ Result<crypto::SecretKey> node_key(const std::string& data_dir) {
     return kp.sk;
 }
 
+// The address to advertise when listening on every address: the first global
+// address of an interface that is up (not loopback, link-local or 0/8); IPv4
+// for 0.0.0.0, IPv6 first and then IPv4 for "::" (dual-stack). "" when none.
+std::string detect_advertise_host(bool ipv6_first) {
+    ifaddrs* list = nullptr;
+    if (::getifaddrs(&list) != 0) return "";
+    std::string v4, v6;
+    for (ifaddrs* i = list; i; i = i->ifa_next) {
+        if (!i->ifa_addr || !(i->ifa_flags & IFF_UP) || (i->ifa_flags & IFF_LOOPBACK)) continue;
+        char buf[INET6_ADDRSTRLEN] = {};
+        if (i->ifa_addr->sa_family == AF_INET && v4.empty()) {
+            auto a = reinterpret_cast<sockaddr_in*>(i->ifa_addr)->sin_addr;
+            std::uint32_t h = ntohl(a.s_addr);
+            bool local = (h >> 24) == 127 || (h >> 24) == 0 || (h >> 16) == 0xA9FE;  // 127/8, 0/8, 169.254/16
+            if (!local && ::inet_ntop(AF_INET, &a, buf, sizeof buf)) v4 = buf;
+        } else if (i->ifa_addr->sa_family == AF_INET6 && v6.empty()) {
+            auto a = reinterpret_cast<sockaddr_in6*>(i->ifa_addr)->sin6_addr;
+            bool local = IN6_IS_ADDR_LOOPBACK(&a) || IN6_IS_ADDR_LINKLOCAL(&a) || IN6_IS_ADDR_V4MAPPED(&a) ||
+                         IN6_IS_ADDR_MULTICAST(&a) || IN6_IS_ADDR_UNSPECIFIED(&a);
+            if (!local && ::inet_ntop(AF_INET6, &a, buf, sizeof buf)) v6 = buf;
+        }
+    }
+    ::freeifaddrs(list);
+    if (ipv6_first && !v6.empty()) return v6;
+    return v4;
+}
+
 }  // namespace
 
 // ---- setup ----
@@ -59,6 +90,12 @@ Result<Setup> make_setup(const DaemonConfig& c) {
     s.opts.listen_host = ep->first;
     s.opts.listen_port = ep->second;
     s.opts.advertise_host = c.advertise;
+    if (s.opts.advertise_host.empty()) {
+        bool any = ep->first == "0.0.0.0" || ep->first == "::";
+        std::string found = any ? detect_advertise_host(ep->first == "::") : "";
+        s.opts.advertise_host = found.empty() ? ep->first : found;
+        if (!found.empty()) log::info("advertise_detected", {{"host", found}, {"listen", c.listen}});
+    }
     s.opts.max_peers = c.max_peers;
     s.opts.upload_rate = c.upload_limit;
     s.opts.download_rate = c.download_limit;
@@ -175,6 +212,8 @@ Status Daemon::begin() {
         if (!srv) return cfg_.problem("control.metrics", srv.error());
         metrics_ = std::move(*srv);
     }
+    if (auto why = advertise_warning(setup_.opts.advertise_host); !why.empty())
+        log::warn("no_advertise_address", {{"reason", why}});
     log::info("started", {{"role", std::string(to_string(setup_.identity.role))}, {"domain", cfg_.domain},
                           {"listen_port", node_->listen_port()}, {"dht_port", node_->dht_port()},
                           {"control", cfg_.control_path()}, {"downloads", jobs_.size()}});

@@ -102,6 +102,9 @@ std::string Daemon::cmd_status(const std::string* patch) {
                 {"listens", ns.dht.listens},
                 {"values_received", ns.dht.values_received},
                 {"values_dropped", ns.dht.values_dropped}}}};
+    node["advertise"] = setup_.opts.advertise_host;
+    node["warnings"] = json::array();
+    if (auto why = advertise_warning(setup_.opts.advertise_host); !why.empty()) node["warnings"].push_back(why);
     json patches = json::array();
     std::uint64_t uploaded = 0;
     double rate_up = 0, rate_down = 0;

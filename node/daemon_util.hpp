@@ -26,4 +26,16 @@ inline std::string ok_reply(nlohmann::json j = nlohmann::json::object()) {
     return dump(j);
 }
 
+// A node listening on every address (0.0.0.0 or ::) must put a reachable
+// address into its holder records: node.advertise, or else the one make_setup
+// finds on the machine's interfaces. When there is none, this says why nobody
+// can find the node through the DHT ("" when there is an address). The daemon
+// logs it at start-up and `patchswarm status` shows it.
+inline std::string advertise_warning(const std::string& advertise_host) {
+    if (advertise_host != "0.0.0.0" && advertise_host != "::") return "";
+    return "no address to advertise: the node listens on " + advertise_host +
+           ", node.advertise is not set and no interface that is up has a global address, so its DHT records "
+           "are refused and other nodes cannot find it; set node.advertise";
+}
+
 }  // namespace ps::node::daemon_util

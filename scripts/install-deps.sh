@@ -8,6 +8,7 @@ PKGS=(
   libuv1-dev libsodium-dev libmsgpack-cxx-dev libopendht-dev doctest-dev
   libcli11-dev nlohmann-json3-dev libtomlplusplus-dev libfmt-dev libspdlog-dev
   clang libclang-rt-dev
+  help2man debootstrap
   iproute2 procps gnuplot-nox
 )
 

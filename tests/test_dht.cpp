@@ -471,7 +471,7 @@ TEST_CASE("dht: withdraw and shutdown are clean: threads joined, every callback 
         TestLoop loop;
         Swarm swarm(loop);
         swarm.start(4);
-        CHECK(thread_count() >= threads_before + 8);  // 2 per DhtRunner (stack.md)
+        CHECK(thread_count() >= threads_before + 8);  // 2 per DhtRunner: its DHT loop and UDP receive
         const auto id = manifest(0x81);
         const auto key = dht::holder_key("shop-3", id);
         Holder h("shop-3", id, 4800);

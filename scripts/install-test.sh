@@ -1,0 +1,141 @@
+#!/usr/bin/env bash
+# Installs a patchswarm .deb with apt-get into a clean Debian bookworm root and
+# checks it there: `patchswarm --version`, the installed files, the node's
+# user and folders, the bash completion, and a node started from the packaged
+# config (as the patchswarm user, in its own network namespace) that refuses to
+# start without the operator key (status 2), then comes up, answers `status`
+# (warning that it has no address to advertise) and stops cleanly on SIGTERM.
+#
+#   scripts/install-test.sh DEB|DIR [WORK_DIR]      (as root; CTest: package_install)
+#
+# The clean root is made once with debootstrap (minbase, a few minutes) and
+# cached as WORK_DIR/bookworm-minbase.tar (or $PS_ROOTFS_CACHE); each run
+# unpacks a fresh copy. Downloaded dependencies are kept in WORK_DIR/archives.
+# Exit 77 (CTest: skipped) when the machine cannot do it, with the reason:
+# not root, no debootstrap, or the mirror ($DEBIAN_MIRROR) not reachable.
+set -euo pipefail
+skip() { echo "install-test: SKIPPED: $*"; exit 77; }
+die() { echo "install-test: FAILED: $*" >&2; exit 1; }
+step() { echo "install-test: $*"; }
+
+[ $# -ge 1 ] || { echo "usage: install-test.sh DEB|DIR [WORK_DIR]" >&2; exit 2; }
+[ "$(id -u)" -eq 0 ] || skip "needs root (debootstrap, chroot, mount, unshare)"
+command -v debootstrap >/dev/null || skip "debootstrap is not installed (scripts/install-deps.sh installs it)"
+deb=$1
+# A folder: the patchswarm_*.deb in it (scripts/make-deb.sh writes BUILD_DIR/package/).
+[ -d "$deb" ] && deb=$(ls "$deb"/patchswarm_*.deb 2>/dev/null | head -1)
+deb=$(realpath "$deb" 2>/dev/null || true)
+[ -n "$deb" ] && [ -f "$deb" ] || die "$1: no such package (scripts/package.sh builds it)"
+work=${2:-$(dirname "$deb")/install-test}
+mkdir -p "$work"
+work=$(realpath "$work")
+mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
+cache=${PS_ROOTFS_CACHE:-$work/bookworm-minbase.tar}
+started=$(date +%s)
+
+if [ ! -s "$cache" ]; then
+  step "making a clean bookworm root with debootstrap from $mirror (once; cached as $cache)"
+  boot=$work/bootstrap
+  rm -rf "$boot"
+  if ! timeout 600 debootstrap --variant=minbase bookworm "$boot" "$mirror" > "$work/debootstrap.log" 2>&1; then
+    tail -5 "$work/debootstrap.log"
+    rm -rf "$boot"
+    skip "debootstrap bookworm from $mirror failed or took over 10 minutes (log: $work/debootstrap.log)"
+  fi
+  cp /etc/resolv.conf "$boot/etc/resolv.conf"
+  # The package lists too: later runs go to the mirror only for dependencies.
+  chroot "$boot" apt-get update -qq > "$work/apt-update.log" 2>&1 || { rm -rf "$boot"; skip "apt-get update in the new root failed (log: $work/apt-update.log)"; }
+  tar -C "$boot" -cf "$cache.tmp" . && mv "$cache.tmp" "$cache"
+  rm -rf "$boot"
+  step "clean root made in $(( $(date +%s) - started )) s"
+fi
+
+root=$(mktemp -d "$work/root.XXXXXX")
+node_pid=
+cleanup() {
+  [ -n "$node_pid" ] && kill -KILL "$node_pid" 2>/dev/null
+  umount "$root/proc" 2>/dev/null || true
+  umount "$root/var/cache/apt/archives" 2>/dev/null || true
+  rm -rf "$root"
+}
+trap cleanup EXIT
+tar -C "$root" -xf "$cache"
+cp /etc/resolv.conf "$root/etc/resolv.conf"
+mkdir -p "$work/archives/partial"
+mount --bind "$work/archives" "$root/var/cache/apt/archives" ||
+  skip "cannot bind-mount in this machine (a container without CAP_SYS_ADMIN?)"
+mount -t proc proc "$root/proc" || skip "cannot mount /proc in the root (a container without CAP_SYS_ADMIN?)"
+cp "$deb" "$root/tmp/"
+in_root() {
+  chroot "$root" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 DEBIAN_FRONTEND=noninteractive "$@"
+}
+
+step "apt-get install ./$(basename "$deb") in a clean root"
+apt_install() { in_root apt-get install -y -q --no-install-recommends "/tmp/$(basename "$deb")" > "$work/apt-install.log" 2>&1; }
+if ! apt_install; then
+  # The cached lists may be older than the mirror (a point release): refresh once.
+  in_root apt-get update -qq > "$work/apt-update.log" 2>&1 || skip "the mirror is not reachable (log: $work/apt-update.log)"
+  apt_install || { cat "$work/apt-install.log"; die "apt-get install failed (above)"; }
+fi
+
+step "checks of the installed package"
+version=$(dpkg-deb -f "$deb" Version)
+out=$(in_root patchswarm --version) || die "patchswarm --version exited $?"
+[[ $out == "patchswarm $version"* ]] || die "patchswarm --version printed '$out', expected 'patchswarm $version...'"
+files=$(in_root dpkg -L patchswarm)
+for f in /usr/bin/patchswarm /usr/lib/systemd/system/patchswarm.service /usr/lib/sysusers.d/patchswarm.conf \
+         /usr/lib/tmpfiles.d/patchswarm.conf /etc/patchswarm/patchswarm.toml /usr/share/man/man1/patchswarm.1.gz \
+         /usr/share/man/man1/patchswarm-node.1.gz /usr/share/bash-completion/completions/patchswarm \
+         /usr/share/doc/patchswarm/daemon.md; do
+  # usr-merged or not, dpkg lists the path as the package has it
+  grep -qx "$f" <<<"$files" || grep -qx "/usr$f" <<<"$files" || die "the package has no $f"
+done
+in_root getent passwd patchswarm >/dev/null || die "postinst made no patchswarm user"
+[ "$(in_root stat -c %U /var/lib/patchswarm)" = patchswarm ] || die "/var/lib/patchswarm is not the patchswarm user's"
+grep -qx /etc/patchswarm/patchswarm.toml "$root/var/lib/dpkg/info/patchswarm.conffiles" || die "the config is not a conffile"
+comp=$(in_root bash -c 'source /usr/share/bash-completion/completions/patchswarm; COMP_WORDS=(patchswarm no); COMP_CWORD=1; _patchswarm; echo "${COMPREPLY[*]}"')
+[ "$comp" = node ] || die "bash completion of 'patchswarm no' gave '$comp', expected 'node'"
+
+# Runs a command as the node's user in the root, in a network namespace of its
+# own where the machine allows it. It execs, so call it in a subshell: ( ... )
+# or ... & (then $! is the command's own pid, for signals).
+as_node() {
+  local netns=(unshare --net)
+  unshare --net true 2>/dev/null || netns=()
+  exec "${netns[@]}" chroot --userspec=patchswarm:patchswarm "$root" env -i PATH=/usr/bin:/bin HOME=/var/lib/patchswarm "$@"
+}
+step "the node refuses the packaged config without the operator key (status 2)"
+set +e
+(as_node patchswarm node --config /etc/patchswarm/patchswarm.toml > "$work/node.out" 2> "$work/node.err")
+code=$?
+set -e
+[ $code -eq 2 ] || { cat "$work/node.err"; die "without operator.public the node exited $code, expected 2"; }
+grep -q "node.trust" "$work/node.err" || die "the error does not name node.trust: $(cat "$work/node.err")"
+
+step "the node starts from the packaged config once the operator key is there"
+in_root patchswarm keygen --secret /root/operator.secret --public /etc/patchswarm/operator.public > /dev/null
+in_root install -d -m 0700 -o patchswarm -g patchswarm /run/patchswarm
+as_node patchswarm node --config /etc/patchswarm/patchswarm.toml > "$work/node.out" 2> "$work/node.err" &
+node_pid=$!
+for _ in $(seq 100); do
+  grep -q '^ready ' "$work/node.out" && break
+  kill -0 "$node_pid" 2>/dev/null || break
+  sleep 0.2
+done
+grep -q '^ready ' "$work/node.out" || { cat "$work/node.err"; die "the node printed no ready line in 20 s"; }
+step "$(head -1 "$work/node.out")"
+status=$(in_root patchswarm status) || die "patchswarm status (as root, default socket) failed"
+grep -q "role peer" <<<"$status" || die "status does not show the node: $status"
+if unshare --net true 2>/dev/null; then
+  # Only loopback in the node's namespace: nothing to advertise, and it says so.
+  grep -q "warning: no address to advertise" <<<"$status" || die "status has no advertise warning: $status"
+  grep -q "event=no_advertise_address" "$work/node.err" || die "no event=no_advertise_address in the log"
+fi
+kill -TERM "$node_pid"
+set +e
+wait "$node_pid"
+code=$?
+set -e
+node_pid=
+[ $code -eq 0 ] || { cat "$work/node.err"; die "the node exited $code after SIGTERM, expected 0"; }
+step "passed in $(( $(date +%s) - started )) s"
