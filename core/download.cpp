@@ -1,6 +1,7 @@
 #include "core/download.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <numeric>
 
 namespace ps::core {
@@ -121,8 +122,28 @@ void Download::rejected(PeerId peer, std::uint32_t seg, RejectReason why, Millis
     }
 }
 
-void Download::progress(PeerId peer, Millis now) {
-    if (auto it = peers_.find(peer); it != peers_.end()) it->second.last_progress = now;
+void Download::progress(PeerId peer, Millis now, std::uint64_t bytes) {
+    auto it = peers_.find(peer);
+    if (it == peers_.end()) return;
+    Peer& p = it->second;
+    p.last_progress = now;
+    if (!bytes) return;
+    if (p.sample_bytes == 0) p.sample_start = now;
+    p.sample_bytes += bytes;
+    // A sample every quarter second or more of arrivals: bytes per ms, smoothed.
+    if (now >= p.sample_start + 250) {
+        double r = static_cast<double>(p.sample_bytes) / static_cast<double>(now - p.sample_start);
+        p.rate = p.rate > 0 ? 0.5 * p.rate + 0.5 * r : r;
+        p.sample_bytes = 0;
+    }
+}
+
+std::uint32_t Download::pipeline(const Peer& p) const {
+    if (!cfg_.pipeline_target) return cfg_.max_requests_per_peer;
+    // Before the first sample, one request: it measures the holder.
+    double want = p.rate * static_cast<double>(cfg_.pipeline_target) / static_cast<double>(segment_bytes_);
+    auto n = static_cast<std::uint32_t>(std::ceil(want));
+    return std::clamp<std::uint32_t>(n, 1, cfg_.max_requests_per_peer);
 }
 
 bool Download::usable(const Peer& p, Millis now) const {
@@ -138,7 +159,7 @@ bool Download::usable(const Peer& p, Millis now) const {
 }
 
 bool Download::can_ask(const Peer& p, Millis now) const {
-    return usable(p, now) && p.in_flight < cfg_.max_requests_per_peer && in_flight_total_ < cfg_.max_requests_total;
+    return usable(p, now) && p.in_flight < pipeline(p) && in_flight_total_ < cfg_.max_requests_total;
 }
 
 const PeerId* Download::pick_holder(std::uint32_t seg, Millis now, bool endgame) {
@@ -209,7 +230,12 @@ void Download::pump(Millis now, std::vector<Action>& out) {
                 p.seen_count = n;
                 p.last_gain = now;
             }
+            if (p.banned) continue;
             if (usable(p, now) && n < held_.size() && now < p.last_gain + cfg_.local_super_wait) ++local;
+            // A super-node that only answered busy (it hands a segment out once
+            // per reserve period) still holds what we lack: it, or a peer it
+            // served, will give it to us. That is no reason to go afar.
+            else if (p.backoff_until > now && p.backoff_until <= now + cfg_.busy_backoff && lacks_from(p)) ++local;
         }
     // local_first: the own domain first, then afar only if nothing comes from it.
     for (int pass = cfg_.local_first ? 0 : 1; pass < 2; ++pass) {
@@ -232,13 +258,26 @@ void Download::pump(Millis now, std::vector<Action>& out) {
     for (std::uint32_t s = 0; s < held_.size(); ++s) {
         if (held_.test(s)) continue;
         if (in_flight_[s].empty()) return;  // not endgame yet
-        if (in_flight_[s].size() < cfg_.max_requests_per_segment_endgame &&
-            in_flight_[s].front().since + cfg_.endgame_after <= now)
+        if (in_flight_[s].size() < cfg_.max_requests_per_segment_endgame && quiet_since(in_flight_[s].front()) + cfg_.endgame_after <= now)
             scratch_.push_back(s);
     }
     std::sort(scratch_.begin(), scratch_.end(), rarest);
     for (auto s : scratch_)
         if (const PeerId* p = pick_holder(s, now, true)) request(*p, s, now, out);
+}
+
+// Whether `p` holds a segment we lack.
+bool Download::lacks_from(const Peer& p) const {
+    for (std::uint32_t s = 0; s < held_.size(); ++s)
+        if (p.have.test(s) && !held_.test(s)) return true;
+    return false;
+}
+
+// When a request last showed life: when it was sent, or when its holder last
+// sent us bytes, whichever is later.
+Millis Download::quiet_since(const InFlight& f) const {
+    auto it = peers_.find(f.peer);
+    return it == peers_.end() ? f.since : std::max(f.since, it->second.last_progress);
 }
 
 void Download::tick(Millis now, std::vector<Action>& out) {
@@ -273,10 +312,9 @@ std::optional<Millis> Download::next_deadline(Millis now) const {
     };
     for (std::uint32_t s = 0; s < held_.size(); ++s)
         for (auto& f : in_flight_[s]) {
-            Millis alive = f.since;
-            if (auto it = peers_.find(f.peer); it != peers_.end()) alive = std::max(alive, it->second.last_progress);
+            Millis alive = quiet_since(f);
             consider(alive + cfg_.request_timeout);
-            consider(f.since + cfg_.endgame_after);
+            consider(quiet_since(f) + cfg_.endgame_after);
         }
     for (auto& [id, p] : peers_) {
         consider(p.backoff_until);

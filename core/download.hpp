@@ -70,11 +70,18 @@ struct DownloadConfig {
     // Requests in flight across all holders: each may hold a segment's worth of
     // receive buffer, so this bounds a downloader's memory (16 x 1 MiB).
     std::uint32_t max_requests_total = 16;
+    // Requests in flight per holder are sized from what the holder delivers to
+    // us: about this long of its measured rate, at least one, at most
+    // max_requests_per_peer. Deep pipelines to a slow or shared uplink only
+    // queue work the holder cannot cancel, and commit segments that another
+    // holder could have sent sooner. 0 = always max_requests_per_peer.
+    Millis pipeline_target = 1'500;
     // Copies of one segment requested at once in endgame.
     std::uint32_t max_requests_per_segment_endgame = 2;
-    // Endgame asks a second holder only for a request older than this, so that a
-    // small patch does not double its load on the holders from the start.
-    Millis endgame_after = 1'500;
+    // Endgame asks a second holder only for a request whose holder has sent
+    // nothing for this long (a slow but steady holder is not doubled), so that
+    // a small patch does not double its load on the holders from the start.
+    Millis endgame_after = 5'000;
     Millis request_timeout = 10'000;
     // How long a holder that answered busy, or timed out, is left alone.
     Millis busy_backoff = 500;
@@ -124,6 +131,8 @@ public:
     // Most requests in flight (a download rate limit lowers it: requests
     // already granted would otherwise arrive at full speed). At least 1.
     void set_max_requests_total(std::uint32_t n) { cfg_.max_requests_total = n ? n : 1; }
+    // The patch's segment size, which turns a holder's rate into a pipeline depth.
+    void set_segment_bytes(std::uint32_t n) { segment_bytes_ = n ? n : 1; }
     void peer_bitfield(PeerId peer, const Bitfield& have);
     void peer_has(PeerId peer, std::uint32_t seg);
     // A whole segment arrived from `peer` and was checked against the manifest.
@@ -135,7 +144,7 @@ public:
     // Timeouts count from the later of the request and the peer's last progress,
     // so a busy holder draining a deep pipeline over a slow uplink is not taken
     // for a stalled one.
-    void progress(PeerId peer, Millis now);
+    void progress(PeerId peer, Millis now, std::uint64_t bytes = 0);
     // Expires stalled requests (emitting Cancel), then fills free request slots.
     void tick(Millis now, std::vector<Action>& out);
     // Only expires stalled requests (for a driver that holds back new requests,
@@ -169,6 +178,11 @@ private:
         // when that count last grew (is a still-downloading super-node progressing?).
         std::uint32_t seen_count = 0;
         Millis last_gain = 0;
+        // Delivery rate from this holder (bytes per ms, smoothed), and the
+        // bytes counted since the last sample.
+        double rate = 0;
+        std::uint64_t sample_bytes = 0;
+        Millis sample_start = 0;
     };
     struct InFlight {
         PeerId peer;
@@ -177,10 +191,13 @@ private:
 
     bool usable(const Peer& p, Millis now) const;
     bool can_ask(const Peer& p, Millis now) const;
+    std::uint32_t pipeline(const Peer& p) const;
     const PeerId* pick_holder(std::uint32_t seg, Millis now, bool endgame);
     void request(PeerId peer, std::uint32_t seg, Millis now, std::vector<Action>& out);
     void drop_request(PeerId peer, std::uint32_t seg);
     void forget_have(Peer& p);
+    Millis quiet_since(const InFlight& f) const;
+    bool lacks_from(const Peer& p) const;
 
     DownloadConfig cfg_;
     Bitfield held_;
@@ -192,6 +209,7 @@ private:
     std::vector<std::uint32_t> scratch_;
     std::optional<Millis> started_;  // when the first holder was met
     std::array<std::uint32_t, kSourceClasses> connecting_{};
+    std::uint32_t segment_bytes_ = 1u << 20;
 };
 
 }  // namespace ps::core

@@ -76,11 +76,15 @@ void Engine::add_patch(const PatchId& id, PatchShape shape, const Bitfield& held
     s.stats.started_ms = now.ms;
     if (download) {
         s.dl.emplace(shape.segments, cfg_.download, rng_.next());
+        s.dl->set_segment_bytes(shape.segment_size);
         for (std::uint32_t i = 0; i < shape.segments; ++i)
             if (held.test(i)) s.dl->mark_held(i);
-    } else if (cfg_.role == Role::Origin) {
-        s.superseed.emplace(shape.segments, cfg_.superseed_reserve);
     }
+    // The origin, and super-nodes toward their domain's devices, hand a
+    // segment out once per reserve period: the devices make the further
+    // copies, and the uplink is left for what only this node can send.
+    if ((cfg_.role == Role::Origin && !download) || (cfg_.role == Role::Super && cfg_.super_superseed))
+        s.superseed.emplace(shape.segments, cfg_.superseed_reserve);
     by_index_.push_back(id);
     Patch& sw = patches_[id] = std::move(s);
     for (auto& [c, k] : conns_) send_have(c, k, id, sw);
@@ -236,9 +240,10 @@ void Engine::on_have(ConnId c, const PatchId& p, ByteView bits, Instant now) {
     // part in this patch (it ignored that one).
     if (k->heard.insert(p).second) k->told.erase(p);
     send_have(c, *k, p, *s);
-    if (!s->dl || s->dl->complete()) return;
-    auto bf = Bitfield::from_bytes(bits, s->dl->segment_count());
+    auto bf = Bitfield::from_bytes(bits, s->shape.segments);
     if (!bf) return closing(c, CloseWhy::ProtocolViolation, "have: bitfield does not fit the manifest");
+    if (bf->all()) k->full.insert(p);  // a seed needs no news of what we gain
+    if (!s->dl || s->dl->complete()) return;
     // A node banned for this patch is never asked again, whatever connection it comes back on.
     if (s->stats.banned.count(k->who.key)) return;
     s->dl->add_peer(raw(c), k->cls, now.ms);
@@ -263,7 +268,8 @@ void Engine::on_request(ConnId c, const PatchId& p, Segment seg, Instant now) {
     if (!s) return reject(RejectReason::UnknownPatch);
     if (cfg_.fault_ignore_requests) return;
     bool held = s->held.test(idx(seg));
-    if (s->superseed && held && !s->superseed->allow(idx(seg), now.ms)) return reject(RejectReason::Busy);
+    bool exporting = cfg_.role == Role::Super && k->who.role == Role::Super;  // every super-node needs every segment
+    if (s->superseed && held && !exporting && !s->superseed->allow(idx(seg), now.ms)) return reject(RejectReason::Busy);
     bool banned = s->stats.banned.count(k->who.key) != 0;
     bool priority = k->who.role == Role::Super;
     switch (uploads_.request(raw(c), cookie(*s, idx(seg)), held, banned, priority)) {
@@ -308,7 +314,7 @@ DataVerdict Engine::on_data(ConnId c, const PatchId& p, Segment seg, std::uint32
     got += len;
     s->stats.bytes_from[static_cast<int>(k->cls)] += len;
     download_bucket_.spend(now.ms, len);
-    s->dl->progress(raw(c), now.ms);
+    s->dl->progress(raw(c), now.ms, len);
     if (got < whole) return DataVerdict::Take;
     s->partial.erase({c, idx(seg)});
     s->storing[{c, idx(seg)}] = k->who.key;
@@ -344,7 +350,7 @@ void Engine::stored(ConnId from, const PatchId& p, Segment seg, StoreOutcome out
             ++s->stats.segments_verified;
             s->stats.bytes_downloaded += s->shape.length(i);
             for (auto& [c, k] : conns_)
-                if (k.told.count(p)) out_.push_back(act::SendHaveOne{c, p, seg});
+                if (k.told.count(p) && !k.full.count(p)) out_.push_back(act::SendHaveOne{c, p, seg});
             break;
         }
     }
@@ -486,8 +492,22 @@ void Engine::pump_uploads(Instant now) {
 
 // ---- discovery ----
 
+std::uint64_t Engine::lookups(const PatchId& p) const {
+    auto it = patches_.find(p);
+    return it == patches_.end() ? 0 : it->second.lookups;
+}
+
 void Engine::lookup(const PatchId& id, Patch& s, Instant now) {
-    s.next_lookup = now.ms + cfg_.lookup_interval;
+    // Back off while holders are connected; look again soon when none is.
+    bool have_holders = false;
+    if (s.dl)
+        for (auto& [c, k] : conns_) have_holders |= s.dl->has_peer(raw(c));
+    s.lookup_gap = have_holders ? std::min(cfg_.lookup_interval_max, std::max(cfg_.lookup_interval, s.lookup_gap * 2))
+                                : cfg_.lookup_interval;
+    Millis jitter = s.lookup_gap / 4;
+    Millis gap = s.lookup_gap - jitter + (jitter ? rng_.below(2 * jitter + 1) : 0);
+    s.next_lookup = now.ms + std::max<Millis>(gap, 1);
+    ++s.lookups;
     if (!s.domain_looked_up) s.domain_lookup_pending = true;
     tell_connecting(s);
     domain_supers(std::vector<Holder>(supers_), now);

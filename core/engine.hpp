@@ -93,10 +93,20 @@ struct EngineConfig {
     // Bytes queued on one connection above which it gets no new segment.
     std::uint64_t conn_high_water = 4u << 20;
     std::size_t max_peers = 32;          // connections and dials at once
-    Millis lookup_interval = 1'000;      // holder lookups while downloading
+    // Holder lookups while downloading: every lookup_interval while no holder
+    // is connected; once holders are, the interval doubles up to
+    // lookup_interval_max, with +-25% jitter so that a crowd does not look up
+    // in step.
+    Millis lookup_interval = 1'000;
+    Millis lookup_interval_max = 60'000;
     Millis announce_min_interval = 2'000;  // holder record updates, at most this often
     Millis announce_refresh = 20 * 60 * 1000;
-    Millis superseed_reserve = 2'000;    // origin: a segment goes out again only after this
+    // The origin, and a super-node toward its own domain's devices, hand a
+    // segment out again only after this (super-seeding). Long enough that the
+    // first copy is through a capped uplink and passed on before a second one
+    // is sent: on an 8 Mbit/s uplink a 1 MiB segment alone takes a second.
+    Millis superseed_reserve = 10'000;
+    bool super_superseed = true;  // super-nodes super-seed toward their devices
     bool fault_ignore_requests = false;  // tests only: take requests, never answer
 };
 
@@ -224,6 +234,7 @@ public:
     std::size_t peer_count() const { return by_key_.size(); }
     std::size_t dial_count() const { return dialing_.size(); }
     std::size_t upload_peers() const { return uploads_.active_peers(); }
+    std::uint64_t lookups(const PatchId& p) const;
     const EngineConfig& config() const { return cfg_; }
     std::optional<PeerIdentity> peer(ConnId c) const;
 
@@ -234,6 +245,7 @@ private:
         bool we_dialed = false;
         std::set<PatchId> told;   // patches we sent our Have for
         std::set<PatchId> heard;  // patches the peer sent its Have for
+        std::set<PatchId> full;   // patches the peer holds whole: no HaveOne for them
         std::uint64_t queued = 0;     // bytes the driver reports queued on it
         std::uint64_t reading = 0;    // bytes of Serves not yet carried out
         std::map<std::pair<PatchId, std::uint32_t>, std::uint32_t> serving;  // those Serves
@@ -253,6 +265,8 @@ private:
         std::uint32_t announced_held = 0;
         Millis last_announce = 0;
         Millis next_lookup = 0;
+        Millis lookup_gap = 0;  // the current interval (back-off)
+        std::uint64_t lookups = 0;
         bool domain_lookup_pending = false;  // the first own-domain lookup is under way
         bool domain_looked_up = false;
         Millis last_served = 0;

@@ -45,6 +45,9 @@ struct SimArgs {
     std::string remote_peers = "yes", remote_supers = "yes";
     std::uint64_t request_timeout_ms = core::DownloadConfig{}.request_timeout;
     std::uint32_t max_requests_per_peer = core::DownloadConfig{}.max_requests_per_peer;
+    std::uint64_t endgame_after_ms = core::DownloadConfig{}.endgame_after;
+    std::uint64_t busy_backoff_ms = core::DownloadConfig{}.busy_backoff;
+    std::uint64_t local_far_delay_ms = core::DownloadConfig{}.local_far_delay;
     std::string plots = "auto";
     std::string super_fetch = "release";
 };
@@ -112,6 +115,9 @@ Result<std::pair<sim::Scenario, std::vector<sim::Model>>> make_scenario(const Si
     s.remote_supers = *rs;
     s.download.request_timeout = a.request_timeout_ms;
     s.download.max_requests_per_peer = a.max_requests_per_peer;
+    s.download.endgame_after = a.endgame_after_ms;
+    s.download.busy_backoff = a.busy_backoff_ms;
+    s.download.local_far_delay = a.local_far_delay_ms;
     if (s.download.max_requests_per_peer == 0) return err("--max-requests-per-peer must be at least 1");
     if (!a.domain_sizes_file.empty()) {
         // One size per line, at most ~11 bytes each.
@@ -174,6 +180,9 @@ nlohmann::json scenario_json(const sim::Scenario& s) {
         j["conn_buffer_kib"] = s.conn_buffer_kib;
         j["request_timeout_ms"] = s.download.request_timeout;
         j["max_requests_per_peer"] = s.download.max_requests_per_peer;
+        j["endgame_after_ms"] = s.download.endgame_after;
+        j["busy_backoff_ms"] = s.download.busy_backoff;
+        j["local_far_delay_ms"] = s.download.local_far_delay;
     }
     j["bin_minutes"] = s.bin_minutes;
     auto in = sim::theory_input(s);
@@ -382,6 +391,9 @@ void add_sim_commands(CLI::App& app, Commands& out) {
     sub->add_option("--conn-buffer-kib", d.conn_buffer_kib, "segment level: bytes queued on a connection before it is congested");
     sub->add_option("--request-timeout-ms", a->request_timeout_ms, "segment level: core::DownloadConfig::request_timeout");
     sub->add_option("--max-requests-per-peer", a->max_requests_per_peer, "segment level: core::DownloadConfig::max_requests_per_peer");
+    sub->add_option("--endgame-after-ms", a->endgame_after_ms, "segment level: core::DownloadConfig::endgame_after");
+    sub->add_option("--busy-backoff-ms", a->busy_backoff_ms, "segment level: core::DownloadConfig::busy_backoff");
+    sub->add_option("--local-far-delay-ms", a->local_far_delay_ms, "segment level: core::DownloadConfig::local_far_delay");
     sub->add_option("--bin-minutes", d.bin_minutes, "Width of the source-load bins (minutes)");
     sub->add_option("--plots", a->plots, "auto | yes | no: PNG plots with gnuplot");
     out.emplace_back(sub, [a, sub] { return run_sim(*a, *sub); });

@@ -72,9 +72,17 @@ struct Host {
     std::uint32_t pos_dir = kNone, pos_global = kNone;
 };
 
-// One direction of a connection: segments handed to it, sent in order.
+// Segment bytes per Data message, as the node sends them (wire::kMaxChunk):
+// the receiver sees progress per chunk, not per segment.
+constexpr std::uint32_t kChunk = 256 * 1024;
+
+struct Chunk {
+    std::uint32_t seg, off, len;
+};
+
+// One direction of a connection: chunks of the segments handed to it, sent in order.
 struct Pipe {
-    std::vector<std::uint32_t> segs;
+    std::vector<Chunk> segs;
     std::size_t head = 0;
     std::uint64_t queued = 0;  // bytes handed and not yet through
     std::uint32_t flow = kNone;
@@ -87,6 +95,7 @@ struct Msg {
     std::uint32_t seg = 0;
     std::uint8_t reason = 0;
     Bytes bits;
+    std::uint32_t off = 0, len = 0;  // Data: which bytes of the segment
 };
 
 struct Dir {
@@ -416,7 +425,7 @@ private:
         if (m.kind == Msg::Up) return connected(m.from, m.to);
         Host& h = hosts_[m.to];
         if (!h.eng || !h.eng->peer(core::ConnId{m.from})) {
-            if (m.kind == Msg::Data) wasted_ += seg_bytes(m.seg);
+            if (m.kind == Msg::Data) wasted_ += m.len;
             return;
         }
         core::ConnId c{m.from};
@@ -429,9 +438,8 @@ private:
             case Msg::Cancel: h.eng->on_cancel(c, kPatch, seg); break;
             case Msg::Reject: h.eng->on_reject(c, kPatch, seg, m.reason, t); break;
             case Msg::Data: {
-                auto len = static_cast<std::uint32_t>(seg_bytes(m.seg));
-                auto v = h.eng->on_data(c, kPatch, seg, 0, len, t);
-                if (v != core::DataVerdict::TakeLast) wasted_ += len;
+                auto v = h.eng->on_data(c, kPatch, seg, m.off, m.len, t);
+                if (v != core::DataVerdict::Take && v != core::DataVerdict::TakeLast) wasted_ += m.len;
                 break;
             }
             case Msg::Up: break;
@@ -443,10 +451,11 @@ private:
     void serve(std::uint32_t y, std::uint32_t r, std::uint32_t seg) {
         auto key = pipe_key(y, r);
         Pipe& c = pipes_[key];
-        c.segs.push_back(seg);
-        c.queued += seg_bytes(seg);
+        auto total = static_cast<std::uint32_t>(seg_bytes(seg));
+        for (std::uint32_t off = 0; off < total; off += kChunk) c.segs.push_back({seg, off, std::min(kChunk, total - off)});
+        c.queued += total;
         if (c.flow == kNone) {
-            c.flow = net_->start(y, r, static_cast<double>(seg_bytes(seg)), now_, 0);
+            c.flow = net_->start(y, r, static_cast<double>(c.segs[c.head].len), now_, 0);
             if (flow_pipe_.size() <= c.flow) flow_pipe_.resize(c.flow + 1);
             flow_pipe_[c.flow] = key;
         }
@@ -459,18 +468,17 @@ private:
         auto y = static_cast<std::uint32_t>(key >> 32), r = static_cast<std::uint32_t>(key);
         auto it = pipes_.find(key);
         Pipe& c = it->second;
-        std::uint32_t seg = c.segs[c.head++];
-        std::uint64_t bytes = seg_bytes(seg);
-        c.queued -= bytes;
-        hosts_[y].uploaded += bytes;
+        Chunk ch = c.segs[c.head++];
+        c.queued -= ch.len;
+        hosts_[y].uploaded += ch.len;
         std::uint64_t left = c.queued;
         if (c.head < c.segs.size()) {
-            net_->continue_with(f, static_cast<double>(seg_bytes(c.segs[c.head])), now_);
+            net_->continue_with(f, static_cast<double>(c.segs[c.head].len), now_);
         } else {
             net_->finish(f, now_);
             pipes_.erase(it);
         }
-        send(y, r, Msg{Msg::Data, 0, 0, seg, 0, {}});
+        send(y, r, Msg{Msg::Data, 0, 0, ch.seg, 0, {}, ch.off, ch.len});
         if (hosts_[y].eng) {
             hosts_[y].eng->writable(core::ConnId{r}, left, at());
             after(y);
