@@ -9,6 +9,7 @@ PKGS=(
   libcli11-dev nlohmann-json3-dev libtomlplusplus-dev libfmt-dev libspdlog-dev
   clang libclang-rt-dev
   iproute2 procps gnuplot-nox
+  libnetfilter-queue-dev libmnl-dev iptables nginx-light curl
 )
 
 missing=()
