@@ -199,6 +199,7 @@ int main(int argc, char** argv) {
   uint64_t accepted = 0, dropped = 0, batches = 0, wakes = 0;
   double late_sum_ns = 0;
   ns_t late_max = 0;
+  uint64_t late_100us = 0, late_1ms = 0;  // packets released more than 0.1 / 1 ms after due
   ns_t last_wake = now_ns();
 
   std::printf("ready queue=%u delay_ms=%.3f loss=%.4f rt=%d\n", opt.queue, opt.delay_ms, opt.loss, int(rt));
@@ -237,6 +238,8 @@ int main(int argc, char** argv) {
         const ns_t late = t - held.front().due;
         late_sum_ns += double(late);
         late_max = std::max(late_max, late);
+        late_100us += late > 100000;
+        late_1ms += late > 1000000;
         last = held.front().id;
         held.pop_front();
         ++accepted;
@@ -249,9 +252,10 @@ int main(int argc, char** argv) {
   if (!held.empty()) q.verdict(held.back().id, NF_ACCEPT, true);
   std::printf(
       "{\"queue\":%u,\"delay_ms\":%.3f,\"loss\":%.4f,\"accepted\":%llu,\"dropped\":%llu,\"batches\":%llu,"
-      "\"wakes\":%llu,\"late_mean_us\":%.1f,\"late_max_us\":%.1f}\n",
+      "\"wakes\":%llu,\"late_mean_us\":%.1f,\"late_max_us\":%.1f,\"late_over_100us\":%llu,"
+      "\"late_over_1ms\":%llu,\"rt\":%d}\n",
       opt.queue, opt.delay_ms, opt.loss, (unsigned long long)accepted, (unsigned long long)dropped,
       (unsigned long long)batches, (unsigned long long)wakes, accepted ? late_sum_ns / double(accepted) / 1e3 : 0.0,
-      double(late_max) / 1e3);
+      double(late_max) / 1e3, (unsigned long long)late_100us, (unsigned long long)late_1ms, int(rt));
   return 0;
 }

@@ -560,7 +560,9 @@ http {{
         a = self.a
         F = a.size
         devs = self.devices()
-        supers = [] if scen == "cs" else self.supers(scen)
+        # For cs too, T_min and T_loc are the P2P system's on this network (super-nodes
+        # downloading and uploading), so that the rows compare; t_min_cs_s is its own.
+        supers = self.supers("daemon" if scen == "cs" else scen)
         down, up = {}, {}
         for n in devs + supers:
             d = self.net.hosts[n][2]
@@ -569,8 +571,8 @@ http {{
             up.setdefault(d, []).append(rates[f"{kind}_up"])
         t_min, t_loc = bounds(a, rates, len(devs), down, up)
         cs_min = None
-        if scen == "cs":  # the system's own bound: only the origin uploads
-            cs_min, _ = bounds(a, rates, len(devs), down, {})
+        if scen == "cs":  # the system's own bound: only the origin uploads, only devices download
+            cs_min, _ = bounds(a, rates, len(devs), {d: [rates["dev_down"]] for d in down}, {})
         times = sorted(res["completions"].values())
         c = {k: self.c1.get(k, 0) - self.c0.get(k, 0) for k in self.c1}
         last = times[-1] if len(times) == res["expected"] else None
