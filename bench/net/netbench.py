@@ -821,6 +821,8 @@ def main(argv):
         log(f"stopped by {e}")
         status = 130
     finally:
+        for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(s, signal.SIG_IGN)  # a second signal must not cut the clean-up short
         procs.stop()
         net.destroy()
         if bench.results:
