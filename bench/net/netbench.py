@@ -340,13 +340,13 @@ class Bench:
         finally:
             self.procs.stop([p for p in self.procs.live if p not in [d for d, _ in self.net.delaylines]])
             dl = self.net.stop_delaylines()
-        res["delaylines"] = dl
-        res.update(self.figures(scen, rates, loss, res))
-        self.results.append(res)
-        print(json.dumps(res, sort_keys=True), flush=True)
+        fig = self.figures(scen, rates, loss, res)
+        fig["delaylines"] = dl
+        self.results.append(fig)
+        print(json.dumps(fig, sort_keys=True), flush=True)
         if not a.keep:
             shutil.rmtree(sdir, ignore_errors=True)
-        return res
+        return fig
 
     # --- measuring around the release
 
@@ -481,6 +481,13 @@ http {{
                "super_completions": {n: t for n, t in done.items() if n not in files},
                "own_seconds": {n: per_node.get(n) for n in files if n in per_node},
                "bad_files": self.check_files(files), "expected": len(files)}
+        # Why a node did not finish: what its control socket says.
+        res["incomplete"] = {
+            n: {"state": (status[n].get("patches") or [{}])[0].get("state", "no patch"),
+                "progress": (status[n].get("patches") or [{}])[0].get("progress", 0),
+                "announces_received": status[n].get("node", {}).get("announces_received"),
+                "peers": status[n].get("node", {}).get("peers")}
+            for n in names if n not in done}
         res["status_bytes"] = self.status_bytes(
             {n: (st.get("patches") or [{}])[0].get("bytes_from", {}) for n, st in status.items() if n != "origin"},
             sum(p.get("bytes_uploaded", 0) for p in status["origin"].get("patches", [])))
@@ -603,6 +610,8 @@ http {{
             "completions_s": {n: round(t, 2) for n, t in sorted(res["completions"].items())},
             "ok": ok,
         }
+        if res.get("incomplete"):
+            fig["incomplete"] = res["incomplete"]
         if res.get("super_completions"):
             fig["super_completions_s"] = {n: round(t, 2) for n, t in sorted(res["super_completions"].items())}
         if res.get("own_seconds"):
@@ -640,6 +649,10 @@ def table(results):
         if r.get("t_min_cs_s"):
             notes.append(f"{r['scenario']}: only the origin uploads; its own bound N*F/U_s = {r['t_min_cs_s']} s "
                          f"(last/that = {r['last_s'] / r['t_min_cs_s']:.2f})" if r["last_s"] else "")
+        if r.get("incomplete"):
+            states = sorted({f"{v['state']} (announcements heard: {v['announces_received']})"
+                             for v in r["incomplete"].values()})
+            notes.append(f"{r['scenario']}: not complete: {' '.join(sorted(r['incomplete']))}: {'; '.join(states)}")
         if r.get("own_median_s"):
             notes.append(f"{r['scenario']}: per device from its own start: median {r['own_median_s']} s, "
                          f"max {r['own_max_s']} s")
