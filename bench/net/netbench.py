@@ -19,6 +19,7 @@ import json
 import os
 import random
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -103,6 +104,12 @@ def cpu_sample():
 def cpu_busy(a, b):
     total, idle = b[0] - a[0], b[1] - a[1]
     return (total - idle) / total if total else 0.0
+
+
+def children_cpu():
+    """User + system CPU-seconds of every child process reaped so far."""
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
 
 
 def sha256(path):
@@ -335,13 +342,18 @@ class Bench:
         log(f"== {scen}: {a.domains} domains x {a.devices} devices, {a.size / 2**20:.1f} MiB, "
             f"origin {rates['origin_up']:.0f} Mbit/s up, loss {loss}")
         fn = {"cs": self.client_server, "oneshot": self.oneshot}.get(scen, self.daemons)
+        r0 = children_cpu()
         try:
             res = fn(scen, sdir)
         finally:
             self.procs.stop([p for p in self.procs.live if p not in [d for d, _ in self.net.delaylines]])
+            r1 = children_cpu()
             dl = self.net.stop_delaylines()
+            r2 = children_cpu()
         fig = self.figures(scen, rates, loss, res)
         fig["delaylines"] = dl
+        # CPU-seconds of what this run started, reaped: nodes, nginx, curl (start-up to stop), then the delay lines.
+        fig["cpu_s"] = {"nodes": round(r1 - r0, 1), "delaylines": round(r2 - r1, 1)}
         self.results.append(fig)
         print(json.dumps(fig, sort_keys=True), flush=True)
         if not a.keep:
@@ -628,7 +640,7 @@ http {{
 
 def table(results):
     hdr = (f"{'scenario':<10} {'done':>6} {'first':>6} {'median':>7} {'last':>7} {'T_min':>6} {'T_loc':>6} "
-           f"{'/T_min':>6} {'/T_loc':>6} {'origin x':>9} {'imports x (wire)':<22} {'d2d x':>6} {'cpu':>5} ident")
+           f"{'/T_min':>6} {'/T_loc':>6} {'origin x':>9} {'imports x (wire)':<22} {'d2d x':>6} {'cpu':>5} {'CPU-s':>11} ident")
     lines = [hdr]
     f = lambda v, w, p=1: f"{v:>{w}.{p}f}" if isinstance(v, (int, float)) else f"{'--':>{w}}"
     for r in results:
@@ -641,10 +653,12 @@ def table(results):
                      f"{f(r['median_s'], 7)} {f(r['last_s'], 7)} {f(r['t_min_s'], 6)} {f(r['t_loc_s'], 6)} "
                      f"{f(r['last_over_t_min'], 6, 2)} {f(r['last_over_t_loc'], 6, 2)} {ox:>9} {imports:<22} "
                      f"{r['wire']['dom_to_dom_x']:>6.2f} {r['cpu_busy'] * 100:>4.0f}% "
+                     f"{r.get('cpu_s', {}).get('nodes', 0):>5.0f}/{r.get('cpu_s', {}).get('delaylines', 0):<5.0f} "
                      f"{'yes' if r['identical'] else 'NO'}")
     notes = ["origin x: copies the origin sent (wire, router counter / patchswarm's own count);",
              "imports x: copies into each domain from the router (wire bytes, ~3.6% over payload);",
-             "d2d x: copies forwarded domain to domain; cpu: machine busy during the run."]
+             "d2d x: copies forwarded domain to domain; cpu: machine busy during the run (all cores, everything);",
+             "CPU-s: CPU-seconds of the run's own processes (nodes/clients, delay lines)."]
     for r in results:
         if r.get("t_min_cs_s"):
             notes.append(f"{r['scenario']}: only the origin uploads; its own bound N*F/U_s = {r['t_min_cs_s']} s "
