@@ -704,9 +704,9 @@ set ylabel 'devices complete'
 set key bottom right
 set grid
 set arrow from {t_min},graph 0 to {t_min},graph 1 nohead dt 2 lc rgb 'gray40'
-set label 'T_min' at {t_min},graph 0.95 offset 0.5,0
+set label 'T_min ({results[0]['scenario']})' at {t_min},graph 0.95 offset 0.5,0
 set arrow from {t_loc},graph 0 to {t_loc},graph 1 nohead dt 3 lc rgb 'gray40'
-set label 'T_loc' at {t_loc},graph 0.88 offset 0.5,0
+set label 'T_loc ({results[0]['scenario']})' at {t_loc},graph 0.88 offset 0.5,0
 plot {', '.join(plots)}
 """
     r = subprocess.run(["gnuplot"], input=script, text=True, capture_output=True, timeout=30)
