@@ -369,9 +369,10 @@ class Bench:
     def end(self):
         self.c1, self.cpu1 = self.net.counters(), cpu_sample()
 
-    def check_files(self, files):
-        bad = [n for n, p in files.items() if not os.path.exists(p) or sha256(p) != self.digest]
-        return bad
+    def check_files(self, files, done):
+        """Completed nodes whose file is missing or differs from the patch (a node that did
+        not complete shows in the count; its partial file is not compared)."""
+        return sorted(n for n, p in files.items() if n in done and (not os.path.exists(p) or sha256(p) != self.digest))
 
     # --- client-server: nginx on the origin host, curl on every device at once
 
@@ -414,7 +415,7 @@ http {{
             time.sleep(0.05)
         self.end()
         done = {n: t for n, t in done.items() if t is not None}
-        return {"completions": done, "bad_files": self.check_files(files), "expected": len(procs),
+        return {"completions": done, "bad_files": self.check_files(files, done), "expected": len(procs),
                 "status_bytes": None}
 
     # --- patchswarm daemons (and the one-shot fetch)
@@ -492,7 +493,7 @@ http {{
         res = {"completions": {n: t for n, t in done.items() if n in files},
                "super_completions": {n: t for n, t in done.items() if n not in files},
                "own_seconds": {n: per_node.get(n) for n in files if n in per_node},
-               "bad_files": self.check_files(files), "expected": len(files)}
+               "bad_files": self.check_files(files, done), "expected": len(files)}
         # Why a node did not finish: what its control socket says.
         res["incomplete"] = {
             n: {"state": (status[n].get("patches") or [{}])[0].get("state", "no patch"),
@@ -564,7 +565,7 @@ http {{
             devs = set(self.devices())
             res = {"completions": {n: t for n, t in done.items() if n in devs},
                    "super_completions": {n: t for n, t in done.items() if n not in devs},
-                   "bad_files": self.check_files({n: f for n, f in files.items() if n in devs}),
+                   "bad_files": self.check_files(files, done),  # super-nodes' files too
                    "expected": len(devs)}
             res["status_bytes"] = self.status_bytes(
                 {n: {"origin": j.get("bytes_from_origin", 0), "other_domain": j.get("bytes_from_other_domains", 0)}
