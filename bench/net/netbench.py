@@ -343,10 +343,13 @@ class Bench:
             f"origin {rates['origin_up']:.0f} Mbit/s up, loss {loss}")
         fn = {"cs": self.client_server, "oneshot": self.oneshot}.get(scen, self.daemons)
         r0 = children_cpu()
+        # Control sockets need a short path (107 bytes): a folder of their own under /tmp.
+        self.sockdir = tempfile.mkdtemp(prefix="psn-", dir="/tmp")
         try:
             res = fn(scen, sdir)
         finally:
-            self.procs.stop([p for p in self.procs.live if p not in [d for d, _ in self.net.delaylines]])
+            shutil.rmtree(self.sockdir, ignore_errors=True)
+            self.stop_nodes()
             r1 = children_cpu()
             dl = self.net.stop_delaylines()
             r2 = children_cpu()
@@ -359,6 +362,11 @@ class Bench:
         if not a.keep:
             shutil.rmtree(sdir, ignore_errors=True)
         return fig
+
+    def stop_nodes(self):
+        """Stops what the scenario started (nodes, nginx, curl), not the delay lines."""
+        lines = [p for p, _ in self.net.delaylines]
+        self.procs.stop([p for p in self.procs.live if p not in lines])
 
     # --- measuring around the release
 
@@ -447,14 +455,6 @@ http {{
 
     def daemons(self, scen, sdir):
         a = self.a
-        self.sockdir = tempfile.mkdtemp(prefix="psn-", dir="/tmp")
-        try:
-            return self._daemons(scen, sdir)
-        finally:
-            shutil.rmtree(self.sockdir, ignore_errors=True)
-
-    def _daemons(self, scen, sdir):
-        a = self.a
         self.start_origin(sdir)
         delay = f"{a.spread}s" if scen == "spread" else a.start_delay
         names = self.supers(scen) + self.devices()
@@ -530,49 +530,45 @@ http {{
 
     def oneshot(self, scen, sdir):
         a = self.a
-        self.sockdir = tempfile.mkdtemp(prefix="psn-", dir="/tmp")
-        try:
-            run([self.bin, "publish", "--key", f"{self.work}/op.secret", "--file", self.patch, "--name", NAME,
-                 "--version", "1", "--out", f"{sdir}/patch.manifest"], timeout=60)
-            self.start_origin(sdir, ["--serve", f"{sdir}/patch.manifest={self.patch}"])
-            names = self.supers(scen) + self.devices()
-            files = {n: f"{sdir}/{n}.bin" for n in names}
-            self.begin()
+        run([self.bin, "publish", "--key", f"{self.work}/op.secret", "--file", self.patch, "--name", NAME,
+             "--version", "1", "--out", f"{sdir}/patch.manifest"], timeout=60)
+        self.start_origin(sdir, ["--serve", f"{sdir}/patch.manifest={self.patch}"])
+        names = self.supers(scen) + self.devices()
+        files = {n: f"{sdir}/{n}.bin" for n in names}
+        self.begin()
+        for n in names:
+            ns, ip, d, role = self.net.hosts[n]
+            self.procs.start([self.bin, "fetch", "--data", f"{sdir}/{n}", "--listen", f"{ip}:7000",
+                              "--dht-port", "4222", "--bootstrap", "10.77.100.2:4222", "--domain", f"d{d}",
+                              "--role", role, "--trust", f"{self.work}/op.public",
+                              "--manifest", f"{sdir}/patch.manifest", "--out", files[n],
+                              "--seed-ratio", "1000", "--seed-seconds", str(a.timeout),
+                              "--timeout", str(a.timeout), "--stats-json", f"{sdir}/{n}.json"],
+                             f"{sdir}/{n}.log", ns=ns)
+        done = {}
+        end = self.t0 + a.timeout
+        while len(done) < len(names) and time.time() < end:
             for n in names:
-                ns, ip, d, role = self.net.hosts[n]
-                self.procs.start([self.bin, "fetch", "--data", f"{sdir}/{n}", "--listen", f"{ip}:7000",
-                                  "--dht-port", "4222", "--bootstrap", "10.77.100.2:4222", "--domain", f"d{d}",
-                                  "--role", role, "--trust", f"{self.work}/op.public",
-                                  "--manifest", f"{sdir}/patch.manifest", "--out", files[n],
-                                  "--seed-ratio", "1000", "--seed-seconds", str(a.timeout),
-                                  "--timeout", str(a.timeout), "--stats-json", f"{sdir}/{n}.json"],
-                                 f"{sdir}/{n}.log", ns=ns)
-            done = {}
-            end = self.t0 + a.timeout
-            while len(done) < len(names) and time.time() < end:
-                for n in names:
-                    if n not in done and os.path.exists(files[n]):  # renamed into place when complete
-                        done[n] = os.path.getmtime(files[n]) - self.t0
-                time.sleep(0.1)
-            self.end()
-            self.procs.stop([p for p in self.procs.live if p not in [d for d, _ in self.net.delaylines]])
-            stats = {}
-            for n in names:
-                try:
-                    stats[n] = json.load(open(f"{sdir}/{n}.json"))
-                except (OSError, ValueError):
-                    pass
-            devs = set(self.devices())
-            res = {"completions": {n: t for n, t in done.items() if n in devs},
-                   "super_completions": {n: t for n, t in done.items() if n not in devs},
-                   "bad_files": self.check_files(files, done),  # super-nodes' files too
-                   "expected": len(devs)}
-            res["status_bytes"] = self.status_bytes(
-                {n: {"origin": j.get("bytes_from_origin", 0), "other_domain": j.get("bytes_from_other_domains", 0)}
-                 for n, j in stats.items()}, 0)
-            return res
-        finally:
-            shutil.rmtree(self.sockdir, ignore_errors=True)
+                if n not in done and os.path.exists(files[n]):  # renamed into place when complete
+                    done[n] = os.path.getmtime(files[n]) - self.t0
+            time.sleep(0.1)
+        self.end()
+        self.stop_nodes()
+        stats = {}
+        for n in names:
+            try:
+                stats[n] = json.load(open(f"{sdir}/{n}.json"))
+            except (OSError, ValueError):
+                pass
+        devs = set(self.devices())
+        res = {"completions": {n: t for n, t in done.items() if n in devs},
+               "super_completions": {n: t for n, t in done.items() if n not in devs},
+               "bad_files": self.check_files(files, done),  # super-nodes' files too
+               "expected": len(devs)}
+        res["status_bytes"] = self.status_bytes(
+            {n: {"origin": j.get("bytes_from_origin", 0), "other_domain": j.get("bytes_from_other_domains", 0)}
+             for n, j in stats.items()}, 0)
+        return res
 
     # --- figures
 
