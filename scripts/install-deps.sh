@@ -10,6 +10,7 @@ PKGS=(
   clang libclang-rt-dev
   help2man debootstrap
   iproute2 procps gnuplot-nox
+  libnetfilter-queue-dev libmnl-dev iptables nginx-light curl
 )
 
 missing=()
