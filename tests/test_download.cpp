@@ -28,7 +28,7 @@ std::vector<Action> requests_of(const std::vector<Action>& v) {
 }  // namespace
 
 TEST_CASE("download: rarest segment is requested first") {
-    Download d(4, {.max_requests_per_peer = 1}, 1);
+    Download d(4, {.max_requests_per_peer = 1, .pipeline_target = 0}, 1);
     d.add_peer(1, SourceClass::SameDomainPeer);
     d.add_peer(2, SourceClass::SameDomainPeer);
     d.peer_bitfield(1, bits("1111"));
@@ -41,7 +41,7 @@ TEST_CASE("download: rarest segment is requested first") {
 }
 
 TEST_CASE("download: nearest rung of the source ladder wins") {
-    Download d(1, {}, 7);
+    Download d(1, {.pipeline_target = 0}, 7);
     d.add_peer(10, SourceClass::Origin);
     d.add_peer(11, SourceClass::OtherDomain);
     d.add_peer(12, SourceClass::SameDomainSuper);
@@ -60,7 +60,7 @@ TEST_CASE("download: nearest rung of the source ladder wins") {
 }
 
 TEST_CASE("download: full pipelines wait, and a busy nearer holder sends requests down the ladder") {
-    Download d(4, {.max_requests_per_peer = 2, .busy_backoff = 1000, .rung_delay = {}}, 3);
+    Download d(4, {.max_requests_per_peer = 2, .pipeline_target = 0, .busy_backoff = 1000, .rung_delay = {}}, 3);
     d.add_peer(1, SourceClass::SameDomainPeer);
     d.add_peer(2, SourceClass::Origin);
     d.peer_bitfield(1, bits("1111"));
@@ -82,7 +82,7 @@ TEST_CASE("download: full pipelines wait, and a busy nearer holder sends request
 }
 
 TEST_CASE("download: a segment only a farther rung holds is taken from there at once") {
-    Download d(2, {.max_requests_per_peer = 4, .rung_delay = {}}, 3);
+    Download d(2, {.max_requests_per_peer = 4, .pipeline_target = 0, .rung_delay = {}}, 3);
     d.add_peer(1, SourceClass::SameDomainPeer);
     d.add_peer(2, SourceClass::Origin);
     d.peer_bitfield(1, bits("10"));
@@ -95,7 +95,7 @@ TEST_CASE("download: a segment only a farther rung holds is taken from there at 
 }
 
 TEST_CASE("download: the origin is left alone at first, so nearer holders found at once get the work") {
-    Download d(2, {.rung_delay = {0, 0, 250, 750}}, 3);
+    Download d(2, {.pipeline_target = 0, .rung_delay = {0, 0, 250, 750}}, 3);
     d.add_peer(2, SourceClass::Origin, 0);
     d.peer_bitfield(2, bits("11"));
     std::vector<Action> out;
@@ -119,7 +119,7 @@ TEST_CASE("download: the origin is left alone at first, so nearer holders found 
 }
 
 TEST_CASE("download: farther rungs wait while a nearer holder is still connecting, within a bound") {
-    Download d(1, {.rung_delay = {}, .connect_wait = 3000}, 3);
+    Download d(1, {.pipeline_target = 0, .rung_delay = {}, .connect_wait = 3000}, 3);
     d.set_connecting({0, 1, 0, 0});  // our super-node's handshake is under way
     d.add_peer(2, SourceClass::OtherDomain, 0);
     d.peer_bitfield(2, bits("1"));
@@ -131,7 +131,7 @@ TEST_CASE("download: farther rungs wait while a nearer holder is still connectin
 }
 
 TEST_CASE("download: a segment failing its hash bans the sender and goes elsewhere") {
-    Download d(1, {.max_requests_per_peer = 1, .max_requests_per_segment_endgame = 1, .rung_delay = {}}, 5);
+    Download d(1, {.max_requests_per_peer = 1, .pipeline_target = 0, .max_requests_per_segment_endgame = 1, .rung_delay = {}}, 5);
     d.add_peer(1, SourceClass::SameDomainPeer);
     d.add_peer(2, SourceClass::Origin);
     d.peer_bitfield(1, bits("1"));
@@ -152,7 +152,7 @@ TEST_CASE("download: a segment failing its hash bans the sender and goes elsewhe
 }
 
 TEST_CASE("download: a stalled holder costs one timeout, then is avoided") {
-    Download d(2, {.max_requests_per_peer = 2, .endgame_after = 5000, .request_timeout = 1000, .stall_backoff = 60000}, 9);
+    Download d(2, {.max_requests_per_peer = 2, .pipeline_target = 0, .endgame_after = 5000, .request_timeout = 1000, .stall_backoff = 60000}, 9);
     d.add_peer(1, SourceClass::SameDomainPeer);
     d.add_peer(2, SourceClass::Origin);
     d.peer_bitfield(1, bits("11"));
@@ -175,7 +175,7 @@ TEST_CASE("download: a stalled holder costs one timeout, then is avoided") {
 }
 
 TEST_CASE("download: a holder that keeps sending is not timed out, however deep its queue") {
-    Download d(3, {.max_requests_per_peer = 3, .endgame_after = 100000, .request_timeout = 1000, .rung_delay = {}}, 9);
+    Download d(3, {.max_requests_per_peer = 3, .pipeline_target = 0, .endgame_after = 100000, .request_timeout = 1000, .rung_delay = {}}, 9);
     d.add_peer(1, SourceClass::SameDomainPeer);
     d.peer_bitfield(1, bits("111"));
     std::vector<Action> out;
@@ -194,7 +194,7 @@ TEST_CASE("download: a holder that keeps sending is not timed out, however deep 
 }
 
 TEST_CASE("download: endgame duplicate is cancelled when the first copy lands") {
-    Download d(1, {}, 2);
+    Download d(1, {.pipeline_target = 0, .endgame_after = 1500}, 2);
     d.add_peer(1, SourceClass::SameDomainPeer);
     d.add_peer(2, SourceClass::SameDomainPeer);
     d.peer_bitfield(1, bits("1"));
@@ -215,7 +215,7 @@ TEST_CASE("download: endgame duplicate is cancelled when the first copy lands") 
 }
 
 TEST_CASE("download: busy holder is backed off, and not-held updates availability") {
-    Download d(2, {.max_requests_per_peer = 1, .busy_backoff = 100}, 4);
+    Download d(2, {.max_requests_per_peer = 1, .pipeline_target = 0, .busy_backoff = 100}, 4);
     d.add_peer(1, SourceClass::SameDomainPeer);
     d.peer_bitfield(1, bits("11"));
     std::vector<Action> out;
@@ -233,7 +233,7 @@ TEST_CASE("download: busy holder is backed off, and not-held updates availabilit
 }
 
 TEST_CASE("download: requests in flight are capped across holders") {
-    Download d(64, {.max_requests_per_peer = 4, .max_requests_total = 6}, 8);
+    Download d(64, {.max_requests_per_peer = 4, .max_requests_total = 6, .pipeline_target = 0}, 8);
     for (PeerId p = 1; p <= 4; ++p) {
         d.add_peer(p, SourceClass::SameDomainPeer);
         d.peer_bitfield(p, Bitfield(64, true));
@@ -245,7 +245,7 @@ TEST_CASE("download: requests in flight are capped across holders") {
 }
 
 TEST_CASE("download: removing a peer frees its requests") {
-    Download d(3, {}, 8);
+    Download d(3, {.pipeline_target = 0}, 8);
     d.add_peer(1, SourceClass::SameDomainPeer);
     d.peer_bitfield(1, bits("111"));
     std::vector<Action> out;
@@ -258,7 +258,7 @@ TEST_CASE("download: removing a peer frees its requests") {
 
 TEST_CASE("download: same seed gives the same order, another seed spreads") {
     auto order = [](std::uint64_t seed) {
-        Download d(64, {.max_requests_per_peer = 64, .max_requests_per_segment_endgame = 1}, seed);
+        Download d(64, {.max_requests_per_peer = 64, .pipeline_target = 0, .max_requests_per_segment_endgame = 1}, seed);
         d.add_peer(1, SourceClass::SameDomainPeer);
         d.peer_bitfield(1, Bitfield(64, true));
         std::vector<Action> out;
@@ -362,7 +362,7 @@ TEST_CASE("super-seeding: a segment goes out once per reserve period") {
 TEST_CASE("download: local_first asks other domains and the origin only while nothing comes from the own domain") {
     for (bool local_first : {false, true}) {
         CAPTURE(local_first);
-        Download d(4, {.rung_delay = {}, .local_first = local_first}, 5);
+        Download d(4, {.pipeline_target = 0, .rung_delay = {}, .local_first = local_first}, 5);
         d.add_peer(1, SourceClass::SameDomainSuper);
         d.add_peer(2, SourceClass::Origin);
         d.peer_bitfield(1, bits("1100"));  // the super-node is still downloading
@@ -396,7 +396,7 @@ TEST_CASE("download: local_first asks other domains and the origin only while no
 }
 
 TEST_CASE("download: with local_first, a device that meets only other domains waits local_far_delay before asking them") {
-    Download d(2, {.rung_delay = {}, .local_first = true, .local_far_delay = 1500}, 9);
+    Download d(2, {.pipeline_target = 0, .rung_delay = {}, .local_first = true, .local_far_delay = 1500}, 9);
     d.add_peer(1, SourceClass::OtherDomain, 100);
     d.peer_bitfield(1, bits("11"));
     std::vector<Action> out;
@@ -406,10 +406,59 @@ TEST_CASE("download: with local_first, a device that meets only other domains wa
     d.pump(1600, out);
     CHECK(requests_of(out).size() == 2);
     // Without local_first (a super-node), no wait.
-    Download s(2, {.rung_delay = {}}, 9);
+    Download s(2, {.pipeline_target = 0, .rung_delay = {}}, 9);
     s.add_peer(1, SourceClass::OtherDomain, 100);
     s.peer_bitfield(1, bits("11"));
     out.clear();
     s.pump(100, out);
     CHECK(requests_of(out).size() == 2);
+}
+
+TEST_CASE("download: endgame leaves alone a holder that keeps sending") {
+    Download d(1, {.pipeline_target = 0, .endgame_after = 1500}, 2);
+    d.add_peer(1, SourceClass::SameDomainPeer);
+    d.add_peer(2, SourceClass::SameDomainPeer);
+    d.peer_bitfield(1, bits("1"));
+    d.peer_bitfield(2, bits("1"));
+    std::vector<Action> out;
+    d.pump(0, out);
+    REQUIRE(out.size() == 1);
+    PeerId first = out[0].peer;
+    for (Millis t = 500; t <= 6000; t += 500) {  // slow but steady
+        d.progress(first, t, 64 * 1024);
+        d.pump(t, out);
+    }
+    CHECK(out.size() == 1);
+    d.pump(7'499, out);
+    CHECK(out.size() == 1);
+    d.pump(7'500, out);  // silent for endgame_after: now it is doubled
+    CHECK(out.size() == 2);
+}
+
+TEST_CASE("download: requests in flight to a holder follow its measured rate") {
+    // 1 MiB segments; pipeline_target 1.5 s of the holder's rate, 1..4.
+    Download d(32, {.max_requests_per_peer = 4, .max_requests_total = 16, .pipeline_target = 1500, .rung_delay = {}}, 3);
+    d.set_segment_bytes(1u << 20);
+    d.add_peer(1, SourceClass::SameDomainPeer);
+    d.add_peer(2, SourceClass::SameDomainPeer);
+    Bitfield all(32, true);
+    d.peer_bitfield(1, all);
+    d.peer_bitfield(2, all);
+    std::vector<Action> out;
+    d.pump(0, out);
+    auto count = [&](PeerId p) {
+        std::size_t n = 0;
+        for (std::uint32_t s = 0; s < 32; ++s) n += d.is_requested(p, s);
+        return n;
+    };
+    CHECK(count(1) == 1);  // unmeasured: one request each
+    CHECK(count(2) == 1);
+    // Holder 1 delivers 4 MB/s (6 MiB in 1.5 s: the full pipeline), holder 2 125 kB/s.
+    for (Millis t = 100; t <= 1000; t += 100) {
+        d.progress(1, t, 400'000);
+        d.progress(2, t, 12'500);
+    }
+    d.pump(1000, out);
+    CHECK(count(1) == 4);
+    CHECK(count(2) == 1);
 }

@@ -197,3 +197,38 @@ TEST_CASE("engine: Data that was not asked for, or out of order, is dropped or e
     CHECK(closes[0].why == CloseWhy::ProtocolViolation);
     CHECK_FALSE(dl.peer(ConnId{1}));
 }
+
+TEST_CASE("engine: holder lookups back off with jitter once holders are connected, and not before") {
+    auto lookups_over = [](bool with_holder, std::uint64_t seed) {
+        Engine dl(config(1, Role::Peer, "d1"), seed);
+        dl.add_patch(kId, kShape, Bitfield(kShape.segments), true, Instant{0});
+        if (with_holder) {
+            REQUIRE(dl.conn_up(ConnId{1}, PeerIdentity{key(2), Role::Peer, "d1"}, true, Instant{0}));
+            Bitfield none(kShape.segments);
+            dl.on_have(ConnId{1}, kId, none.to_bytes(), Instant{0});  // connected, nothing to give yet
+        }
+        std::vector<Millis> at;
+        Instant t{0};
+        for (int i = 0; i < 10'000 && t.ms < 600'000; ++i) {
+            for (auto& a : dl.actions())
+                if (std::holds_alternative<act::Lookup>(a)) at.push_back(t.ms);
+            dl.actions().clear();
+            auto next = dl.next_deadline(t);
+            if (!next) break;
+            t = *next;
+            dl.tick(t);
+        }
+        return at;
+    };
+    auto alone = lookups_over(false, 1);
+    CHECK(alone.size() >= 590);  // every second while nobody is connected
+    auto a = lookups_over(true, 1), b = lookups_over(true, 2);
+    // Doubling from 1 s to 60 s: about 15 lookups in ten minutes, not 600.
+    CHECK(a.size() <= 20);
+    CHECK(a.size() >= 8);
+    REQUIRE(a.size() > 5);
+    Millis last_gap = a[a.size() - 1] - a[a.size() - 2];
+    CHECK(last_gap >= 45'000);
+    CHECK(last_gap <= 75'000);
+    CHECK(a != b);  // jitter: two nodes do not look up in step
+}
