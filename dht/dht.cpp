@@ -1,4 +1,5 @@
-// The only translation unit that includes OpenDHT (style.md R2). Every OpenDHT
+// The only translation unit that includes OpenDHT (each third-party library is
+// confined to one module, scripts/check_layering.py). Every OpenDHT
 // call that can throw is wrapped; every OpenDHT callback only copies data and
 // hands a closure to `post`.
 #include "dht/dht.hpp"
@@ -30,7 +31,8 @@ namespace {
 namespace od = ::dht;
 
 // fds a DhtRunner opens: 2 sockets + a stop pipe (2). OpenDHT 2.4.12 select()s
-// on them and aborts the process on an fd >= FD_SETSIZE (stack.md P4); leave room
+// on them and aborts the process on an fd >= FD_SETSIZE (FD_SET past the end of
+// the fd_set is a fortified-libc abort); leave room
 // for its socket re-opens on EPIPE/ECONNRESET too.
 constexpr int kFdHeadroom = 16;
 
@@ -347,7 +349,7 @@ Result<std::unique_ptr<Node>> Node::start(const Config& cfg, Post post) {
     if (!cfg.bind6.empty() && impl->port6 == 0) {
         impl->join();
         return err("dht: cannot bind UDP [" + cfg.bind6 + "] port " + std::to_string(cfg.port) +
-                   " (an IPv4-only node cannot cancel listens, stack.md P3)");
+                   " (OpenDHT 2.4.12 cannot cancel a listen on an IPv4-only node; set bind6 to \"\" to run without IPv6 and without listens)");
     }
     try {
         for (const auto& b : boots) impl->runner->bootstrap(b.host, b.port);

@@ -37,14 +37,14 @@ enum class ValueKind : std::uint16_t { Holder = kHolderValueType, Manifest = kMa
 // Remote copies of a value expire this long after their last refresh; an
 // announcing node refreshes 10 s before that (OpenDHT REANNOUNCE_MARGIN).
 inline constexpr std::int64_t kHolderValueExpirySeconds = 600;
-// OpenDHT's real ceiling for an unsigned value (stack.md P8); larger values are
-// refused here at once instead of failing remotely after 8-10 s.
+// OpenDHT 2.4.12's real ceiling for an unsigned value: a larger put is not
+// refused by OpenDHT but fails remotely after 8-10 s; here it is refused at once.
 inline constexpr std::size_t kMaxValueBytes = 65530;
 
 struct Config {
     std::string bind4 = "127.0.0.1";  // IPv4 bind address; "" = no IPv4 socket
     // IPv6 bind address; production "::". Must bind: start() fails when it does not
-    // (stack.md P3: an IPv4-only OpenDHT node cannot cancel listens). "" disables
+    // (OpenDHT 2.4.12 on an IPv4-only node cannot cancel a listen). "" disables
     // IPv6 deliberately; listen() then refuses (returns 0).
     std::string bind6 = "::1";
     std::uint16_t port = 0;              // 0 = ephemeral (IPv6 reuses the IPv4 port when free)
@@ -60,7 +60,7 @@ struct Config {
     bool verify_records = true;
     std::int64_t record_max_age_s = 3600;  // freshness bound used by that check
     // Most values one get() returns (distinct OpenDHT value ids); the rest are
-    // dropped and counted (security.md C1: one key must not flood a device).
+    // dropped and counted (whoever can put values under a key must not flood a device reading it).
     std::size_t max_values_per_get = 256;
 };
 
@@ -81,7 +81,7 @@ public:
     // Starts a threaded DhtRunner bound as configured, registers the holder value
     // type and starts bootstrapping (retried by OpenDHT while disconnected).
     // Errors: unparsable address/bootstrap, a socket that does not bind, or fds
-    // too close to FD_SETSIZE (stack.md P4: OpenDHT would abort the process).
+    // too close to FD_SETSIZE (OpenDHT 2.4.12 select()s its fds and aborts the process on one >= FD_SETSIZE).
     // Every callback below is delivered through `post`, never on an OpenDHT thread.
     static Result<std::unique_ptr<Node>> start(const Config&, Post post);
     ~Node();  // joins OpenDHT's threads; pending callbacks are dropped. Call shutdown() first when possible.
@@ -97,7 +97,8 @@ public:
     // copies expire) until withdraw() or shutdown(). Announcing again with the same
     // value_id replaces the previous value on this node and on storing nodes.
     // done(ok): after the first round of stores; ok=true does not prove that a
-    // storing node accepted it (stack.md P5). done(false) at once, without
+    // storing node accepted it: OpenDHT 2.4.12 reports success for a put that
+    // storing nodes refused by policy. done(false) at once, without
     // publishing, for an empty or oversized value, a value that fails the record
     // check (Config::verify_records), or after shutdown().
     void announce(const Key&, std::uint64_t value_id, Bytes value, std::function<void(bool ok)> done = {},
