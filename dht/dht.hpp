@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -62,6 +63,26 @@ struct Config {
     // Most values one get() returns (distinct OpenDHT value ids); the rest are
     // dropped and counted (whoever can put values under a key must not flood a device reading it).
     std::size_t max_values_per_get = 256;
+    // Manifest values (kManifestValueType): checks one (its signature under the
+    // node's trust store) and returns its version, or nothing to drop it. Runs
+    // on OpenDHT's threads: must be thread-safe and quick. When set, storing
+    // nodes refuse a manifest older than the newest they hold under that name
+    // (as a replacement of the same value or as a new one), and readers drop
+    // what fails it. Empty: structure only, and no version order on storing
+    // nodes (an unverified "newest" could be a forgery that locks the name).
+    std::function<std::optional<std::uint64_t>(ByteView)> manifest_check;
+    // Manifest values one get() returns (and one listen batch delivers): the
+    // newest versions that pass the checks, newest first. Junk never takes a
+    // place, so a flood of it cannot push the real manifest out.
+    std::size_t max_manifests_per_get = 8;
+    // Datagrams are checked before OpenDHT decodes them (dht/datagram.hpp):
+    // larger ones, or ones nested deeper, are dropped unread.
+    std::size_t max_datagram_bytes = 16 * 1024;
+    std::size_t max_datagram_depth = 16;
+    // Datagrams a second from one source IP (bursts of twice that); the rest
+    // are dropped unread. 0 = 1000, unless max_peer_req_per_sec is -1 (then
+    // none, as for loopback test swarms); -1 = no limit.
+    std::int64_t max_datagrams_per_sec = 0;
 };
 
 struct Stats {
@@ -70,6 +91,9 @@ struct Stats {
     std::uint64_t values_dropped = 0;     // over max_values_per_get, or wrong size
     std::uint64_t announces_refused = 0;  // announce() refused locally (size, or record check)
     std::uint64_t stores_refused = 0;     // remote puts/edits this node refused to store
+    std::uint64_t stores_older_refused = 0;  // of those: a manifest older than the one held
+    // UDP datagrams dropped before OpenDHT saw them.
+    std::uint64_t datagrams_too_large = 0, datagrams_malformed = 0, datagrams_rate_limited = 0;
 };
 
 using ListenToken = std::uint64_t;  // 0 = no listen
@@ -109,6 +133,9 @@ public:
     // All raw holder values currently stored under key, one per OpenDHT value id
     // (the newest version seen), at most max_values_per_get. One callback, after
     // the lookup completes. Untrusted: filter with select_holders().
+    // Manifest values: distinct manifests for the key's name that pass the
+    // checks (Config::manifest_check), at most max_manifests_per_get, newest
+    // version first, whatever order they arrived in.
     void get(const Key&, std::function<void(std::vector<Bytes>)> done, ValueKind kind = ValueKind::Holder);
     // Calls cb for values added under key (and expired ones) until cancel_listen.
     // Returns 0 (and never calls cb) after shutdown() or on an IPv4-only node.

@@ -244,27 +244,29 @@ Bytes encode_manifest(const Manifest& m) {
 }
 
 Result<Manifest> decode_manifest(ByteView data) {
-    if (data.size() > kMaxManifestBytes)
-        return err("manifest: " + std::to_string(data.size()) + " bytes is over the " +
-                   std::to_string(kMaxManifestBytes) + "-byte limit");
-    detail::UnpackLimits lim;
-    lim.array = 32;  // 13 fields today; room to report a newer format as such
-    lim.map = 0;
-    lim.str = kMaxLabelLength > kMaxNameLength ? kMaxLabelLength : kMaxNameLength;
-    lim.bin = std::size_t{kMaxSegments} * 32;
-    lim.ext = 0;
-    lim.depth = 1;  // one flat array, nothing nested inside it
-    auto oh = detail::unpack_bounded(data, lim, "manifest");
-    if (!oh) return std::move(oh).take_error();
-    auto m = from_object(oh->get());
-    if (!m) return m;
-    if (auto s = validate_manifest(*m); !s) return std::move(s).take_error();
-    // Canonical form: exactly one byte string per manifest, so the id and the
-    // signed bytes cannot be varied (e.g. by a wider integer encoding).
-    Bytes again = encode_manifest(*m);
-    if (again.size() != data.size() || std::memcmp(again.data(), data.data(), data.size()) != 0)
-        return err("manifest: not in canonical encoding");
-    return m;
+    return catch_as_error("manifest", [&]() -> Result<Manifest> {
+        if (data.size() > kMaxManifestBytes)
+            return err("manifest: " + std::to_string(data.size()) + " bytes is over the " +
+                       std::to_string(kMaxManifestBytes) + "-byte limit");
+        detail::UnpackLimits lim;
+        lim.array = 32;  // 13 fields today; room to report a newer format as such
+        lim.map = 0;
+        lim.str = kMaxLabelLength > kMaxNameLength ? kMaxLabelLength : kMaxNameLength;
+        lim.bin = std::size_t{kMaxSegments} * 32;
+        lim.ext = 0;
+        lim.depth = 1;  // one flat array, nothing nested inside it
+        auto oh = detail::unpack_bounded(data, lim, "manifest");
+        if (!oh) return std::move(oh).take_error();
+        auto m = from_object(oh->get());
+        if (!m) return m;
+        if (auto s = validate_manifest(*m); !s) return std::move(s).take_error();
+        // Canonical form: exactly one byte string per manifest, so the id and the
+        // signed bytes cannot be varied (e.g. by a wider integer encoding).
+        Bytes again = encode_manifest(*m);
+        if (again.size() != data.size() || std::memcmp(again.data(), data.data(), data.size()) != 0)
+            return err("manifest: not in canonical encoding");
+        return m;
+    });
 }
 
 Hash32 manifest_id(ByteView signed_encoding) { return crypto::blake2b(signed_encoding); }
