@@ -5,6 +5,8 @@
 #pragma once
 
 #include <cassert>
+#include <exception>
+#include <new>
 #include <string>
 #include <utility>
 #include <variant>
@@ -58,5 +60,22 @@ private:
 };
 
 using Status = Result<void>;
+
+// Runs f (which returns a Result) and turns an exception it throws (bad_alloc,
+// a library's own) into the error "<what>: <exception text>". Used at the
+// boundary of each decoder of outside bytes and each adapter, so that no
+// exception unwinds into an event-loop callback or a library's thread.
+template <class F>
+auto catch_as_error(const char* what, F&& f) -> decltype(f()) {
+    try {
+        return f();
+    } catch (const std::bad_alloc&) {
+        return err(std::string(what) + ": out of memory");
+    } catch (const std::exception& e) {
+        return err(std::string(what) + ": " + e.what());
+    } catch (...) {
+        return err(std::string(what) + ": unknown exception");
+    }
+}
 
 }  // namespace ps

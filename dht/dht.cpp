@@ -1,9 +1,11 @@
-// The only translation unit that includes OpenDHT (style.md R2). Every OpenDHT
+// The only translation unit that includes OpenDHT (each third-party library is
+// confined to one module, scripts/check_layering.py). Every OpenDHT
 // call that can throw is wrapped; every OpenDHT callback only copies data and
 // hands a closure to `post`.
 #include "dht/dht.hpp"
 
 #include <opendht/dhtrunner.h>
+#include <opendht/network_utils.h>
 #include <opendht/value.h>
 
 #include <arpa/inet.h>
@@ -15,12 +17,14 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstring>
 #include <limits>
 #include <map>
 #include <mutex>
 #include <optional>
 
 #include "crypto/crypto.hpp"
+#include "dht/datagram.hpp"
 #include "wire/manifest.hpp"
 #include "wire/record.hpp"
 
@@ -30,7 +34,8 @@ namespace {
 namespace od = ::dht;
 
 // fds a DhtRunner opens: 2 sockets + a stop pipe (2). OpenDHT 2.4.12 select()s
-// on them and aborts the process on an fd >= FD_SETSIZE (stack.md P4); leave room
+// on them and aborts the process on an fd >= FD_SETSIZE (FD_SET past the end of
+// the fd_set is a fortified-libc abort); leave room
 // for its socket re-opens on EPIPE/ECONNRESET too.
 constexpr int kFdHeadroom = 16;
 
@@ -109,9 +114,156 @@ Status check_fd_headroom() {
 struct GetOp {
     std::mutex mu;
     std::map<od::Value::Id, std::pair<std::uint16_t, Bytes>> values;  // id -> (seq, data)
+    // Manifest gets: (version, data), newest first, distinct data, at most cap.
+    std::vector<std::pair<std::uint64_t, Bytes>> newest;
     std::uint64_t dropped = 0;
     std::size_t cap = 0;
     std::function<void(std::vector<Bytes>)> done;
+};
+
+// Keeps the `cap` newest versions, newest first, each data once. Returns false
+// when the value found no place (older than all kept); a duplicate is no loss.
+bool keep_newest(std::vector<std::pair<std::uint64_t, Bytes>>& newest, std::size_t cap, std::uint64_t version,
+                 const od::Blob& data) {
+    for (auto& [v, b] : newest)
+        if (v == version && b.size() == data.size() && std::equal(b.begin(), b.end(), data.begin())) return true;
+    if (cap == 0 || (newest.size() >= cap && version <= newest.back().first)) return false;
+    if (newest.size() >= cap) newest.pop_back();
+    auto at = std::find_if(newest.begin(), newest.end(), [&](const auto& e) { return e.first < version; });
+    newest.emplace(at, version, to_bytes(data));
+    return true;
+}
+
+using ManifestCheck = std::function<std::optional<std::uint64_t>(ByteView)>;
+
+// The version of a manifest value stored under the key of its own patch name,
+// after `check` (when set) accepted it; nothing for anything else. Never throws.
+std::optional<std::uint64_t> manifest_version(const od::InfoHash& key, const od::Blob& data,
+                                              const ManifestCheck& check) {
+    try {
+        if (data.empty() || data.size() > kMaxValueBytes) return std::nullopt;
+        auto m = wire::decode_manifest(ByteView(data.data(), data.size()));
+        if (!m || manifest_key(m->name) != to_key(key)) return std::nullopt;
+        if (!check) return m->version;
+        auto v = check(ByteView(data.data(), data.size()));
+        if (!v || *v != m->version) return std::nullopt;
+        return v;
+    } catch (...) {
+        return std::nullopt;
+    }
+}
+
+// Storing nodes: the newest manifest version each key held within the value
+// lifetime, so an older one is refused whether it comes as an edit of the same
+// value or as a new value. Used only with a manifest_check (verified versions).
+class NewestManifests {
+public:
+    // True when `version` is not older than the newest recorded for key; records it.
+    bool admit(const od::InfoHash& key, std::uint64_t version) {
+        const auto now = std::chrono::steady_clock::now();
+        const auto until = now + std::chrono::seconds(kHolderValueExpirySeconds);
+        std::lock_guard lock(mu_);
+        auto it = by_key_.find(key);
+        if (it != by_key_.end() && it->second.until > now) {
+            if (version < it->second.version) return false;
+            it->second = {version, until};
+            return true;
+        }
+        if (it != by_key_.end()) {
+            it->second = {version, until};
+            return true;
+        }
+        if (by_key_.size() >= kMaxKeys)
+            std::erase_if(by_key_, [&](const auto& e) { return e.second.until <= now; });
+        if (by_key_.size() < kMaxKeys) by_key_.emplace(key, Newest{version, until});
+        return true;  // a full table tracks no more keys; readers still pick the newest
+    }
+
+private:
+    static constexpr std::size_t kMaxKeys = 4096;
+    struct Newest {
+        std::uint64_t version = 0;
+        std::chrono::steady_clock::time_point until;
+    };
+    std::mutex mu_;
+    std::map<od::InfoHash, Newest> by_key_;
+};
+
+// Counters of datagrams dropped unread; written on OpenDHT's receive thread.
+struct DatagramDrops {
+    std::atomic<std::uint64_t> too_large{0}, malformed{0}, rate_limited{0};
+};
+
+// OpenDHT's own UDP socket with a gate in front of its decoder: OpenDHT
+// 2.4.12 lets a DhtRunner run on any DatagramSocket (Context::sock), so this
+// one wraps the stock UdpSocket, checks each received batch on its receive
+// thread (dht/datagram.hpp) and hands only what passes to OpenDHT.
+class FilteredSocket final : public od::net::DatagramSocket {
+public:
+    FilteredSocket(const od::SockAddr& bind4, const od::SockAddr& bind6, std::size_t max_bytes, std::size_t max_depth,
+                   double rate, std::shared_ptr<DatagramDrops> drops)
+        : max_bytes_(max_bytes), max_depth_(max_depth), limit_(rate), drops_(std::move(drops)), inner_(bind4, bind6) {
+        inner_.setOnReceive([this](od::net::PacketList&& pkts) { return gate(std::move(pkts)); });
+    }
+    ~FilteredSocket() override { inner_.stop(); }
+
+    int sendTo(const od::SockAddr& dest, const std::uint8_t* data, std::size_t size, bool replied) override {
+        return inner_.sendTo(dest, data, size, replied);
+    }
+    bool hasIPv4() const override { return inner_.hasIPv4(); }
+    bool hasIPv6() const override { return inner_.hasIPv6(); }
+    const od::SockAddr& getBoundRef(sa_family_t family = AF_UNSPEC) const override {
+        return inner_.getBoundRef(family);
+    }
+    void stop() override { inner_.stop(); }
+
+private:
+    static SourceRateLimit::Addr source(const od::SockAddr& a) {
+        SourceRateLimit::Addr out{};
+        out[0] = static_cast<std::uint8_t>(a.getFamily());
+        if (a.getFamily() == AF_INET) {
+            auto& in = a.getIPv4().sin_addr;
+            std::memcpy(out.data() + 1, &in, 4);
+        } else if (a.getFamily() == AF_INET6) {
+            auto& in6 = a.getIPv6().sin6_addr;
+            std::memcpy(out.data() + 1, &in6, 16);
+        }
+        return out;
+    }
+
+    // Runs on the inner socket's receive thread. Returns the packets to recycle.
+    od::net::PacketList gate(od::net::PacketList&& pkts) {
+        od::net::PacketList pass, drop;
+        const auto now = SourceRateLimit::Clock::now();
+        while (!pkts.empty()) {
+            auto it = pkts.begin();
+            auto v = check_datagram_shape(ByteView(it->data.data(), it->data.size()), max_bytes_, max_depth_);
+            if (v == DatagramVerdict::Ok && !limit_.allow(source(it->from), now)) v = DatagramVerdict::RateLimited;
+            if (v == DatagramVerdict::TooLarge) drops_->too_large++;
+            else if (v == DatagramVerdict::TooDeep || v == DatagramVerdict::Malformed) drops_->malformed++;
+            else if (v == DatagramVerdict::RateLimited) drops_->rate_limited++;
+            if (v != DatagramVerdict::Ok) it->data.clear();  // recycled: the socket appends to it
+            auto& to = v == DatagramVerdict::Ok ? pass : drop;
+            to.splice(to.end(), pkts, it);
+        }
+        if (!pass.empty()) {
+            onReceived(std::move(pass));
+            // What OpenDHT gave back for recycling went to this socket's
+            // queue; pass it on to the inner socket, which reuses packets.
+            for (;;) {
+                auto p = getNewPacket();
+                if (p.front().data.capacity() == 0) break;  // queue empty: a fresh packet
+                p.front().data.clear();
+                drop.splice(drop.end(), p);
+            }
+        }
+        return drop;
+    }
+
+    std::size_t max_bytes_, max_depth_;
+    SourceRateLimit limit_;
+    std::shared_ptr<DatagramDrops> drops_;
+    od::net::UdpSocket inner_;  // last: its thread calls gate() as soon as it exists
 };
 
 // Shared between the Node, OpenDHT callbacks and posted closures. Stats and the
@@ -120,6 +272,10 @@ struct Shared {
     Post post;
     std::atomic<bool> closed{false};  // set on the loop thread; no user callback runs after
     std::atomic<std::uint64_t> stores_refused{0};
+    std::atomic<std::uint64_t> stores_older_refused{0};
+    std::atomic<std::uint64_t> callbacks_failed{0};
+    std::shared_ptr<DatagramDrops> drops = std::make_shared<DatagramDrops>();
+    NewestManifests newest_manifests;
     Stats stats;
     std::uint64_t next_op = 1;
     std::map<std::uint64_t, std::function<void()>> pending;  // op id -> abort (completes the op)
@@ -128,7 +284,14 @@ struct Shared {
     static void deliver(const std::shared_ptr<Shared>& self, std::function<void()> fn) {
         if (self->closed) return;
         self->post([self, fn = std::move(fn)] {
-            if (!self->closed) fn();
+            if (self->closed) return;
+            // The adapter's boundary with the event loop: nothing thrown by a
+            // completion (bad_alloc, say) unwinds into the loop's callback.
+            try {
+                fn();
+            } catch (...) {
+                self->callbacks_failed++;
+            }
         });
     }
 };
@@ -196,35 +359,57 @@ bool acceptable(const od::InfoHash& key, const od::Value& v, std::int64_t max_ag
     return true;
 }
 
-// Manifest announcements: a structurally valid manifest stored under the key of
-// its own patch name. Storing nodes have no trust store; readers verify.
-bool manifest_acceptable(const od::InfoHash& key, const od::Value& v) {
-    if (v.data.empty() || v.data.size() > kMaxValueBytes) return false;
-    auto m = wire::decode_manifest(v.data);
-    return m && manifest_key(m->name) == to_key(key);
-}
-
-bool value_acceptable(std::uint16_t type, const od::InfoHash& key, const od::Value& v, std::int64_t max_age_s) {
-    return type == kManifestValueType ? manifest_acceptable(key, v) : acceptable(key, v, max_age_s);
+bool value_acceptable(std::uint16_t type, const od::InfoHash& key, const od::Value& v, std::int64_t max_age_s,
+                      const ManifestCheck& check) {
+    return type == kManifestValueType ? manifest_version(key, v.data, check).has_value()
+                                      : acceptable(key, v, max_age_s);
 }
 
 }  // namespace
 
+// Manifest announcements: a manifest stored under the key of its own patch name
+// that passes cfg.manifest_check (when set). With a check, never an older
+// version than the newest held: not as an edit of the same value (last writer
+// wins otherwise) and not as a new value.
 od::ValueType Node::Impl::manifest_type() const {
     const bool verify = cfg.verify_records;
+    const ManifestCheck check = cfg.manifest_check;
     std::weak_ptr<Shared> weak = shared;
-    auto check = [verify, weak](const od::InfoHash& key, const std::shared_ptr<od::Value>& v) {
+    auto admit = [verify, check, weak](const od::InfoHash& key, const std::shared_ptr<od::Value>& v,
+                                       const std::shared_ptr<od::Value>& old_v) {
         if (!v) return false;
         if (!verify) return v->size() <= od::MAX_VALUE_SIZE;
-        if (manifest_acceptable(key, *v)) return true;
-        if (auto s = weak.lock()) s->stores_refused++;
-        return false;
+        auto s = weak.lock();
+        auto version = manifest_version(key, v->data, check);
+        if (!version) {
+            if (s) s->stores_refused++;
+            return false;
+        }
+        if (!check || !s) return true;
+        auto old_version = old_v ? manifest_version(key, old_v->data, {}) : std::nullopt;
+        if ((old_version && *version < *old_version) || !s->newest_manifests.admit(key, *version)) {
+            s->stores_refused++;
+            s->stores_older_refused++;
+            return false;
+        }
+        return true;
     };
-    auto store = [check](od::InfoHash key, std::shared_ptr<od::Value>& v, const od::InfoHash&, const od::SockAddr&) {
-        return check(key, v);
+    // On OpenDHT's thread: an exception refuses the value, never unwinds into it.
+    auto store = [admit](od::InfoHash key, std::shared_ptr<od::Value>& v, const od::InfoHash&, const od::SockAddr&) {
+        try {
+            return admit(key, v, nullptr);
+        } catch (...) {
+            return false;
+        }
     };
-    auto edit = [check](od::InfoHash key, const std::shared_ptr<od::Value>&, std::shared_ptr<od::Value>& new_v,
-                        const od::InfoHash&, const od::SockAddr&) { return check(key, new_v); };
+    auto edit = [admit](od::InfoHash key, const std::shared_ptr<od::Value>& old_v, std::shared_ptr<od::Value>& new_v,
+                        const od::InfoHash&, const od::SockAddr&) {
+        try {
+            return admit(key, new_v, old_v);
+        } catch (...) {
+            return false;
+        }
+    };
     return od::ValueType(kManifestValueType, "patchswarm-manifest",
                          std::chrono::seconds(kHolderValueExpirySeconds), store, edit);
 }
@@ -237,9 +422,14 @@ od::ValueType Node::Impl::holder_type() const {
                                          const od::InfoHash&, const od::SockAddr&) {
         if (!v) return false;
         if (!verify) return v->size() <= od::MAX_VALUE_SIZE;
-        if (acceptable(key, *v, max_age)) return true;
-        if (auto s = weak.lock()) s->stores_refused++;
-        return false;
+        bool ok = false;
+        try {
+            ok = acceptable(key, *v, max_age);
+        } catch (...) {  // on OpenDHT's thread: refuse, never unwind into it
+        }
+        if (!ok)
+            if (auto s = weak.lock()) s->stores_refused++;
+        return ok;
     };
     // An edit replaces a stored value with the same OpenDHT id (an updated record).
     // Only the record's own node may do it, and never back to an older seq: this
@@ -249,13 +439,18 @@ od::ValueType Node::Impl::holder_type() const {
                                         const od::SockAddr&) {
         if (!new_v) return false;
         if (!verify) return new_v->size() <= od::MAX_VALUE_SIZE;
-        std::optional<wire::HolderRecord> nr;
-        bool ok = acceptable(key, *new_v, max_age, &nr);
-        if (ok && old_v) {
-            // The old copy may be stale by now; it still names its owner.
-            auto orec = wire::decode_record(old_v->data, unix_now(),
-                                            std::numeric_limits<std::int64_t>::max() / 2);
-            if (orec && (orec->node_key != nr->node_key || nr->seq < orec->seq)) ok = false;
+        bool ok = false;
+        try {
+            std::optional<wire::HolderRecord> nr;
+            ok = acceptable(key, *new_v, max_age, &nr);
+            if (ok && old_v) {
+                // The old copy may be stale by now; it still names its owner.
+                auto orec = wire::decode_record(old_v->data, unix_now(),
+                                                std::numeric_limits<std::int64_t>::max() / 2);
+                if (orec && (orec->node_key != nr->node_key || nr->seq < orec->seq)) ok = false;
+            }
+        } catch (...) {  // on OpenDHT's thread: refuse, never unwind into it
+            ok = false;
         }
         if (!ok)
             if (auto s = weak.lock()) s->stores_refused++;
@@ -329,7 +524,14 @@ Result<std::unique_ptr<Node>> Node::start(const Config& cfg, Post post) {
     rc.dht_config.node_config.max_peer_req_per_sec = static_cast<ssize_t>(cfg.max_peer_req_per_sec);
     try {
         impl->runner = std::make_unique<od::DhtRunner>();
-        impl->runner->run(rc, od::DhtRunner::Context{});
+        od::DhtRunner::Context ctx;
+        const double rate = cfg.max_datagrams_per_sec > 0    ? double(cfg.max_datagrams_per_sec)
+                            : cfg.max_datagrams_per_sec < 0  ? 0.0
+                            : cfg.max_peer_req_per_sec < 0   ? 0.0
+                                                             : 1000.0;
+        ctx.sock = std::make_unique<FilteredSocket>(rc.bind4, rc.bind6, cfg.max_datagram_bytes,
+                                                    cfg.max_datagram_depth, rate, impl->shared->drops);
+        impl->runner->run(rc, std::move(ctx));
         impl->runner->registerType(impl->holder_type());
         impl->runner->registerType(impl->manifest_type());
         impl->port4 = impl->runner->getBoundPort(AF_INET);
@@ -347,7 +549,7 @@ Result<std::unique_ptr<Node>> Node::start(const Config& cfg, Post post) {
     if (!cfg.bind6.empty() && impl->port6 == 0) {
         impl->join();
         return err("dht: cannot bind UDP [" + cfg.bind6 + "] port " + std::to_string(cfg.port) +
-                   " (an IPv4-only node cannot cancel listens, stack.md P3)");
+                   " (OpenDHT 2.4.12 cannot cancel a listen on an IPv4-only node; set bind6 to \"\" to run without IPv6 and without listens)");
     }
     try {
         for (const auto& b : boots) impl->runner->bootstrap(b.host, b.port);
@@ -389,12 +591,18 @@ void Node::announce(const Key& key, std::uint64_t value_id, Bytes value, std::fu
     }
     if (im.cfg.verify_records) {
         od::Value probe(type, static_cast<const std::uint8_t*>(value.data()), value.size());
-        if (!value_acceptable(type, to_hash(key), probe, im.cfg.record_max_age_s)) {
+        if (!value_acceptable(type, to_hash(key), probe, im.cfg.record_max_age_s, im.cfg.manifest_check)) {
             sh->stats.announces_refused++;
             return fail();
         }
     }
     const auto hash = to_hash(key);
+    if (type == kManifestValueType && im.cfg.verify_records && im.cfg.manifest_check) {
+        // Our own copy is stored without the policies: record its version, so
+        // this node, as a storing node, refuses older ones too.
+        if (auto v = manifest_version(hash, od::Blob(value.begin(), value.end()), im.cfg.manifest_check))
+            (void)sh->newest_manifests.admit(hash, *v);
+    }
     auto& slot = im.slots[{key, value_id}];
     std::uint16_t seq = 1;
     if (slot.value) {
@@ -461,8 +669,9 @@ void Node::get(const Key& key, std::function<void(std::vector<Bytes>)> done, Val
         return;
     }
     sh->stats.gets++;
+    const bool manifests = type == kManifestValueType;
     auto g = std::make_shared<GetOp>();
-    g->cap = im.cfg.max_values_per_get;
+    g->cap = manifests ? im.cfg.max_manifests_per_get : im.cfg.max_values_per_get;
     g->done = std::move(done);
     const std::uint64_t op = sh->next_op++;
     // Runs on the loop thread, exactly once: from the DHT's done, or from shutdown.
@@ -472,9 +681,11 @@ void Node::get(const Key& key, std::function<void(std::vector<Bytes>)> done, Val
         std::uint64_t dropped = 0;
         {
             std::lock_guard lock(g->mu);
-            out.reserve(g->values.size());
+            out.reserve(g->values.size() + g->newest.size());
             for (auto& [id, v] : g->values) out.push_back(std::move(v.second));
+            for (auto& [version, data] : g->newest) out.push_back(std::move(data));
             g->values.clear();
+            g->newest.clear();
             dropped = g->dropped;
         }
         sh->stats.values_received += out.size();
@@ -482,10 +693,18 @@ void Node::get(const Key& key, std::function<void(std::vector<Bytes>)> done, Val
         if (g->done) g->done(std::move(out));
     };
     sh->pending[op] = finish;
-    auto on_values = [g, type](const std::vector<std::shared_ptr<od::Value>>& vals) {
+    auto on_values = [g, type, manifests, hash = to_hash(key), check = im.cfg.manifest_check](
+                         const std::vector<std::shared_ptr<od::Value>>& vals) {
         std::lock_guard lock(g->mu);
         for (const auto& v : vals) {
             if (!v || v->type != type) continue;
+            if (manifests) {
+                // By version, not by OpenDHT id and seq: anyone can re-put an
+                // older manifest under the origin's id with a higher seq.
+                auto version = manifest_version(hash, v->data, check);
+                if (!version || !keep_newest(g->newest, g->cap, *version, v->data)) g->dropped++;
+                continue;
+            }
             if (v->data.empty() || v->data.size() > kMaxValueBytes) {
                 g->dropped++;
                 continue;
@@ -506,7 +725,18 @@ void Node::get(const Key& key, std::function<void(std::vector<Bytes>)> done, Val
     };
     auto fired = std::make_shared<std::atomic<bool>>(false);
     try {
-        im.runner->get(to_hash(key), od::GetCallback(on_values),
+        // On OpenDHT's thread: a value that cannot be kept (bad_alloc) is lost,
+        // the exception never unwinds into OpenDHT.
+        auto guarded = [on_values, g](const std::vector<std::shared_ptr<od::Value>>& vals) {
+            try {
+                return on_values(vals);
+            } catch (...) {
+                std::lock_guard lock(g->mu);
+                g->dropped += vals.size();
+                return true;
+            }
+        };
+        im.runner->get(to_hash(key), od::GetCallback(guarded),
                        od::DoneCallbackSimple([sh, finish, fired](bool) {
                            if (fired->exchange(true)) return;
                            Shared::deliver(sh, finish);
@@ -523,15 +753,24 @@ ListenToken Node::listen(const Key& key, ListenCallback cb, ValueKind kind) {
     auto& sh = im.shared;
     if (im.stopping || im.port6 == 0 || !cb) return 0;
     auto cancelled = std::make_shared<std::atomic<bool>>(false);
-    const std::size_t cap = im.cfg.max_values_per_get;
-    auto on_values = [sh, cancelled, cb, cap, type](const std::vector<std::shared_ptr<od::Value>>& vals, bool expired) {
+    const bool manifests = type == kManifestValueType;
+    const std::size_t cap = manifests ? im.cfg.max_manifests_per_get : im.cfg.max_values_per_get;
+    auto on_values = [sh, cancelled, cb, cap, type, manifests, hash = to_hash(key), check = im.cfg.manifest_check](
+                         const std::vector<std::shared_ptr<od::Value>>& vals, bool expired) {
         if (*cancelled) return false;
         std::vector<Bytes> out;
+        std::vector<std::pair<std::uint64_t, Bytes>> newest;
         for (const auto& v : vals) {
             if (!v || v->type != type || v->data.empty() || v->data.size() > kMaxValueBytes)
                 continue;
-            if (out.size() < cap) out.push_back(to_bytes(v->data));
+            if (manifests) {
+                if (auto version = manifest_version(hash, v->data, check))
+                    keep_newest(newest, cap, *version, v->data);
+            } else if (out.size() < cap) {
+                out.push_back(to_bytes(v->data));
+            }
         }
+        for (auto& [version, data] : newest) out.push_back(std::move(data));
         if (!out.empty())
             Shared::deliver(sh, [sh, cancelled, cb, out = std::move(out), expired]() mutable {
                 if (*cancelled) return;
@@ -541,7 +780,14 @@ ListenToken Node::listen(const Key& key, ListenCallback cb, ValueKind kind) {
         return true;
     };
     try {
-        auto fut = im.runner->listen(to_hash(key), od::ValueCallback(on_values),
+        auto guarded = [on_values](const std::vector<std::shared_ptr<od::Value>>& vals, bool expired) {
+            try {
+                return on_values(vals, expired);
+            } catch (...) {  // on OpenDHT's thread: this batch is lost, the listen goes on
+                return true;
+            }
+        };
+        auto fut = im.runner->listen(to_hash(key), od::ValueCallback(guarded),
                                      od::Value::TypeFilter(type), od::Where().valueType(type));
         const ListenToken token = im.next_listen++;
         im.listens.emplace(token, Impl::Listen{to_hash(key), fut.share(), cancelled});
@@ -595,6 +841,10 @@ void Node::shutdown(std::function<void()> done) {
 
 const Stats& Node::stats() const {
     impl_->shared->stats.stores_refused = impl_->shared->stores_refused.load();
+    impl_->shared->stats.stores_older_refused = impl_->shared->stores_older_refused.load();
+    impl_->shared->stats.datagrams_too_large = impl_->shared->drops->too_large.load();
+    impl_->shared->stats.datagrams_malformed = impl_->shared->drops->malformed.load();
+    impl_->shared->stats.datagrams_rate_limited = impl_->shared->drops->rate_limited.load();
     return impl_->shared->stats;
 }
 

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -37,14 +38,14 @@ enum class ValueKind : std::uint16_t { Holder = kHolderValueType, Manifest = kMa
 // Remote copies of a value expire this long after their last refresh; an
 // announcing node refreshes 10 s before that (OpenDHT REANNOUNCE_MARGIN).
 inline constexpr std::int64_t kHolderValueExpirySeconds = 600;
-// OpenDHT's real ceiling for an unsigned value (stack.md P8); larger values are
-// refused here at once instead of failing remotely after 8-10 s.
+// OpenDHT 2.4.12's real ceiling for an unsigned value: a larger put is not
+// refused by OpenDHT but fails remotely after 8-10 s; here it is refused at once.
 inline constexpr std::size_t kMaxValueBytes = 65530;
 
 struct Config {
     std::string bind4 = "127.0.0.1";  // IPv4 bind address; "" = no IPv4 socket
     // IPv6 bind address; production "::". Must bind: start() fails when it does not
-    // (stack.md P3: an IPv4-only OpenDHT node cannot cancel listens). "" disables
+    // (OpenDHT 2.4.12 on an IPv4-only node cannot cancel a listen). "" disables
     // IPv6 deliberately; listen() then refuses (returns 0).
     std::string bind6 = "::1";
     std::uint16_t port = 0;              // 0 = ephemeral (IPv6 reuses the IPv4 port when free)
@@ -60,8 +61,28 @@ struct Config {
     bool verify_records = true;
     std::int64_t record_max_age_s = 3600;  // freshness bound used by that check
     // Most values one get() returns (distinct OpenDHT value ids); the rest are
-    // dropped and counted (security.md C1: one key must not flood a device).
+    // dropped and counted (whoever can put values under a key must not flood a device reading it).
     std::size_t max_values_per_get = 256;
+    // Manifest values (kManifestValueType): checks one (its signature under the
+    // node's trust store) and returns its version, or nothing to drop it. Runs
+    // on OpenDHT's threads: must be thread-safe and quick. When set, storing
+    // nodes refuse a manifest older than the newest they hold under that name
+    // (as a replacement of the same value or as a new one), and readers drop
+    // what fails it. Empty: structure only, and no version order on storing
+    // nodes (an unverified "newest" could be a forgery that locks the name).
+    std::function<std::optional<std::uint64_t>(ByteView)> manifest_check;
+    // Manifest values one get() returns (and one listen batch delivers): the
+    // newest versions that pass the checks, newest first. Junk never takes a
+    // place, so a flood of it cannot push the real manifest out.
+    std::size_t max_manifests_per_get = 8;
+    // Datagrams are checked before OpenDHT decodes them (dht/datagram.hpp):
+    // larger ones, or ones nested deeper, are dropped unread.
+    std::size_t max_datagram_bytes = 16 * 1024;
+    std::size_t max_datagram_depth = 16;
+    // Datagrams a second from one source IP (bursts of twice that); the rest
+    // are dropped unread. 0 = 1000, unless max_peer_req_per_sec is -1 (then
+    // none, as for loopback test swarms); -1 = no limit.
+    std::int64_t max_datagrams_per_sec = 0;
 };
 
 struct Stats {
@@ -70,6 +91,9 @@ struct Stats {
     std::uint64_t values_dropped = 0;     // over max_values_per_get, or wrong size
     std::uint64_t announces_refused = 0;  // announce() refused locally (size, or record check)
     std::uint64_t stores_refused = 0;     // remote puts/edits this node refused to store
+    std::uint64_t stores_older_refused = 0;  // of those: a manifest older than the one held
+    // UDP datagrams dropped before OpenDHT saw them.
+    std::uint64_t datagrams_too_large = 0, datagrams_malformed = 0, datagrams_rate_limited = 0;
 };
 
 using ListenToken = std::uint64_t;  // 0 = no listen
@@ -81,7 +105,7 @@ public:
     // Starts a threaded DhtRunner bound as configured, registers the holder value
     // type and starts bootstrapping (retried by OpenDHT while disconnected).
     // Errors: unparsable address/bootstrap, a socket that does not bind, or fds
-    // too close to FD_SETSIZE (stack.md P4: OpenDHT would abort the process).
+    // too close to FD_SETSIZE (OpenDHT 2.4.12 select()s its fds and aborts the process on one >= FD_SETSIZE).
     // Every callback below is delivered through `post`, never on an OpenDHT thread.
     static Result<std::unique_ptr<Node>> start(const Config&, Post post);
     ~Node();  // joins OpenDHT's threads; pending callbacks are dropped. Call shutdown() first when possible.
@@ -97,7 +121,8 @@ public:
     // copies expire) until withdraw() or shutdown(). Announcing again with the same
     // value_id replaces the previous value on this node and on storing nodes.
     // done(ok): after the first round of stores; ok=true does not prove that a
-    // storing node accepted it (stack.md P5). done(false) at once, without
+    // storing node accepted it: OpenDHT 2.4.12 reports success for a put that
+    // storing nodes refused by policy. done(false) at once, without
     // publishing, for an empty or oversized value, a value that fails the record
     // check (Config::verify_records), or after shutdown().
     void announce(const Key&, std::uint64_t value_id, Bytes value, std::function<void(bool ok)> done = {},
@@ -108,6 +133,9 @@ public:
     // All raw holder values currently stored under key, one per OpenDHT value id
     // (the newest version seen), at most max_values_per_get. One callback, after
     // the lookup completes. Untrusted: filter with select_holders().
+    // Manifest values: distinct manifests for the key's name that pass the
+    // checks (Config::manifest_check), at most max_manifests_per_get, newest
+    // version first, whatever order they arrived in.
     void get(const Key&, std::function<void(std::vector<Bytes>)> done, ValueKind kind = ValueKind::Holder);
     // Calls cb for values added under key (and expired ones) until cancel_listen.
     // Returns 0 (and never calls cb) after shutdown() or on an IPv4-only node.

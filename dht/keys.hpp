@@ -53,8 +53,8 @@ struct DropCounts {
 // Turns the raw values of a get()/listen() on holder_key(domain, manifest_id) into
 // the records a reader may use: decodes and verifies each, keeps only those that
 // record_matches, keeps one record per node_key (highest seq, then latest issued),
-// and returns at most max_records of them (security.md C1 caps what one key can
-// make a device consider). Order: by node_key, so the result is deterministic.
+// and returns at most max_records of them (this caps what anyone putting values
+// under one key can make a device consider). Order: by node_key, so the result is deterministic.
 std::vector<wire::HolderRecord> select_holders(const std::vector<Bytes>& values, std::string_view domain,
                                                const Hash32& manifest_id, std::int64_t now_unix,
                                                std::int64_t max_age_s = 3600,

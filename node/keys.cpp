@@ -154,31 +154,32 @@ Result<crypto::SecretKey> load_secret_key(const std::string& path) {
         if (r == 0) break;
         n += static_cast<std::size_t>(r);
     }
-    std::string what = "secret key file " + path;
-    Result<crypto::SecretKey> out = err(what + ": too large to be a key file");
-    if (n <= kMaxKeyFileBytes) {
-        auto hex = split_key_text(std::string_view(text.data(), n), kSecretKeyHeader, what);
-        if (!hex) {
-            out = std::move(hex).take_error();
-        } else {
-            crypto::Seed seed;
-            if (parse_hex32(*hex, seed))
-                out = crypto::SecretKey::from_seed(seed);
-            else
-                out = err(what + ": the key line must be 64 lowercase hex digits");
-            crypto::wipe(seed.data(), seed.size());
-        }
-    }
+    auto out = parse_secret_key(std::string_view(text.data(), n), "secret key file " + path);
     crypto::wipe(text.data(), text.size());
     return out;
 }
 
+Result<crypto::SecretKey> parse_secret_key(std::string_view text, const std::string& what) {
+    return catch_as_error("secret key file", [&]() -> Result<crypto::SecretKey> {
+        if (text.size() > kMaxKeyFileBytes) return err(what + ": too large to be a key file");
+        auto hex = split_key_text(text, kSecretKeyHeader, what);
+        if (!hex) return std::move(hex).take_error();
+        crypto::Seed seed;
+        Result<crypto::SecretKey> out = err(what + ": the key line must be 64 lowercase hex digits");
+        if (parse_hex32(*hex, seed)) out = crypto::SecretKey::from_seed(seed);
+        crypto::wipe(seed.data(), seed.size());
+        return out;
+    });
+}
+
 Result<crypto::PublicKey> parse_public_key(std::string_view text, const std::string& what) {
-    auto hex = split_key_text(text, kPublicKeyHeader, what);
-    if (!hex) return std::move(hex).take_error();
-    crypto::PublicKey pk;
-    if (!parse_hex32(*hex, pk)) return err(what + ": the key line must be 64 lowercase hex digits");
-    return pk;
+    return catch_as_error("public key file", [&]() -> Result<crypto::PublicKey> {
+        auto hex = split_key_text(text, kPublicKeyHeader, what);
+        if (!hex) return std::move(hex).take_error();
+        crypto::PublicKey pk;
+        if (!parse_hex32(*hex, pk)) return err(what + ": the key line must be 64 lowercase hex digits");
+        return pk;
+    });
 }
 
 Result<crypto::PublicKey> load_public_key(const std::string& path) {

@@ -31,6 +31,9 @@ Status write_keypair(const std::string& secret_path, const std::string& public_p
 // write ("... has mode 0644; run chmod 600 ..."), or that is not in the format.
 Result<crypto::SecretKey> load_secret_key(const std::string& path);
 Result<crypto::PublicKey> load_public_key(const std::string& path);
+// Parses the text of a secret key file (as load_secret_key does after its
+// mode check); the caller wipes `text`.
+Result<crypto::SecretKey> parse_secret_key(std::string_view text, const std::string& what);
 // Parses the text of a public key file (as load_public_key does).
 Result<crypto::PublicKey> parse_public_key(std::string_view text, const std::string& what);
 std::string format_public_key(const crypto::PublicKey&);

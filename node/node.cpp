@@ -79,7 +79,9 @@ Status Node::start() {
             if (auto a = alive.lock(); a && *a) fn();
         });
     };
-    auto d = dht::Node::start(opts_.dht, post);
+    auto dht_cfg = opts_.dht;  // storing nodes and readers check manifests under our trust
+    if (opts_.trust && !dht_cfg.manifest_check) dht_cfg.manifest_check = manifest_version_check(*opts_.trust);
+    auto d = dht::Node::start(dht_cfg, post);
     if (!d) return err("dht: " + d.error());
     dht_ = std::move(*d);
     auto l = transfer::Listener::start(loop_, opts_.listen_host, opts_.listen_port, self_, *this,

@@ -11,13 +11,21 @@
 //   data   the patch, segment i at offset i * segment_size (sparse until held)
 //   have   the held bitfield (wire form); only ever gains bits between syncs
 //
+// A failed fdatasync is never taken as done: on Linux the failed pages are
+// marked clean, so a second fdatasync "succeeds" without writing them. After a
+// failure nothing is marked durable, and the next sync first re-reads every
+// segment written since the last good sync, checks it and writes it again;
+// one that no longer matches is dropped (fetched again), never marked.
+//
 // Blocking file I/O on the calling thread. The node calls the const halves
 // (check_read, check_write) on libuv's thread pool and the marking halves on
 // its loop thread, so hashing and disk I/O stay off the loop.
 #pragma once
 
 #include <memory>
+#include <mutex>
 #include <string>
+#include <vector>
 
 #include "core/bitfield.hpp"
 #include "core/bytes.hpp"
@@ -53,24 +61,43 @@ public:
     // Stores segment i; the caller verified `data`. Marked on disk by sync().
     Status write(std::uint32_t i, ByteView data);
     // fdatasync the data, then record every synced segment in the have file.
+    // On error nothing new is durable; call again to retry.
     Status sync();
     // The same in two halves, so the slow part can run off the loop thread:
     // sync_snapshot() (any thread; touches only the files) makes the data
     // durable and writes `have` (a snapshot of held(), wire form) to the have
     // file; set_durable() (the owner's thread) then records the snapshot.
+    // Call set_durable() only after sync_snapshot() succeeded. Segments a
+    // retry after a failed sync found damaged are left out of the have file,
+    // and set_durable() unmarks them instead.
     Status sync_snapshot(const Bytes& have) const;
     void set_durable(const Bitfield& snapshot);
     bool durable_all() const { return read_only_ || durable_.all(); }
     std::uint32_t unsynced() const { return held_.count() - durable_.count(); }
-    // Copies the complete patch to `path` (atomically: temp file, fsync, rename).
+    // Copies the complete patch to `path` (atomically: temp file, fsync,
+    // rename, fsync of the folder). Every segment is checked as it is copied.
     Status export_to(const std::string& path) const;
     // Unmarks segment i (tests and repair).
     void forget(std::uint32_t i);
 
+    // Fault injection for tests, process-wide: after `skip` more syncs
+    // (fdatasync or fsync of a store's files or folder), the next `fail` ones
+    // fail with EIO. With `lose_writes`, a failing sync of a data file also
+    // zeroes the segments written since its last good sync, as a disk that
+    // dropped those writes would leave them.
+    struct SyncFaults {
+        int skip = 0;
+        int fail = 0;
+        bool lose_writes = false;
+    };
+    static void inject_sync_faults(SyncFaults);
+
 private:
-    SegmentStore(const wire::Manifest& m) : manifest_(m), held_(m.segment_count()), durable_(m.segment_count()) {}
+    SegmentStore(const wire::Manifest& m)
+        : manifest_(m), held_(m.segment_count()), durable_(m.segment_count()), on_disk_(m.segment_count()) {}
     Status save_have();
     bool verify_at(std::uint32_t i, Bytes& buf) const;
+    Status sync_data_locked(Bitfield& snapshot) const;
 
     wire::Manifest manifest_;
     Bitfield held_;     // verified and written (maybe only in the page cache)
@@ -79,6 +106,13 @@ private:
     int data_fd_ = -1;
     int have_fd_ = -1;
     bool read_only_ = false;
+    // The sync path's own state, touched only under sync_mu_ (sync_snapshot
+    // runs on a worker thread): what the have file says, whether the last
+    // sync failed, and segments a retry found damaged (set_durable unmarks them).
+    mutable std::mutex sync_mu_;
+    mutable Bitfield on_disk_;
+    mutable bool sync_failed_ = false;
+    mutable std::vector<std::uint32_t> lost_;
 };
 
 }  // namespace ps::node

@@ -119,54 +119,58 @@ Status TrustStore::add_anchor(const crypto::PublicKey& pk) {
 }
 
 Result<TrustStore> TrustStore::load(const std::string& path) {
-    auto data = read_file_limited(path, kMaxTrustFileBytes);
-    if (!data) return std::move(data).take_error();
-    std::string_view text(reinterpret_cast<const char*>(data->data()), data->size());
-    auto first = text.substr(0, text.find('\n'));
-    if (first == kPublicKeyHeader) {
-        auto pk = parse_public_key(text, "public key file " + path);
-        if (!pk) return std::move(pk).take_error();
-        return from_key(*pk);
-    }
-    if (first == kTrustFileHeader) return parse_trust_file(text, "trust file " + path);
-    return err(path + ": neither a public key file ('" + std::string(kPublicKeyHeader) +
-               "') nor a trust file ('" + kTrustFileHeader + "')");
+    return catch_as_error("trust", [&]() -> Result<TrustStore> {
+        auto data = read_file_limited(path, kMaxTrustFileBytes);
+        if (!data) return std::move(data).take_error();
+        std::string_view text(reinterpret_cast<const char*>(data->data()), data->size());
+        auto first = text.substr(0, text.find('\n'));
+        if (first == kPublicKeyHeader) {
+            auto pk = parse_public_key(text, "public key file " + path);
+            if (!pk) return std::move(pk).take_error();
+            return from_key(*pk);
+        }
+        if (first == kTrustFileHeader) return parse_trust_file(text, "trust file " + path);
+        return err(path + ": neither a public key file ('" + std::string(kPublicKeyHeader) +
+                   "') nor a trust file ('" + kTrustFileHeader + "')");
+    });
 }
 
 Result<TrustStore> TrustStore::parse_trust_file(std::string_view text, const std::string& what) {
-    if (text.size() > kMaxTrustFileBytes) return err(what + ": too large");
-    if (text.empty() || text.back() != '\n') return err(what + ": truncated (no final newline)");
-    TrustStore t;
-    std::size_t lineno = 0, pos = 0;
-    while (pos < text.size()) {
-        auto nl = text.find('\n', pos);
-        auto line = text.substr(pos, nl - pos);
-        pos = nl + 1;
-        ++lineno;
-        auto where = what + " line " + std::to_string(lineno) + ": ";
-        if (lineno == 1) {
-            if (line != kTrustFileHeader)
-                return err(what + ": first line must be '" + std::string(kTrustFileHeader) + "'");
-            continue;
+    return catch_as_error("trust file", [&]() -> Result<TrustStore> {
+        if (text.size() > kMaxTrustFileBytes) return err(what + ": too large");
+        if (text.empty() || text.back() != '\n') return err(what + ": truncated (no final newline)");
+        TrustStore t;
+        std::size_t lineno = 0, pos = 0;
+        while (pos < text.size()) {
+            auto nl = text.find('\n', pos);
+            auto line = text.substr(pos, nl - pos);
+            pos = nl + 1;
+            ++lineno;
+            auto where = what + " line " + std::to_string(lineno) + ": ";
+            if (lineno == 1) {
+                if (line != kTrustFileHeader)
+                    return err(what + ": first line must be '" + std::string(kTrustFileHeader) + "'");
+                continue;
+            }
+            if (line.empty() || line[0] == '#') continue;
+            if (line.substr(0, 4) == "key ") {
+                crypto::PublicKey pk;
+                if (!parse_lower_hex(line.substr(4), pk.data(), pk.size()))
+                    return err(where + "'key' must be followed by 64 lowercase hex digits");
+                if (!t.rotations_.empty())
+                    return err(where + "'key' lines must come before 'rotate' lines");
+                if (auto s = t.add_anchor(pk); !s) return err(where + s.error());
+            } else if (line.substr(0, 7) == "rotate ") {
+                auto r = parse_rotation(line);
+                if (!r) return err(where + r.error());
+                if (auto s = t.apply_rotation(*r); !s) return err(where + s.error());
+            } else {
+                return err(where + "expected 'key', 'rotate', a comment or a blank line");
+            }
         }
-        if (line.empty() || line[0] == '#') continue;
-        if (line.substr(0, 4) == "key ") {
-            crypto::PublicKey pk;
-            if (!parse_lower_hex(line.substr(4), pk.data(), pk.size()))
-                return err(where + "'key' must be followed by 64 lowercase hex digits");
-            if (!t.rotations_.empty())
-                return err(where + "'key' lines must come before 'rotate' lines");
-            if (auto s = t.add_anchor(pk); !s) return err(where + s.error());
-        } else if (line.substr(0, 7) == "rotate ") {
-            auto r = parse_rotation(line);
-            if (!r) return err(where + r.error());
-            if (auto s = t.apply_rotation(*r); !s) return err(where + s.error());
-        } else {
-            return err(where + "expected 'key', 'rotate', a comment or a blank line");
-        }
-    }
-    if (t.keys_.empty()) return err(what + ": lists no key");
-    return t;
+        if (t.keys_.empty()) return err(what + ": lists no key");
+        return t;
+    });
 }
 
 Result<crypto::PublicKey> TrustStore::signer(const Hash32& key_id) const {
@@ -233,19 +237,36 @@ std::string format_utc(std::int64_t t) {
 
 Result<VerifiedManifest> verify_manifest_bytes(ByteView bytes, const TrustStore& trust,
                                                std::int64_t now_unix) {
-    auto m = wire::decode_manifest(bytes);
-    if (!m) return std::move(m).take_error();
-    auto pk = trust.signer(m->key_id);
-    if (!pk) return std::move(pk).take_error();
-    if (auto s = wire::check_signature(*m, *pk); !s) return std::move(s).take_error();
-    if (now_unix >= m->expires)
-        return err("manifest expired at " + format_utc(m->expires) + " (now " +
-                   format_utc(now_unix) + ")");
-    VerifiedManifest v;
-    v.manifest = std::move(*m);
-    v.id = wire::manifest_id(bytes);
-    v.bytes.assign(bytes.begin(), bytes.end());
-    return v;
+    return catch_as_error("manifest", [&]() -> Result<VerifiedManifest> {
+        auto m = wire::decode_manifest(bytes);
+        if (!m) return std::move(m).take_error();
+        auto pk = trust.signer(m->key_id);
+        if (!pk) return std::move(pk).take_error();
+        if (auto s = wire::check_signature(*m, *pk); !s) return std::move(s).take_error();
+        if (now_unix >= m->expires)
+            return err("manifest expired at " + format_utc(m->expires) + " (now " +
+                       format_utc(now_unix) + ")");
+        VerifiedManifest v;
+        v.manifest = std::move(*m);
+        v.id = wire::manifest_id(bytes);
+        v.bytes.assign(bytes.begin(), bytes.end());
+        for (auto& k : trust.keys())
+            if (k.revoked) v.revoked_keys.push_back(k.key_id);
+        return v;
+    });
+}
+
+std::function<std::optional<std::uint64_t>(ByteView)> manifest_version_check(TrustStore trust) {
+    auto t = std::make_shared<const TrustStore>(std::move(trust));
+    return [t](ByteView bytes) -> std::optional<std::uint64_t> {
+        try {
+            auto v = verify_manifest_bytes(bytes, *t, static_cast<std::int64_t>(std::time(nullptr)));
+            if (!v) return std::nullopt;
+            return v->manifest.version;
+        } catch (...) {  // bad_alloc: the value is dropped, the caller goes on
+            return std::nullopt;
+        }
+    };
 }
 
 Result<VerifiedManifest> load_verified_manifest(const std::string& path, const TrustStore& trust,
@@ -259,8 +280,8 @@ Result<VerifiedManifest> load_verified_manifest(const std::string& path, const T
 
 namespace {
 
-// Longest line: name (64) + u64 (20) + hash (64) + separators.
-constexpr std::size_t kMaxRollbackFileBytes = kMaxRollbackEntries * 160 + 64;
+// Longest line: name (64) + u64 (20) + two hashes (2 x 64) + separators.
+constexpr std::size_t kMaxRollbackFileBytes = kMaxRollbackEntries * 224 + 64;
 
 bool parse_u64(std::string_view s, std::uint64_t& out) {
     if (s.empty() || s.size() > 20 || (s.size() > 1 && s[0] == '0')) return false;
@@ -275,52 +296,87 @@ bool parse_u64(std::string_view s, std::uint64_t& out) {
     return true;
 }
 
+bool is_revoked(const Hash32& key_id, const std::vector<Hash32>& revoked) {
+    if (key_id == Hash32{}) return false;  // unknown signer (v1 entry): never lifted
+    return std::find(revoked.begin(), revoked.end(), key_id) != revoked.end();
+}
+
+bool same_entry(const RollbackGuard::Entry& a, const RollbackGuard::Entry& b) {
+    return a.version == b.version && a.id == b.id && a.key_id == b.key_id;
+}
+
 }  // namespace
 
 Result<RollbackGuard> RollbackGuard::load(const std::string& path) {
-    RollbackGuard g;
-    g.path_ = path;
-    struct stat st;
-    if (::stat(path.c_str(), &st) != 0 && errno == ENOENT) return g;  // first start
-    auto data = read_file_limited(path, kMaxRollbackFileBytes);
-    if (!data) return err("rollback state: " + data.error());
-    std::string_view text(reinterpret_cast<const char*>(data->data()), data->size());
-    std::string what = "rollback state " + path;
-    if (text.empty() || text.back() != '\n') return err(what + ": truncated (no final newline)");
-    std::size_t pos = 0, lineno = 0;
-    while (pos < text.size()) {
-        auto nl = text.find('\n', pos);
-        auto line = text.substr(pos, nl - pos);
-        pos = nl + 1;
-        ++lineno;
-        if (lineno == 1) {
-            if (line != kRollbackFileHeader)
-                return err(what + ": first line must be '" + std::string(kRollbackFileHeader) +
-                           "'");
-            continue;
+    return catch_as_error("rollback state", [&]() -> Result<RollbackGuard> {
+        struct stat st;
+        if (::stat(path.c_str(), &st) != 0 && errno == ENOENT) {  // first start
+            RollbackGuard g;
+            g.path_ = path;
+            return g;
         }
-        auto where = what + " line " + std::to_string(lineno) + ": ";
-        auto w = split_words(line);
-        Entry e;
-        if (w.size() != 3 || !parse_u64(w[1], e.version) || e.version == 0 ||
-            !parse_lower_hex(w[2], e.id.data(), e.id.size()))
-            return err(where + "expected '<name> <version> <manifest id>'");
-        if (!wire::valid_patch_name(w[0])) return err(where + "not a valid patch name");
-        std::string name(w[0]);
-        if (!g.entries_.emplace(name, e).second) return err(where + "name listed twice");
-        if (g.entries_.size() > kMaxRollbackEntries) return err(what + ": too many entries");
-    }
-    return g;
+        auto data = read_file_limited(path, kMaxRollbackFileBytes);
+        if (!data) return err("rollback state: " + data.error());
+        return parse(std::string_view(reinterpret_cast<const char*>(data->data()), data->size()), path);
+    });
+}
+
+Result<RollbackGuard> RollbackGuard::parse(std::string_view text, const std::string& path) {
+    return catch_as_error("rollback state", [&]() -> Result<RollbackGuard> {
+        RollbackGuard g;
+        g.path_ = path;
+        std::string what = "rollback state " + path;
+        if (text.size() > kMaxRollbackFileBytes) return err(what + ": too large");
+        if (text.empty() || text.back() != '\n') return err(what + ": truncated (no final newline)");
+        std::size_t pos = 0, lineno = 0, lines = 0;
+        bool v1 = false;
+        while (pos < text.size()) {
+            auto nl = text.find('\n', pos);
+            auto line = text.substr(pos, nl - pos);
+            pos = nl + 1;
+            ++lineno;
+            if (lineno == 1) {
+                v1 = line == kRollbackFileHeaderV1;
+                if (!v1 && line != kRollbackFileHeader)
+                    return err(what + ": first line must be '" + std::string(kRollbackFileHeader) + "' (or '" +
+                               kRollbackFileHeaderV1 + "')");
+                continue;
+            }
+            auto where = what + " line " + std::to_string(lineno) + ": ";
+            auto w = split_words(line);
+            Entry e;
+            if (w.size() != (v1 ? 3u : 4u) || !parse_u64(w[1], e.version) || e.version == 0 ||
+                !parse_lower_hex(w[2], e.id.data(), e.id.size()) ||
+                (!v1 && !parse_lower_hex(w[3], e.key_id.data(), e.key_id.size())))
+                return err(where + (v1 ? "expected '<name> <version> <manifest id>'"
+                                       : "expected '<name> <version> <manifest id> <key id>'"));
+            if (!wire::valid_patch_name(w[0])) return err(where + "not a valid patch name");
+            if (++lines > kMaxRollbackEntries) return err(what + ": too many entries");
+            auto& list = g.entries_[std::string(w[0])];
+            for (auto& other : list)
+                if (other.key_id == e.key_id) return err(where + "name and key listed twice");
+            list.push_back(e);
+        }
+        return g;
+    });
 }
 
 const RollbackGuard::Entry* RollbackGuard::find(const std::string& name) const {
+    return floor(name, {});
+}
+
+const RollbackGuard::Entry* RollbackGuard::floor(const std::string& name, const std::vector<Hash32>& revoked) const {
     auto it = entries_.find(name);
-    return it == entries_.end() ? nullptr : &it->second;
+    if (it == entries_.end()) return nullptr;
+    const Entry* best = nullptr;
+    for (auto& e : it->second)
+        if (!is_revoked(e.key_id, revoked) && (!best || e.version > best->version)) best = &e;
+    return best;
 }
 
 Status RollbackGuard::check(const VerifiedManifest& v) const {
     const auto& m = v.manifest;
-    const Entry* e = find(m.name);
+    const Entry* e = floor(m.name, v.revoked_keys);
     if (!e) return {};
     if (m.version < e->version)
         return err("rollback: " + m.name + " version " + std::to_string(m.version) +
@@ -328,26 +384,54 @@ Status RollbackGuard::check(const VerifiedManifest& v) const {
     if (m.version == e->version && v.id != e->id)
         return err("rollback: " + m.name + " version " + std::to_string(m.version) +
                    " was already accepted as a different manifest " + wire::short_hex(e->id));
+    if (m.version - e->version > kMaxVersionJump)
+        return err("rollback: " + m.name + " version " + std::to_string(m.version) + " jumps more than " +
+                   std::to_string(kMaxVersionJump) + " past accepted version " + std::to_string(e->version));
     return {};
 }
 
 Status RollbackGuard::accept(const VerifiedManifest& v) {
-    if (auto s = check(v); !s) return s;
-    const auto& m = v.manifest;
-    const Entry* e = find(m.name);
-    if (e && e->version == m.version) return {};  // the same manifest again
-    if (!e && entries_.size() >= kMaxRollbackEntries)
-        return err("rollback state: already tracks " + std::to_string(kMaxRollbackEntries) +
-                   " patch names");
-    auto next = entries_;
-    next[m.name] = Entry{m.version, v.id};
+    return catch_as_error("rollback state", [&]() -> Status {
+        if (auto s = check(v); !s) return s;
+        const auto& m = v.manifest;
+        auto next = entries_;
+        auto& list = next[m.name];
+        // Versions of revoked keys no longer count; v1 entries (signer unknown)
+        // are superseded by a higher version under a known key.
+        std::erase_if(list, [&](const Entry& e) {
+            return is_revoked(e.key_id, v.revoked_keys) || (e.key_id == Hash32{} && e.version < m.version) ||
+                   e.key_id == m.key_id;
+        });
+        list.push_back(Entry{m.version, v.id, m.key_id});
+        auto unchanged = [&] {
+            auto it = entries_.find(m.name);
+            if (it == entries_.end() || it->second.size() != list.size()) return false;
+            for (auto& e : list)
+                if (std::none_of(it->second.begin(), it->second.end(), [&](const Entry& o) { return same_entry(e, o); }))
+                    return false;
+            return true;
+        };
+        if (unchanged()) return {};  // the same manifest again
+        std::size_t lines = 0;
+        for (auto& [name, l] : next) lines += l.size();
+        if (lines > kMaxRollbackEntries)
+            return err("rollback state: already tracks " + std::to_string(kMaxRollbackEntries) +
+                       " patch names and keys");
+        RollbackGuard after;
+        after.entries_ = std::move(next);
+        if (auto s = write_file_atomic(path_, as_bytes(after.to_text()), 0600); !s)
+            return err("rollback state: " + s.error());
+        entries_ = std::move(after.entries_);
+        return {};
+    });
+}
+
+std::string RollbackGuard::to_text() const {
     std::string text = std::string(kRollbackFileHeader) + "\n";
-    for (auto& [name, entry] : next)
-        text += name + " " + std::to_string(entry.version) + " " + to_hex(entry.id) + "\n";
-    if (auto s = write_file_atomic(path_, as_bytes(text), 0600); !s)
-        return err("rollback state: " + s.error());
-    entries_ = std::move(next);
-    return {};
+    for (auto& [name, l] : entries_)
+        for (auto& e : l)
+            text += name + " " + std::to_string(e.version) + " " + to_hex(e.id) + " " + to_hex(e.key_id) + "\n";
+    return text;
 }
 
 // ---------------------------------------------------------------- file digest

@@ -12,6 +12,8 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -86,44 +88,74 @@ struct VerifiedManifest {
     wire::Manifest manifest;
     Hash32 id{};
     Bytes bytes;
+    // Key ids the trust store that verified it holds as revoked. The rollback
+    // guard lets a version accepted under one of these keys stop blocking
+    // (recovery from a fast-forward with a compromised, since revoked, key).
+    std::vector<Hash32> revoked_keys;
 };
 
 // Decodes, finds the signer in the trust store, checks the signature, then
 // expiry against now_unix ("manifest expired at 2026-01-02T03:04:05Z").
 Result<VerifiedManifest> verify_manifest_bytes(ByteView bytes, const TrustStore&,
                                                std::int64_t now_unix);
+// For dht::Config::manifest_check: a thread-safe check returning the version of
+// a manifest that verifies under (a copy of) `trust` at the time of the call.
+std::function<std::optional<std::uint64_t>(ByteView)> manifest_version_check(TrustStore trust);
 Result<VerifiedManifest> load_verified_manifest(const std::string& manifest_path, const TrustStore&,
                                                 std::int64_t now_unix);
 
-// Rollback protection: the highest accepted version (and its manifest id) per
-// patch name, persisted in a small text state file that survives restarts:
-//   patchswarm-rollback-v1
-//   <name> <version> <manifest id hex>
+// Rollback protection: per patch name, the highest version accepted under each
+// signing key (and that manifest's id), persisted in a small text state file
+// that survives restarts:
+//   patchswarm-rollback-v2
+//   <name> <version> <manifest id hex> <signing key id hex>
+// (A v1 file, lines without the key id, is still read; such an entry, written
+// back with an all-zero key id, blocks whatever is revoked, until a higher
+// version replaces it.)
 // A missing file is an empty guard (first start); a damaged one is an error,
 // never silently forgotten (that would re-open rollback).
-inline constexpr const char* kRollbackFileHeader = "patchswarm-rollback-v1";
-inline constexpr std::size_t kMaxRollbackEntries = 4096;  // patch names one node tracks
+//
+// Fast-forward: whoever holds a trusted key can sign version 2^64-1 and lock
+// the name. Two bounds: a version more than kMaxVersionJump above the accepted
+// one is refused, and once the operator revokes that key (a signed rotation
+// statement in the trust file), versions it signed no longer count: the
+// highest version accepted under a key that is not revoked is the floor.
+inline constexpr const char* kRollbackFileHeader = "patchswarm-rollback-v2";
+inline constexpr const char* kRollbackFileHeaderV1 = "patchswarm-rollback-v1";
+inline constexpr std::size_t kMaxRollbackEntries = 4096;  // lines (name, key) one node tracks
+inline constexpr std::uint64_t kMaxVersionJump = std::uint64_t{1} << 32;
 
 class RollbackGuard {
 public:
     struct Entry {
         std::uint64_t version = 0;
         Hash32 id{};
+        Hash32 key_id{};  // all zero: read from a v1 file, signer unknown
     };
     static Result<RollbackGuard> load(const std::string& path);
+    // The state file's text, as load() reads it; accept() will write to `path`.
+    static Result<RollbackGuard> parse(std::string_view text, const std::string& path);
+    // The state file's text for the current entries (what accept() writes).
+    std::string to_text() const;
 
-    // Fails with "rollback: ims-client version 4 is older than accepted version 5"
-    // or "... version 5 was already accepted as a different manifest <id>".
+    // Fails with "rollback: ims-client version 4 is older than accepted version 5",
+    // "... version 5 was already accepted as a different manifest <id>", or
+    // "... version N jumps more than 4294967296 past accepted version 5".
+    // Entries signed by a key in v.revoked_keys are ignored.
     // Re-checking the very manifest already accepted (same id) succeeds.
     Status check(const VerifiedManifest&) const;
     // check(), then records the manifest and rewrites the state file atomically.
+    // Entries of revoked keys, and v1 entries it supersedes, are dropped.
     // On any error nothing changes, in memory or on disk.
     Status accept(const VerifiedManifest&);
+    // The highest accepted version of name, whatever key signed it.
     const Entry* find(const std::string& name) const;
 
 private:
+    // The highest entry of name not signed by one of `revoked`.
+    const Entry* floor(const std::string& name, const std::vector<Hash32>& revoked) const;
     std::string path_;
-    std::map<std::string, Entry> entries_;
+    std::map<std::string, std::vector<Entry>> entries_;
 };
 
 // Segment and whole-file digest of a file, computed in one streaming pass with

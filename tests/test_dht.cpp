@@ -8,13 +8,25 @@
 #include <deque>
 #include <filesystem>
 #include <functional>
+#include <fstream>
+#include <future>
 #include <mutex>
 #include <thread>
 
 #include "crypto/crypto.hpp"
 #include "dht/dht.hpp"
 #include "dht/keys.hpp"
+#include "node/trust.hpp"
+#include "wire/manifest.hpp"
 #include "wire/record.hpp"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "tests/dht_attacker.hpp"
 
 using namespace ps;
 using namespace std::chrono_literals;
@@ -122,22 +134,23 @@ struct Swarm {
         REQUIRE_MESSAGE(connected, "swarm of " << n << " did not connect");
     }
 
-    bool announce(int i, const dht::Key& key, std::uint64_t vid, const Bytes& v) {
+    bool announce(int i, const dht::Key& key, std::uint64_t vid, const Bytes& v,
+                  dht::ValueKind kind = dht::ValueKind::Holder) {
         std::optional<bool> result;
         nodes[i]->announce(key, vid, v, [&](bool ok) {
             if (!loop.on_loop()) ++wrong_thread;
             result = ok;
-        });
+        }, kind);
         REQUIRE(loop.run_until([&] { return result.has_value(); }));
         return *result;
     }
 
-    std::vector<Bytes> get(int i, const dht::Key& key) {
+    std::vector<Bytes> get(int i, const dht::Key& key, dht::ValueKind kind = dht::ValueKind::Holder) {
         std::optional<std::vector<Bytes>> out;
         nodes[i]->get(key, [&](std::vector<Bytes> v) {
             if (!loop.on_loop()) ++wrong_thread;
             out = std::move(v);
-        });
+        }, kind);
         REQUIRE(loop.run_until([&] { return out.has_value(); }));
         return *out;
     }
@@ -568,4 +581,242 @@ TEST_CASE("dht: announce refuses empty, oversized and invalid values at once, th
     bool done = false;
     n.shutdown([&] { done = true; });
     CHECK(loop.run_until([&] { return done; }));
+}
+
+// ---------------------------------------------------------------- manifests under hostile writers
+
+namespace {
+
+// A signed manifest of `name` at `version` (one small segment), valid for a day.
+Bytes signed_manifest(const crypto::KeyPair& kp, const std::string& name, std::uint64_t version) {
+    wire::Manifest m;
+    m.name = name;
+    m.version = version;
+    m.label = "v" + std::to_string(version);
+    m.created = now_unix() - 60;
+    m.expires = now_unix() + 86400;
+    m.total_size = 1000;
+    m.segment_size = wire::kMinSegmentSize;
+    m.segment_hashes = {crypto::blake2b(as_bytes("segment " + std::to_string(version)))};
+    m.file_hash = m.segment_hashes[0];
+    m.key_id = wire::key_id_of(kp.pk);
+    wire::sign_manifest(m, kp.sk);
+    return wire::encode_manifest(m);
+}
+
+std::uint64_t version_of(const Bytes& b) {
+    auto m = wire::decode_manifest(b);
+    REQUIRE(m);
+    return m->version;
+}
+
+}  // namespace
+
+TEST_CASE("dht: an older signed manifest cannot replace the newest one, and readers keep the newest whatever the order") {
+    REQUIRE(crypto::init());
+    const auto op = crypto::generate_keypair();
+    const auto check = node::manifest_version_check(node::TrustStore::from_key(op.pk));
+    constexpr auto kManifest = dht::ValueKind::Manifest;
+    TestLoop loop;
+    Swarm swarm(loop);
+    swarm.start(4, [&](int, dht::Config& c) { c.manifest_check = check; });
+    const std::string name = "ims-client";
+    const auto key = dht::manifest_key(name);
+    const Bytes v5 = signed_manifest(op, name, 5), v7 = signed_manifest(op, name, 7);
+    REQUIRE(swarm.announce(1, key, 77, v7, kManifest));
+
+    // The attacker learns the origin's OpenDHT value id and seq, then re-puts
+    // that id with an older, validly signed manifest and a higher seq (an edit),
+    // and also puts the older one under a fresh id.
+    test::RawDhtNode attacker(swarm.nodes[0]->port());
+    REQUIRE(loop.run_until([&] { return attacker.good_nodes() > 0; }, 10s));
+    std::optional<test::RawDhtNode::Value> origin;
+    REQUIRE(loop.run_until([&] {
+        for (auto& v : attacker.get(key))
+            if (v.type == dht::kManifestValueType) origin = v;
+        return origin.has_value();
+    }, 10s));
+    attacker.put(key, {origin->id, static_cast<std::uint16_t>(origin->seq + 1), dht::kManifestValueType, v5});
+    attacker.put(key, {origin->id ^ 0x5555, 1, dht::kManifestValueType, v5});
+
+    // While the attacker still serves its copies, a reader keeps both versions, newest first.
+    auto got = swarm.get(2, key, kManifest);
+    REQUIRE(!got.empty());
+    CHECK(got[0] == v7);
+
+    // Honest storing nodes refused to go back to version 5.
+    attacker.stop();
+    for (int i : {0, 2, 3}) {
+        auto seen = swarm.get(i, key, kManifest);
+        REQUIRE_MESSAGE(!seen.empty(), "node " << i << " lost the manifest");
+        CHECK_MESSAGE(seen[0] == v7, "node " << i << " sees version " << version_of(seen[0]) << " first");
+        for (auto& b : seen) CHECK_MESSAGE(version_of(b) == 7, "node " << i << " also holds version " << version_of(b));
+    }
+    std::uint64_t older = 0;
+    for (auto& n : swarm.nodes) older += n->stats().stores_older_refused;
+    CHECK(older >= 1);
+    swarm.stop();
+    CHECK(swarm.wrong_thread == 0);
+}
+
+TEST_CASE("dht: junk and older manifests under the name key do not push the newest one out of a reader's values") {
+    REQUIRE(crypto::init());
+    const auto op = crypto::generate_keypair();
+    const auto forger = crypto::generate_keypair();
+    const auto check = node::manifest_version_check(node::TrustStore::from_key(op.pk));
+    constexpr auto kManifest = dht::ValueKind::Manifest;
+    TestLoop loop;
+    Swarm swarm(loop);
+    swarm.start(3, [&](int i, dht::Config& c) {
+        c.manifest_check = check;
+        if (i == 2) c.max_manifests_per_get = 2;
+    });
+    const std::string name = "ims-client";
+    const auto key = dht::manifest_key(name);
+    test::RawDhtNode attacker(swarm.nodes[0]->port());
+    REQUIRE(loop.run_until([&] { return attacker.good_nodes() > 0; }, 10s));
+    // First, before the real one: 40 junk values, forged "newer" ones, older signed ones.
+    for (std::uint64_t i = 0; i < 40; ++i) {
+        Bytes junk;
+        if (i % 3 == 0) junk = signed_manifest(forger, name, 1000 + i);  // untrusted signer, higher version
+        else if (i % 3 == 1) junk = signed_manifest(op, name, 1 + i % 5);  // older, validly signed
+        else junk = Bytes(100 + i, static_cast<std::uint8_t>(0xdd));     // not msgpack a manifest
+        attacker.put(key, {1000 + i, 1, dht::kManifestValueType, junk});
+    }
+    const Bytes v7 = signed_manifest(op, name, 7);
+    REQUIRE(swarm.announce(1, key, 77, v7, kManifest));
+    auto got = swarm.get(2, key, kManifest);
+    REQUIRE(!got.empty());
+    CHECK(got.size() <= 2);
+    CHECK(got[0] == v7);
+    for (auto& b : got) CHECK(version_of(b) <= 7);
+    CHECK(swarm.nodes[2]->stats().values_dropped >= 1);
+    attacker.stop();
+    swarm.stop();
+    CHECK(swarm.wrong_thread == 0);
+}
+
+// ---------------------------------------------------------------- hostile datagrams
+
+namespace {
+
+// Peak virtual memory (VmPeak) or resident set (VmHWM) of this process, in KiB.
+std::uint64_t proc_status_kib(const std::string& field) {
+    std::ifstream in("/proc/self/status");
+    std::string line;
+    while (std::getline(in, line))
+        if (line.rfind(field + ":", 0) == 0) return std::stoull(line.substr(field.size() + 1));
+    return 0;
+}
+
+// CPU time (user + system) this process has used so far, in seconds.
+double process_cpu_seconds() {
+    rusage ru{};
+    ::getrusage(RUSAGE_SELF, &ru);
+    return double(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) + double(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+// Sends each datagram to 127.0.0.1:port from one UDP socket.
+void send_datagrams(std::uint16_t port, const std::vector<Bytes>& dgrams) {
+    int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    REQUIRE(fd >= 0);
+    sockaddr_in to{};
+    to.sin_family = AF_INET;
+    to.sin_port = htons(port);
+    to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int sndbuf = 4 << 20;
+    ::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
+    for (auto& d : dgrams)
+        (void)::sendto(fd, d.data(), d.size(), 0, reinterpret_cast<const sockaddr*>(&to), sizeof to);
+    ::close(fd);
+}
+
+// n bytes of nested msgpack array32 headers, each claiming 2^32-1 elements.
+Bytes nested_arrays(std::size_t n) {
+    Bytes b;
+    while (b.size() + 5 <= n) b.insert(b.end(), {0xdd, 0xff, 0xff, 0xff, 0xff});
+    return b;
+}
+
+}  // namespace
+
+TEST_CASE("dht: hostile datagrams (huge, deeply nested, floods) are dropped before OpenDHT decodes them") {
+    REQUIRE(crypto::init());
+    TestLoop loop;
+    Swarm swarm(loop);
+    swarm.start(3, [](int i, dht::Config& c) {
+        if (i == 1) c.max_datagrams_per_sec = 500;
+    });
+    const auto peak_before = proc_status_kib("VmPeak");
+    const auto rss_before = proc_status_kib("VmHWM");
+    const auto port = swarm.nodes[1]->port();
+
+    const double cpu_before = process_cpu_seconds();
+    std::vector<Bytes> hostile;
+    for (int i = 0; i < 100; ++i) hostile.push_back(nested_arrays(60 * 1024));  // the red team's datagram
+    for (int i = 0; i < 200; ++i) hostile.push_back(nested_arrays(15 * 1024));  // fits the size cap, too deep
+    Bytes map16_liar = {0xde, 0xff, 0xff};                                      // claims 65535 pairs, has none
+    for (int i = 0; i < 200; ++i) hostile.push_back(map16_liar);
+    send_datagrams(port, hostile);
+    loop.run_for(300ms);
+    const double cpu_hostile = process_cpu_seconds() - cpu_before;
+    std::vector<Bytes> flood(5000, Bytes{0x80});  // well-formed, empty map: only the rate limit stops it
+    send_datagrams(port, flood);
+    loop.run_for(2500ms);  // the bucket refills; the honest nodes share 127.0.0.1
+
+    const auto& st = swarm.nodes[1]->stats();
+    INFO("too large " << st.datagrams_too_large << ", malformed " << st.datagrams_malformed << ", rate-limited "
+                      << st.datagrams_rate_limited);
+    CHECK(st.datagrams_too_large >= 1);
+    CHECK(st.datagrams_malformed >= 1);
+    CHECK(st.datagrams_rate_limited >= 1);
+    // Unfiltered, OpenDHT 2.4.12 spends about 30 ms of CPU on each nested datagram.
+    CHECK_MESSAGE(cpu_hostile < 1.0, "the hostile datagrams cost " << cpu_hostile << " s of CPU");
+    const auto peak_after = proc_status_kib("VmPeak");
+    const auto rss_after = proc_status_kib("VmHWM");
+    CHECK_MESSAGE(peak_after - peak_before < 512 * 1024, "address space grew by " << (peak_after - peak_before) << " KiB");
+    CHECK_MESSAGE(rss_after - rss_before < 64 * 1024, "RSS grew by " << (rss_after - rss_before) << " KiB");
+
+    // The node still works: a record put through it is found from another node.
+    const auto id = manifest(0x71);
+    const auto key = dht::holder_key("shop-1", id);
+    Holder h("shop-1", id, 4700);
+    CHECK(swarm.announce(1, key, 1, h.encode()));
+    std::vector<Bytes> got;
+    CHECK(loop.run_until([&] {
+        got = swarm.get(2, key);
+        return got.size() == 1;
+    }, 10s));
+    got = swarm.get(1, key);
+    CHECK(got.size() == 1);
+    swarm.stop();
+    CHECK(swarm.wrong_thread == 0);
+}
+
+TEST_CASE("dht: an exception in a check or a completion stays inside the adapter") {
+    REQUIRE(crypto::init());
+    const auto op = crypto::generate_keypair();
+    const auto check = node::manifest_version_check(node::TrustStore::from_key(op.pk));
+    TestLoop loop;
+    Swarm swarm(loop);
+    swarm.start(3, [&](int i, dht::Config& c) {
+        if (i == 2)  // a check that runs out of memory (on OpenDHT's threads)
+            c.manifest_check = [](ByteView) -> std::optional<std::uint64_t> { throw std::bad_alloc(); };
+        else
+            c.manifest_check = check;
+    });
+    const auto key = dht::manifest_key("ims-client");
+    const Bytes v7 = signed_manifest(op, "ims-client", 7);
+    REQUIRE(swarm.announce(0, key, 1, v7, dht::ValueKind::Manifest));
+    CHECK(swarm.get(2, key, dht::ValueKind::Manifest).empty());  // every value dropped, nothing thrown
+    // A completion that throws: the loop's callback never sees it.
+    bool called = false;
+    swarm.nodes[1]->get(key, [&](std::vector<Bytes>) {
+        called = true;
+        throw std::runtime_error("completion failed");
+    }, dht::ValueKind::Manifest);
+    CHECK_NOTHROW(loop.run_until([&] { return called; }));
+    CHECK(called);
+    CHECK(swarm.get(1, key, dht::ValueKind::Manifest).size() == 1);  // and the node goes on
+    swarm.stop();
 }

@@ -425,6 +425,94 @@ TEST_CASE("rollback: a damaged state file is an error, not a reset") {
     CHECK(g2.error().find("truncated") != std::string::npos);
 }
 
+namespace {
+
+node::VerifiedManifest verified_under(const crypto::SecretKey& sk, const Bytes& data, std::uint64_t version,
+                                      const node::TrustStore& trust) {
+    auto v = node::verify_manifest_bytes(wire::encode_manifest(make_manifest(sk, data, version)), trust, kNow);
+    REQUIRE(v.ok());
+    return std::move(*v);
+}
+
+}  // namespace
+
+TEST_CASE("rollback: a fast-forward to 2^64-1 locks the name until its key is revoked, then the new key recovers it") {
+    Fixture f;  // f.kp: the operator key, compromised
+    ScratchDir d;
+    auto next = crypto::generate_keypair();
+    constexpr std::uint64_t kMax = UINT64_MAX;
+    auto trust = node::TrustStore::from_key(f.kp.pk);
+    {
+        auto g = node::RollbackGuard::load(d.file("state"));
+        REQUIRE(g.ok());
+        REQUIRE(g->accept(verified_under(f.kp.sk, f.data, kMax, trust)).ok());
+    }
+    // The operator introduces a new key without revoking: the lock holds.
+    REQUIRE(trust.apply_rotation(node::make_rotation(f.kp.sk, next.pk, false, kNow)).ok());
+    {
+        auto g = node::RollbackGuard::load(d.file("state"));
+        REQUIRE(g.ok());
+        auto s = g->check(verified_under(next.sk, f.data, 8, trust));
+        REQUIRE_FALSE(s.ok());
+        CHECK(s.error() == "rollback: ims-client version 8 is older than accepted version " + std::to_string(kMax));
+    }
+    // Revoking the compromised key lifts what it signed, across a restart.
+    auto revoked = trust;
+    REQUIRE(revoked.apply_rotation(node::make_rotation(f.kp.sk, next.pk, true, kNow + 1)).ok());
+    auto v8 = verified_under(next.sk, f.data, 8, revoked);
+    CHECK(v8.revoked_keys == std::vector<Hash32>{wire::key_id_of(f.kp.pk)});
+    {
+        auto g = node::RollbackGuard::load(d.file("state"));
+        REQUIRE(g.ok());
+        REQUIRE(g->accept(v8).ok());
+        CHECK(g->find("ims-client")->version == 8);
+        CHECK(g->find("ims-client")->key_id == wire::key_id_of(next.pk));
+    }
+    auto g = node::RollbackGuard::load(d.file("state"));
+    REQUIRE(g.ok());
+    CHECK(read_text(d.file("state")).rfind("patchswarm-rollback-v2\n", 0) == 0);
+    // The new floor holds: older versions under the new key are refused ...
+    auto s = g->check(verified_under(next.sk, f.data, 7, revoked));
+    REQUIRE_FALSE(s.ok());
+    CHECK(s.error() == "rollback: ims-client version 7 is older than accepted version 8");
+    CHECK(g->check(verified_under(next.sk, f.data, 9, revoked)).ok());
+    // ... and the revoked key's manifests are refused by trust itself.
+    auto old = node::verify_manifest_bytes(wire::encode_manifest(make_manifest(f.kp.sk, f.data, kMax)), revoked, kNow);
+    REQUIRE_FALSE(old.ok());
+    CHECK(old.error().find("was revoked") != std::string::npos);
+}
+
+TEST_CASE("rollback: a version jump of more than 2^32 past the accepted version is refused") {
+    Fixture f;
+    ScratchDir d;
+    auto g = node::RollbackGuard::load(d.file("state"));
+    REQUIRE(g.ok());
+    REQUIRE(g->accept(verified(f.kp.sk, f.data, 5)).ok());
+    CHECK(g->check(verified(f.kp.sk, f.data, 5 + node::kMaxVersionJump)).ok());
+    auto s = g->accept(verified(f.kp.sk, f.data, 6 + node::kMaxVersionJump));
+    REQUIRE_FALSE(s.ok());
+    CHECK(s.error() == "rollback: ims-client version " + std::to_string(6 + node::kMaxVersionJump) +
+                           " jumps more than 4294967296 past accepted version 5");
+    CHECK(g->find("ims-client")->version == 5);
+    auto max = g->check(verified(f.kp.sk, f.data, UINT64_MAX));
+    REQUIRE_FALSE(max.ok());
+}
+
+TEST_CASE("rollback: a v1 state file is still read and its entries still block") {
+    Fixture f;
+    ScratchDir d;
+    auto v5 = verified(f.kp.sk, f.data, 5);
+    std::ofstream(d.file("state")) << "patchswarm-rollback-v1\nims-client 5 " << to_hex(v5.id) << "\n";
+    auto g = node::RollbackGuard::load(d.file("state"));
+    REQUIRE(g.ok());
+    CHECK(g->check(verified(f.kp.sk, f.data, 4)).error() ==
+          "rollback: ims-client version 4 is older than accepted version 5");
+    REQUIRE(g->accept(verified(f.kp.sk, f.data, 6)).ok());
+    CHECK(read_text(d.file("state")) == "patchswarm-rollback-v2\nims-client 6 " +
+                                            to_hex(verified(f.kp.sk, f.data, 6).id) + " " +
+                                            to_hex(wire::key_id_of(f.kp.pk)) + "\n");
+}
+
 // ---------------------------------------------------------------- Phase B: key rotation
 
 TEST_CASE("trust: rotation introduces a new key and revokes the old one") {

@@ -1,6 +1,7 @@
 // Private to wire/: bounded msgpack decoding of untrusted bytes.
 // Every decoder of outside bytes goes through unpack_bounded() so that a hostile
-// header cannot make msgpack reserve gigabytes (stack.md P11).
+// header cannot make msgpack reserve gigabytes (msgpack-c sizes an array or map
+// from its header before reading any element).
 #pragma once
 
 #include <msgpack.hpp>

@@ -192,49 +192,51 @@ Bytes encode_record(const HolderRecord& r, const crypto::SecretKey& node_secret)
 }
 
 Result<HolderRecord> decode_record(ByteView data, std::int64_t now_unix, std::int64_t max_age_s) {
-    if (data.size() > kMaxRecordBytes)
-        return err("record: " + std::to_string(data.size()) + " bytes is over the " +
-                   std::to_string(kMaxRecordBytes) + "-byte limit");
-    detail::UnpackLimits outer_lim{.array = 2, .map = 0, .str = 0, .bin = kMaxRecordBytes,
-                                   .ext = 0, .depth = 2};
-    auto outer = detail::unpack_bounded(data, outer_lim, "record");
-    if (!outer) return std::move(outer).take_error();
-    const auto& o = outer->get();
-    if (o.type != msgpack::type::ARRAY || o.via.array.size != 2)
-        return err("record: not a [body, signature] pair");
-    auto body = get_bin_view(o.via.array.ptr[0]);
-    crypto::Signature sig;
-    if (!body) return err("record: body is not a bin");
-    if (!get_bin(o.via.array.ptr[1], sig)) return err("record: signature is not a 64-byte bin");
+    return catch_as_error("record", [&]() -> Result<HolderRecord> {
+        if (data.size() > kMaxRecordBytes)
+            return err("record: " + std::to_string(data.size()) + " bytes is over the " +
+                       std::to_string(kMaxRecordBytes) + "-byte limit");
+        detail::UnpackLimits outer_lim{.array = 2, .map = 0, .str = 0, .bin = kMaxRecordBytes,
+                                       .ext = 0, .depth = 2};
+        auto outer = detail::unpack_bounded(data, outer_lim, "record");
+        if (!outer) return std::move(outer).take_error();
+        const auto& o = outer->get();
+        if (o.type != msgpack::type::ARRAY || o.via.array.size != 2)
+            return err("record: not a [body, signature] pair");
+        auto body = get_bin_view(o.via.array.ptr[0]);
+        crypto::Signature sig;
+        if (!body) return err("record: body is not a bin");
+        if (!get_bin(o.via.array.ptr[1], sig)) return err("record: signature is not a 64-byte bin");
 
-    // 32 array slots, not 11: room to report a newer format as such.
-    detail::UnpackLimits body_lim{.array = 32, .map = 0, .str = 63, .bin = 32,
-                                  .ext = 0, .depth = 2};
-    auto inner = detail::unpack_bounded(*body, body_lim, "record body");
-    if (!inner) return err("record: " + inner.error());
-    auto rec = fields_from(inner->get());
-    if (!rec) return rec;
-    HolderRecord& r = *rec;
+        // 32 array slots, not 11: room to report a newer format as such.
+        detail::UnpackLimits body_lim{.array = 32, .map = 0, .str = 63, .bin = 32,
+                                      .ext = 0, .depth = 2};
+        auto inner = detail::unpack_bounded(*body, body_lim, "record body");
+        if (!inner) return err("record: " + inner.error());
+        auto rec = fields_from(inner->get());
+        if (!rec) return rec;
+        HolderRecord& r = *rec;
 
-    // Canonical form: the bytes must be exactly what encode_record produces, so a
-    // record has one encoding (no re-encoded duplicates, no smuggled variants).
-    if (encode_outer(*body, sig) != Bytes(data.begin(), data.end()) ||
-        encode_body(r, r.node_key) != Bytes(body->begin(), body->end()))
-        return err("record: not in canonical encoding");
+        // Canonical form: the bytes must be exactly what encode_record produces, so a
+        // record has one encoding (no re-encoded duplicates, no smuggled variants).
+        if (encode_outer(*body, sig) != Bytes(data.begin(), data.end()) ||
+            encode_body(r, r.node_key) != Bytes(body->begin(), body->end()))
+            return err("record: not in canonical encoding");
 
-    if (auto s = validate_record_fields(r); !s) return std::move(s).take_error();
-    // Compared in 128 bits: issued is attacker-chosen and may be INT64_MIN/MAX.
-    const __int128 age = static_cast<__int128>(now_unix) - r.issued;
-    if (age > max_age_s)
-        return err("record: stale (issued at " + std::to_string(r.issued) + ", now " +
-                   std::to_string(now_unix) + ", limit " + std::to_string(max_age_s) + " s)");
-    if (-age > kMaxRecordClockSkewSeconds)
-        return err("record: issued at " + std::to_string(r.issued) + " is in the future (now " +
-                   std::to_string(now_unix) + ")");
-    // Last: the expensive check runs only on well-formed, fresh records.
-    if (!crypto::verify(r.node_key, signing_message(*body), sig))
-        return err("record: signature does not verify");
-    return rec;
+        if (auto s = validate_record_fields(r); !s) return std::move(s).take_error();
+        // Compared in 128 bits: issued is attacker-chosen and may be INT64_MIN/MAX.
+        const __int128 age = static_cast<__int128>(now_unix) - r.issued;
+        if (age > max_age_s)
+            return err("record: stale (issued at " + std::to_string(r.issued) + ", now " +
+                       std::to_string(now_unix) + ", limit " + std::to_string(max_age_s) + " s)");
+        if (-age > kMaxRecordClockSkewSeconds)
+            return err("record: issued at " + std::to_string(r.issued) + " is in the future (now " +
+                       std::to_string(now_unix) + ")");
+        // Last: the expensive check runs only on well-formed, fresh records.
+        if (!crypto::verify(r.node_key, signing_message(*body), sig))
+            return err("record: signature does not verify");
+        return rec;
+    });
 }
 
 }  // namespace ps::wire

@@ -2,9 +2,10 @@
 // "I hold segments of manifest M of domain D; dial me at host:port and prove
 // node_key". Canonical msgpack encoding, Ed25519 signature by the node key.
 //
-// Records are untrusted hints (security.md invariant 5): decode_record checks
-// structure, limits, freshness and the signature, but a valid record only
-// proves that the holder of node_key wrote it, not that host:port is honest.
+// Records are untrusted hints (nothing read from the DHT is authoritative):
+// decode_record checks structure, limits, freshness and the signature, but a
+// valid record only proves that the holder of node_key wrote it, not that
+// host:port is honest.
 // Whether the record belongs under the key it was found at is checked by
 // dht::record_matches. Pure functions, safe from any thread. Format: docs/dht.md.
 #pragma once
@@ -23,12 +24,13 @@ inline constexpr std::uint32_t kRecordFormat = 1;
 // Whole encoded record, signature included. A maximal record (63-char domain,
 // 39-char IPv6 host, every integer at its widest) is 273 bytes; the cap stays under
 // OpenDHT's 600-byte single-packet limit (MAX_PACKET_VALUE_SIZE), so a holder
-// record never triggers multi-packet "value parts" (security.md C8).
+// record never triggers multi-packet "value parts" (a spoofed-source get cannot
+// be amplified into large replies).
 inline constexpr std::size_t kMaxRecordBytes = 512;
 // Longest textual IPv6 address (INET6_ADDRSTRLEN - 1).
 inline constexpr std::size_t kMaxHostLength = 45;
 // Privileged ports are never advertised: a forged record must not turn devices
-// into a flood against port 22/80 of a victim (security.md C1).
+// into a flood against port 22/80 of a victim (docs/security.md).
 inline constexpr std::uint16_t kMinRecordPort = 1024;
 // How far in the future `issued` may be (clock skew between devices).
 inline constexpr std::int64_t kMaxRecordClockSkewSeconds = 300;
