@@ -38,6 +38,37 @@ std::string addr_to_string(const sockaddr_storage& ss) {
 
 }  // namespace
 
+const char* to_string(CloseCode c) {
+    switch (c) {
+        case CloseCode::PeerClosed: return "peer_closed";
+        case CloseCode::Shutdown: return "shutdown";
+        case CloseCode::Duplicate: return "duplicate";
+        case CloseCode::ConnectFailed: return "connect_failed";
+        case CloseCode::ReadFailed: return "read_failed";
+        case CloseCode::WriteFailed: return "write_failed";
+        case CloseCode::Goodbye: return "goodbye";
+        case CloseCode::HandshakeTimeout: return "handshake_timeout";
+        case CloseCode::HandshakeFailed: return "handshake_failed";
+        case CloseCode::BadAddress: return "bad_address";
+        case CloseCode::StreamEnded: return "stream_ended";
+        case CloseCode::ProtocolViolation: return "protocol_violation";
+    }
+    return "?";
+}
+
+bool ordinary(CloseCode c) {
+    switch (c) {
+        case CloseCode::PeerClosed:
+        case CloseCode::Shutdown:
+        case CloseCode::Duplicate:
+        case CloseCode::ConnectFailed:
+        case CloseCode::ReadFailed:
+        case CloseCode::WriteFailed:
+        case CloseCode::Goodbye: return true;
+        default: return false;
+    }
+}
+
 // The uv handle and its owner. The block outlives the Connection until the close
 // callback; `owner` is cleared when the Connection goes first.
 struct Connection::Tcp {
@@ -77,7 +108,7 @@ std::unique_ptr<Connection> Connection::dial(Loop& loop, const std::string& host
     c->remote_ = host + ":" + std::to_string(port);
     auto addr = make_addr(host, port);
     if (!addr) {
-        c->close(addr.error());
+        c->close(CloseCode::BadAddress, addr.error());
         return c;
     }
     uv_tcp_nodelay(&c->tcp_->tcp, 1);
@@ -87,12 +118,12 @@ std::unique_ptr<Connection> Connection::dial(Loop& loop, const std::string& host
                                 auto* t = static_cast<Tcp*>(req->data);
                                 if (!t->owner || status == UV_ECANCELED) return;
                                 if (status != 0) {
-                                    t->owner->close(std::string("connect failed: ") + uv_strerror(status));
+                                    t->owner->close(CloseCode::ConnectFailed, std::string("connect failed: ") + uv_strerror(status));
                                     return;
                                 }
                                 t->owner->start_handshake();
                             });
-    if (rc != 0) c->close(std::string("connect failed: ") + uv_strerror(rc));
+    if (rc != 0) c->close(CloseCode::ConnectFailed, std::string("connect failed: ") + uv_strerror(rc));
     return c;
 }
 
@@ -107,8 +138,8 @@ void Connection::start_handshake() {
         [](uv_stream_t* s, ssize_t n, const uv_buf_t*) {
             auto* t = static_cast<Tcp*>(s->data);
             if (!t->owner) return;
-            if (n == UV_EOF) return t->owner->close("peer closed the connection");
-            if (n < 0) return t->owner->close(std::string("read failed: ") + uv_strerror(static_cast<int>(n)));
+            if (n == UV_EOF) return t->owner->close(CloseCode::PeerClosed, "peer closed the connection");
+            if (n < 0) return t->owner->close(CloseCode::ReadFailed, std::string("read failed: ") + uv_strerror(static_cast<int>(n)));
             t->owner->on_bytes(t->rbuf, static_cast<std::size_t>(n));
         });
     wire::Hello h;
@@ -136,13 +167,14 @@ void Connection::process() {
         if (state_ == State::AwaitHello) {
             if (avail < wire::kHelloSize) return;
             rhead_ += wire::kHelloSize;
-            if (auto s = handle_hello({p, wire::kHelloSize}); !s) return close(s.error());
+            if (auto s = handle_hello({p, wire::kHelloSize}); !s) return close(CloseCode::HandshakeFailed, s.error());
             continue;
         }
         if (state_ == State::AwaitHeader) {
             if (avail < crypto::kStreamHeaderSize) return;
             rhead_ += crypto::kStreamHeaderSize;
-            if (auto s = pull_.init(keys_->rx, {p, crypto::kStreamHeaderSize}); !s) return close("handshake: " + s.error());
+            if (auto s = pull_.init(keys_->rx, {p, crypto::kStreamHeaderSize}); !s)
+                return close(CloseCode::HandshakeFailed, "handshake: " + s.error());
             state_ = State::AwaitAuth;
             continue;
         }
@@ -150,15 +182,15 @@ void Connection::process() {
         if (avail < 4) return;
         std::uint32_t len = std::uint32_t(p[0]) << 24 | std::uint32_t(p[1]) << 16 | std::uint32_t(p[2]) << 8 | p[3];
         if (len > wire::kMaxWireFrame || len < crypto::kStreamOverhead)
-            return close("frame of " + std::to_string(len) + " bytes is outside the limits");
+            return close(CloseCode::ProtocolViolation, "frame of " + std::to_string(len) + " bytes is outside the limits");
         if (avail < 4 + std::size_t{len}) return;
         rhead_ += 4 + std::size_t{len};
         plain_.resize(len - crypto::kStreamOverhead);
         bool final = false;
-        if (auto s = pull_.pull({p + 4, len}, plain_.data(), &final); !s) return close(s.error());
-        if (final) return close("peer ended the stream");
+        if (auto s = pull_.pull({p + 4, len}, plain_.data(), &final); !s) return close(CloseCode::ProtocolViolation, s.error());
+        if (final) return close(CloseCode::StreamEnded, "peer ended the stream");
         if (state_ == State::AwaitAuth) {
-            if (auto s = handle_auth(plain_); !s) return close(s.error());
+            if (auto s = handle_auth(plain_); !s) return close(CloseCode::HandshakeFailed, s.error());
             state_ = State::Ready;
             handler_.on_ready(*this);
             continue;
@@ -232,7 +264,7 @@ void Connection::write_raw(Bytes data) {
         delete wr;
         if (!c) return;
         c->queued_ -= n;
-        if (status < 0 && status != UV_ECANCELED) return c->close(std::string("write failed: ") + uv_strerror(status));
+        if (status < 0 && status != UV_ECANCELED) return c->close(CloseCode::WriteFailed, std::string("write failed: ") + uv_strerror(status));
         // Every large write that completes frees budget the owner may share
         // across connections; small ones (control messages) do not bother it.
         if (c->state_ == State::Ready && (n >= kWritableChunk || (c->above_high_ && c->queued_ < kLowWater))) {
@@ -243,15 +275,16 @@ void Connection::write_raw(Bytes data) {
     if (rc != 0) {
         queued_ -= w->buf.size();
         delete w;
-        close(std::string("write failed: ") + uv_strerror(rc));
+        close(CloseCode::WriteFailed, std::string("write failed: ") + uv_strerror(rc));
         return;
     }
     if (queued_ >= kHighWater) above_high_ = true;
 }
 
-void Connection::close(const std::string& reason) {
+void Connection::close(CloseCode code, const std::string& reason) {
     if (state_ == State::Closing) return;
     state_ = State::Closing;
+    close_code_ = code;
     close_reason_ = reason;
     uv_read_stop(reinterpret_cast<uv_stream_t*>(&tcp_->tcp));
     uv_close(reinterpret_cast<uv_handle_t*>(&tcp_->tcp), [](uv_handle_t* h) {
@@ -260,7 +293,7 @@ void Connection::close(const std::string& reason) {
         delete t;
         if (!c) return;
         c->tcp_ = nullptr;
-        c->handler_.on_closed(*c, c->close_reason_);  // may destroy c
+        c->handler_.on_closed(*c, c->close_code_, c->close_reason_);  // may destroy c
     });
 }
 
