@@ -42,13 +42,27 @@ namespace {
 
 using json = nlohmann::json;
 
-// One request, one parsed reply; a reply with ok=false becomes the error.
-Result<json> call(node::control::Client& c, const std::string& cmd, const std::map<std::string, std::string>& args = {}) {
+// One request, one parsed reply, ok or not.
+Result<json> call_reply(node::control::Client& c, const std::string& cmd,
+                        const std::map<std::string, std::string>& args = {}) {
     auto line = c.call(node::control::make_request(cmd, args));
     if (!line) return std::move(line).take_error();
     json j = json::parse(*line, nullptr, false);
     if (j.is_discarded() || !j.is_object()) return err("the node sent a reply that is not JSON");
-    if (!j.value("ok", false)) return err(j.value("error", std::string("request failed")));
+    return j;
+}
+
+// A reply with ok=false as an error, with its code (control::ErrorCode).
+Error reply_error(const json& j) {
+    const json* code = j.contains("code") ? &j["code"] : nullptr;
+    return err(code && code->is_string() ? node::control::code_from_name(code->get<std::string>()) : 0,
+               j.value("error", std::string("request failed")));
+}
+
+// One request, one parsed reply; a reply with ok=false becomes the error.
+Result<json> call(node::control::Client& c, const std::string& cmd, const std::map<std::string, std::string>& args = {}) {
+    auto j = call_reply(c, cmd, args);
+    if (j && !j->value("ok", false)) return reply_error(*j);
     return j;
 }
 
@@ -177,17 +191,13 @@ Result<std::string> add(node::control::Client& c, const std::string& manifest, c
         args["name"] = name;
     }
     if (!out.empty()) args["out"] = absolute(out);
-    auto j = call(c, "add", args);
-    if (!j) {
-        auto pos = j.error().find(") is already here");
-        if (pos == std::string::npos) return std::move(j).take_error();
+    auto j = call_reply(c, "add", args);
+    if (!j) return std::move(j).take_error();
+    if (!j->value("ok", false)) {
+        Error e = reply_error(*j);
+        if (e.code != node::control::kErrAlreadyHere) return e;
         if (existed) *existed = true;
-        if (id.empty()) {  // by name: the short id in "name vN (abcd1234) is already here"
-            auto open = j.error().rfind('(', pos);
-            if (open == std::string::npos) return std::move(j).take_error();
-            id = j.error().substr(open + 1, pos - open - 1);
-        }
-        return id;
+        return id.empty() ? j->value("id", id) : id;
     }
     return j->value("id", id);
 }
