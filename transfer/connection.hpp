@@ -22,6 +22,7 @@
 #include "core/types.hpp"
 #include "crypto/crypto.hpp"
 #include "transfer/loop.hpp"
+#include "transfer/stream.hpp"
 
 namespace ps::transfer {
 
@@ -112,8 +113,6 @@ public:
     std::uint64_t bytes_in() const { return bytes_in_; }
     std::uint64_t bytes_out() const { return bytes_out_; }
 
-    struct Tcp;  // the libuv handle block (defined in connection.cpp)
-
 private:
     friend class Listener;
     enum class State { Connecting, AwaitHello, AwaitHeader, AwaitAuth, Ready, Closing };
@@ -125,12 +124,13 @@ private:
     Status handle_hello(ByteView b);
     Status handle_auth(ByteView plain);
     void write_raw(Bytes buf);
+    void on_written(std::size_t n, int status);
     void queue_frame(ByteView plaintext);
 
     Loop& loop_;
     const Identity& self_;
     ConnectionHandler& handler_;
-    Tcp* tcp_ = nullptr;
+    Stream stream_;
     bool dialer_;
     State state_ = State::Connecting;
     std::uint64_t id_;
@@ -167,13 +167,13 @@ public:
     std::uint16_t port() const { return port_; }
 
 private:
-    struct Tcp;
     Listener(Loop& loop, const Identity& self, ConnectionHandler& handler, OnAccept on_accept);
+    void on_connection();
     Loop& loop_;
     const Identity& self_;
     ConnectionHandler& handler_;
     OnAccept on_accept_;
-    Tcp* tcp_ = nullptr;
+    Stream stream_;
     std::uint16_t port_ = 0;
 };
 
