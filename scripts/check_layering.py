@@ -30,6 +30,10 @@ THIRD_PARTY = {
     "spdlog/": "node",
 }
 INCLUDE = re.compile(r'^\s*#\s*include\s*([<"])([^>"]+)[>"]')
+# The files of node/ that may include sim/: the `patchswarm sim` command, built
+# into the executable only (CMakeLists.txt), so that the daemon's code does not
+# link the simulator.
+SIM_IN_NODE = {"cli_sim.cpp"}
 MAX_FILE_LINES = 800
 MAX_FUNCTION_LINES = 80
 
@@ -152,6 +156,9 @@ for module, allowed in ALLOWED.items():
             top = header.split("/", 1)[0]
             if m.group(1) == '"' and top in ALLOWED and top != module and top not in allowed:
                 errors.append(f"{where}: {module}/ must not include {header} (a higher or sibling module)")
+            if m.group(1) == '"' and top == "sim" and module == "node" and path.name not in SIM_IN_NODE:
+                errors.append(f"{where}: only {', '.join(sorted(SIM_IN_NODE))} of node/ may include sim/ "
+                              "(it is linked into the patchswarm executable alone, not into the daemon's ps_node)")
             for prefix, owner in THIRD_PARTY.items():
                 if header.startswith(prefix) and module != owner:
                     errors.append(f"{where}: <{header}> belongs to {owner}/ only")
