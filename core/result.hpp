@@ -1,4 +1,6 @@
-// Result<T>: a value or an error with a human-readable reason.
+// Result<T>: a value or an error with a human-readable reason and, where a
+// caller branches on the kind of failure, a numeric code (0: none given).
+// Branch on the code, never on the wording of the reason.
 // Errors cross module boundaries as values (never as exceptions through
 // event-loop callbacks). Kept tiny on purpose: std::expected is C++23 and the
 // project builds as C++20 with g++ 12.
@@ -15,9 +17,11 @@ namespace ps {
 
 struct Error {
     std::string reason;
+    int code = 0;  // the owning module's code for this kind of failure; 0 = none
 };
 
 inline Error err(std::string reason) { return Error{std::move(reason)}; }
+inline Error err(int code, std::string reason) { return Error{std::move(reason), code}; }
 
 template <typename T>
 class [[nodiscard]] Result {
@@ -37,6 +41,7 @@ public:
     const T& operator*() const& { return value(); }
 
     const std::string& error() const { assert(!ok()); return std::get<1>(v_).reason; }
+    int code() const { return ok() ? 0 : std::get<1>(v_).code; }
     Error take_error() && { return std::get<1>(std::move(v_)); }
 
 private:
@@ -52,6 +57,7 @@ public:
     bool ok() const { return !failed_; }
     explicit operator bool() const { return ok(); }
     const std::string& error() const { return e_.reason; }
+    int code() const { return e_.code; }
     Error take_error() && { return std::move(e_); }
 
 private:

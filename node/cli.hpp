@@ -40,8 +40,11 @@ int fetch_via_daemon(const std::string& socket, const std::string& manifest, con
 // `publish --announce`: has the running origin serve the file and announce it.
 int announce_via_daemon(const SocketArgs& s, const std::string& manifest, const std::string& file);
 
-// sim (the discrete-event simulator).
+// sim (the discrete-event simulator). Defined in node/cli_sim.cpp, which is
+// compiled into the patchswarm executable only (not into ps_node): main.cpp
+// hands it to run().
 void add_sim_commands(CLI::App& app, Commands& out);
+using AddCommands = void (*)(CLI::App& app, Commands& out);
 
 // Exit status of every subcommand; docs/cli.md and the `--help` epilog list
 // them (kExitCodesHelp). A usage error (bad flag, unknown command, bad value,
@@ -57,8 +60,9 @@ extern const char* const kExitCodesHelp;
 // Prints "patchswarm <cmd>: <reason>" to stderr and returns exit code `code`.
 int fail(const std::string& cmd, const std::string& reason, int code = kExitFailure);
 
-// The whole command line: registers every subcommand, parses argv, runs the
-// chosen one and returns the exit status. `version` is what --version prints.
-int run(int argc, char** argv, const std::string& version);
+// The whole command line: registers every subcommand (ps_node's, then those
+// `more` adds), parses argv, runs the chosen one and returns the exit status.
+// `version` is what --version prints.
+int run(int argc, char** argv, const std::string& version, const std::vector<AddCommands>& more = {});
 
 }  // namespace ps::cli

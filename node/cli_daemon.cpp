@@ -42,13 +42,27 @@ namespace {
 
 using json = nlohmann::json;
 
-// One request, one parsed reply; a reply with ok=false becomes the error.
-Result<json> call(node::control::Client& c, const std::string& cmd, const std::map<std::string, std::string>& args = {}) {
+// One request, one parsed reply, ok or not.
+Result<json> call_reply(node::control::Client& c, const std::string& cmd,
+                        const std::map<std::string, std::string>& args = {}) {
     auto line = c.call(node::control::make_request(cmd, args));
     if (!line) return std::move(line).take_error();
     json j = json::parse(*line, nullptr, false);
     if (j.is_discarded() || !j.is_object()) return err("the node sent a reply that is not JSON");
-    if (!j.value("ok", false)) return err(j.value("error", std::string("request failed")));
+    return j;
+}
+
+// A reply with ok=false as an error, with its code (control::ErrorCode).
+Error reply_error(const json& j) {
+    const json* code = j.contains("code") ? &j["code"] : nullptr;
+    return err(code && code->is_string() ? node::control::code_from_name(code->get<std::string>()) : 0,
+               j.value("error", std::string("request failed")));
+}
+
+// One request, one parsed reply; a reply with ok=false becomes the error.
+Result<json> call(node::control::Client& c, const std::string& cmd, const std::map<std::string, std::string>& args = {}) {
+    auto j = call_reply(c, cmd, args);
+    if (j && !j->value("ok", false)) return reply_error(*j);
     return j;
 }
 
@@ -122,15 +136,20 @@ void print_status(const json& j) {
     }
 }
 
+// A reply as the user asked for it: JSON (without the protocol's fields) or for people.
+void show(json& j, bool as_json, void (*human)(const json&)) {
+    j.erase("v");
+    j.erase("ok");
+    if (as_json) std::printf("%s\n", j.dump(2).c_str());
+    else human(j);
+}
+
 int run_status(const SocketArgs& s, bool as_json, const std::string& patch) {
     std::map<std::string, std::string> args;
     if (!patch.empty()) args["patch"] = patch;
     auto j = call_once(s, "status", args);
     if (!j) return fail("status", j.error());
-    j->erase("v");
-    j->erase("ok");
-    if (as_json) std::printf("%s\n", j->dump(2).c_str());
-    else print_status(*j);
+    show(*j, as_json, print_status);
     return 0;
 }
 
@@ -177,17 +196,13 @@ Result<std::string> add(node::control::Client& c, const std::string& manifest, c
         args["name"] = name;
     }
     if (!out.empty()) args["out"] = absolute(out);
-    auto j = call(c, "add", args);
-    if (!j) {
-        auto pos = j.error().find(") is already here");
-        if (pos == std::string::npos) return std::move(j).take_error();
+    auto j = call_reply(c, "add", args);
+    if (!j) return std::move(j).take_error();
+    if (!j->value("ok", false)) {
+        Error e = reply_error(*j);
+        if (e.code != node::control::kErrAlreadyHere) return e;
         if (existed) *existed = true;
-        if (id.empty()) {  // by name: the short id in "name vN (abcd1234) is already here"
-            auto open = j.error().rfind('(', pos);
-            if (open == std::string::npos) return std::move(j).take_error();
-            id = j.error().substr(open + 1, pos - open - 1);
-        }
-        return id;
+        return id.empty() ? j->value("id", id) : id;
     }
     return j->value("id", id);
 }
@@ -274,6 +289,38 @@ int fetch_via_daemon(const std::string& socket, const std::string& manifest, con
     }
 }
 
+namespace {
+
+int run_add(const SocketArgs& s, const std::string& manifest, const std::string& name, const std::string& outp) {
+    if (manifest.empty() == name.empty()) return fail("add", "give either --manifest or --name", kExitUsage);
+    auto path = s.path();
+    if (!path) return fail("add", path.error());
+    auto c = node::control::Client::connect(*path, 60'000);
+    if (!c) return fail("add", c.error());
+    bool existed = false;
+    auto id = add(*c, manifest, name, outp, &existed);
+    if (!id) return fail("add", id.error());
+    if (existed) return fail("add", "patch " + id->substr(0, 16) + " is already here");
+    std::printf("added %s\n", id->c_str());
+    return 0;
+}
+
+int run_rollout(const SocketArgs& s, const std::string& name, std::uint64_t version, bool as_json, double watch) {
+    for (;;) {
+        std::map<std::string, std::string> args{{"name", name}};
+        if (version) args["version"] = std::to_string(version);
+        auto j = call_once(s, "rollout", args);
+        if (!j) return fail("rollout", j.error());
+        show(*j, as_json, print_rollout);
+        std::fflush(stdout);
+        if (watch <= 0) return 0;
+        std::this_thread::sleep_for(std::chrono::milliseconds(static_cast<long>(watch * 1000)));
+        if (!as_json) std::printf("\n");
+    }
+}
+
+}  // namespace
+
 void add_daemon_commands(CLI::App& app, Commands& out) {
     {
         auto* sub = app.add_subcommand("status", "Show a running node: patches, progress, peers, rates, where bytes came from");
@@ -305,19 +352,7 @@ void add_daemon_commands(CLI::App& app, Commands& out) {
         sub->add_option("--out", *outp,
                         "Where the node writes the verified patch (default: DATA/patches/NAME-vVERSION; "
                         "a super-node keeps it in its cache only)");
-        out.emplace_back(sub, [s, manifest, name, outp] {
-            if (manifest->empty() == name->empty()) return fail("add", "give either --manifest or --name", kExitUsage);
-            auto path = s->path();
-            if (!path) return fail("add", path.error());
-            auto c = node::control::Client::connect(*path, 60'000);
-            if (!c) return fail("add", c.error());
-            bool existed = false;
-            auto id = add(*c, *manifest, *name, *outp, &existed);
-            if (!id) return fail("add", id.error());
-            if (existed) return fail("add", "patch " + id->substr(0, 16) + " is already here");
-            std::printf("added %s\n", id->c_str());
-            return 0;
-        });
+        out.emplace_back(sub, [s, manifest, name, outp] { return run_add(*s, *manifest, *name, *outp); });
     }
     for (const char* name : {"pause", "resume", "remove"}) {
         std::string help = std::string(name) == "pause"    ? "Stop downloading a patch (serving goes on)"
@@ -344,20 +379,7 @@ void add_daemon_commands(CLI::App& app, Commands& out) {
         sub->add_flag("--json", *as_json, "Print JSON");
         sub->add_option("--watch", *watch, "Repeat every this many seconds until interrupted");
         out.emplace_back(sub, [s, name, version, as_json, watch] {
-            for (;;) {
-                std::map<std::string, std::string> args{{"name", *name}};
-                if (*version) args["version"] = std::to_string(*version);
-                auto j = call_once(*s, "rollout", args);
-                if (!j) return fail("rollout", j.error());
-                j->erase("v");
-                j->erase("ok");
-                if (*as_json) std::printf("%s\n", j->dump(2).c_str());
-                else print_rollout(*j);
-                std::fflush(stdout);
-                if (*watch <= 0) return 0;
-                std::this_thread::sleep_for(std::chrono::milliseconds(static_cast<long>(*watch * 1000)));
-                if (!*as_json) std::printf("\n");
-            }
+            return run_rollout(*s, *name, *version, *as_json, *watch);
         });
     }
     {

@@ -33,7 +33,7 @@ bool known_command(const CLI::App& app, const std::string& name) {
 
 }  // namespace
 
-int run(int argc, char** argv, const std::string& version) {
+int run(int argc, char** argv, const std::string& version, const std::vector<AddCommands>& more) {
     // Named here, not from argv[0]: help and man pages say "patchswarm".
     CLI::App app{"patchswarm: signed patch distribution over a peer-to-peer swarm", "patchswarm"};
     app.require_subcommand(1);
@@ -42,7 +42,7 @@ int run(int argc, char** argv, const std::string& version) {
     add_manifest_commands(app, commands);
     add_network_commands(app, commands);
     add_daemon_commands(app, commands);
-    add_sim_commands(app, commands);
+    for (AddCommands add : more) add(app, commands);
     // Set after the subcommands exist, so that only the top-level help has it.
     app.footer(std::string(kExitCodesHelp) + "\nRun 'patchswarm COMMAND --help' for a command's options.\n");
     app.failure_message([](const CLI::App*, const CLI::Error& e) {

@@ -295,6 +295,36 @@ int run_trust_apply(const TrustApplyOpts& o) {
     return 0;
 }
 
+// `publish`, the command with the most options.
+void add_publish_command(CLI::App& app, Commands& out) {
+    auto o = std::make_shared<PublishOpts>();
+    auto* sub =
+        app.add_subcommand("publish", "Hash a patch file and write its signed manifest");
+    sub->add_option("--key", o->key_path, "Operator secret key file (or use --unsigned)");
+    sub->add_option("--file", o->file_path, "Patch file")->required();
+    sub->add_option("--name", o->name, "Patch name, [a-z0-9._-]")->required();
+    sub->add_option("--version", o->version, "Patch version (>= 1, increases per release)")
+        ->required();
+    sub->add_option("--out", o->out_path, "Manifest file to write")->required();
+    sub->add_option("--label", o->label, "Human label, e.g. 4.2.1-hotfix");
+    sub->add_option("--expires-days", o->expires_days, "Days until the manifest expires")
+        ->check(CLI::Range(1, 3650))
+        ->capture_default_str();
+    sub->add_option("--segment-size", o->segment_size, "Segment size in bytes")
+        ->check(CLI::Range(wire::kMinSegmentSize, wire::kMaxSegmentSize))
+        ->capture_default_str();
+    sub->add_flag("--mandatory", o->mandatory, "Devices must install this patch (they fetch it when announced)");
+    sub->add_flag("--announce", o->announce,
+                  "Then have the running origin serve the file and push the manifest into the network "
+                  "(gossip to its peers, DHT under the patch name)");
+    o->origin.add_to(sub);
+    sub->add_flag("--unsigned", o->unsigned_,
+                  "Write an unsigned manifest, to be signed offline with 'patchswarm sign'");
+    sub->add_option("--signer-public", o->signer_public_path,
+                    "With --unsigned: public key file of the key that will sign it");
+    out.emplace_back(sub, [o] { return run_publish(*o); });
+}
+
 }  // namespace
 
 void add_manifest_commands(CLI::App& app, Commands& out) {
@@ -306,34 +336,7 @@ void add_manifest_commands(CLI::App& app, Commands& out) {
         sub->add_option("--public", o->public_path, "Public key file to create")->required();
         out.emplace_back(sub, [o] { return run_keygen(*o); });
     }
-    {
-        auto o = std::make_shared<PublishOpts>();
-        auto* sub =
-            app.add_subcommand("publish", "Hash a patch file and write its signed manifest");
-        sub->add_option("--key", o->key_path, "Operator secret key file (or use --unsigned)");
-        sub->add_option("--file", o->file_path, "Patch file")->required();
-        sub->add_option("--name", o->name, "Patch name, [a-z0-9._-]")->required();
-        sub->add_option("--version", o->version, "Patch version (>= 1, increases per release)")
-            ->required();
-        sub->add_option("--out", o->out_path, "Manifest file to write")->required();
-        sub->add_option("--label", o->label, "Human label, e.g. 4.2.1-hotfix");
-        sub->add_option("--expires-days", o->expires_days, "Days until the manifest expires")
-            ->check(CLI::Range(1, 3650))
-            ->capture_default_str();
-        sub->add_option("--segment-size", o->segment_size, "Segment size in bytes")
-            ->check(CLI::Range(wire::kMinSegmentSize, wire::kMaxSegmentSize))
-            ->capture_default_str();
-        sub->add_flag("--mandatory", o->mandatory, "Devices must install this patch (they fetch it when announced)");
-        sub->add_flag("--announce", o->announce,
-                      "Then have the running origin serve the file and push the manifest into the network "
-                      "(gossip to its peers, DHT under the patch name)");
-        o->origin.add_to(sub);
-        sub->add_flag("--unsigned", o->unsigned_,
-                      "Write an unsigned manifest, to be signed offline with 'patchswarm sign'");
-        sub->add_option("--signer-public", o->signer_public_path,
-                        "With --unsigned: public key file of the key that will sign it");
-        out.emplace_back(sub, [o] { return run_publish(*o); });
-    }
+    add_publish_command(app, out);
     {
         auto o = std::make_shared<VerifyOpts>();
         auto* sub = app.add_subcommand("verify", "Check a manifest (and optionally a patch file)");

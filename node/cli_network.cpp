@@ -259,6 +259,42 @@ struct FetchArgs {
     double timeout = 0;
 };
 
+// By name: asks the DHT (and listens to gossip) until a verified manifest of
+// that name turns up or `wait` seconds pass. A fresh node needs a few seconds
+// to join. When none does, the node is stopped and gone.
+Result<node::VerifiedManifest> find_by_name(Runtime& rt, const std::string& name, double wait) {
+    std::optional<node::VerifiedManifest> vm;
+    auto t0 = rt.loop.now_ms();
+    transfer::Timer ask(rt.loop);
+    bool asking = false;
+    auto try_once = [&] {
+        if (asking || vm) return;
+        asking = true;
+        rt.node->find_manifest(name, [&](std::optional<node::VerifiedManifest> found) {
+            asking = false;
+            if (found) {
+                vm = std::move(found);
+                rt.loop.stop();
+            } else if (double(rt.loop.now_ms() - t0) / 1000.0 >= wait) {
+                rt.loop.stop();
+            }
+        });
+    };
+    ask.start(0, 1000, try_once);
+    rt.loop.run();
+    ask.stop();
+    if (!vm) {
+        rt.stop();
+        rt.loop.run();
+        rt.node.reset();
+        return err("no manifest named '" + name + "' was found in " + std::to_string(int(wait)) +
+                   " s (not in the DHT, not announced by a peer)");
+    }
+    std::printf("found %s v%llu (%s)\n", vm->manifest.name.c_str(),
+                static_cast<unsigned long long>(vm->manifest.version), wire::short_hex(vm->id).c_str());
+    return std::move(*vm);
+}
+
 int run_fetch(const NetArgs& a, const FetchArgs& f) {
     const std::string cmd = "fetch";
     if (f.manifest.empty() == f.name.empty()) return fail(cmd, "give either --manifest or --name", kExitUsage);
@@ -282,37 +318,9 @@ int run_fetch(const NetArgs& a, const FetchArgs& f) {
     rt.node = std::make_unique<node::Node>(rt.loop, setup->opts, setup->identity);
     if (auto st = rt.node->start(); !st) return fail(cmd, st.error());
     if (!vm) {
-        // By name: ask the DHT (and listen to gossip) until a verified manifest
-        // of that name turns up. A fresh node needs a few seconds to join.
-        double wait = f.timeout > 0 ? f.timeout : 60;
-        auto t0 = rt.loop.now_ms();
-        transfer::Timer ask(rt.loop);
-        bool asking = false;
-        auto try_once = [&] {
-            if (asking || vm) return;
-            asking = true;
-            rt.node->find_manifest(f.name, [&](std::optional<node::VerifiedManifest> found) {
-                asking = false;
-                if (found) {
-                    vm = std::move(found);
-                    rt.loop.stop();
-                } else if (double(rt.loop.now_ms() - t0) / 1000.0 >= wait) {
-                    rt.loop.stop();
-                }
-            });
-        };
-        ask.start(0, 1000, try_once);
-        rt.loop.run();
-        ask.stop();
-        if (!vm) {
-            rt.stop();
-            rt.loop.run();
-            rt.node.reset();
-            return fail(cmd, "no manifest named '" + f.name + "' was found in " + std::to_string(int(wait)) +
-                                 " s (not in the DHT, not announced by a peer)", kExitTimeout);
-        }
-        std::printf("found %s v%llu (%s)\n", vm->manifest.name.c_str(),
-                    static_cast<unsigned long long>(vm->manifest.version), wire::short_hex(vm->id).c_str());
+        auto found = find_by_name(rt, f.name, f.timeout > 0 ? f.timeout : 60);
+        if (!found) return fail(cmd, found.error(), kExitTimeout);
+        vm = std::move(*found);
     }
 
     int exit_code = 0;

@@ -167,6 +167,42 @@ Status walk(const DaemonConfig& cfg, const std::string& prefix, const toml::tabl
     return {};
 }
 
+// device.on_complete: a program, or a program and its arguments.
+Status read_on_complete(const Reader& r, const std::string& key, const toml::node& n, DaemonConfig& cfg) {
+    if (n.is_string()) {
+        std::string prog;
+        if (auto st = r.string(key, n, prog); !st) return st;
+        cfg.on_complete = {prog};
+        return {};
+    }
+    if (!n.is_array()) return r.wrong(key, n, "a string or an array of strings");
+    return r.strings(key, n, cfg.on_complete);
+}
+
+// [[serve]]: the manifest and file of each patch an origin serves.
+Status read_serve(const Reader& r, const std::string& key, const toml::node& n, DaemonConfig& cfg) {
+    if (!n.is_array_of_tables()) return r.wrong(key, n, "an array of tables ([[serve]])");
+    auto& arr = *n.as_array();
+    if (arr.size() > kMaxConfigList)
+        return cfg.problem(key, "has " + std::to_string(arr.size()) + " entries, at most " +
+                                    std::to_string(kMaxConfigList) + " allowed");
+    auto str = [&r](std::string& out) -> KeyFn {
+        return [&r, &out](const std::string& k, const toml::node& v) { return r.string(k, v, out); };
+    };
+    std::vector<ServeEntry> out;
+    for (std::size_t i = 0; i < arr.size(); ++i) {
+        ServeEntry e;
+        std::string k = key + "[" + std::to_string(i) + "]";
+        if (auto st = walk(cfg, k, *arr[i].as_table(), {{"manifest", str(e.manifest)}, {"file", str(e.file)}}); !st)
+            return st;
+        if (e.manifest.empty()) return cfg.problem(k + ".manifest", "missing");
+        if (e.file.empty()) return cfg.problem(k + ".file", "missing");
+        out.push_back(std::move(e));
+    }
+    cfg.serve = std::move(out);
+    return {};
+}
+
 Status read_document(const toml::table& doc, DaemonConfig& cfg) {
     Reader r{cfg};
     auto section = [&](std::map<std::string, KeyFn> fns) -> KeyFn {
@@ -220,15 +256,8 @@ Status read_document(const toml::table& doc, DaemonConfig& cfg) {
                     })},
         {"log", section({{"level", str(cfg.log_level)}})},
         {"device", section({
-                       {"on_complete", [&](const std::string& key, const toml::node& n) -> Status {
-                            if (n.is_string()) {
-                                std::string prog;
-                                if (auto st = r.string(key, n, prog); !st) return st;
-                                cfg.on_complete = {prog};
-                                return {};
-                            }
-                            if (!n.is_array()) return r.wrong(key, n, "a string or an array of strings");
-                            return r.strings(key, n, cfg.on_complete);
+                       {"on_complete", [&](const std::string& key, const toml::node& n) {
+                            return read_on_complete(r, key, n, cfg);
                         }},
                        {"auto_fetch", [&](const std::string& key, const toml::node& n) {
                             return r.boolean(key, n, cfg.auto_fetch);
@@ -246,27 +275,7 @@ Status read_document(const toml::table& doc, DaemonConfig& cfg) {
                            return r.duration(key, n, cfg.cache_busy_ms);
                        }},
                   })},
-        {"serve", [&](const std::string& key, const toml::node& n) -> Status {
-             if (!n.is_array_of_tables()) return r.wrong(key, n, "an array of tables ([[serve]])");
-             auto& arr = *n.as_array();
-             if (arr.size() > kMaxConfigList)
-                 return cfg.problem(key, "has " + std::to_string(arr.size()) + " entries, at most " +
-                                             std::to_string(kMaxConfigList) + " allowed");
-             std::vector<ServeEntry> out;
-             for (std::size_t i = 0; i < arr.size(); ++i) {
-                 ServeEntry e;
-                 std::string k = key + "[" + std::to_string(i) + "]";
-                 if (auto st = walk(cfg, k, *arr[i].as_table(),
-                                    {{"manifest", str(e.manifest)}, {"file", str(e.file)}});
-                     !st)
-                     return st;
-                 if (e.manifest.empty()) return cfg.problem(k + ".manifest", "missing");
-                 if (e.file.empty()) return cfg.problem(k + ".file", "missing");
-                 out.push_back(std::move(e));
-             }
-             cfg.serve = std::move(out);
-             return {};
-         }},
+        {"serve", [&](const std::string& key, const toml::node& n) { return read_serve(r, key, n, cfg); }},
     };
     return walk(cfg, "", doc, top);
 }

@@ -88,8 +88,24 @@ Result<Request> parse_request(std::string_view line) {
     return r;
 }
 
-std::string error_reply(const std::string& reason) {
+const char* code_name(int code) {
+    switch (code) {
+        case kErrAlreadyHere: return "already_here";
+        case kErrRollback: return "rollback";
+        default: return "";
+    }
+}
+
+int code_from_name(std::string_view name) {
+    for (int c : {kErrAlreadyHere, kErrRollback})
+        if (name == code_name(c)) return c;
+    return kErrNone;
+}
+
+std::string error_reply(const std::string& reason, int code, const std::map<std::string, std::string>& extra) {
     nlohmann::json j{{"v", kVersion}, {"ok", false}, {"error", reason}};
+    if (code != kErrNone) j["code"] = code_name(code);
+    for (auto& [k, v] : extra) j[k] = v;
     return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 

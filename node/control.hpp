@@ -46,8 +46,22 @@ struct Request {
 // Decodes and checks one request line (no exception escapes).
 Result<Request> parse_request(std::string_view line);
 
-// {"v":1,"ok":false,"error":"..."}
-std::string error_reply(const std::string& reason);
+// Kinds of failure a reply names in "code" (and a client's ps::Error::code
+// holds), so that callers branch on the code, never on the error's wording.
+enum ErrorCode : int {
+    kErrNone = 0,
+    kErrAlreadyHere = 1,  // the patch is already here; the reply's "id" names it
+    kErrRollback = 2,     // an older or conflicting version than one accepted; never passes later
+};
+// "already_here", "rollback"; "" for kErrNone or an unknown code.
+const char* code_name(int code);
+// The code a reply's "code" names; kErrNone when absent or unknown.
+int code_from_name(std::string_view name);
+
+// {"v":1,"ok":false,"error":"...","code":"..."} ("code" only when not kErrNone),
+// plus the extra string fields given.
+std::string error_reply(const std::string& reason, int code = kErrNone,
+                        const std::map<std::string, std::string>& extra = {});
 // A request line: {"v":1,"cmd":cmd,...args}
 std::string make_request(const std::string& cmd, const std::map<std::string, std::string>& args = {});
 

@@ -67,6 +67,33 @@ std::string detect_advertise_host(bool ipv6_first) {
     return v4;
 }
 
+// The fields of a job file (DATA/<id>/job): its header line, then key=value lines.
+struct JobFile {
+    std::string out, state, hook;
+};
+
+// nullopt when the header or the state is missing.
+std::optional<JobFile> parse_job_file(const std::string& text) {
+    JobFile f;
+    bool header = false;
+    std::size_t pos = 0;
+    while (pos < text.size()) {
+        auto nl = text.find('\n', pos);
+        std::string line = text.substr(pos, nl == std::string::npos ? std::string::npos : nl - pos);
+        pos = nl == std::string::npos ? text.size() : nl + 1;
+        if (!header) {
+            header = line == kJobHeader;
+            if (!header) break;
+            continue;
+        }
+        if (line.rfind("out=", 0) == 0) f.out = line.substr(4);
+        else if (line.rfind("state=", 0) == 0) f.state = line.substr(6);
+        else if (line.rfind("hook=", 0) == 0) f.hook = line.substr(5);
+    }
+    if (!header || f.state.empty()) return std::nullopt;
+    return f;
+}
+
 }  // namespace
 
 // ---- setup ----
@@ -263,29 +290,16 @@ void Daemon::resume_downloads() {
             fail(job_bytes.error());
             continue;
         }
-        std::string text(job_bytes->begin(), job_bytes->end());
-        Job job;
-        std::string state;
-        bool header = false;
-        std::size_t pos = 0;
-        while (pos < text.size()) {
-            auto nl = text.find('\n', pos);
-            std::string line = text.substr(pos, nl == std::string::npos ? std::string::npos : nl - pos);
-            pos = nl == std::string::npos ? text.size() : nl + 1;
-            if (!header) {
-                header = line == kJobHeader;
-                if (!header) break;
-                continue;
-            }
-            if (line.rfind("out=", 0) == 0) job.out = line.substr(4);
-            else if (line.rfind("state=", 0) == 0) state = line.substr(6);
-            else if (line.rfind("hook=", 0) == 0) job.hook = line.substr(5);
-        }
-        if (!header || state.empty() || (job.out.empty() && setup_.identity.role != Role::Super)) {
-            // (an empty out is a super-node's cached copy; other roles always export)
+        auto file = parse_job_file(std::string(job_bytes->begin(), job_bytes->end()));
+        // (an empty out is a super-node's cached copy; other roles always export)
+        if (!file || (file->out.empty() && setup_.identity.role != Role::Super)) {
             fail("job file is not in the patchswarm-job-v1 format");
             continue;
         }
+        Job job;
+        job.out = file->out;
+        job.hook = file->hook;
+        const std::string& state = file->state;
         job.state = state == "paused" ? JobState::Paused : state == "complete" ? JobState::Complete
                                                          : state == "failed"   ? JobState::Failed
                                                                                : JobState::Downloading;

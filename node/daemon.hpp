@@ -116,6 +116,10 @@ private:
     void on_announced(const VerifiedManifest& vm);
     // Starts a persisted download (after the quota check; a super-node evicts
     // least recently used cached patches to make room). Returns the reply line.
+    // Adds and starts a download; the error's code (control::ErrorCode) says
+    // whether it is already here or a rollback.
+    Status add_job(const VerifiedManifest& vm, const std::string& out, const char* why);
+    // add_job as a control reply.
     std::string add_download(const VerifiedManifest& vm, const std::string& out, const char* why);
     // What to evict so that `vm` fits limits.quota (nothing when it fits), or
     // why it cannot: a super-node drops cached copies, least recently used

@@ -41,6 +41,42 @@ std::string label(std::string_view v) {
     return out;
 }
 
+// One patch in a status reply, as the node sees it (the daemon adds its job).
+// now_unix and now_loop are the same moment on the wall clock and the loop's.
+json swarm_json(const SwarmStatus& w, double now_unix, double now_loop) {
+    std::string state = !w.downloading ? "serving" : w.complete ? "complete" : w.paused ? "paused" : "downloading";
+    json p{{"id", to_hex(w.id)},
+           {"name", w.name},
+           {"version", w.version},
+           {"size", w.total_size},
+           {"segments", w.segments},
+           {"held", w.held},
+           {"progress", w.segments ? double(w.held) / w.segments : 1.0},
+           {"state", state},
+           {"rate_down", std::round(w.rate_down)},
+           {"rate_up", std::round(w.rate_up)},
+           {"bytes_downloaded", w.stats.bytes_downloaded},
+           {"bytes_uploaded", w.stats.bytes_uploaded},
+           {"segments_verified", w.stats.segments_verified},
+           {"segments_rejected", w.stats.segments_rejected},
+           {"banned", w.stats.banned.size()}};
+    json from = json::object();
+    for (int c = 0; c < core::kSourceClasses; ++c) from[source_key(c)] = w.stats.bytes_from[c];
+    p["bytes_from"] = from;
+    // Wall-clock times (unix seconds), for comparing nodes: when this node
+    // started on the patch and when it completed it.
+    p["started_unix"] = now_unix - (now_loop - double(w.stats.started_ms) / 1000.0);
+    p["completed_unix"] = w.stats.completed_ms ? json(now_unix - (now_loop - double(*w.stats.completed_ms) / 1000.0))
+                                               : json(nullptr);
+    p["seconds_to_complete"] =
+        w.stats.completed_ms ? json(double(*w.stats.completed_ms - w.stats.started_ms) / 1000.0) : json(nullptr);
+    std::uint64_t left = 0;
+    if (w.segments && w.held < w.segments)
+        left = w.total_size - std::min<std::uint64_t>(w.total_size, std::uint64_t(w.held) * wire::kDefaultSegmentSize);
+    p["eta_seconds"] = state == "downloading" && w.rate_down > 1 ? json(std::round(double(left) / w.rate_down)) : json(nullptr);
+    return p;
+}
+
 }  // namespace
 
 void Daemon::handle_control(std::string_view line, std::function<void(std::string)> respond) {
@@ -114,37 +150,7 @@ std::string Daemon::cmd_status(const std::string* patch) {
         rate_down += w.rate_down;
         if (only && w.id != *only) continue;
         auto job = jobs_.find(w.id);
-        std::string state = !w.downloading ? "serving" : w.complete ? "complete" : w.paused ? "paused" : "downloading";
-        json p{{"id", to_hex(w.id)},
-               {"name", w.name},
-               {"version", w.version},
-               {"size", w.total_size},
-               {"segments", w.segments},
-               {"held", w.held},
-               {"progress", w.segments ? double(w.held) / w.segments : 1.0},
-               {"state", state},
-               {"rate_down", std::round(w.rate_down)},
-               {"rate_up", std::round(w.rate_up)},
-               {"bytes_downloaded", w.stats.bytes_downloaded},
-               {"bytes_uploaded", w.stats.bytes_uploaded},
-               {"segments_verified", w.stats.segments_verified},
-               {"segments_rejected", w.stats.segments_rejected},
-               {"banned", w.stats.banned.size()}};
-        json from = json::object();
-        for (int c = 0; c < core::kSourceClasses; ++c) from[source_key(c)] = w.stats.bytes_from[c];
-        p["bytes_from"] = from;
-        // Wall-clock times (unix seconds), for comparing nodes: when this node
-        // started on the patch and when it completed it.
-        double now_unix = double(unix_now_ms()) / 1000.0, now_loop = double(loop_.now_ms()) / 1000.0;
-        p["started_unix"] = now_unix - (now_loop - double(w.stats.started_ms) / 1000.0);
-        p["completed_unix"] = w.stats.completed_ms ? json(now_unix - (now_loop - double(*w.stats.completed_ms) / 1000.0))
-                                                   : json(nullptr);
-        p["seconds_to_complete"] =
-            w.stats.completed_ms ? json(double(*w.stats.completed_ms - w.stats.started_ms) / 1000.0) : json(nullptr);
-        std::uint64_t left = 0;
-        if (w.segments && w.held < w.segments)
-            left = w.total_size - std::min<std::uint64_t>(w.total_size, std::uint64_t(w.held) * wire::kDefaultSegmentSize);
-        p["eta_seconds"] = state == "downloading" && w.rate_down > 1 ? json(std::round(double(left) / w.rate_down)) : json(nullptr);
+        json p = swarm_json(w, double(unix_now_ms()) / 1000.0, double(loop_.now_ms()) / 1000.0);
         if (job != jobs_.end()) {
             p["out"] = job->second.out;
             if (job->second.state == JobState::Failed) {

@@ -80,28 +80,34 @@ Result<std::vector<Hash32>> Daemon::plan_room(const VerifiedManifest& vm) {
 }
 
 std::string Daemon::add_download(const VerifiedManifest& vm, const std::string& out, const char* why) {
+    auto st = add_job(vm, out, why);
+    if (!st) return control::error_reply(st.error(), st.code(), {{"id", to_hex(vm.id)}});
+    return ok_reply({{"id", to_hex(vm.id)}, {"name", vm.manifest.name}, {"version", vm.manifest.version}, {"out", out}});
+}
+
+Status Daemon::add_job(const VerifiedManifest& vm, const std::string& out, const char* why) {
     bool cache_only = out.empty() && setup_.identity.role == Role::Super;
     if (!cache_only) {
-        if (out.empty() || out[0] != '/') return control::error_reply("out must be an absolute path, not '" + out + "'");
-        if (out.find('\n') != std::string::npos) return control::error_reply("out must not contain a newline");
+        if (out.empty() || out[0] != '/') return err("out must be an absolute path, not '" + out + "'");
+        if (out.find('\n') != std::string::npos) return err("out must not contain a newline");
         auto parent = fs::path(out).parent_path();
         std::error_code ec;
-        if (!fs::is_directory(parent, ec)) return control::error_reply("out: folder " + parent.string() + " does not exist");
+        if (!fs::is_directory(parent, ec)) return err("out: folder " + parent.string() + " does not exist");
     }
     std::string desc = vm.manifest.name + " v" + std::to_string(vm.manifest.version) + " (" + wire::short_hex(vm.id) + ")";
     for (auto& id : node_->swarm_ids())
-        if (id == vm.id) return control::error_reply("patch " + desc + " is already here");
-    if (auto st = rollback_->check(vm); !st) return control::error_reply(st.error());
+        if (id == vm.id) return err(control::kErrAlreadyHere, "patch " + desc + " is already here");
+    if (auto st = rollback_->check(vm); !st) return err(control::kErrRollback, st.error());
     auto victims = plan_room(vm);
-    if (!victims) return control::error_reply(victims.error());
-    if (auto st = rollback_->accept(vm); !st) return control::error_reply(st.error());
+    if (!victims) return std::move(victims).take_error();
+    if (auto st = rollback_->accept(vm); !st) return err(control::kErrRollback, st.error());
     jobs_[vm.id] = Job{out, JobState::Downloading, "", ""};
     used_ms_[vm.id] = unix_now_ms();
     if (auto st = start_download(vm, out, JobState::Downloading); !st) {
         jobs_.erase(vm.id);
         std::error_code ec2;
         fs::remove(job_dir(vm.id) + "/job", ec2);
-        return control::error_reply(st.error());
+        return st;
     }
     // Room is made once the new download is under way (its data arrives over
     // time): a download that cannot start evicts nothing.
@@ -114,7 +120,7 @@ std::string Daemon::add_download(const VerifiedManifest& vm, const std::string& 
         (void)drop_patch(id);
     }
     log::info(why, {{"id", to_hex(vm.id)}, {"name", vm.manifest.name}, {"version", vm.manifest.version}, {"out", out}});
-    return ok_reply({{"id", to_hex(vm.id)}, {"name", vm.manifest.name}, {"version", vm.manifest.version}, {"out", out}});
+    return {};
 }
 
 void Daemon::on_announced(const VerifiedManifest& vm) {
@@ -153,15 +159,15 @@ void Daemon::schedule_auto(const VerifiedManifest& vm, std::uint64_t delay) {
         if (stopping_) return;
         for (auto& id : node_->swarm_ids())
             if (id == copy.id) return;  // added by hand meanwhile
-        auto j = json::parse(add_download(copy, default_out(copy), "auto_fetch"), nullptr, false);
-        if (j.is_object() && j.value("ok", false)) {
+        auto added = add_job(copy, default_out(copy), "auto_fetch");
+        if (added) {
             ++auto_fetches_;
             return;
         }
-        std::string why = j.is_object() ? j.value("error", std::string()) : std::string();
+        const std::string& why = added.error();
         // A refusal that may pass later (quota, disk) is tried again in a
         // minute; a rollback never passes.
-        bool again = why.rfind("rollback:", 0) != 0;
+        bool again = added.code() != control::kErrRollback;
         log::warn("auto_fetch_failed", {{"id", to_hex(copy.id)}, {"name", copy.manifest.name}, {"reason", why},
                                         {"retry_s", again ? kAutoFetchRetryMs / 1000 : 0}});
         if (again)

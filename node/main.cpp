@@ -15,5 +15,6 @@ int main(int argc, char** argv) {
     }
     // Tracing for scripts and the demo; a daemon's --log-level overrides it.
     if (std::getenv("PATCHSWARM_DEBUG")) ps::log::set_level(ps::log::Level::Debug);
-    return ps::cli::run(argc, argv, PS_VERSION_STRING);
+    // The simulator's commands are linked into this executable only.
+    return ps::cli::run(argc, argv, PS_VERSION_STRING, {ps::cli::add_sim_commands});
 }

@@ -204,7 +204,7 @@ void Node::carry_out(core::EngineAction& action) {
             } else if constexpr (std::is_same_v<T, act::Dial>) {
                 dial(a.to);
             } else if constexpr (std::is_same_v<T, act::Close>) {
-                if (auto it = peers_.find(core::raw(a.conn)); it != peers_.end()) it->second.conn->close(a.reason);
+                if (auto it = peers_.find(core::raw(a.conn)); it != peers_.end()) it->second.conn->close(a.why == core::CloseWhy::Duplicate ? transfer::CloseCode::Duplicate : transfer::CloseCode::ProtocolViolation, a.reason);
             } else if constexpr (std::is_same_v<T, act::Lookup>) {
                 lookup(a.patch);
             } else if constexpr (std::is_same_v<T, act::Announce>) {
@@ -332,17 +332,13 @@ void Node::on_ready(transfer::Connection& c) {
     run_actions();
 }
 
-void Node::on_closed(transfer::Connection& c, const std::string& reason) {
+void Node::on_closed(transfer::Connection& c, transfer::CloseCode code, const std::string& reason) {
     auto id = c.id();
     auto it = peers_.find(id);
     if (it == peers_.end()) return;
     // Protocol violations and failed handshakes are always worth a line; the
     // ordinary ends of a connection only when tracing.
-    bool ordinary = reason == "peer closed the connection" || reason == "node shutting down" ||
-                    reason == "duplicate connection" || reason.rfind("connect failed", 0) == 0 ||
-                    reason.rfind("read failed", 0) == 0 || reason.rfind("write failed", 0) == 0 ||
-                    reason.rfind("peer said goodbye", 0) == 0;
-    if (ordinary) log::debug("connection_closed", {{"peer", c.remote()}, {"reason", reason}});
+    if (transfer::ordinary(code)) log::debug("connection_closed", {{"peer", c.remote()}, {"reason", reason}});
     else log::warn("connection_closed", {{"peer", c.remote()}, {"reason", reason}});
     for (auto& [sid, s] : swarms_) std::erase_if(s.partial, [id](auto& e) { return e.first.first == id; });
     bool was_up = it->second.up;
@@ -358,7 +354,7 @@ void Node::on_message(transfer::Connection& c, ByteView frame) {
     if (pit == peers_.end() || !pit->second.up) return;
     Peer& p = pit->second;
     auto msg = wire::decode_message(frame);
-    if (!msg) return c.close(msg.error());
+    if (!msg) return c.close(transfer::CloseCode::ProtocolViolation, msg.error());
     core::ConnId cid{c.id()};
     auto t = now();
     std::visit(
@@ -366,7 +362,7 @@ void Node::on_message(transfer::Connection& c, ByteView frame) {
             using T = std::decay_t<decltype(m)>;
             if constexpr (std::is_same_v<T, wire::MsgKeepalive>) {
             } else if constexpr (std::is_same_v<T, wire::MsgBye>) {
-                c.close("peer said goodbye: " + m.reason);
+                c.close(transfer::CloseCode::Goodbye, "peer said goodbye: " + m.reason);
             } else if constexpr (std::is_same_v<T, wire::MsgAnnounce>) {
                 on_announce(&p, m.manifest);
             } else if constexpr (std::is_same_v<T, wire::MsgPeers>) {
@@ -452,7 +448,7 @@ void Node::housekeeping() {
     for (auto& [id, p] : peers_)
         if (!p.conn->ready() && !p.conn->closing() && t - p.conn->created_ms() > opts_.handshake_timeout_ms)
             stale.push_back(p.conn.get());
-    for (auto* c : stale) c->close("handshake timed out");
+    for (auto* c : stale) c->close(transfer::CloseCode::HandshakeTimeout, "handshake timed out");
     if (t - last_member_ms_ >= 20 * 60 * 1000) announce_member();
     if (!opts_.watch.empty() && t - last_watch_ms_ >= 30'000) check_watched();
     // Keep a few connections even with nothing to fetch, to hear announcements.
@@ -584,7 +580,7 @@ void Node::shutdown(std::function<void()> done) {
         }
     std::vector<transfer::Connection*> open;
     for (auto& [id, p] : peers_) open.push_back(p.conn.get());
-    for (auto* c : open) c->close("node shutting down");
+    for (auto* c : open) c->close(transfer::CloseCode::Shutdown, "node shutting down");
     listener_.reset();
     if (dht_) dht_->shutdown(std::move(done));
     else loop_.post(std::move(done));

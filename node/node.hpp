@@ -170,7 +170,7 @@ public:
     void on_ready(transfer::Connection& c) override;
     void on_message(transfer::Connection& c, ByteView frame) override;
     void on_writable(transfer::Connection& c) override;
-    void on_closed(transfer::Connection& c, const std::string& reason) override;
+    void on_closed(transfer::Connection& c, transfer::CloseCode code, const std::string& reason) override;
 
 private:
     struct Peer {

@@ -9,6 +9,7 @@
 #include "core/policy.hpp"
 #include "core/types.hpp"
 #include "sim/engine.hpp"
+#include "sim/event_loop.hpp"
 #include "sim/results.hpp"
 #include "sim/scenario.hpp"
 

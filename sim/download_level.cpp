@@ -69,20 +69,12 @@ public:
         }
         if (s_.super_at_release)
             for (std::uint32_t k = 0; k < supers_.size(); ++k) start_super(n_ + k);
-        std::uint64_t ai = 0;
-        while (ai < n_ || !q_.empty()) {
-            if (ai < n_ && (q_.empty() || dev_[arr.order[ai]].arrive < q_.next_time())) {
-                std::uint32_t d = arr.order[ai++];
-                now_ = dev_[d].arrive;
-                ++events_;
-                request(d);
-                continue;
-            }
-            auto e = q_.pop();
-            now_ = e.t;
-            ++events_;
-            if (e.kind() == kFlowDone) flow_done(e.id(), e.aux());
-        }
+        run_events(
+            q_, arr.order, [this](std::uint32_t d) { return dev_[d].arrive; }, now_, events_,
+            [this](std::uint32_t d) { request(d); },
+            [this](std::uint8_t kind, std::uint32_t id, std::uint32_t aux) {
+                if (kind == kFlowDone) flow_done(id, aux);
+            });
         return finish();
     }
 

@@ -117,29 +117,22 @@ public:
         if (s_.super_at_release)
             for (std::uint32_t j = 0; j < super_of_.size(); ++j)
                 if (super_of_[j] != kNone) begin(super_of_[j]);
-        std::uint64_t ai = 0;
         // Engines keep deadlines while they seed (record refreshes), so the
         // run ends when every device has its copy, or a week of simulated
         // time after the last request if some never do.
         const Time give_up = (n_ ? arr.at[arr.order[n_ - 1]] : 0) + to_time(7 * 24 * 3600.0);
-        while ((ai < n_ || !q_.empty()) && (ai < n_ || completed_ < n_) && now_ <= give_up) {
-            if (ai < n_ && (q_.empty() || arr.at[arr.order[ai]] < q_.next_time())) {
-                std::uint32_t d = arr.order[ai++];
-                now_ = arr.at[d];
-                ++events_;
-                arrive(d);
-                continue;
-            }
-            auto e = q_.pop();
-            now_ = e.t;
-            ++events_;
-            switch (e.kind()) {
-                case kFlowDone: flow_done(e.id(), e.aux()); break;
-                case kDeliver: deliver(e.id()); break;
-                case kDeadline: deadline(e.id()); break;
-                case kWake: wake(e.id()); break;
-            }
-        }
+        run_events(
+            q_, arr.order, [&arr](std::uint32_t d) { return arr.at[d]; }, now_, events_,
+            [this](std::uint32_t d) { arrive(d); },
+            [this](std::uint8_t kind, std::uint32_t id, std::uint32_t aux) {
+                switch (kind) {
+                    case kFlowDone: flow_done(id, aux); break;
+                    case kDeliver: deliver(id); break;
+                    case kDeadline: deadline(id); break;
+                    case kWake: wake(id); break;
+                }
+            },
+            [&](bool arrivals_left) { return (arrivals_left || completed_ < n_) && now_ <= give_up; });
         return finish();
     }
 

@@ -164,6 +164,16 @@ TEST_CASE("daemon: control lines are bounded and a bad request gets an ok=false 
 
     CHECK(!node::control::parse_request(R"({"v":1,"cmd":"status","patch":[[[[[["x"]]]]]]})"));
     CHECK(!node::control::parse_request(std::string(node::control::kMaxRequestLine + 1, ' ')));
+    // Error replies name the kind of failure in "code" for callers that branch.
+    using namespace node::control;
+    auto plain = nlohmann::json::parse(error_reply("x"));
+    CHECK(plain == nlohmann::json{{"v", 1}, {"ok", false}, {"error", "x"}});  // no "code" when none is given
+    auto coded = nlohmann::json::parse(error_reply("y", kErrRollback, {{"id", "ab"}}));
+    CHECK(coded["code"] == "rollback");
+    CHECK(coded["id"] == "ab");
+    for (int c : {kErrAlreadyHere, kErrRollback}) CHECK(code_from_name(code_name(c)) == c);
+    CHECK(code_from_name("nonsense") == kErrNone);
+    CHECK(std::string(code_name(kErrNone)).empty());
 }
 
 TEST_CASE("daemon: a control reply may come later; a client's lines are answered in order, and a client gone meanwhile is no harm") {
@@ -250,6 +260,14 @@ TEST_CASE("daemon: pause and resume through the control socket, observed in stat
     auto add = run_cli(d, {"add", "--socket", sock, "--manifest", p.manifest, "--out", d / "out.bin"});
     REQUIRE_MESSAGE(add.code == 0, add.err);
     CHECK(add.out.find("added ") == 0);
+    // A second add is refused with a code the client branches on, not words.
+    auto again = ctl(sock, "add", {{"manifest", p.manifest}, {"out", d / "out2.bin"}});
+    CHECK_FALSE(again.value("ok", true));
+    CHECK(again.value("code", "") == "already_here");
+    CHECK(add.out.find(again.value("id", "?")) != std::string::npos);
+    auto twice = run_cli(d, {"add", "--socket", sock, "--manifest", p.manifest, "--out", d / "out.bin"});
+    CHECK(twice.code != 0);
+    CHECK(twice.err.find("is already here") != std::string::npos);
     Proc origin = start_origin(d, p, field(line, "dht"));
     reaper.procs.push_back(&origin);
     ready(origin);

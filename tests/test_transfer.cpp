@@ -27,12 +27,16 @@ transfer::Identity make_identity(Role role = Role::Peer, const std::string& doma
 // Records what happens to every connection it handles.
 struct Recorder : transfer::ConnectionHandler {
     std::map<std::uint64_t, std::string> closed;  // id -> reason
+    std::map<std::uint64_t, transfer::CloseCode> codes;  // id -> code
     std::map<std::uint64_t, std::vector<std::string>> messages;
     std::vector<std::uint64_t> ready;
     std::vector<std::unique_ptr<transfer::Connection>> owned;
     void on_ready(transfer::Connection& c) override { ready.push_back(c.id()); }
     void on_message(transfer::Connection& c, ByteView f) override { messages[c.id()].emplace_back(f.begin(), f.end()); }
-    void on_closed(transfer::Connection& c, const std::string& reason) override { closed[c.id()] = reason; }
+    void on_closed(transfer::Connection& c, transfer::CloseCode code, const std::string& reason) override {
+        closed[c.id()] = reason;
+        codes[c.id()] = code;
+    }
 };
 
 struct Fixture {
@@ -89,6 +93,7 @@ TEST_CASE("transfer: a peer that is not the node its record names is refused") {
     auto& c = f.dial(other.pk);
     REQUIRE(f.wait([&] { return f.client.closed.count(c.id()); }));
     CHECK(f.client.closed[c.id()] == "handshake: peer is not the node its record names");
+    CHECK(f.client.codes[c.id()] == transfer::CloseCode::HandshakeFailed);
     CHECK(f.client.ready.empty());
 }
 
@@ -100,6 +105,7 @@ TEST_CASE("transfer: a frame over the limit closes that connection only") {
     bad.write_unframed({0x7f, 0xff, 0xff, 0xff});  // claims a 2 GiB frame
     REQUIRE(f.wait([&] { return f.server.closed.size() == 1; }));
     CHECK(f.server.closed.begin()->second.find("frame of 2147483647 bytes is outside the limits") != std::string::npos);
+    CHECK(f.server.codes.begin()->second == transfer::CloseCode::ProtocolViolation);
     good.send(as_bytes("still here"));
     REQUIRE(f.wait([&] { return f.server.messages.size() == 1; }));
     CHECK(f.server.messages.begin()->second.front() == "still here");
@@ -129,6 +135,7 @@ TEST_CASE("transfer: an unknown protocol version and a non-patchswarm peer are r
         REQUIRE(::write(fd, hello.data(), hello.size()) == static_cast<ssize_t>(hello.size()));
         REQUIRE(f.wait([&] { return f.server.closed.size() == 1; }));
         CHECK(f.server.closed.begin()->second == "handshake: peer speaks protocol version 99, this node speaks 1");
+        CHECK(f.server.codes.begin()->second == transfer::CloseCode::HandshakeFailed);
         ::close(fd);
     }
     SUBCASE("garbage instead of a hello") {
@@ -141,3 +148,37 @@ TEST_CASE("transfer: an unknown protocol version and a non-patchswarm peer are r
     }
 }
 
+
+TEST_CASE("transfer: every close carries a code; the ordinary ones are the ends of a connection, not faults") {
+    Fixture f;
+    SUBCASE("the peer closes") {
+        auto& c = f.dial();
+        REQUIRE(f.wait([&] { return f.server.ready.size() == 1; }));
+        c.close(transfer::CloseCode::Shutdown, "node shutting down");
+        REQUIRE(f.wait([&] { return f.client.closed.size() == 1 && f.server.closed.size() == 1; }));
+        CHECK(f.client.codes[c.id()] == transfer::CloseCode::Shutdown);
+        CHECK(f.client.closed[c.id()] == "node shutting down");
+        CHECK(f.server.codes.begin()->second == transfer::CloseCode::PeerClosed);
+    }
+    SUBCASE("nobody listens") {
+        std::uint16_t port = f.listener->port();
+        f.listener.reset();
+        f.client.owned.push_back(transfer::Connection::dial(f.loop, "127.0.0.1", port, f.client_id, f.client));
+        auto id = f.client.owned.back()->id();
+        REQUIRE(f.wait([&] { return f.client.closed.count(id); }));
+        CHECK(f.client.codes[id] == transfer::CloseCode::ConnectFailed);
+        CHECK(f.client.closed[id].rfind("connect failed", 0) == 0);
+    }
+    SUBCASE("not an address") {
+        f.client.owned.push_back(transfer::Connection::dial(f.loop, "not-an-ip", 1, f.client_id, f.client));
+        auto id = f.client.owned.back()->id();
+        REQUIRE(f.wait([&] { return f.client.closed.count(id); }));
+        CHECK(f.client.codes[id] == transfer::CloseCode::BadAddress);
+    }
+    using C = transfer::CloseCode;
+    for (C c : {C::PeerClosed, C::Shutdown, C::Duplicate, C::ConnectFailed, C::ReadFailed, C::WriteFailed, C::Goodbye})
+        CHECK(transfer::ordinary(c));
+    for (C c : {C::HandshakeTimeout, C::HandshakeFailed, C::BadAddress, C::StreamEnded, C::ProtocolViolation})
+        CHECK_FALSE(transfer::ordinary(c));
+    CHECK(std::string(transfer::to_string(C::Goodbye)) == "goodbye");
+}

@@ -1,7 +1,5 @@
 #include "transfer/connection.hpp"
 
-#include <uv.h>
-
 #include <cstring>
 
 #include "wire/messages.hpp"
@@ -14,60 +12,46 @@ std::uint64_t g_next_id = 1;  // loop-thread only
 constexpr std::string_view kTranscriptTag = "patchswarm/handshake/v1";
 constexpr std::size_t kReadChunk = 256 * 1024;
 
-Result<sockaddr_storage> make_addr(const std::string& host, std::uint16_t port) {
-    sockaddr_storage ss{};
-    if (uv_ip4_addr(host.c_str(), port, reinterpret_cast<sockaddr_in*>(&ss)) == 0) return ss;
-    if (uv_ip6_addr(host.c_str(), port, reinterpret_cast<sockaddr_in6*>(&ss)) == 0) return ss;
-    return err("'" + host + "' is not an IPv4 or IPv6 address");
-}
-
-std::string addr_to_string(const sockaddr_storage& ss) {
-    char ip[64] = "?";
-    int port = 0;
-    if (ss.ss_family == AF_INET) {
-        auto* a = reinterpret_cast<const sockaddr_in*>(&ss);
-        uv_ip4_name(a, ip, sizeof ip);
-        port = ntohs(a->sin_port);
-        return std::string(ip) + ":" + std::to_string(port);
-    }
-    auto* a = reinterpret_cast<const sockaddr_in6*>(&ss);
-    uv_ip6_name(a, ip, sizeof ip);
-    port = ntohs(a->sin6_port);
-    return "[" + std::string(ip) + "]:" + std::to_string(port);
-}
-
 }  // namespace
 
-// The uv handle and its owner. The block outlives the Connection until the close
-// callback; `owner` is cleared when the Connection goes first.
-struct Connection::Tcp {
-    uv_tcp_t tcp;
-    uv_connect_t connect;
-    Connection* owner;
-    char rbuf[kReadChunk];
-};
+const char* to_string(CloseCode c) {
+    switch (c) {
+        case CloseCode::PeerClosed: return "peer_closed";
+        case CloseCode::Shutdown: return "shutdown";
+        case CloseCode::Duplicate: return "duplicate";
+        case CloseCode::ConnectFailed: return "connect_failed";
+        case CloseCode::ReadFailed: return "read_failed";
+        case CloseCode::WriteFailed: return "write_failed";
+        case CloseCode::Goodbye: return "goodbye";
+        case CloseCode::HandshakeTimeout: return "handshake_timeout";
+        case CloseCode::HandshakeFailed: return "handshake_failed";
+        case CloseCode::BadAddress: return "bad_address";
+        case CloseCode::StreamEnded: return "stream_ended";
+        case CloseCode::ProtocolViolation: return "protocol_violation";
+    }
+    return "?";
+}
 
-struct WriteReq {
-    uv_write_t req;
-    Bytes buf;
-    Connection::Tcp* tcp;
-};
+bool ordinary(CloseCode c) {
+    switch (c) {
+        case CloseCode::PeerClosed:
+        case CloseCode::Shutdown:
+        case CloseCode::Duplicate:
+        case CloseCode::ConnectFailed:
+        case CloseCode::ReadFailed:
+        case CloseCode::WriteFailed:
+        case CloseCode::Goodbye: return true;
+        default: return false;
+    }
+}
 
 Connection::Connection(Loop& loop, const Identity& self, ConnectionHandler& handler, bool dialer)
-    : loop_(loop), self_(self), handler_(handler), dialer_(dialer), id_(g_next_id++),
-      created_ms_(loop.now_ms()), eph_(crypto::kx_keypair()) {
-    tcp_ = new Tcp;
-    tcp_->owner = this;
-    uv_tcp_init(static_cast<uv_loop_t*>(loop.raw()), &tcp_->tcp);
-    tcp_->tcp.data = tcp_;
+    : loop_(loop), self_(self), handler_(handler), stream_(loop, Stream::Kind::Tcp, kReadChunk), dialer_(dialer),
+      id_(g_next_id++), created_ms_(loop.now_ms()), eph_(crypto::kx_keypair()) {
+    stream_.on_written([this](std::size_t n, int status) { on_written(n, status); });
 }
 
-Connection::~Connection() {
-    if (!tcp_) return;
-    tcp_->owner = nullptr;
-    if (!uv_is_closing(reinterpret_cast<uv_handle_t*>(&tcp_->tcp)))
-        uv_close(reinterpret_cast<uv_handle_t*>(&tcp_->tcp), [](uv_handle_t* h) { delete static_cast<Tcp*>(h->data); });
-}
+Connection::~Connection() = default;
 
 std::unique_ptr<Connection> Connection::dial(Loop& loop, const std::string& host, std::uint16_t port,
                                              const Identity& self, ConnectionHandler& handler,
@@ -75,42 +59,28 @@ std::unique_ptr<Connection> Connection::dial(Loop& loop, const std::string& host
     std::unique_ptr<Connection> c(new Connection(loop, self, handler, true));
     c->expect_ = expect;
     c->remote_ = host + ":" + std::to_string(port);
-    auto addr = make_addr(host, port);
+    auto addr = ip_address(host, port);
     if (!addr) {
-        c->close(addr.error());
+        c->close(CloseCode::BadAddress, addr.error());
         return c;
     }
-    uv_tcp_nodelay(&c->tcp_->tcp, 1);
-    c->tcp_->connect.data = c->tcp_;
-    int rc = uv_tcp_connect(&c->tcp_->connect, &c->tcp_->tcp, reinterpret_cast<const sockaddr*>(&*addr),
-                            [](uv_connect_t* req, int status) {
-                                auto* t = static_cast<Tcp*>(req->data);
-                                if (!t->owner || status == UV_ECANCELED) return;
-                                if (status != 0) {
-                                    t->owner->close(std::string("connect failed: ") + uv_strerror(status));
-                                    return;
-                                }
-                                t->owner->start_handshake();
-                            });
-    if (rc != 0) c->close(std::string("connect failed: ") + uv_strerror(rc));
+    c->stream_.set_nodelay();
+    Connection* conn = c.get();
+    int rc = c->stream_.connect(*addr, [conn](int status) {
+        if (status != 0) return conn->close(CloseCode::ConnectFailed, std::string("connect failed: ") + Stream::error_name(status));
+        conn->start_handshake();
+    });
+    if (rc != 0) c->close(CloseCode::ConnectFailed, std::string("connect failed: ") + Stream::error_name(rc));
     return c;
 }
 
 void Connection::start_handshake() {
     state_ = State::AwaitHello;
-    uv_read_start(
-        reinterpret_cast<uv_stream_t*>(&tcp_->tcp),
-        [](uv_handle_t* h, std::size_t, uv_buf_t* buf) {
-            auto* t = static_cast<Tcp*>(h->data);
-            *buf = uv_buf_init(t->rbuf, sizeof t->rbuf);
-        },
-        [](uv_stream_t* s, ssize_t n, const uv_buf_t*) {
-            auto* t = static_cast<Tcp*>(s->data);
-            if (!t->owner) return;
-            if (n == UV_EOF) return t->owner->close("peer closed the connection");
-            if (n < 0) return t->owner->close(std::string("read failed: ") + uv_strerror(static_cast<int>(n)));
-            t->owner->on_bytes(t->rbuf, static_cast<std::size_t>(n));
-        });
+    stream_.start_reading([this](ssize_t n, const char* data) {
+        if (n == Stream::kEof) return close(CloseCode::PeerClosed, "peer closed the connection");
+        if (n < 0) return close(CloseCode::ReadFailed, std::string("read failed: ") + Stream::error_name(static_cast<int>(n)));
+        on_bytes(data, static_cast<std::size_t>(n));
+    });
     wire::Hello h;
     h.ephemeral = eph_.pk;
     auto hello = wire::encode_hello(h);
@@ -136,13 +106,14 @@ void Connection::process() {
         if (state_ == State::AwaitHello) {
             if (avail < wire::kHelloSize) return;
             rhead_ += wire::kHelloSize;
-            if (auto s = handle_hello({p, wire::kHelloSize}); !s) return close(s.error());
+            if (auto s = handle_hello({p, wire::kHelloSize}); !s) return close(CloseCode::HandshakeFailed, s.error());
             continue;
         }
         if (state_ == State::AwaitHeader) {
             if (avail < crypto::kStreamHeaderSize) return;
             rhead_ += crypto::kStreamHeaderSize;
-            if (auto s = pull_.init(keys_->rx, {p, crypto::kStreamHeaderSize}); !s) return close("handshake: " + s.error());
+            if (auto s = pull_.init(keys_->rx, {p, crypto::kStreamHeaderSize}); !s)
+                return close(CloseCode::HandshakeFailed, "handshake: " + s.error());
             state_ = State::AwaitAuth;
             continue;
         }
@@ -150,15 +121,15 @@ void Connection::process() {
         if (avail < 4) return;
         std::uint32_t len = std::uint32_t(p[0]) << 24 | std::uint32_t(p[1]) << 16 | std::uint32_t(p[2]) << 8 | p[3];
         if (len > wire::kMaxWireFrame || len < crypto::kStreamOverhead)
-            return close("frame of " + std::to_string(len) + " bytes is outside the limits");
+            return close(CloseCode::ProtocolViolation, "frame of " + std::to_string(len) + " bytes is outside the limits");
         if (avail < 4 + std::size_t{len}) return;
         rhead_ += 4 + std::size_t{len};
         plain_.resize(len - crypto::kStreamOverhead);
         bool final = false;
-        if (auto s = pull_.pull({p + 4, len}, plain_.data(), &final); !s) return close(s.error());
-        if (final) return close("peer ended the stream");
+        if (auto s = pull_.pull({p + 4, len}, plain_.data(), &final); !s) return close(CloseCode::ProtocolViolation, s.error());
+        if (final) return close(CloseCode::StreamEnded, "peer ended the stream");
         if (state_ == State::AwaitAuth) {
-            if (auto s = handle_auth(plain_); !s) return close(s.error());
+            if (auto s = handle_auth(plain_); !s) return close(CloseCode::HandshakeFailed, s.error());
             state_ = State::Ready;
             handler_.on_ready(*this);
             continue;
@@ -220,100 +191,69 @@ void Connection::send(ByteView plaintext) {
 }
 
 void Connection::write_raw(Bytes data) {
-    auto* w = new WriteReq{{}, std::move(data), tcp_};
-    w->req.data = w;
-    queued_ += w->buf.size();
-    bytes_out_ += w->buf.size();
-    uv_buf_t b = uv_buf_init(reinterpret_cast<char*>(w->buf.data()), static_cast<unsigned>(w->buf.size()));
-    int rc = uv_write(&w->req, reinterpret_cast<uv_stream_t*>(&tcp_->tcp), &b, 1, [](uv_write_t* req, int status) {
-        auto* wr = static_cast<WriteReq*>(req->data);
-        Connection* c = wr->tcp->owner;
-        std::size_t n = wr->buf.size();
-        delete wr;
-        if (!c) return;
-        c->queued_ -= n;
-        if (status < 0 && status != UV_ECANCELED) return c->close(std::string("write failed: ") + uv_strerror(status));
-        // Every large write that completes frees budget the owner may share
-        // across connections; small ones (control messages) do not bother it.
-        if (c->state_ == State::Ready && (n >= kWritableChunk || (c->above_high_ && c->queued_ < kLowWater))) {
-            c->above_high_ = false;
-            c->handler_.on_writable(*c);
-        }
-    });
-    if (rc != 0) {
-        queued_ -= w->buf.size();
-        delete w;
-        close(std::string("write failed: ") + uv_strerror(rc));
+    std::size_t n = data.size();
+    queued_ += n;
+    bytes_out_ += n;
+    if (int rc = stream_.write(std::move(data)); rc != 0) {
+        queued_ -= n;
+        close(CloseCode::WriteFailed, std::string("write failed: ") + Stream::error_name(rc));
         return;
     }
     if (queued_ >= kHighWater) above_high_ = true;
 }
 
-void Connection::close(const std::string& reason) {
+void Connection::on_written(std::size_t n, int status) {
+    queued_ -= n;
+    if (status < 0 && status != Stream::kCancelled)
+        return close(CloseCode::WriteFailed, std::string("write failed: ") + Stream::error_name(status));
+    // Every large write that completes frees budget the owner may share
+    // across connections; small ones (control messages) do not bother it.
+    if (state_ == State::Ready && (n >= kWritableChunk || (above_high_ && queued_ < kLowWater))) {
+        above_high_ = false;
+        handler_.on_writable(*this);
+    }
+}
+
+void Connection::close(CloseCode code, const std::string& reason) {
     if (state_ == State::Closing) return;
     state_ = State::Closing;
+    close_code_ = code;
     close_reason_ = reason;
-    uv_read_stop(reinterpret_cast<uv_stream_t*>(&tcp_->tcp));
-    uv_close(reinterpret_cast<uv_handle_t*>(&tcp_->tcp), [](uv_handle_t* h) {
-        auto* t = static_cast<Tcp*>(h->data);
-        Connection* c = t->owner;
-        delete t;
-        if (!c) return;
-        c->tcp_ = nullptr;
-        c->handler_.on_closed(*c, c->close_reason_);  // may destroy c
-    });
+    stream_.close([this] { handler_.on_closed(*this, close_code_, close_reason_); });  // may destroy this
 }
 
 // ---- Listener ----
 
-struct Listener::Tcp {
-    uv_tcp_t tcp;
-    Listener* owner;
-};
-
 Listener::Listener(Loop& loop, const Identity& self, ConnectionHandler& handler, OnAccept on_accept)
-    : loop_(loop), self_(self), handler_(handler), on_accept_(std::move(on_accept)) {}
+    : loop_(loop), self_(self), handler_(handler), on_accept_(std::move(on_accept)), stream_(loop, Stream::Kind::Tcp, 0) {}
 
 Result<std::unique_ptr<Listener>> Listener::start(Loop& loop, const std::string& host, std::uint16_t port,
                                                   const Identity& self, ConnectionHandler& handler,
                                                   OnAccept on_accept) {
-    auto addr = make_addr(host, port);
+    auto addr = ip_address(host, port);
     if (!addr) return err("listen: " + addr.error());
     std::unique_ptr<Listener> l(new Listener(loop, self, handler, std::move(on_accept)));
-    l->tcp_ = new Tcp;
-    l->tcp_->owner = l.get();
-    uv_tcp_init(static_cast<uv_loop_t*>(loop.raw()), &l->tcp_->tcp);
-    l->tcp_->tcp.data = l->tcp_;
-    int rc = uv_tcp_bind(&l->tcp_->tcp, reinterpret_cast<const sockaddr*>(&*addr), 0);
+    Listener* lis = l.get();
+    int rc = l->stream_.bind(*addr);
     if (rc == 0)
-        rc = uv_listen(reinterpret_cast<uv_stream_t*>(&l->tcp_->tcp), 128, [](uv_stream_t* s, int status) {
-            auto* t = static_cast<Tcp*>(s->data);
-            if (!t->owner || status < 0) return;
-            Listener& lis = *t->owner;
-            std::unique_ptr<Connection> c(new Connection(lis.loop_, lis.self_, lis.handler_, false));
-            if (uv_accept(s, reinterpret_cast<uv_stream_t*>(&c->tcp_->tcp)) != 0) return;
-            uv_tcp_nodelay(&c->tcp_->tcp, 1);
-            sockaddr_storage peer{};
-            int len = sizeof peer;
-            if (uv_tcp_getpeername(&c->tcp_->tcp, reinterpret_cast<sockaddr*>(&peer), &len) == 0)
-                c->remote_ = addr_to_string(peer);
-            c->start_handshake();
-            lis.on_accept_(std::move(c));
+        rc = l->stream_.listen(128, [lis](int status) {
+            if (status == 0) lis->on_connection();
         });
-    if (rc != 0) return err("listen on " + host + ":" + std::to_string(port) + ": " + uv_strerror(rc));
-    sockaddr_storage bound{};
-    int len = sizeof bound;
-    uv_tcp_getsockname(&l->tcp_->tcp, reinterpret_cast<sockaddr*>(&bound), &len);
-    l->port_ = ntohs(bound.ss_family == AF_INET ? reinterpret_cast<sockaddr_in*>(&bound)->sin_port
-                                                : reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port);
+    if (rc != 0) return err("listen on " + host + ":" + std::to_string(port) + ": " + Stream::error_name(rc));
+    l->port_ = l->stream_.local_port();
     return l;
 }
 
-Listener::~Listener() {
-    if (!tcp_) return;
-    tcp_->owner = nullptr;
-    uv_close(reinterpret_cast<uv_handle_t*>(&tcp_->tcp), [](uv_handle_t* h) { delete static_cast<Tcp*>(h->data); });
+void Listener::on_connection() {
+    std::unique_ptr<Connection> c(new Connection(loop_, self_, handler_, false));
+    if (stream_.accept(c->stream_) != 0) return;
+    c->stream_.set_nodelay();
+    c->remote_ = c->stream_.peer_address();
+    c->start_handshake();
+    on_accept_(std::move(c));
 }
+
+Listener::~Listener() = default;
 
 Result<std::pair<std::string, std::uint16_t>> parse_endpoint(const std::string& s) {
     std::string host, port;

@@ -22,6 +22,7 @@
 #include "core/types.hpp"
 #include "crypto/crypto.hpp"
 #include "transfer/loop.hpp"
+#include "transfer/stream.hpp"
 
 namespace ps::transfer {
 
@@ -42,6 +43,28 @@ struct PeerInfo {
 
 class Connection;
 
+// Why a connection closed, for callers that branch on it; the reason string
+// next to it is for people (logs) and may change wording freely.
+enum class CloseCode : std::uint8_t {
+    PeerClosed,         // the peer closed the TCP stream (EOF)
+    Shutdown,           // this node is shutting down
+    Duplicate,          // another connection to the same node key won
+    ConnectFailed,      // the TCP connect did not succeed
+    ReadFailed,         // a socket read failed
+    WriteFailed,        // a socket write failed
+    Goodbye,            // the peer said Bye
+    HandshakeTimeout,   // the handshake did not finish in time
+    HandshakeFailed,    // the peer failed the handshake (version, key, proof)
+    BadAddress,         // the address to dial is not an IP address
+    StreamEnded,        // the peer ended the encrypted stream
+    ProtocolViolation,  // a frame or message broke the protocol
+};
+const char* to_string(CloseCode c);
+// The ordinary ends of a connection: a node closes or goes away, a dial finds
+// nobody. Anything else (a protocol violation, a failed handshake) is worth a
+// warning.
+bool ordinary(CloseCode c);
+
 class ConnectionHandler {
 public:
     virtual ~ConnectionHandler() = default;
@@ -52,7 +75,7 @@ public:
     // A large write completed, or the queue drained below the low watermark.
     virtual void on_writable(Connection&) {}
     // The last call for this connection; the handler may destroy it here.
-    virtual void on_closed(Connection& c, const std::string& reason) = 0;
+    virtual void on_closed(Connection& c, CloseCode code, const std::string& reason) = 0;
 };
 
 class Connection {
@@ -72,8 +95,8 @@ public:
     // Fault injection for tests: writes bytes as they are, outside the framing
     // and encryption (a misbehaving peer). Never used by the node.
     void write_unframed(Bytes bytes) { write_raw(std::move(bytes)); }
-    // Closes with a reason; on_closed follows from the loop.
-    void close(const std::string& reason);
+    // Closes with a code and a reason; on_closed follows from the loop.
+    void close(CloseCode code, const std::string& reason);
 
     bool ready() const { return state_ == State::Ready; }
     bool closing() const { return state_ == State::Closing; }
@@ -90,8 +113,6 @@ public:
     std::uint64_t bytes_in() const { return bytes_in_; }
     std::uint64_t bytes_out() const { return bytes_out_; }
 
-    struct Tcp;  // the libuv handle block (defined in connection.cpp)
-
 private:
     friend class Listener;
     enum class State { Connecting, AwaitHello, AwaitHeader, AwaitAuth, Ready, Closing };
@@ -103,18 +124,20 @@ private:
     Status handle_hello(ByteView b);
     Status handle_auth(ByteView plain);
     void write_raw(Bytes buf);
+    void on_written(std::size_t n, int status);
     void queue_frame(ByteView plaintext);
 
     Loop& loop_;
     const Identity& self_;
     ConnectionHandler& handler_;
-    Tcp* tcp_ = nullptr;
+    Stream stream_;
     bool dialer_;
     State state_ = State::Connecting;
     std::uint64_t id_;
     std::uint64_t created_ms_;
     std::optional<crypto::PublicKey> expect_;
     std::string remote_;
+    CloseCode close_code_ = CloseCode::Shutdown;
     std::string close_reason_;
 
     crypto::KxKeyPair eph_;
@@ -144,13 +167,13 @@ public:
     std::uint16_t port() const { return port_; }
 
 private:
-    struct Tcp;
     Listener(Loop& loop, const Identity& self, ConnectionHandler& handler, OnAccept on_accept);
+    void on_connection();
     Loop& loop_;
     const Identity& self_;
     ConnectionHandler& handler_;
     OnAccept on_accept_;
-    Tcp* tcp_ = nullptr;
+    Stream stream_;
     std::uint16_t port_ = 0;
 };
 

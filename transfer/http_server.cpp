@@ -1,7 +1,5 @@
 #include "transfer/http_server.hpp"
 
-#include <uv.h>
-
 #include <cstring>
 #include <vector>
 
@@ -46,69 +44,43 @@ const char* reason_phrase(int status) {
 
 }  // namespace
 
-struct HttpServer::Tcp {
-    uv_tcp_t tcp;
-    HttpServer* owner;
-};
-
+// Freed by its stream's close callback; `owner` is cleared when dropped.
 struct HttpServer::Client {
-    uv_tcp_t tcp;
-    HttpServer* owner;
+    explicit Client(Loop& loop) : stream(loop, Stream::Kind::Tcp, 4096) {}
+    Stream stream;
+    HttpServer* owner = nullptr;
     std::string head;
     std::uint64_t accepted_ms = 0;
     bool answered = false;
-    bool closing = false;
-    char rbuf[4096];
 };
 
 namespace {
 
-struct WriteReq {
-    uv_write_t req;
-    std::string data;
-    HttpServer::Client* client;
-};
-
 void close_client(HttpServer::Client* c) {
-    if (c->closing) return;
-    c->closing = true;
-    uv_close(reinterpret_cast<uv_handle_t*>(&c->tcp),
-             [](uv_handle_t* h) { delete static_cast<HttpServer::Client*>(h->data); });
+    c->stream.close([c] { delete c; });
 }
 
 }  // namespace
 
 HttpServer::HttpServer(Loop& loop, Handler handler, Limits limits)
-    : loop_(loop), handler_(std::move(handler)), limits_(limits) {}
+    : loop_(loop), handler_(std::move(handler)), limits_(limits), stream_(loop, Stream::Kind::Tcp, 0) {}
 
 Result<std::unique_ptr<HttpServer>> HttpServer::start(Loop& loop, const std::string& host, std::uint16_t port,
                                                       Handler handler, Limits limits) {
-    sockaddr_storage ss{};
-    if (uv_ip4_addr(host.c_str(), port, reinterpret_cast<sockaddr_in*>(&ss)) != 0 &&
-        uv_ip6_addr(host.c_str(), port, reinterpret_cast<sockaddr_in6*>(&ss)) != 0)
-        return err("metrics: '" + host + "' is not an IPv4 or IPv6 address");
+    auto addr = ip_address(host, port);
+    if (!addr) return err("metrics: " + addr.error());
     std::unique_ptr<HttpServer> s(new HttpServer(loop, std::move(handler), limits));
-    s->tcp_ = new Tcp;
-    s->tcp_->owner = s.get();
-    uv_tcp_init(static_cast<uv_loop_t*>(loop.raw()), &s->tcp_->tcp);
-    s->tcp_->tcp.data = s->tcp_;
-    std::string where = host + ":" + std::to_string(port);
-    if (int rc = uv_tcp_bind(&s->tcp_->tcp, reinterpret_cast<const sockaddr*>(&ss), 0); rc != 0)
-        return err("metrics: cannot bind " + where + ": " + uv_strerror(rc));
-    if (int rc = uv_listen(reinterpret_cast<uv_stream_t*>(&s->tcp_->tcp), 16,
-                           [](uv_stream_t* server, int status) {
-                               auto* t = static_cast<Tcp*>(server->data);
-                               if (status == 0 && t->owner) t->owner->on_connection();
-                           });
-        rc != 0)
-        return err("metrics: cannot listen on " + where + ": " + uv_strerror(rc));
-    sockaddr_storage bound{};
-    int len = sizeof bound;
-    uv_tcp_getsockname(&s->tcp_->tcp, reinterpret_cast<sockaddr*>(&bound), &len);
-    s->port_ = ntohs(bound.ss_family == AF_INET ? reinterpret_cast<sockaddr_in*>(&bound)->sin_port
-                                                : reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port);
-    s->sweeper_ = std::make_unique<Timer>(loop);
     HttpServer* self = s.get();
+    std::string where = host + ":" + std::to_string(port);
+    if (int rc = s->stream_.bind(*addr); rc != 0)
+        return err("metrics: cannot bind " + where + ": " + Stream::error_name(rc));
+    if (int rc = s->stream_.listen(16, [self](int status) {
+            if (status == 0) self->on_connection();
+        });
+        rc != 0)
+        return err("metrics: cannot listen on " + where + ": " + Stream::error_name(rc));
+    s->port_ = s->stream_.local_port();
+    s->sweeper_ = std::make_unique<Timer>(loop);
     s->sweeper_->start(1'000, 1'000, [self] { self->sweep(); });
     return s;
 }
@@ -120,41 +92,24 @@ HttpServer::~HttpServer() {
         close_client(c);
     }
     clients_.clear();
-    if (tcp_) {
-        tcp_->owner = nullptr;
-        uv_close(reinterpret_cast<uv_handle_t*>(&tcp_->tcp), [](uv_handle_t* h) { delete static_cast<Tcp*>(h->data); });
-    }
 }
 
 void HttpServer::on_connection() {
-    auto* c = new Client;
-    c->owner = this;
+    auto* c = new Client(loop_);
     c->accepted_ms = loop_.now_ms();
-    uv_tcp_init(static_cast<uv_loop_t*>(loop_.raw()), &c->tcp);
-    c->tcp.data = c;
-    if (uv_accept(reinterpret_cast<uv_stream_t*>(&tcp_->tcp), reinterpret_cast<uv_stream_t*>(&c->tcp)) != 0 ||
-        clients_.size() >= limits_.max_clients) {
-        c->owner = nullptr;
-        return close_client(c);
-    }
+    if (stream_.accept(c->stream) != 0 || clients_.size() >= limits_.max_clients) return close_client(c);
+    c->owner = this;
     clients_.insert(c);
-    uv_read_start(
-        reinterpret_cast<uv_stream_t*>(&c->tcp),
-        [](uv_handle_t* h, std::size_t, uv_buf_t* buf) {
-            auto* cl = static_cast<Client*>(h->data);
-            *buf = uv_buf_init(cl->rbuf, sizeof cl->rbuf);
-        },
-        [](uv_stream_t* s, ssize_t n, const uv_buf_t*) {
-            auto* cl = static_cast<Client*>(s->data);
-            HttpServer* self = cl->owner;
-            if (!self || n == 0 || cl->answered) return;
-            if (n < 0) return self->drop(cl);
-            cl->head.append(cl->rbuf, static_cast<std::size_t>(n));
-            bool whole = cl->head.find("\r\n\r\n") != std::string::npos || cl->head.find("\n\n") != std::string::npos;
-            if (cl->head.size() > self->limits_.max_head)
-                return self->respond(cl, {431, "text/plain; charset=utf-8", "request head too large\n"});
-            if (whole) self->on_head(cl);
-        });
+    c->stream.start_reading([c](ssize_t n, const char* data) {
+        HttpServer* self = c->owner;
+        if (!self || c->answered) return;
+        if (n < 0) return self->drop(c);
+        c->head.append(data, static_cast<std::size_t>(n));
+        bool whole = c->head.find("\r\n\r\n") != std::string::npos || c->head.find("\n\n") != std::string::npos;
+        if (c->head.size() > self->limits_.max_head)
+            return self->respond(c, {431, "text/plain; charset=utf-8", "request head too large\n"});
+        if (whole) self->on_head(c);
+    });
 }
 
 void HttpServer::on_head(Client* c) {
@@ -171,24 +126,14 @@ void HttpServer::on_head(Client* c) {
 
 void HttpServer::respond(Client* c, const HttpResponse& r) {
     c->answered = true;
-    uv_read_stop(reinterpret_cast<uv_stream_t*>(&c->tcp));
-    auto* w = new WriteReq;
-    w->client = c;
-    w->data = "HTTP/1.0 " + std::to_string(r.status) + " " + reason_phrase(r.status) + "\r\nContent-Type: " +
-              r.content_type + "\r\nContent-Length: " + std::to_string(r.body.size()) +
-              "\r\nConnection: close\r\n\r\n" + r.body;
-    w->req.data = w;
-    uv_buf_t b = uv_buf_init(w->data.data(), static_cast<unsigned>(w->data.size()));
-    int rc = uv_write(&w->req, reinterpret_cast<uv_stream_t*>(&c->tcp), &b, 1, [](uv_write_t* req, int) {
-        auto* wr = static_cast<WriteReq*>(req->data);
-        Client* cl = wr->client;
-        delete wr;
-        if (cl->owner) cl->owner->drop(cl);
+    c->stream.stop_reading();
+    c->stream.on_written([c](std::size_t, int) {
+        if (c->owner) c->owner->drop(c);
     });
-    if (rc != 0) {
-        delete w;
-        drop(c);
-    }
+    std::string text = "HTTP/1.0 " + std::to_string(r.status) + " " + reason_phrase(r.status) + "\r\nContent-Type: " +
+                       r.content_type + "\r\nContent-Length: " + std::to_string(r.body.size()) +
+                       "\r\nConnection: close\r\n\r\n" + r.body;
+    if (c->stream.write(std::move(text)) != 0) drop(c);
 }
 
 void HttpServer::drop(Client* c) {

@@ -18,6 +18,7 @@
 
 #include "core/result.hpp"
 #include "transfer/loop.hpp"
+#include "transfer/stream.hpp"
 
 namespace ps::transfer {
 
@@ -60,8 +61,7 @@ public:
 
     std::uint16_t port() const { return port_; }
 
-    struct Tcp;     // the listening handle block (http_server.cpp)
-    struct Client;  // one connection's handle block
+    struct Client;  // one connection (http_server.cpp)
 
 private:
     HttpServer(Loop& loop, Handler handler, Limits limits);
@@ -74,7 +74,7 @@ private:
     Loop& loop_;
     Handler handler_;
     Limits limits_;
-    Tcp* tcp_ = nullptr;
+    Stream stream_;  // the listening socket
     std::uint16_t port_ = 0;
     std::set<Client*> clients_;
     std::unique_ptr<Timer> sweeper_;

@@ -1,7 +1,5 @@
 #include "transfer/local_server.hpp"
 
-#include <uv.h>
-
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -67,43 +65,30 @@ Status prepare_socket_folder(const std::string& socket_path) {
     return {};
 }
 
-struct LocalServer::Pipe {
-    uv_pipe_t pipe;
-    LocalServer* owner;
-};
-
+// Freed by its stream's close callback; `owner` is cleared when dropped.
 struct LocalServer::Client {
-    uv_pipe_t pipe;
-    LocalServer* owner;
+    explicit Client(Loop& loop) : stream(loop, Stream::Kind::Pipe, 16 * 1024) {}
+    Stream stream;
+    LocalServer* owner = nullptr;
     std::string buf;
     std::size_t queued = 0;       // reply bytes not yet written
     std::uint64_t serial = 0;     // names the client in pending replies
     bool pending = false;         // a request is being answered; later lines wait
     bool eof = false;             // the client half-closed: close once answered
     bool close_after_write = false;
-    bool closing = false;
-    char rbuf[16 * 1024];
 };
 
 namespace {
 
-struct WriteReq {
-    uv_write_t req;
-    std::string data;
-    LocalServer::Client* client;
-};
-
 void close_client_handle(LocalServer::Client* c) {
-    if (c->closing) return;
-    c->closing = true;
-    uv_close(reinterpret_cast<uv_handle_t*>(&c->pipe),
-             [](uv_handle_t* h) { delete static_cast<LocalServer::Client*>(h->data); });
+    c->stream.close([c] { delete c; });
 }
 
 }  // namespace
 
 LocalServer::LocalServer(Loop& loop, std::string path, AsyncHandler handler, Limits limits)
-    : loop_(loop), path_(std::move(path)), handler_(std::move(handler)), limits_(std::move(limits)) {}
+    : loop_(loop), path_(std::move(path)), handler_(std::move(handler)), limits_(std::move(limits)),
+      stream_(loop, Stream::Kind::Pipe, 0) {}
 
 Result<std::unique_ptr<LocalServer>> LocalServer::start(Loop& loop, const std::string& path, AsyncHandler handler,
                                                         Limits limits) {
@@ -123,15 +108,12 @@ Result<std::unique_ptr<LocalServer>> LocalServer::start(Loop& loop, const std::s
     }
 
     std::unique_ptr<LocalServer> s(new LocalServer(loop, path, std::move(handler), std::move(limits)));
-    s->pipe_ = new Pipe;
-    s->pipe_->owner = s.get();
-    uv_pipe_init(static_cast<uv_loop_t*>(loop.raw()), &s->pipe_->pipe, 0);
-    s->pipe_->pipe.data = s->pipe_;
+    LocalServer* self = s.get();
     auto fail = [&](const std::string& what, int rc) -> Error {
-        std::string reason = "control socket " + path + ": " + what + ": " + uv_strerror(rc);
+        std::string reason = "control socket " + path + ": " + what + ": " + Stream::error_name(rc);
         return err(reason);  // the destructor closes the handle and unlinks the path
     };
-    if (int rc = uv_pipe_bind(&s->pipe_->pipe, path.c_str()); rc != 0) {
+    if (int rc = s->stream_.bind(path); rc != 0) {
         auto e = fail("bind", rc);
         s->path_.clear();  // not ours to unlink
         return e;
@@ -139,11 +121,9 @@ Result<std::unique_ptr<LocalServer>> LocalServer::start(Loop& loop, const std::s
     // The folder is owner-only already; the socket itself is made so too before
     // anyone could be accepted.
     if (::chmod(path.c_str(), 0600) != 0) return err("control socket " + path + ": chmod: " + std::strerror(errno));
-    if (int rc = uv_listen(reinterpret_cast<uv_stream_t*>(&s->pipe_->pipe), 16,
-                           [](uv_stream_t* server, int status) {
-                               auto* p = static_cast<Pipe*>(server->data);
-                               if (status == 0 && p->owner) p->owner->on_connection();
-                           });
+    if (int rc = s->stream_.listen(16, [self](int status) {
+            if (status == 0) self->on_connection();
+        });
         rc != 0)
         return fail("listen", rc);
     return s;
@@ -156,62 +136,48 @@ LocalServer::~LocalServer() {
         close_client_handle(c);
     }
     clients_.clear();
-    if (pipe_) {
-        pipe_->owner = nullptr;
-        uv_close(reinterpret_cast<uv_handle_t*>(&pipe_->pipe), [](uv_handle_t* h) { delete static_cast<Pipe*>(h->data); });
-    }
+    stream_.close();
     if (!path_.empty()) ::unlink(path_.c_str());
 }
 
 void LocalServer::on_connection() {
-    auto* c = new Client;
-    c->owner = this;
-    uv_pipe_init(static_cast<uv_loop_t*>(loop_.raw()), &c->pipe, 0);
-    c->pipe.data = c;
-    if (uv_accept(reinterpret_cast<uv_stream_t*>(&pipe_->pipe), reinterpret_cast<uv_stream_t*>(&c->pipe)) != 0) {
-        c->owner = nullptr;
-        return close_client_handle(c);
-    }
+    auto* c = new Client(loop_);
+    if (stream_.accept(c->stream) != 0) return close_client_handle(c);
     // Only this user (and root) may talk to the node, whatever the file modes say.
-    uv_os_fd_t fd = -1;
+    int fd = c->stream.fd();
     ucred cred{};
     socklen_t len = sizeof cred;
-    bool allowed = uv_fileno(reinterpret_cast<uv_handle_t*>(&c->pipe), &fd) == 0 &&
-                   ::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 &&
+    bool allowed = fd >= 0 && ::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 &&
                    (cred.uid == ::geteuid() || cred.uid == 0);
-    if (!allowed || clients_.size() >= limits_.max_clients) {
-        c->owner = nullptr;
-        return close_client_handle(c);
-    }
+    if (!allowed || clients_.size() >= limits_.max_clients) return close_client_handle(c);
+    c->owner = this;
     c->serial = ++next_client_;
     clients_.insert(c);
-    uv_read_start(
-        reinterpret_cast<uv_stream_t*>(&c->pipe),
-        [](uv_handle_t* h, std::size_t, uv_buf_t* buf) {
-            auto* cl = static_cast<Client*>(h->data);
-            *buf = uv_buf_init(cl->rbuf, sizeof cl->rbuf);
-        },
-        [](uv_stream_t* s, ssize_t n, const uv_buf_t*) {
-            auto* cl = static_cast<Client*>(s->data);
-            LocalServer* self = cl->owner;
-            if (!self || n == 0) return;
-            if (n < 0) {
-                // EOF (the client half-closed) or an error: answer what is asked, then close.
-                uv_read_stop(s);
-                if (n != UV_EOF || (cl->queued == 0 && !cl->pending && cl->buf.find('\n') == std::string::npos))
-                    return self->drop(cl);
-                cl->eof = true;
-                self->process_lines(cl);
-                return;
-            }
-            cl->buf.append(cl->rbuf, static_cast<std::size_t>(n));
-            if (cl->pending && cl->buf.size() > 2 * self->limits_.max_line) {
-                // Lines keep coming while one is being answered: the client
-                // does not wait for replies. Bound what it can make us hold.
-                return self->drop(cl);
-            }
-            self->process_lines(cl);
-        });
+    c->stream.on_written([c](std::size_t n, int status) {
+        c->queued -= n;
+        if (!c->owner) return;
+        if (status != 0 || (c->close_after_write && c->queued == 0)) c->owner->drop(c);
+    });
+    c->stream.start_reading([c](ssize_t n, const char* data) {
+        LocalServer* self = c->owner;
+        if (!self) return;
+        if (n < 0) {
+            // EOF (the client half-closed) or an error: answer what is asked, then close.
+            c->stream.stop_reading();
+            if (n != Stream::kEof || (c->queued == 0 && !c->pending && c->buf.find('\n') == std::string::npos))
+                return self->drop(c);
+            c->eof = true;
+            self->process_lines(c);
+            return;
+        }
+        c->buf.append(data, static_cast<std::size_t>(n));
+        if (c->pending && c->buf.size() > 2 * self->limits_.max_line) {
+            // Lines keep coming while one is being answered: the client
+            // does not wait for replies. Bound what it can make us hold.
+            return self->drop(c);
+        }
+        self->process_lines(c);
+    });
 }
 
 // Hands complete lines to the handler, one at a time: the next waits until
@@ -233,7 +199,7 @@ void LocalServer::process_lines(Client* c) {
         // No newline within the limit: answer once, then hang up.
         c->buf.clear();
         c->buf.shrink_to_fit();
-        uv_read_stop(reinterpret_cast<uv_stream_t*>(&c->pipe));
+        c->stream.stop_reading();
         return reply(c, limits_.overflow_reply, true);
     }
     if (c->eof) {
@@ -276,23 +242,10 @@ void LocalServer::reply(Client* c, std::string text, bool then_close) {
     text += '\n';
     if (c->queued + text.size() > limits_.max_queued) return drop(c);
     if (then_close) c->close_after_write = true;
-    auto* w = new WriteReq;
-    w->data = std::move(text);
-    w->client = c;
-    c->queued += w->data.size();
-    uv_buf_t b = uv_buf_init(w->data.data(), static_cast<unsigned>(w->data.size()));
-    w->req.data = w;
-    int rc = uv_write(&w->req, reinterpret_cast<uv_stream_t*>(&c->pipe), &b, 1, [](uv_write_t* req, int status) {
-        auto* wr = static_cast<WriteReq*>(req->data);
-        Client* cl = wr->client;
-        cl->queued -= wr->data.size();
-        delete wr;
-        if (!cl->owner) return;
-        if (status != 0 || (cl->close_after_write && cl->queued == 0)) cl->owner->drop(cl);
-    });
-    if (rc != 0) {
-        c->queued -= w->data.size();
-        delete w;
+    std::size_t n = text.size();
+    c->queued += n;
+    if (c->stream.write(std::move(text)) != 0) {
+        c->queued -= n;
         drop(c);
     }
 }

@@ -27,6 +27,7 @@
 
 #include "core/result.hpp"
 #include "transfer/loop.hpp"
+#include "transfer/stream.hpp"
 
 namespace ps::transfer {
 
@@ -69,8 +70,7 @@ public:
     const std::string& path() const { return path_; }
     std::size_t clients() const { return clients_.size(); }
 
-    struct Pipe;    // the listening handle block (local_server.cpp)
-    struct Client;  // one accepted connection's handle block
+    struct Client;  // one accepted connection (local_server.cpp)
 
 private:
     LocalServer(Loop& loop, std::string path, AsyncHandler handler, Limits limits);
@@ -84,7 +84,7 @@ private:
     std::string path_;
     AsyncHandler handler_;
     Limits limits_;
-    Pipe* pipe_ = nullptr;
+    Stream stream_;  // the listening socket
     std::set<Client*> clients_;
     std::uint64_t next_client_ = 0;
     std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);

@@ -123,6 +123,28 @@ void encode_message(const Message& m, Bytes& out) {
         m);
 }
 
+// The contact list of a Peers message: [key, host, port, role, domain] each.
+static Result<Message> decode_peers(const msgpack::object_array& arr) {
+    auto bad = [] { return err("message: malformed peers entry"); };
+    MsgPeers m;
+    for (std::uint32_t i = 0; i < arr.size; ++i) {
+        const auto& e = arr.ptr[i];
+        if (e.type != msgpack::type::ARRAY || e.via.array.size != 5) return bad();
+        Fields g{e.via.array.ptr, e.via.array.size};
+        Contact c;
+        std::uint64_t port, role;
+        if (!g.fixed(0, c.key) || !g.str(1, 64, c.host) || !g.uint(2, 65535, port) || !g.uint(3, 255, role) ||
+            !g.str(4, kMaxDomain, c.domain))
+            return bad();
+        auto r = role_from_wire(role);
+        if (!r || !valid_domain(c.domain) || c.host.empty() || port == 0) return bad();
+        c.port = static_cast<std::uint16_t>(port);
+        c.role = *r;
+        m.contacts.push_back(std::move(c));
+    }
+    return Message{std::move(m)};
+}
+
 Result<Message> decode_message(ByteView frame) {
     if (frame.size() > kMaxFrame) return err("message: frame of " + std::to_string(frame.size()) + " bytes is over the limit");
     auto oh = unpack_bounded(frame, {.array = kMaxContacts, .map = 0, .str = kMaxByeReason, .bin = kMaxFrame, .ext = 0, .depth = 3},
@@ -186,27 +208,9 @@ Result<Message> decode_message(ByteView frame) {
             if (!count(2) || !f.bin(1, kMaxFrame, m.manifest) || m.manifest.empty()) return bad("announce");
             return Message{m};
         }
-        case MsgType::Peers: {
+        case MsgType::Peers:
             if (!count(2) || f.v[1].type != msgpack::type::ARRAY) return bad("peers");
-            MsgPeers m;
-            const auto& arr = f.v[1].via.array;
-            for (std::uint32_t i = 0; i < arr.size; ++i) {
-                const auto& e = arr.ptr[i];
-                if (e.type != msgpack::type::ARRAY || e.via.array.size != 5) return bad("peers entry");
-                Fields g{e.via.array.ptr, e.via.array.size};
-                Contact c;
-                std::uint64_t port, role;
-                if (!g.fixed(0, c.key) || !g.str(1, 64, c.host) || !g.uint(2, 65535, port) || !g.uint(3, 255, role) ||
-                    !g.str(4, kMaxDomain, c.domain))
-                    return bad("peers entry");
-                auto r = role_from_wire(role);
-                if (!r || !valid_domain(c.domain) || c.host.empty() || port == 0) return bad("peers entry");
-                c.port = static_cast<std::uint16_t>(port);
-                c.role = *r;
-                m.contacts.push_back(std::move(c));
-            }
-            return Message{std::move(m)};
-        }
+            return decode_peers(f.v[1].via.array);
     }
     return err("message: unknown type " + std::to_string(type));
 }
