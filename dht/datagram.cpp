@@ -1,5 +1,7 @@
 #include "dht/datagram.hpp"
 
+#include <optional>
+
 #include <algorithm>
 
 namespace ps::dht {
@@ -22,6 +24,38 @@ std::uint64_t be(const std::uint8_t* p, int n) {
     std::uint64_t v = 0;
     for (int i = 0; i < n; ++i) v = (v << 8) | p[i];
     return v;
+}
+
+// A msgpack header byte past the single-byte forms: how many length bytes
+// follow, how many fixed bytes, and whether it opens a container.
+struct Head {
+    int len_bytes = 0;
+    std::size_t fixed = 0;
+    bool opens = false;
+};
+std::optional<Head> head_of(std::uint8_t b) {
+    switch (b) {
+        case 0xc4: case 0xd9: return Head{1, 0, false};  // bin8, str8
+        case 0xc5: case 0xda: return Head{2, 0, false};  // bin16, str16
+        case 0xc6: case 0xdb: return Head{4, 0, false};  // bin32, str32
+        case 0xc7: return Head{1, 1, false};             // ext8 (+type)
+        case 0xc8: return Head{2, 1, false};             // ext16
+        case 0xc9: return Head{4, 1, false};             // ext32
+        case 0xca: return Head{0, 4, false};             // float32
+        case 0xcb: return Head{0, 8, false};             // float64
+        case 0xcc: case 0xd0: return Head{0, 1, false};
+        case 0xcd: case 0xd1: return Head{0, 2, false};
+        case 0xce: case 0xd2: return Head{0, 4, false};
+        case 0xcf: case 0xd3: return Head{0, 8, false};
+        case 0xd4: return Head{0, 2, false};             // fixext1..16 (+type)
+        case 0xd5: return Head{0, 3, false};
+        case 0xd6: return Head{0, 5, false};
+        case 0xd7: return Head{0, 9, false};
+        case 0xd8: return Head{0, 17, false};
+        case 0xdc: case 0xde: return Head{2, 0, true};   // array16, map16
+        case 0xdd: case 0xdf: return Head{4, 0, true};   // array32, map32
+        default: return std::nullopt;
+    }
 }
 
 }  // namespace
@@ -63,30 +97,11 @@ DatagramVerdict check_datagram_shape(ByteView data, std::size_t max_bytes, std::
         } else if (b >= 0xa0 && b <= 0xbf) {
             skip = b & 0x1f;
         } else {
-            int len_bytes = 0;  // a length field of this many bytes follows
-            std::size_t fixed = 0;
-            switch (b) {
-                case 0xc4: case 0xd9: len_bytes = 1; break;           // bin8, str8
-                case 0xc5: case 0xda: len_bytes = 2; break;           // bin16, str16
-                case 0xc6: case 0xdb: len_bytes = 4; break;           // bin32, str32
-                case 0xc7: len_bytes = 1, fixed = 1; break;           // ext8 (+type)
-                case 0xc8: len_bytes = 2, fixed = 1; break;           // ext16
-                case 0xc9: len_bytes = 4, fixed = 1; break;           // ext32
-                case 0xca: fixed = 4; break;                          // float32
-                case 0xcb: fixed = 8; break;                          // float64
-                case 0xcc: case 0xd0: fixed = 1; break;
-                case 0xcd: case 0xd1: fixed = 2; break;
-                case 0xce: case 0xd2: fixed = 4; break;
-                case 0xcf: case 0xd3: fixed = 8; break;
-                case 0xd4: fixed = 2; break;                          // fixext1..16 (+type)
-                case 0xd5: fixed = 3; break;
-                case 0xd6: fixed = 5; break;
-                case 0xd7: fixed = 9; break;
-                case 0xd8: fixed = 17; break;
-                case 0xdc: case 0xde: len_bytes = 2, opens = true; break;  // array16, map16
-                case 0xdd: case 0xdf: len_bytes = 4, opens = true; break;  // array32, map32
-                default: return DatagramVerdict::Malformed;              // 0xc1: never used
-            }
+            auto h = head_of(b);
+            if (!h) return DatagramVerdict::Malformed;  // 0xc1: never used
+            int len_bytes = h->len_bytes;
+            std::size_t fixed = h->fixed;
+            opens = h->opens;
             std::uint64_t len = 0;
             if (len_bytes) {
                 if (static_cast<std::size_t>(len_bytes) > left) return DatagramVerdict::Malformed;

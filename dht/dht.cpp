@@ -25,6 +25,7 @@
 
 #include "crypto/crypto.hpp"
 #include "dht/datagram.hpp"
+#include "dht/filtered_socket.hpp"
 #include "wire/manifest.hpp"
 #include "wire/record.hpp"
 
@@ -187,83 +188,6 @@ private:
     };
     std::mutex mu_;
     std::map<od::InfoHash, Newest> by_key_;
-};
-
-// Counters of datagrams dropped unread; written on OpenDHT's receive thread.
-struct DatagramDrops {
-    std::atomic<std::uint64_t> too_large{0}, malformed{0}, rate_limited{0};
-};
-
-// OpenDHT's own UDP socket with a gate in front of its decoder: OpenDHT
-// 2.4.12 lets a DhtRunner run on any DatagramSocket (Context::sock), so this
-// one wraps the stock UdpSocket, checks each received batch on its receive
-// thread (dht/datagram.hpp) and hands only what passes to OpenDHT.
-class FilteredSocket final : public od::net::DatagramSocket {
-public:
-    FilteredSocket(const od::SockAddr& bind4, const od::SockAddr& bind6, std::size_t max_bytes, std::size_t max_depth,
-                   double rate, std::shared_ptr<DatagramDrops> drops)
-        : max_bytes_(max_bytes), max_depth_(max_depth), limit_(rate), drops_(std::move(drops)), inner_(bind4, bind6) {
-        inner_.setOnReceive([this](od::net::PacketList&& pkts) { return gate(std::move(pkts)); });
-    }
-    ~FilteredSocket() override { inner_.stop(); }
-
-    int sendTo(const od::SockAddr& dest, const std::uint8_t* data, std::size_t size, bool replied) override {
-        return inner_.sendTo(dest, data, size, replied);
-    }
-    bool hasIPv4() const override { return inner_.hasIPv4(); }
-    bool hasIPv6() const override { return inner_.hasIPv6(); }
-    const od::SockAddr& getBoundRef(sa_family_t family = AF_UNSPEC) const override {
-        return inner_.getBoundRef(family);
-    }
-    void stop() override { inner_.stop(); }
-
-private:
-    static SourceRateLimit::Addr source(const od::SockAddr& a) {
-        SourceRateLimit::Addr out{};
-        out[0] = static_cast<std::uint8_t>(a.getFamily());
-        if (a.getFamily() == AF_INET) {
-            auto& in = a.getIPv4().sin_addr;
-            std::memcpy(out.data() + 1, &in, 4);
-        } else if (a.getFamily() == AF_INET6) {
-            auto& in6 = a.getIPv6().sin6_addr;
-            std::memcpy(out.data() + 1, &in6, 16);
-        }
-        return out;
-    }
-
-    // Runs on the inner socket's receive thread. Returns the packets to recycle.
-    od::net::PacketList gate(od::net::PacketList&& pkts) {
-        od::net::PacketList pass, drop;
-        const auto now = SourceRateLimit::Clock::now();
-        while (!pkts.empty()) {
-            auto it = pkts.begin();
-            auto v = check_datagram_shape(ByteView(it->data.data(), it->data.size()), max_bytes_, max_depth_);
-            if (v == DatagramVerdict::Ok && !limit_.allow(source(it->from), now)) v = DatagramVerdict::RateLimited;
-            if (v == DatagramVerdict::TooLarge) drops_->too_large++;
-            else if (v == DatagramVerdict::TooDeep || v == DatagramVerdict::Malformed) drops_->malformed++;
-            else if (v == DatagramVerdict::RateLimited) drops_->rate_limited++;
-            if (v != DatagramVerdict::Ok) it->data.clear();  // recycled: the socket appends to it
-            auto& to = v == DatagramVerdict::Ok ? pass : drop;
-            to.splice(to.end(), pkts, it);
-        }
-        if (!pass.empty()) {
-            onReceived(std::move(pass));
-            // What OpenDHT gave back for recycling went to this socket's
-            // queue; pass it on to the inner socket, which reuses packets.
-            for (;;) {
-                auto p = getNewPacket();
-                if (p.front().data.capacity() == 0) break;  // queue empty: a fresh packet
-                p.front().data.clear();
-                drop.splice(drop.end(), p);
-            }
-        }
-        return drop;
-    }
-
-    std::size_t max_bytes_, max_depth_;
-    SourceRateLimit limit_;
-    std::shared_ptr<DatagramDrops> drops_;
-    od::net::UdpSocket inner_;  // last: its thread calls gate() as soon as it exists
 };
 
 // Shared between the Node, OpenDHT callbacks and posted closures. Stats and the
@@ -660,6 +584,43 @@ void Node::withdraw(const Key& key, std::uint64_t value_id) {
     im.slots.erase(it);
 }
 
+namespace {
+
+// A get's values, on OpenDHT's thread: manifests by version (the newest kept),
+// other values by id and seq, each bounded.
+template <typename Check>
+void take_values(GetOp& g, std::uint16_t type, bool manifests, const od::InfoHash& hash, const Check& check,
+                 const std::vector<std::shared_ptr<od::Value>>& vals) {
+    std::lock_guard lock(g.mu);
+    for (const auto& v : vals) {
+        if (!v || v->type != type) continue;
+        if (manifests) {
+            // By version, not by OpenDHT id and seq: anyone can re-put an
+            // older manifest under the origin's id with a higher seq.
+            auto version = manifest_version(hash, v->data, check);
+            if (!version || !keep_newest(g.newest, g.cap, *version, v->data)) g.dropped++;
+            continue;
+        }
+        if (v->data.empty() || v->data.size() > kMaxValueBytes) {
+            g.dropped++;
+            continue;
+        }
+        auto it = g.values.find(v->id);
+        if (it == g.values.end()) {
+            if (g.values.size() >= g.cap) {
+                g.dropped++;
+                continue;
+            }
+            g.values.emplace(v->id, std::make_pair(v->seq, to_bytes(v->data)));
+        } else if (v->seq > it->second.first) {
+            // Several storing nodes may hold different versions of one value.
+            it->second = {v->seq, to_bytes(v->data)};
+        }
+    }
+}
+
+}  // namespace
+
 void Node::get(const Key& key, std::function<void(std::vector<Bytes>)> done, ValueKind kind) {
     const auto type = static_cast<std::uint16_t>(kind);
     auto& im = *impl_;
@@ -695,32 +656,7 @@ void Node::get(const Key& key, std::function<void(std::vector<Bytes>)> done, Val
     sh->pending[op] = finish;
     auto on_values = [g, type, manifests, hash = to_hash(key), check = im.cfg.manifest_check](
                          const std::vector<std::shared_ptr<od::Value>>& vals) {
-        std::lock_guard lock(g->mu);
-        for (const auto& v : vals) {
-            if (!v || v->type != type) continue;
-            if (manifests) {
-                // By version, not by OpenDHT id and seq: anyone can re-put an
-                // older manifest under the origin's id with a higher seq.
-                auto version = manifest_version(hash, v->data, check);
-                if (!version || !keep_newest(g->newest, g->cap, *version, v->data)) g->dropped++;
-                continue;
-            }
-            if (v->data.empty() || v->data.size() > kMaxValueBytes) {
-                g->dropped++;
-                continue;
-            }
-            auto it = g->values.find(v->id);
-            if (it == g->values.end()) {
-                if (g->values.size() >= g->cap) {
-                    g->dropped++;
-                    continue;
-                }
-                g->values.emplace(v->id, std::make_pair(v->seq, to_bytes(v->data)));
-            } else if (v->seq > it->second.first) {
-                // Several storing nodes may hold different versions of one value.
-                it->second = {v->seq, to_bytes(v->data)};
-            }
-        }
+        take_values(*g, type, manifests, hash, check, vals);
         return true;
     };
     auto fired = std::make_shared<std::atomic<bool>>(false);
