@@ -280,7 +280,13 @@ bool Download::lacks_from(const Peer& p) const {
 // sent us bytes, whichever is later.
 Millis Download::quiet_since(const InFlight& f) const {
     auto it = peers_.find(f.peer);
-    return it == peers_.end() ? f.since : std::max(f.since, it->second.last_progress);
+    if (it == peers_.end() || !useful(it->second)) return f.since;
+    return std::max(f.since, it->second.last_progress);
+}
+
+// Whether the holder's measured rate keeps its requests alive (unmeasured: yes).
+bool Download::useful(const Peer& p) const {
+    return p.rate <= 0 || p.rate * 1000.0 >= static_cast<double>(cfg_.min_useful_rate);
 }
 
 void Download::tick(Millis now, std::vector<Action>& out) {
@@ -292,9 +298,7 @@ void Download::expire(Millis now, std::vector<Action>& out) {
     for (std::uint32_t s = 0; s < held_.size(); ++s) {
         auto& v = in_flight_[s];
         for (std::size_t i = 0; i < v.size();) {
-            Millis alive = v[i].since;
-            if (auto it = peers_.find(v[i].peer); it != peers_.end()) alive = std::max(alive, it->second.last_progress);
-            if (alive + cfg_.request_timeout > now) {
+            if (quiet_since(v[i]) + cfg_.request_timeout > now) {
                 ++i;
                 continue;
             }

@@ -83,6 +83,10 @@ struct DownloadConfig {
     // a small patch does not double its load on the holders from the start.
     Millis endgame_after = 5'000;
     Millis request_timeout = 10'000;
+    // A holder's bytes keep its requests alive only while it delivers at least
+    // this many bytes per second (measured): a holder trickling a byte now and
+    // then costs one request_timeout, not a stalled download.
+    std::uint64_t min_useful_rate = 4 * 1024;
     // How long a holder that answered busy, or timed out, is left alone.
     Millis busy_backoff = 500;
     Millis stall_backoff = 30'000;
@@ -198,6 +202,7 @@ private:
     void forget_have(Peer& p);
     Millis quiet_since(const InFlight& f) const;
     bool lacks_from(const Peer& p) const;
+    bool useful(const Peer& p) const;
 
     DownloadConfig cfg_;
     Bitfield held_;

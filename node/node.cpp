@@ -458,10 +458,20 @@ void Node::housekeeping() {
         std::vector<const wire::Contact*> pick;
         for (auto& [k, c] : contacts_)
             if (engine_.may_dial(k)) pick.push_back(&c);
-        // Own domain first (locality), then random order among equals.
+        // Own domain first (locality), then random order among equals; but
+        // one connection outside the domain when there is none, so that a
+        // domain whose super-node is down still hears announcements.
         std::stable_sort(pick.begin(), pick.end(), [this](auto* a, auto* b) {
             return (a->domain == self_.domain) > (b->domain == self_.domain);
         });
+        bool outside = false;
+        for (auto& [id, p] : peers_) outside |= p.up && p.conn->peer().domain != self_.domain;
+        // (another domain's super-node rather than the origin, which has better to do)
+        auto far = std::find_if(pick.begin(), pick.end(),
+                                [this](auto* c) { return c->domain != self_.domain && c->role != Role::Origin; });
+        if (far == pick.end())
+            far = std::find_if(pick.begin(), pick.end(), [this](auto* c) { return c->domain != self_.domain; });
+        if (!outside && far != pick.end()) std::rotate(pick.begin(), far, far + 1);
         for (std::size_t i = 0; i < pick.size() && open() < opts_.gossip_peers; ++i) {
             core::Holder h{pick[i]->key, pick[i]->role, pick[i]->domain, pick[i]->host, pick[i]->port};
             engine_.note_dial(h);

@@ -25,6 +25,16 @@ std::vector<Action> requests_of(const std::vector<Action>& v) {
     return r;
 }
 
+// One segment, two same-domain holders of it, endgame after 1.5 s.
+Download one_segment_two_holders() {
+    Download d(1, {.pipeline_target = 0, .endgame_after = 1500}, 2);
+    d.add_peer(1, SourceClass::SameDomainPeer);
+    d.add_peer(2, SourceClass::SameDomainPeer);
+    d.peer_bitfield(1, bits("1"));
+    d.peer_bitfield(2, bits("1"));
+    return d;
+}
+
 }  // namespace
 
 TEST_CASE("download: rarest segment is requested first") {
@@ -194,11 +204,7 @@ TEST_CASE("download: a holder that keeps sending is not timed out, however deep 
 }
 
 TEST_CASE("download: endgame duplicate is cancelled when the first copy lands") {
-    Download d(1, {.pipeline_target = 0, .endgame_after = 1500}, 2);
-    d.add_peer(1, SourceClass::SameDomainPeer);
-    d.add_peer(2, SourceClass::SameDomainPeer);
-    d.peer_bitfield(1, bits("1"));
-    d.peer_bitfield(2, bits("1"));
+    Download d = one_segment_two_holders();
     std::vector<Action> out;
     d.pump(0, out);
     REQUIRE(out.size() == 1);
@@ -415,11 +421,7 @@ TEST_CASE("download: with local_first, a device that meets only other domains wa
 }
 
 TEST_CASE("download: endgame leaves alone a holder that keeps sending") {
-    Download d(1, {.pipeline_target = 0, .endgame_after = 1500}, 2);
-    d.add_peer(1, SourceClass::SameDomainPeer);
-    d.add_peer(2, SourceClass::SameDomainPeer);
-    d.peer_bitfield(1, bits("1"));
-    d.peer_bitfield(2, bits("1"));
+    Download d = one_segment_two_holders();
     std::vector<Action> out;
     d.pump(0, out);
     REQUIRE(out.size() == 1);
@@ -461,4 +463,27 @@ TEST_CASE("download: requests in flight to a holder follow its measured rate") {
     d.pump(1000, out);
     CHECK(count(1) == 4);
     CHECK(count(2) == 1);
+}
+
+TEST_CASE("download: a holder trickling bytes costs one request timeout, then the segment goes elsewhere") {
+    Download d(1, {.pipeline_target = 0, .request_timeout = 10'000, .rung_delay = {}}, 4);
+    d.add_peer(1, SourceClass::SameDomainPeer);  // the trickler, nearest
+    d.add_peer(2, SourceClass::Origin);
+    d.peer_bitfield(1, bits("1"));
+    d.peer_bitfield(2, bits("1"));
+    std::vector<Action> out;
+    d.pump(0, out);
+    REQUIRE(out == std::vector<Action>{{Action::Request, 1, 0}});
+    out.clear();
+    // One byte every five seconds: bytes arrive, but far below any useful rate.
+    for (Millis t = 5'000; t < 10'000; t += 5'000) {
+        d.progress(1, t, 1);
+        d.expire(t, out);
+        d.pump(t, out);
+    }
+    CHECK(out.empty());
+    d.progress(1, 10'000, 1);
+    d.expire(10'000, out);
+    d.pump(10'000, out);
+    CHECK(out == std::vector<Action>{{Action::Cancel, 1, 0}, {Action::Request, 2, 0}});
 }
