@@ -51,7 +51,7 @@ struct NodeOptions {
     // Called once per new manifest that verified (gossip or announce_manifest).
     std::function<void(const VerifiedManifest&)> on_announce;
     // Origin only: a segment is handed out again only after this (super-seeding).
-    std::uint64_t superseed_reserve_ms = 2'000;
+    std::uint64_t superseed_reserve_ms = core::EngineConfig{}.superseed_reserve;
     // Patch names whose announcements this node also follows in the DHT (under
     // dht::manifest_key(name)), besides gossip.
     std::vector<std::string> watch;
