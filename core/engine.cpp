@@ -269,7 +269,12 @@ void Engine::on_request(ConnId c, const PatchId& p, Segment seg, Instant now) {
     if (cfg_.fault_ignore_requests) return;
     bool held = s->held.test(idx(seg));
     bool exporting = cfg_.role == Role::Super && k->who.role == Role::Super;  // every super-node needs every segment
-    if (s->superseed && held && !exporting && !s->superseed->allow(idx(seg), now.ms)) return reject(RejectReason::Busy);
+    // A super-node's super-seeding spares a busy uplink; an idle one serves
+    // whatever is asked (on a fast link the copy is through before anyone
+    // could pass it on). The origin always spares its uplink.
+    bool uplink_busy = cfg_.role == Role::Origin || buffered() > 0;
+    if (s->superseed && held && !exporting && uplink_busy && !s->superseed->allow(idx(seg), now.ms))
+        return reject(RejectReason::Busy);
     bool banned = s->stats.banned.count(k->who.key) != 0;
     bool priority = k->who.role == Role::Super;
     switch (uploads_.request(raw(c), cookie(*s, idx(seg)), held, banned, priority)) {
