@@ -419,6 +419,10 @@ void Engine::holders_found(const PatchId& p, std::span<const Holder> holders, bo
 // from other domains. Dialing counts as "nearer holders on their way".
 void Engine::domain_supers(std::span<const Holder> supers, Instant) {
     supers_.assign(supers.begin(), supers.end());
+    dial_domain_supers();
+}
+
+void Engine::dial_domain_supers() {
     if (cfg_.role != Role::Peer) return;
     bool any = false;
     for (auto& [id, s] : patches_) any |= wants_downloading(s);
@@ -515,7 +519,7 @@ void Engine::lookup(const PatchId& id, Patch& s, Instant now) {
     ++s.lookups;
     if (!s.domain_looked_up) s.domain_lookup_pending = true;
     tell_connecting(s);
-    domain_supers(std::vector<Holder>(supers_), now);
+    dial_domain_supers();
     out_.push_back(act::Lookup{id});
 }
 

@@ -282,6 +282,7 @@ private:
     void pump_uploads(Instant now);
     void run_steps(const PatchId& id, Patch& s, std::vector<Action>& steps);
     void dial(const Holder& h);
+    void dial_domain_supers();
     void announce(const PatchId& id, Patch& s, Instant now);
     void lookup(const PatchId& id, Patch& s, Instant now);
     void closing(ConnId c, CloseWhy why, std::string reason);
