@@ -35,6 +35,7 @@ public:
     std::uint32_t count() const { return count_; }
     bool all() const { return count_ == n_; }
     bool none() const { return count_ == 0; }
+    bool operator==(const Bitfield&) const = default;
 
     Bytes to_bytes() const {
         Bytes out((n_ + 7) / 8, 0);

@@ -103,6 +103,12 @@ void Download::segment_done(PeerId peer, std::uint32_t seg, bool valid, std::vec
     }
 }
 
+void Download::withdraw(PeerId peer, std::uint32_t seg, std::vector<Action>& out) {
+    if (!is_requested(peer, seg)) return;
+    drop_request(peer, seg);
+    out.push_back({Action::Cancel, peer, seg});
+}
+
 void Download::rejected(PeerId peer, std::uint32_t seg, RejectReason why, Millis now) {
     if (seg >= held_.size()) return;
     drop_request(peer, seg);
@@ -240,16 +246,17 @@ void Download::pump(Millis now, std::vector<Action>& out) {
             // served, will give it to us. That is no reason to go afar.
             else if (p.backoff_until > now && p.backoff_until <= now + cfg_.busy_backoff && lacks_from(p)) ++local;
         }
-    // local_first: the own domain first, then afar only if nothing comes from it.
-    for (int pass = cfg_.local_first ? 0 : 1; pass < 2; ++pass) {
-        if (pass == 1 && local > 0) break;
+    // local_first: the own domain first, then afar only if nothing comes from
+    // it. A coordinated import goes afar for its share only.
+    for (int pass = cfg_.local_first || share_ ? 0 : 1; pass < 2; ++pass) {
+        if (pass == 1 && (local > 0 || share_)) break;
         for (auto s : scratch_) {
             if (!in_flight_[s].empty()) continue;  // asked for in the first pass
             const PeerId* p = pick_holder(s, now, false);
             if (!p) continue;
             auto cls = peers_.at(*p).cls;
             bool far = cls == SourceClass::OtherDomain || cls == SourceClass::Origin;
-            if (pass == 0 && far) continue;
+            if (pass == 0 && far && !(share_ && share_->test(s))) continue;
             request(*p, s, now, out);
             local += !far;
         }
@@ -267,6 +274,13 @@ void Download::pump(Millis now, std::vector<Action>& out) {
     std::sort(scratch_.begin(), scratch_.end(), rarest);
     for (auto s : scratch_)
         if (const PeerId* p = pick_holder(s, now, true)) request(*p, s, now, out);
+}
+
+bool Download::held_nearby(std::uint32_t seg) const {
+    if (seg >= held_.size()) return false;
+    for (auto& [id, p] : peers_)
+        if (!p.banned && p.cls <= SourceClass::SameDomainSuper && p.have.test(seg)) return true;
+    return false;
 }
 
 // Whether `p` holds a segment we lack.

@@ -137,6 +137,18 @@ public:
     void set_max_requests_total(std::uint32_t n) { cfg_.max_requests_total = n ? n : 1; }
     // The patch's segment size, which turns a holder's rate into a pipeline depth.
     void set_segment_bytes(std::uint32_t n) { segment_bytes_ = n ? n : 1; }
+    // Import shares (a domain's coordinated import): the segments this node
+    // may fetch from other domains and the origin on its domain's behalf. Once
+    // a share is set, every other segment comes from the own domain only (its
+    // super-node hands a stalled one to someone else), whatever local_first
+    // says; until then local_first alone decides. An empty share is a share.
+    void set_import_share(const Bitfield& share) {
+        if (share.size() == held_.size()) share_ = share;
+    }
+    void clear_import_share() { share_.reset(); }
+    bool coordinated() const { return share_.has_value(); }
+    // Whether a holder in the own domain (peer or super-node) holds `seg`.
+    bool held_nearby(std::uint32_t seg) const;
     void peer_bitfield(PeerId peer, const Bitfield& have);
     void peer_has(PeerId peer, std::uint32_t seg);
     // A whole segment arrived from `peer` and was checked against the manifest.
@@ -144,6 +156,9 @@ public:
     // the sender for this patch and cancels everything asked of it.
     void segment_done(PeerId peer, std::uint32_t seg, bool valid, std::vector<Action>& out);
     void rejected(PeerId peer, std::uint32_t seg, RejectReason why, Millis now);
+    // The driver takes back a request (a nearer holder has the segment now):
+    // emits its Cancel; the segment is free to be asked of someone else.
+    void withdraw(PeerId peer, std::uint32_t seg, std::vector<Action>& out);
     // Bytes of a requested segment arrived from `peer`: its requests are alive.
     // Timeouts count from the later of the request and the peer's last progress,
     // so a busy holder draining a deep pipeline over a slow uplink is not taken
@@ -167,6 +182,7 @@ public:
     bool is_banned(PeerId peer) const;
     bool has_peer(PeerId peer) const { return peers_.count(peer) != 0; }
     bool is_requested(PeerId peer, std::uint32_t seg) const;
+    bool in_flight(std::uint32_t seg) const { return seg < in_flight_.size() && !in_flight_[seg].empty(); }
     std::uint32_t in_flight() const { return in_flight_total_; }
     std::uint32_t availability(std::uint32_t seg) const { return availability_[seg]; }
 
@@ -212,6 +228,7 @@ private:
     std::uint32_t in_flight_total_ = 0;
     std::map<PeerId, Peer> peers_;  // ordered: decisions never depend on hash order
     std::vector<std::uint32_t> scratch_;
+    std::optional<Bitfield> share_;  // set: the coordinated import's share
     std::optional<Millis> started_;  // when the first holder was met
     std::array<std::uint32_t, kSourceClasses> connecting_{};
     std::uint32_t segment_bytes_ = 1u << 20;

@@ -79,12 +79,13 @@ void Engine::add_patch(const PatchId& id, PatchShape shape, const Bitfield& held
         s.dl->set_segment_bytes(shape.segment_size);
         for (std::uint32_t i = 0; i < shape.segments; ++i)
             if (held.test(i)) s.dl->mark_held(i);
+        if (cfg_.role == Role::Super && cfg_.coordinate_imports) s.shares.emplace(shape.segments, cfg_.import_stall);
     }
     // The origin, and super-nodes toward their domain's devices, hand a
     // segment out once per reserve period: the devices make the further
     // copies, and the uplink is left for what only this node can send.
     if ((cfg_.role == Role::Origin && !download) || (cfg_.role == Role::Super && cfg_.super_superseed))
-        s.superseed.emplace(shape.segments, cfg_.superseed_reserve);
+        s.superseed.emplace(shape.segments, cfg_.role == Role::Origin ? cfg_.origin_reserve : cfg_.superseed_reserve);
     by_index_.push_back(id);
     Patch& sw = patches_[id] = std::move(s);
     for (auto& [c, k] : conns_) send_have(c, k, id, sw);
@@ -167,6 +168,7 @@ bool Engine::forget_conn(ConnId c) {
         std::erase_if(s.partial, [c](auto& e) { return e.first.first == c; });
     }
     uploads_.peer_gone(raw(c));
+    assigner_gone(c);
     conns_.erase(it);
     return true;
 }
@@ -179,6 +181,7 @@ void Engine::closing(ConnId c, CloseWhy why, std::string reason) {
 void Engine::conn_down(ConnId c, Instant now) {
     if (!forget_conn(c)) return;
     tell_connecting_all();
+    coordinate_all(now);
     for (auto& [id, s] : patches_) pump_requests(id, s, now);
 }
 
@@ -248,6 +251,7 @@ void Engine::on_have(ConnId c, const PatchId& p, ByteView bits, Instant now) {
     if (s->stats.banned.count(k->who.key)) return;
     s->dl->add_peer(raw(c), k->cls, now.ms);
     s->dl->peer_bitfield(raw(c), *bf);
+    if (s->shares && k->who.domain == cfg_.domain) coordinate(p, *s, now);  // a member joined
     pump_requests(p, *s, now);
 }
 
@@ -257,6 +261,7 @@ void Engine::on_have_one(ConnId c, const PatchId& p, Segment seg, Instant now) {
     if (!k || !s || !s->dl || s->dl->complete()) return;
     if (idx(seg) >= s->dl->segment_count()) return closing(c, CloseWhy::ProtocolViolation, "have-one: segment out of range");
     s->dl->peer_has(raw(c), idx(seg));
+    if (k->cls <= SourceClass::SameDomainSuper) prefer_nearby(p, *s, idx(seg));
     pump_requests(p, *s, now);
 }
 
@@ -268,7 +273,10 @@ void Engine::on_request(ConnId c, const PatchId& p, Segment seg, Instant now) {
     if (!s) return reject(RejectReason::UnknownPatch);
     if (cfg_.fault_ignore_requests) return;
     bool held = s->held.test(idx(seg));
-    bool exporting = cfg_.role == Role::Super && k->who.role == Role::Super;  // every super-node needs every segment
+    // Every super-node needs every segment, and a device of another domain
+    // asks afar only for its domain's import: neither is a copy its own
+    // domain could have made instead.
+    bool exporting = cfg_.role == Role::Super && (k->who.role == Role::Super || k->who.domain != cfg_.domain);
     // A super-node's super-seeding spares a busy uplink; an idle one serves
     // whatever is asked (on a fast link the copy is through before anyone
     // could pass it on). The origin always spares its uplink.
@@ -402,12 +410,24 @@ void Engine::holders_found(const PatchId& p, std::span<const Holder> holders, bo
         s->domain_lookup_pending = false;
     }
     if (!s || !s->dl || s->dl->complete()) return;
+    std::size_t fresh = 0;
     for (auto& h : holders) {
         if (!may_dial(h.key)) {
             if (by_key_.size() + dialing_.size() >= cfg_.max_peers) break;
             continue;
         }
         dial(h);
+        fresh += h.domain == cfg_.domain;
+    }
+    // A lookup that found new holders of the own domain starts the back-off
+    // over: in a crowd, holders announce themselves one after another, and a
+    // device that met only its super-node and the origin must not wait a
+    // minute to meet the peers it is meant to fetch from.
+    if (fresh > 0 && !s->paused) {
+        s->lookup_gap = 0;
+        Millis jitter = cfg_.lookup_interval / 4;
+        Millis gap = cfg_.lookup_interval - jitter + (jitter ? rng_.below(2 * jitter + 1) : 0);
+        s->next_lookup = std::min(s->next_lookup, now.ms + std::max<Millis>(gap, 1));
     }
     tell_connecting(*s);
     pump_requests(p, *s, now);
@@ -540,6 +560,7 @@ void Engine::tick(Instant now) {
             run_steps(id, s, steps_);
             pump_requests(id, s, now);
             if (now.ms >= s.next_lookup && !s.paused) lookup(id, s, now);
+            if (s.shares && now.ms >= s.next_coordinate) coordinate(id, s, now);
         }
         // Refresh the record when what we hold changed, and well before readers
         // consider it stale.
@@ -560,6 +581,7 @@ std::optional<Instant> Engine::next_deadline(Instant now) {
         if (s.dl && !s.dl->complete() && !s.paused) {
             if (auto t = s.dl->next_deadline(now.ms)) consider(*t);
             consider(s.next_lookup);
+            if (s.shares && s.dl->coordinated()) consider(s.next_coordinate);
             if (auto w = download_bucket_.wait(now.ms); w > 0) consider(now.ms + w);
         }
         std::uint32_t held = s.held.count();

@@ -35,6 +35,7 @@
 #include "core/bitfield.hpp"
 #include "core/bytes.hpp"
 #include "core/download.hpp"
+#include "core/import_shares.hpp"
 #include "core/policy.hpp"
 #include "core/types.hpp"
 
@@ -106,7 +107,18 @@ struct EngineConfig {
     // first copy is through a capped uplink and passed on before a second one
     // is sent: on an 8 Mbit/s uplink a 1 MiB segment alone takes a second.
     Millis superseed_reserve = 10'000;
+    // The origin's reserve: longer, as a segment it sent into one domain
+    // reaches the others through that domain (its member, then its
+    // super-node), and a second copy from the origin is a second import.
+    Millis origin_reserve = 30'000;
     bool super_superseed = true;  // super-nodes super-seed toward their devices
+    // Super-nodes coordinate their domain's import (core/import_shares.hpp):
+    // each segment the domain lacks is fetched afar by one member. A member
+    // that has not brought its segment in after import_stall loses it to the
+    // super-node; shares are re-decided every coordinate_interval.
+    bool coordinate_imports = true;
+    Millis import_stall = 30'000;
+    Millis coordinate_interval = 1'000;
     bool fault_ignore_requests = false;  // tests only: take requests, never answer
 };
 
@@ -143,6 +155,8 @@ struct SendHaveOne { ConnId conn; PatchId patch; Segment seg; };
 struct SendRequest { ConnId conn; PatchId patch; Segment seg; SourceClass from; };
 struct SendCancel { ConnId conn; PatchId patch; Segment seg; };  // also: forget its partial bytes
 struct SendReject { ConnId conn; PatchId patch; Segment seg; RejectReason reason; };
+// A super-node to a device of its domain: the segments it fetches afar.
+struct SendAssign { ConnId conn; PatchId patch; Bytes share; };
 // Read the segment (checking it against the manifest) and send it as Data;
 // then report served() or serve_failed().
 struct Serve { ConnId conn; PatchId patch; Segment seg; std::uint32_t bytes; };
@@ -158,7 +172,7 @@ struct Completed { PatchId patch; };  // every segment stored
 }  // namespace act
 
 using EngineAction = std::variant<act::SendHave, act::SendHaveOne, act::SendRequest, act::SendCancel, act::SendReject,
-                                  act::Serve, act::Store, act::Dial, act::Close, act::Lookup, act::Announce,
+                                  act::SendAssign, act::Serve, act::Store, act::Dial, act::Close, act::Lookup, act::Announce,
                                   act::Banned, act::Completed>;
 
 class Engine {
@@ -197,6 +211,8 @@ public:
     void on_request(ConnId c, const PatchId& p, Segment s, Instant now);
     void on_cancel(ConnId c, const PatchId& p, Segment s);
     void on_reject(ConnId c, const PatchId& p, Segment s, std::uint8_t reason, Instant now);
+    // The own domain's super-node names the segments this device fetches afar.
+    void on_assign(ConnId c, const PatchId& p, ByteView share, Instant now);
     DataVerdict on_data(ConnId c, const PatchId& p, Segment s, std::uint32_t offset, std::uint32_t len, Instant now);
 
     // ---- results of actions ----
@@ -270,6 +286,12 @@ private:
         bool domain_lookup_pending = false;  // the first own-domain lookup is under way
         bool domain_looked_up = false;
         Millis last_served = 0;
+        // Import coordination: a super-node's shares and what each device was
+        // last told; a device's assigning super-node.
+        std::optional<ImportShares> shares;
+        std::map<ConnId, Bitfield> assigned;
+        Millis next_coordinate = 0;
+        std::optional<ConnId> assigner;
     };
 
     Patch* patch(const PatchId& p);
@@ -280,6 +302,10 @@ private:
     void tell_connecting_all();
     void pump_requests(const PatchId& id, Patch& s, Instant now);
     void pump_uploads(Instant now);
+    void coordinate(const PatchId& id, Patch& s, Instant now);
+    void prefer_nearby(const PatchId& id, Patch& s, std::uint32_t seg);
+    void coordinate_all(Instant now);
+    void assigner_gone(ConnId c);
     void run_steps(const PatchId& id, Patch& s, std::vector<Action>& steps);
     void dial(const Holder& h);
     void dial_domain_supers();

@@ -42,7 +42,7 @@ struct SimArgs {
     std::uint64_t seed = 1;
     std::string out;
     sim::Scenario defaults;
-    std::string remote_peers = "yes", remote_supers = "yes";
+    std::string remote_peers = "yes", remote_supers = "yes", coordinate_imports = "yes";
     std::uint64_t request_timeout_ms = core::DownloadConfig{}.request_timeout;
     std::uint32_t max_requests_per_peer = core::DownloadConfig{}.max_requests_per_peer;
     std::uint64_t endgame_after_ms = core::DownloadConfig{}.endgame_after;
@@ -118,6 +118,9 @@ Result<std::pair<sim::Scenario, std::vector<sim::Model>>> make_scenario(const Si
     s.download.endgame_after = a.endgame_after_ms;
     s.download.busy_backoff = a.busy_backoff_ms;
     s.download.local_far_delay = a.local_far_delay_ms;
+    auto ci = yes_no("--coordinate-imports", a.coordinate_imports);
+    if (!ci) return std::move(ci).take_error();
+    s.coordinate_imports = *ci;
     if (s.download.max_requests_per_peer == 0) return err("--max-requests-per-peer must be at least 1");
     if (!a.domain_sizes_file.empty()) {
         // One size per line, at most ~11 bytes each.
@@ -183,6 +186,10 @@ nlohmann::json scenario_json(const sim::Scenario& s) {
         j["endgame_after_ms"] = s.download.endgame_after;
         j["busy_backoff_ms"] = s.download.busy_backoff;
         j["local_far_delay_ms"] = s.download.local_far_delay;
+        j["superseed_reserve_ms"] = s.superseed_reserve;
+        j["origin_reserve_ms"] = s.origin_reserve;
+        j["coordinate_imports"] = s.coordinate_imports;
+        j["import_stall_ms"] = s.import_stall;
     }
     j["bin_minutes"] = s.bin_minutes;
     auto in = sim::theory_input(s);
@@ -394,6 +401,10 @@ void add_sim_commands(CLI::App& app, Commands& out) {
     sub->add_option("--endgame-after-ms", a->endgame_after_ms, "segment level: core::DownloadConfig::endgame_after");
     sub->add_option("--busy-backoff-ms", a->busy_backoff_ms, "segment level: core::DownloadConfig::busy_backoff");
     sub->add_option("--local-far-delay-ms", a->local_far_delay_ms, "segment level: core::DownloadConfig::local_far_delay");
+    sub->add_option("--superseed-reserve-ms", d.superseed_reserve, "segment level: core::EngineConfig::superseed_reserve");
+    sub->add_option("--origin-reserve-ms", d.origin_reserve, "segment level: core::EngineConfig::origin_reserve");
+    sub->add_option("--coordinate-imports", a->coordinate_imports, "segment level: yes | no, core::EngineConfig::coordinate_imports");
+    sub->add_option("--import-stall-ms", d.import_stall, "segment level: core::EngineConfig::import_stall");
     sub->add_option("--bin-minutes", d.bin_minutes, "Width of the source-load bins (minutes)");
     sub->add_option("--plots", a->plots, "auto | yes | no: PNG plots with gnuplot");
     out.emplace_back(sub, [a, sub] { return run_sim(*a, *sub); });

@@ -194,6 +194,8 @@ void Node::carry_out(core::EngineAction& action) {
             } else if constexpr (std::is_same_v<T, act::SendCancel>) {
                 if (Swarm* s = swarm(a.patch)) s->partial.erase({core::raw(a.conn), core::idx(a.seg)});
                 if (Peer* p = ready_peer(a.conn)) send_msg(*p, wire::MsgCancel{a.patch, core::idx(a.seg)});
+            } else if constexpr (std::is_same_v<T, act::SendAssign>) {
+                if (Peer* p = ready_peer(a.conn)) send_msg(*p, wire::MsgAssign{a.patch, std::move(a.share)});
             } else if constexpr (std::is_same_v<T, act::SendReject>) {
                 if (Peer* p = ready_peer(a.conn))
                     send_msg(*p, wire::MsgReject{a.patch, core::idx(a.seg), std::uint8_t(a.reason)});
@@ -369,6 +371,8 @@ void Node::on_message(transfer::Connection& c, ByteView frame) {
                 on_peers(p, m.contacts);
             } else if constexpr (std::is_same_v<T, wire::MsgHave>) {
                 engine_.on_have(cid, m.manifest, m.bitfield, t);
+            } else if constexpr (std::is_same_v<T, wire::MsgAssign>) {
+                engine_.on_assign(cid, m.manifest, m.share, t);
             } else if constexpr (std::is_same_v<T, wire::MsgHaveOne>) {
                 engine_.on_have_one(cid, m.manifest, core::Segment{m.segment}, t);
             } else if constexpr (std::is_same_v<T, wire::MsgRequest>) {

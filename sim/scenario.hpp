@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "core/download.hpp"
+#include "core/engine.hpp"
 #include "core/result.hpp"
 
 namespace ps::sim {
@@ -138,6 +139,11 @@ struct Scenario {
     double delay_remote_ms = 0;
     std::uint32_t conn_buffer_kib = 4096;  // bytes queued on one connection before it counts as congested (node: kHighWater)
     core::DownloadConfig download{};       // every downloader's core::Download settings (node defaults)
+    // The engine's settings the segment level varies (node defaults).
+    core::Millis superseed_reserve = core::EngineConfig{}.superseed_reserve;
+    core::Millis origin_reserve = core::EngineConfig{}.origin_reserve;
+    bool coordinate_imports = core::EngineConfig{}.coordinate_imports;
+    core::Millis import_stall = core::EngineConfig{}.import_stall;
 
     // Outputs.
     double bin_minutes = 5;

@@ -90,7 +90,7 @@ struct Pipe {
 
 // A message on its way.
 struct Msg {
-    enum Kind : std::uint8_t { Have, HaveOne, Request, Cancel, Reject, Data, Up } kind;
+    enum Kind : std::uint8_t { Have, HaveOne, Request, Cancel, Reject, Data, Assign, Up } kind;
     std::uint32_t from, to;
     std::uint32_t seg = 0;
     std::uint8_t reason = 0;
@@ -202,9 +202,13 @@ private:
         cfg.conn_high_water = std::uint64_t{s_.conn_buffer_kib} * 1024;
         cfg.max_peers = s_.max_peers;
         cfg.lookup_interval = static_cast<core::Millis>(s_.lookup_seconds * 1000);
+        cfg.superseed_reserve = s_.superseed_reserve;
+        cfg.origin_reserve = s_.origin_reserve;
+        cfg.coordinate_imports = s_.coordinate_imports;
+        cfg.import_stall = s_.import_stall;
         // The origin super-seeds (as the node's does) only where devices pass
         // segments on; in client-server and caching runs every copy is its own.
-        if (!devices_serve(s_.model)) cfg.superseed_reserve = 0;
+        if (!devices_serve(s_.model)) cfg.superseed_reserve = cfg.origin_reserve = 0;
         return cfg;
     }
 
@@ -349,6 +353,8 @@ private:
                 } else if constexpr (std::is_same_v<T, act::SendReject>) {
                     if (a.reason == core::RejectReason::Busy) ++busy_;
                     send(x, to_host(a.conn), Msg{Msg::Reject, 0, 0, core::idx(a.seg), std::uint8_t(a.reason), {}});
+                } else if constexpr (std::is_same_v<T, act::SendAssign>) {
+                    send(x, to_host(a.conn), Msg{Msg::Assign, 0, 0, 0, 0, std::move(a.share)});
                 } else if constexpr (std::is_same_v<T, act::Serve>) {
                     serve(x, to_host(a.conn), core::idx(a.seg));
                 } else if constexpr (std::is_same_v<T, act::Store>) {
@@ -430,6 +436,7 @@ private:
             case Msg::Request: h.eng->on_request(c, kPatch, seg, t); break;
             case Msg::Cancel: h.eng->on_cancel(c, kPatch, seg); break;
             case Msg::Reject: h.eng->on_reject(c, kPatch, seg, m.reason, t); break;
+            case Msg::Assign: h.eng->on_assign(c, kPatch, m.bits, t); break;
             case Msg::Data: {
                 auto v = h.eng->on_data(c, kPatch, seg, m.off, m.len, t);
                 if (v != core::DataVerdict::Take && v != core::DataVerdict::TakeLast) wasted_ += m.len;

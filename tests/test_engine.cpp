@@ -2,6 +2,7 @@
 #include <doctest/doctest.h>
 
 #include "core/engine.hpp"
+#include "engine_support.hpp"
 
 using namespace ps;
 using namespace ps::core;
@@ -23,20 +24,10 @@ const PatchId kId = [] {
 constexpr PatchShape kShape{4, 1u << 20, 4u << 20};
 
 EngineConfig config(std::uint8_t self, Role role, const std::string& domain) {
-    EngineConfig c;
-    c.self = key(self);
-    c.role = role;
-    c.domain = domain;
-    return c;
+    return testing::config(key(self), role, domain);
 }
 
-template <typename T>
-std::vector<T> take(Engine& e) {
-    std::vector<T> out;
-    for (auto& a : e.actions())
-        if (auto* x = std::get_if<T>(&a)) out.push_back(*x);
-    return out;
-}
+using testing::take;
 
 Bytes all_bits() { return Bitfield(kShape.segments, true).to_bytes(); }
 
@@ -157,7 +148,7 @@ TEST_CASE("engine: two connections between the same pair: both ends keep the sam
 
 TEST_CASE("engine: the origin hands a segment out once per reserve period") {
     auto cfg = config(1, Role::Origin, "core");
-    cfg.superseed_reserve = 2'000;
+    cfg.origin_reserve = 2'000;
     Engine o(cfg, 1);
     o.add_patch(kId, kShape, Bitfield(kShape.segments, true), false, Instant{0});
     REQUIRE(o.conn_up(ConnId{1}, PeerIdentity{key(2), Role::Peer, "d1"}, false, Instant{0}));

@@ -36,7 +36,8 @@ TEST_CASE("messages: every type round-trips") {
                              MsgKeepalive{},
                              MsgBye{"done"},
                              MsgAnnounce{manifest},
-                             MsgPeers{{c1, c1}}};
+                             MsgPeers{{c1, c1}},
+                             MsgAssign{mid(7), {0x41, 0x80}}};
     for (auto& m : all) {
         Bytes b = enc(m);
         auto d = decode_message(b);
@@ -61,6 +62,12 @@ TEST_CASE("messages: malformed frames are rejected with a reason naming the prob
     SUBCASE("unknown type") {
         req[1] = 99;
         CHECK(decode_message(req).error() == "message: unknown type 99");
+    }
+    SUBCASE("assign without its share") {
+        Bytes b;
+        encode_message(MsgCancel{mid(1), 3}, b);
+        b[1] = 11;  // an Assign's type with a Cancel's fields: a number where the share goes
+        CHECK(decode_message(b).error() == "message: malformed assign");
     }
     SUBCASE("wrong field type") {
         auto b = enc(MsgHaveOne{mid(1), 3});

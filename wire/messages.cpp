@@ -105,6 +105,10 @@ void encode_message(const Message& m, Bytes& out) {
             } else if constexpr (std::is_same_v<T, MsgAnnounce>) {
                 pk.pack_array(2).pack(std::uint8_t(MsgType::Announce));
                 pack_bin(pk, msg.manifest);
+            } else if constexpr (std::is_same_v<T, MsgAssign>) {
+                pk.pack_array(3).pack(std::uint8_t(MsgType::Assign));
+                pack_bin(pk, msg.manifest);
+                pack_bin(pk, msg.share);
             } else if constexpr (std::is_same_v<T, MsgPeers>) {
                 std::size_t n = std::min(msg.contacts.size(), kMaxContacts);
                 pk.pack_array(2).pack(std::uint8_t(MsgType::Peers));
@@ -207,6 +211,13 @@ Result<Message> decode_message(ByteView frame) {
             MsgAnnounce m;
             if (!count(2) || !f.bin(1, kMaxFrame, m.manifest) || m.manifest.empty()) return bad("announce");
             return Message{m};
+        }
+        case MsgType::Assign: {
+            MsgAssign m;
+            ByteView bf;
+            if (!count(3) || !f.fixed(1, m.manifest) || !f.bin(2, kMaxFrame, bf)) return bad("assign");
+            m.share.assign(bf.begin(), bf.end());
+            return Message{std::move(m)};
         }
         case MsgType::Peers:
             if (!count(2) || f.v[1].type != msgpack::type::ARRAY) return bad("peers");

@@ -31,7 +31,7 @@ inline constexpr std::size_t kMaxWireFrame = kMaxFrame + crypto::kStreamOverhead
 
 enum class MsgType : std::uint8_t {
     Have = 1, HaveOne = 2, Request = 3, Data = 4, Reject = 5, Cancel = 6, Keepalive = 7, Bye = 8,
-    Announce = 9, Peers = 10
+    Announce = 9, Peers = 10, Assign = 11
 };
 
 // Contacts a Peers message may carry: enough to rebuild a partial view.
@@ -68,6 +68,13 @@ struct MsgKeepalive {};
 struct MsgBye {
     std::string reason;
 };
+// A super-node to a device of its domain: the segments of the patch the
+// device fetches from other domains or the origin for the domain (a bitfield
+// in the form of MsgHave's).
+struct MsgAssign {
+    Hash32 manifest{};
+    Bytes share;
+};
 // Gossip: a signed manifest (the receiver verifies it against its trust store
 // before it believes or forwards it); `manifest` points into the frame.
 struct MsgAnnounce {
@@ -88,7 +95,7 @@ struct MsgPeers {
 };
 
 using Message = std::variant<MsgHave, MsgHaveOne, MsgRequest, MsgData, MsgReject, MsgCancel, MsgKeepalive, MsgBye,
-                             MsgAnnounce, MsgPeers>;
+                             MsgAnnounce, MsgPeers, MsgAssign>;
 
 // Appends the encoding of `m` to `out`.
 void encode_message(const Message& m, Bytes& out);

@@ -1,0 +1,88 @@
+// The engine's part in a domain's coordinated import (core/import_shares.hpp):
+// a super-node deciding and sending its devices' shares, a device taking its
+// share from its super-node.
+#include "core/engine.hpp"
+
+namespace ps::core {
+
+void Engine::coordinate(const PatchId& id, Patch& s, Instant now) {
+    if (!s.shares || !wants_downloading(s)) return;
+    s.next_coordinate = now.ms + cfg_.coordinate_interval;
+    std::vector<NodeKey> members{cfg_.self};
+    std::vector<ConnId> member_conns;
+    for (auto& [c, k] : conns_)
+        if (k.who.role == Role::Peer && k.who.domain == cfg_.domain && k.heard.count(id) && !k.full.count(id)) {
+            members.push_back(k.who.key);
+            member_conns.push_back(c);
+        }
+    if (members.size() == 1) {  // alone: fetch everything afar, as a cache does
+        s.dl->clear_import_share();
+        s.assigned.clear();
+        return;
+    }
+    Bitfield lacking(s.shape.segments), fetching(s.shape.segments);
+    for (std::uint32_t seg = 0; seg < s.shape.segments; ++seg) {
+        if (!s.held.test(seg) && !s.dl->held_nearby(seg)) lacking.set(seg);
+        if (s.dl->in_flight(seg)) fetching.set(seg);
+    }
+    s.shares->assign(members, lacking, fetching, now.ms);
+    s.dl->set_import_share(s.shares->share_of(0));
+    for (std::size_t i = 0; i < member_conns.size(); ++i) {
+        Bitfield share = s.shares->share_of(i + 1);
+        // Tell a device when its share changed in what the domain still lacks
+        // (segments that arrived meanwhile need no word).
+        auto [it, fresh] = s.assigned.try_emplace(member_conns[i], Bitfield(s.shape.segments));
+        Bitfield still = it->second;
+        for (std::uint32_t seg = 0; seg < s.shape.segments; ++seg)
+            if (!lacking.test(seg)) still.reset(seg);
+        if (!fresh && still == share) continue;
+        it->second = share;
+        out_.push_back(act::SendAssign{member_conns[i], id, share.to_bytes()});
+    }
+}
+
+// A segment being fetched afar has just reached the own domain: a far
+// request that has brought less than half of it is taken back, and the
+// segment is fetched nearby instead (one import per domain, not two).
+void Engine::prefer_nearby(const PatchId& id, Patch& s, std::uint32_t seg) {
+    for (auto& [c, k] : conns_) {
+        if (k.cls < SourceClass::OtherDomain || !s.dl->is_requested(raw(c), seg) || s.storing.count({c, seg})) continue;
+        auto got = s.partial.find({c, seg});
+        if (got != s.partial.end() && std::uint64_t{got->second} * 2 >= s.shape.length(seg)) continue;
+        steps_.clear();
+        s.dl->withdraw(raw(c), seg, steps_);
+        run_steps(id, s, steps_);
+    }
+}
+
+void Engine::coordinate_all(Instant now) {
+    for (auto& [id, s] : patches_) coordinate(id, s, now);
+}
+
+void Engine::on_assign(ConnId c, const PatchId& p, ByteView share, Instant now) {
+    Conn* k = conn(c);
+    Patch* s = patch(p);
+    if (!k || !s) return;
+    auto bf = Bitfield::from_bytes(share, s->shape.segments);
+    if (!bf) return closing(c, CloseWhy::ProtocolViolation, "assign: bitfield does not fit the manifest");
+    // Only the own domain's super-node coordinates a device's imports.
+    if (cfg_.role != Role::Peer || k->who.role != Role::Super || k->who.domain != cfg_.domain) return;
+    if (!wants_downloading(*s)) return;
+    s->assigner = c;
+    s->dl->set_import_share(*bf);
+    pump_requests(p, *s, now);
+}
+
+// A connection is gone: a super-node forgets the device's share (coordinate()
+// hands it to the others), a device whose assigning super-node left decides
+// alone again.
+void Engine::assigner_gone(ConnId c) {
+    for (auto& [id, s] : patches_) {
+        s.assigned.erase(c);
+        if (s.assigner != c) continue;
+        s.assigner.reset();
+        if (s.dl) s.dl->clear_import_share();
+    }
+}
+
+}  // namespace ps::core
