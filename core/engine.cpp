@@ -315,8 +315,10 @@ DataVerdict Engine::on_data(ConnId c, const PatchId& p, Segment seg, std::uint32
     Conn* k = conn(c);
     Patch* s = patch(p);
     // Only bytes we asked this peer for; late chunks of a cancelled request are dropped.
-    if (!k || !s || !s->dl || !s->dl->is_requested(raw(c), idx(seg)) || s->storing.count({c, idx(seg)}))
+    if (!k || !s || !s->dl || !s->dl->is_requested(raw(c), idx(seg)) || s->storing.count({c, idx(seg)})) {
+        if (k && s) s->stats.wasted_from[static_cast<int>(k->cls)] += len;
         return DataVerdict::Drop;
+    }
     auto& got = s->partial[{c, idx(seg)}];
     std::uint32_t whole = s->shape.length(idx(seg));
     if (offset != got || std::uint64_t{got} + len > whole) {

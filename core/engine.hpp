@@ -125,6 +125,9 @@ struct EngineConfig {
 // Per patch, what moved and where it came from.
 struct PatchStats {
     std::array<std::uint64_t, kSourceClasses> bytes_from{};  // by SourceClass
+    // Data that arrived for no request any more (sent before our Cancel
+    // reached the holder, or after a request was given up): by SourceClass.
+    std::array<std::uint64_t, kSourceClasses> wasted_from{};
     std::array<std::uint64_t, kSourceClasses> busy_from{};   // "busy" answers, by SourceClass
     std::uint64_t bytes_downloaded = 0;  // verified segment bytes stored
     std::uint64_t bytes_uploaded = 0;    // segment bytes served

@@ -63,6 +63,9 @@ json swarm_json(const SwarmStatus& w, double now_unix, double now_loop) {
     json from = json::object();
     for (int c = 0; c < core::kSourceClasses; ++c) from[source_key(c)] = w.stats.bytes_from[c];
     p["bytes_from"] = from;
+    json wasted = json::object();
+    for (int c = 0; c < core::kSourceClasses; ++c) wasted[source_key(c)] = w.stats.wasted_from[c];
+    p["bytes_wasted_from"] = wasted;
     // Wall-clock times (unix seconds), for comparing nodes: when this node
     // started on the patch and when it completed it.
     p["started_unix"] = now_unix - (now_loop - double(w.stats.started_ms) / 1000.0);

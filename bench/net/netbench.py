@@ -205,7 +205,8 @@ class Net:
         run(["iptables", "-N", "PSCOUNT"], ns=r)
         rules = [("origin_out", ["-i", "o0"]), ("to_origin", ["-o", "o0"]), ("dom_to_dom", ["-i", "d+", "-o", "d+"])]
         for d in range(1, a.domains + 1):
-            rules += [(f"into_d{d}", ["-o", f"d{d}"]), (f"out_of_d{d}", ["-i", f"d{d}"])]
+            rules += [(f"into_d{d}", ["-o", f"d{d}"]), (f"out_of_d{d}", ["-i", f"d{d}"]),
+                      (f"into_d{d}_udp", ["-o", f"d{d}", "-p", "udp"])]  # the DHT's share of it
         for tag, m in rules:
             run(["iptables", "-A", "PSCOUNT"] + m + ["-m", "comment", "--comment", tag], ns=r)
         run(["iptables", "-A", "FORWARD", "-j", "PSCOUNT"], ns=r)
@@ -503,7 +504,8 @@ http {{
             for n in names if n not in done}
         res["status_bytes"] = self.status_bytes(
             {n: (st.get("patches") or [{}])[0].get("bytes_from", {}) for n, st in status.items() if n != "origin"},
-            sum(p.get("bytes_uploaded", 0) for p in status["origin"].get("patches", [])))
+            sum(p.get("bytes_uploaded", 0) for p in status["origin"].get("patches", [])),
+            {n: (st.get("patches") or [{}])[0].get("bytes_wasted_from", {}) for n, st in status.items() if n != "origin"})
         return res
 
     def ask(self, name, cmd="status"):
@@ -517,16 +519,23 @@ http {{
         except (OSError, ValueError):
             return {}
 
-    def status_bytes(self, bytes_from, origin_sent):
-        """Copies of the patch, from patchswarm's own per-source byte counts."""
+    def status_bytes(self, bytes_from, origin_sent, wasted_from=None):
+        """Copies of the patch, from patchswarm's own per-source byte counts;
+        wasted: Data that arrived from afar after its request was cancelled."""
         F = self.a.size
-        imports = {}
+        imports, wasted = {}, {}
         for n, f in bytes_from.items():
             d = self.domain_of(n)
             imports[d] = imports.get(d, 0) + f.get("origin", 0) + f.get("other_domain", 0)
+        for n, f in (wasted_from or {}).items():
+            d = self.domain_of(n)
+            wasted[d] = wasted.get(d, 0) + f.get("origin", 0) + f.get("other_domain", 0)
         got_from_origin = sum(f.get("origin", 0) for f in bytes_from.values())
-        return {"origin_sent_x": round(origin_sent / F, 3) if origin_sent else round(got_from_origin / F, 3),
-                "imports_x": {d: round(b / F, 3) for d, b in sorted(imports.items())}}
+        out = {"origin_sent_x": round(origin_sent / F, 3) if origin_sent else round(got_from_origin / F, 3),
+               "imports_x": {d: round(b / F, 3) for d, b in sorted(imports.items())}}
+        if wasted_from is not None:
+            out["imports_wasted_x"] = {d: round(b / F, 3) for d, b in sorted(wasted.items())}
+        return out
 
     def oneshot(self, scen, sdir):
         a = self.a
@@ -610,6 +619,7 @@ http {{
             "wire": {
                 "origin_sent_x": round(c.get("origin_out", 0) / F, 3),
                 "imports_x": {f"d{d}": round(c.get(f"into_d{d}", 0) / F, 3) for d in range(1, a.domains + 1)},
+                "imports_udp_x": {f"d{d}": round(c.get(f"into_d{d}_udp", 0) / F, 3) for d in range(1, a.domains + 1)},
                 "exports_x": {f"d{d}": round(c.get(f"out_of_d{d}", 0) / F, 3) for d in range(1, a.domains + 1)},
                 "dom_to_dom_x": round(c.get("dom_to_dom", 0) / F, 3),
             },
