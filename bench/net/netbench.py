@@ -14,6 +14,7 @@ Must run as root. Exit status: 0 ok, 1 a scenario failed (or a --check bound),
 2 usage, 77 network namespaces (or a tool) not available here: skipped.
 """
 import argparse
+import csv
 import hashlib
 import json
 import os
@@ -355,6 +356,7 @@ class Bench:
             dl = self.net.stop_delaylines()
             r2 = children_cpu()
         fig = self.figures(scen, rates, loss, res)
+        fig["sim"] = self.simulate(scen, rates)
         fig["delaylines"] = dl
         # CPU-seconds of what this run started, reaped: nodes, nginx, curl (start-up to stop), then the delay lines.
         fig["cpu_s"] = {"nodes": round(r1 - r0, 1), "delaylines": round(r2 - r1, 1)}
@@ -363,6 +365,39 @@ class Bench:
         if not a.keep:
             shutil.rmtree(sdir, ignore_errors=True)
         return fig
+
+    def simulate(self, scen, rates):
+        """The simulator's segment level on the same topology, caps and delays
+        (the same engine as the nodes'): its last completion and copies, to set
+        beside the emulated run's. None where it has no model of the scenario."""
+        a = self.a
+        if scen in ("cs", "loss1", "superdown"):
+            return {"skipped": {"cs": "no P2P", "loss1": "no loss model", "superdown": "super-nodes in every domain"}[scen]}
+        out = os.path.join(self.work, f"sim-{scen}")
+        shutil.rmtree(out, ignore_errors=True)
+        arrival = (["--arrival", "poll", "--poll-hours", str(a.spread / 3600)] if scen == "spread"
+                   else ["--arrival", "flash", "--flash-minutes", "0.00001"])
+        cmd = [self.bin, "sim", "--level", "segment", "--model", "p2p-locality", "--supers",
+               "--devices", str(a.devices * a.domains), "--domains", str(a.domains), "--domain-dist", "equal",
+               "--patch-mib", f"{a.size / 2**20:g}", *arrival, "--online-minutes", "600",
+               "--device-down-mbps", f"{rates['dev_down']:g}", "--device-up-mbps", f"{rates['dev_up']:g}",
+               "--device-slots", "4", "--super-down-mbps", f"{rates['sup_down']:g}",
+               "--super-up-mbps", f"{rates['sup_up']:g}", "--super-slots", "64",
+               "--origin-up-mbps", f"{rates['origin_up']:g}", "--origin-slots", "16",
+               "--delay-local-ms", f"{a.intra_ms:g}", "--delay-remote-ms", f"{a.inter_ms:g}",
+               "--remote-peers", "no", "--seed", str(a.seed), "--plots", "no", "--out", out]
+        try:
+            run(cmd, timeout=600, capture=True)
+            j = json.load(open(os.path.join(out, "summary.json")))["models"]["p2p-locality"]
+            with open(os.path.join(out, "domains.csv")) as f:
+                rows = list(csv.DictReader(f))
+        except Exception as e:  # the emulated run stands on its own
+            return {"error": str(e)}
+        F = j["patch_bytes"]
+        return {"last_s": round(j["completion_seconds"]["max"], 2),
+                "origin_x": round(j["bytes_by_class"].get("origin", 0) / F, 3),
+                "imports_x": {f"d{int(r['domain']) + 1}": round(float(r["imports"]), 3) for r in rows},
+                "command": " ".join(cmd[1:])}
 
     def stop_nodes(self):
         """Stops what the scenario started (nodes, nginx, curl), not the delay lines."""
@@ -674,6 +709,21 @@ def table(results):
             states = sorted({f"{v['state']} (announcements heard: {v['announces_received']})"
                              for v in r["incomplete"].values()})
             notes.append(f"{r['scenario']}: not complete: {' '.join(sorted(r['incomplete']))}: {'; '.join(states)}")
+        sim = r.get("sim") or {}
+        if sim.get("last_s") and r.get("last_s"):
+            ps = r.get("patchswarm_counts") or {}
+            own = ps.get("imports_x") or {}
+            worst = max((abs(sim["imports_x"].get(d, 0) - v) for d, v in own.items()), default=0)
+            # The simulator times each device from its own arrival: with spread
+            # arrivals, set it beside the slowest device's own time.
+            emu, what = (r["own_max_s"], "slowest device from its own start") if r["scenario"] == "spread" and \
+                r.get("own_max_s") else (r["last_s"], "last")
+            notes.append(f"{r['scenario']}: simulator {sim['last_s']} s ({what}: emulated/sim {emu / sim['last_s']:.2f}), "
+                         f"origin {sim['origin_x']:.2f} (nodes' count {ps.get('origin_sent_x', 0):.2f}), "
+                         f"imports {' '.join(f'{v:.2f}' for v in sim['imports_x'].values())} "
+                         f"(largest gap to the nodes' counts {worst:.2f})")
+        elif sim.get("skipped"):
+            notes.append(f"{r['scenario']}: simulator: not run ({sim['skipped']})")
         if r.get("own_median_s"):
             notes.append(f"{r['scenario']}: per device from its own start: median {r['own_median_s']} s, "
                          f"max {r['own_max_s']} s")
