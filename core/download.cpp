@@ -276,6 +276,11 @@ void Download::pump(Millis now, std::vector<Action>& out) {
         if (const PeerId* p = pick_holder(s, now, true)) request(*p, s, now, out);
 }
 
+double Download::rate_of(PeerId peer) const {
+    auto it = peers_.find(peer);
+    return it == peers_.end() ? 0.0 : it->second.rate * 1000.0;
+}
+
 bool Download::held_nearby(std::uint32_t seg) const {
     if (seg >= held_.size()) return false;
     for (auto& [id, p] : peers_)

@@ -184,6 +184,8 @@ public:
     bool is_requested(PeerId peer, std::uint32_t seg) const;
     bool in_flight(std::uint32_t seg) const { return seg < in_flight_.size() && !in_flight_[seg].empty(); }
     std::uint32_t in_flight() const { return in_flight_total_; }
+    // What `peer` has been delivering to us, bytes per second (0: not measured).
+    double rate_of(PeerId peer) const;
     std::uint32_t availability(std::uint32_t seg) const { return availability_[seg]; }
 
 private:

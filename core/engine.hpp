@@ -119,6 +119,12 @@ struct EngineConfig {
     bool coordinate_imports = true;
     Millis import_stall = 30'000;
     Millis coordinate_interval = 1'000;
+    // The own uplink's capacity and a device's, bytes/s (0: unknown). A
+    // super-node whose uplink outruns all of its devices' together (a cache on
+    // a fast link) does not share its domain's import: it fetches everything
+    // afar itself and its devices decide alone.
+    std::uint64_t uplink_capacity = 0;
+    std::uint64_t device_uplink = 0;
     bool fault_ignore_requests = false;  // tests only: take requests, never answer
 };
 
@@ -308,6 +314,7 @@ private:
     void coordinate(const PatchId& id, Patch& s, Instant now);
     void prefer_nearby(const PatchId& id, Patch& s, std::uint32_t seg);
     void coordinate_all(Instant now);
+    double self_weight(const Patch& s, const std::vector<ConnId>& devices) const;
     void assigner_gone(ConnId c);
     void run_steps(const PatchId& id, Patch& s, std::vector<Action>& steps);
     void dial(const Holder& h);

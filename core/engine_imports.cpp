@@ -3,6 +3,8 @@
 // share from its super-node.
 #include "core/engine.hpp"
 
+#include <algorithm>
+
 namespace ps::core {
 
 void Engine::coordinate(const PatchId& id, Patch& s, Instant now) {
@@ -15,8 +17,12 @@ void Engine::coordinate(const PatchId& id, Patch& s, Instant now) {
             members.push_back(k.who.key);
             member_conns.push_back(c);
         }
-    if (members.size() == 1) {  // alone: fetch everything afar, as a cache does
+    // Alone, or on an uplink that outruns all of its devices together (a
+    // cache on a fast link): fetch everything afar as a cache does, and let
+    // the devices decide alone (an empty Assign releases one).
+    if (members.size() == 1 || self_weight(s, member_conns) >= static_cast<double>(member_conns.size())) {
         s.dl->clear_import_share();
+        for (auto& [c, share] : s.assigned) out_.push_back(act::SendAssign{c, id, {}});
         s.assigned.clear();
         return;
     }
@@ -55,6 +61,18 @@ void Engine::prefer_nearby(const PatchId& id, Patch& s, std::uint32_t seg) {
     }
 }
 
+// How many devices' worth the super-node's own uplink counts for in the
+// import: its capacity against a device's uplink (the operator's figure, or
+// the fastest delivery measured from one of the devices if that is more).
+// Unknown either way: one.
+double Engine::self_weight(const Patch& s, const std::vector<ConnId>& devices) const {
+    if (!cfg_.uplink_capacity) return 1.0;
+    double device = static_cast<double>(cfg_.device_uplink);
+    for (auto c : devices) device = std::max(device, s.dl->rate_of(raw(c)));
+    if (device <= 0) return 1.0;
+    return std::max(1.0, static_cast<double>(cfg_.uplink_capacity) / device);
+}
+
 void Engine::coordinate_all(Instant now) {
     for (auto& [id, s] : patches_) coordinate(id, s, now);
 }
@@ -63,11 +81,18 @@ void Engine::on_assign(ConnId c, const PatchId& p, ByteView share, Instant now) 
     Conn* k = conn(c);
     Patch* s = patch(p);
     if (!k || !s) return;
-    auto bf = Bitfield::from_bytes(share, s->shape.segments);
-    if (!bf) return closing(c, CloseWhy::ProtocolViolation, "assign: bitfield does not fit the manifest");
+    // An empty share releases the device: it decides alone again.
+    std::optional<Bitfield> bf;
+    if (!share.empty() && !(bf = Bitfield::from_bytes(share, s->shape.segments)))
+        return closing(c, CloseWhy::ProtocolViolation, "assign: bitfield does not fit the manifest");
     // Only the own domain's super-node coordinates a device's imports.
     if (cfg_.role != Role::Peer || k->who.role != Role::Super || k->who.domain != cfg_.domain) return;
     if (!wants_downloading(*s)) return;
+    if (!bf) {
+        if (s->assigner == c) s->assigner.reset();
+        s->dl->clear_import_share();
+        return pump_requests(p, *s, now);
+    }
     s->assigner = c;
     s->dl->set_import_share(*bf);
     pump_requests(p, *s, now);

@@ -28,7 +28,7 @@ std::int64_t unix_now() { return static_cast<std::int64_t>(std::time(nullptr)); 
 // command line overrides the config file (--config).
 struct NetArgs {
     std::string config;
-    std::string data_dir, listen, domain, role, trust, dht_bind6, upload_limit, download_limit;
+    std::string data_dir, listen, domain, role, trust, dht_bind6, upload_limit, download_limit, uplink, device_uplink;
     std::uint16_t dht_port = 0;
     std::vector<std::string> bootstrap;
     std::uint32_t max_peers = 32;
@@ -93,7 +93,18 @@ struct NetArgs {
         bind(sub, "--download-limit", download_limit, "limits.download",
              "Download rate limit in bytes/s, K/M/G suffixes (0 = none)",
              size_into("--download-limit", download_limit, &C::download_limit, rate));
-        if (!daemon) return;
+        bind(sub, "--uplink", uplink, "limits.uplink",
+             "This host's uplink capacity in bytes/s, K/M/G suffixes (0 = unknown; super-nodes)",
+             size_into("--uplink", uplink, &C::uplink, rate));
+        bind(sub, "--device-uplink", device_uplink, "limits.device_uplink",
+             "A device's uplink in this domain, bytes/s (0 = unknown; super-nodes)",
+             size_into("--device-uplink", device_uplink, &C::device_uplink, rate));
+        if (daemon) add_daemon_options(sub);
+    }
+
+    // What only the daemon takes (not the one-shot fetch).
+    void add_daemon_options(CLI::App* sub) {
+        using C = node::DaemonConfig;
         bind(sub, "--serve", serves, "serve", "MANIFEST=PATCH to serve (repeatable)", [this](C& c) -> Status {
             c.serve.clear();
             for (auto& spec : serves) {

@@ -214,7 +214,11 @@ Status read_document(const toml::table& doc, DaemonConfig& cfg) {
     auto str = [&](std::string& out) -> KeyFn {
         return [&r, &out](const std::string& key, const toml::node& n) { return r.string(key, n, out); };
     };
-    const char* rate = "a rate such as 500K, 10M or 1G (bytes per second)";
+    auto rate = [&r](std::uint64_t& out) -> KeyFn {
+        return [&r, &out](const std::string& key, const toml::node& n) {
+            return r.size(key, n, out, "a rate such as 500K, 10M or 1G (bytes per second)");
+        };
+    };
     std::map<std::string, KeyFn> top{
         {"node", section({
                      {"data", str(cfg.data_dir)},
@@ -237,12 +241,10 @@ Status read_document(const toml::table& doc, DaemonConfig& cfg) {
                     {"bind6", str(cfg.dht_bind6)},
                 })},
         {"limits", section({
-                       {"upload", [&](const std::string& key, const toml::node& n) {
-                            return r.size(key, n, cfg.upload_limit, rate);
-                        }},
-                       {"download", [&](const std::string& key, const toml::node& n) {
-                            return r.size(key, n, cfg.download_limit, rate);
-                        }},
+                       {"upload", rate(cfg.upload_limit)},
+                       {"download", rate(cfg.download_limit)},
+                       {"uplink", rate(cfg.uplink)},
+                       {"device_uplink", rate(cfg.device_uplink)},
                        {"upload_slots", [&](const std::string& key, const toml::node& n) {
                             return r.integer(key, n, cfg.upload_slots, 0, 1024);
                         }},

@@ -58,6 +58,9 @@ struct DaemonConfig {
     std::string dht_bind6;  // default: ::1 for a loopback listen address, else ::
     // [limits]
     std::uint64_t upload_limit = 0, download_limit = 0;  // bytes/s, 0 = none
+    // The uplink's capacity and a device's in this domain, bytes/s (0 = unknown):
+    // a super-node faster than all its devices together imports alone.
+    std::uint64_t uplink = 0, device_uplink = 0;
     std::uint32_t upload_slots = 0;                      // 0 = the role's default
     std::uint64_t quota = 0;                             // bytes, 0 = none
     // [control]

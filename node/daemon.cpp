@@ -125,6 +125,8 @@ Result<Setup> make_setup(const DaemonConfig& c) {
     }
     s.opts.max_peers = c.max_peers;
     s.opts.upload_rate = c.upload_limit;
+    s.opts.uplink_capacity = c.uplink;
+    s.opts.device_uplink = c.device_uplink;
     s.opts.download_rate = c.download_limit;
     s.opts.uploads.slots = c.upload_slots ? c.upload_slots : default_upload_slots(*role);
     bool loopback = ep->first.rfind("127.", 0) == 0 || ep->first == "::1";

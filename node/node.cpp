@@ -33,6 +33,8 @@ core::EngineConfig engine_config(const NodeOptions& o, const transfer::Identity&
     c.download = o.download;
     c.uploads = o.uploads;
     c.upload_rate = o.upload_rate;
+    c.uplink_capacity = o.uplink_capacity;
+    c.device_uplink = o.device_uplink;
     c.download_rate = o.download_rate;
     c.upload_buffer = o.upload_buffer;
     c.conn_high_water = transfer::Connection::kHighWater;

@@ -36,6 +36,8 @@ struct NodeOptions {
     core::DownloadConfig download;
     core::Uploads::Config uploads;       // upload slots and per-peer queue
     std::uint64_t upload_rate = 0;       // bytes/s, 0 = unlimited
+    std::uint64_t uplink_capacity = 0;   // bytes/s, 0 = unknown (core::EngineConfig)
+    std::uint64_t device_uplink = 0;     // bytes/s, 0 = unknown (core::EngineConfig)
     std::uint64_t download_rate = 0;     // bytes/s, 0 = unlimited
     // Upload bytes queued in socket buffers across all connections; beyond it
     // no new segment is read from disk (bounds memory whatever the peer count).

@@ -206,6 +206,8 @@ private:
         cfg.origin_reserve = s_.origin_reserve;
         cfg.coordinate_imports = s_.coordinate_imports;
         cfg.import_stall = s_.import_stall;
+        cfg.uplink_capacity = static_cast<std::uint64_t>(c.up_mbps * 1e6 / 8);
+        cfg.device_uplink = static_cast<std::uint64_t>(cap_of(Role::Peer).up_mbps * 1e6 / 8);
         // The origin super-seeds (as the node's does) only where devices pass
         // segments on; in client-server and caching runs every copy is its own.
         if (!devices_serve(s_.model)) cfg.superseed_reserve = cfg.origin_reserve = 0;

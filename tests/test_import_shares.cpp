@@ -187,3 +187,50 @@ TEST_CASE("engine: an Assign from anyone but the own domain's super-node is igno
     REQUIRE(closes.size() == 1);
     CHECK(closes[0].conn == ConnId{11});
 }
+
+TEST_CASE("engine: a super-node whose uplink outruns all its devices together does not share the import") {
+    auto cfg = config(10, Role::Super, "d1");
+    cfg.uplink_capacity = 125'000'000;  // 1 Gbit/s
+    cfg.device_uplink = 1'000'000;      // 8 Mbit/s
+    Engine sup(cfg, 1);
+    sup.add_patch(kId, kShape, Bitfield(kSegs), true, Instant{0});
+    Bitfield none(kSegs);
+    for (std::uint8_t d = 1; d <= 3; ++d) {
+        REQUIRE(sup.conn_up(ConnId{d}, {key(d), Role::Peer, "d1"}, false, Instant{0}));
+        sup.on_have(ConnId{d}, kId, none.to_bytes(), Instant{1});
+    }
+    REQUIRE(sup.conn_up(ConnId{9}, {key(99), Role::Origin, "core"}, true, Instant{0}));
+    sup.actions().clear();
+    sup.on_have(ConnId{9}, kId, Bitfield(kSegs, true).to_bytes(), Instant{1});
+    for (Millis t = 0; t < 5'000; t += 500) sup.tick(Instant{t});
+    CHECK(take<act::SendAssign>(sup).empty());
+    CHECK_FALSE(take<act::SendRequest>(sup).empty());  // it fetches afar itself
+
+    // The same super-node on an uplink like its devices' shares it.
+    auto slow = config(10, Role::Super, "d1");
+    slow.uplink_capacity = slow.device_uplink = 1'000'000;
+    Engine s2(slow, 1);
+    s2.add_patch(kId, kShape, Bitfield(kSegs), true, Instant{0});
+    for (std::uint8_t d = 1; d <= 3; ++d) {
+        REQUIRE(s2.conn_up(ConnId{d}, {key(d), Role::Peer, "d1"}, false, Instant{0}));
+        s2.on_have(ConnId{d}, kId, none.to_bytes(), Instant{1});
+    }
+    CHECK_FALSE(take<act::SendAssign>(s2).empty());
+}
+
+TEST_CASE("engine: an empty Assign releases a device: it decides alone again") {
+    Engine dev(config(1, Role::Peer, "d1"), 2);
+    dev.add_patch(kId, kShape, Bitfield(kSegs), true, Instant{0});
+    REQUIRE(dev.conn_up(ConnId{10}, {key(10), Role::Super, "d1"}, true, Instant{0}));
+    REQUIRE(dev.conn_up(ConnId{11}, {key(99), Role::Origin, "core"}, true, Instant{0}));
+    Bitfield none(kSegs);
+    dev.on_have(ConnId{10}, kId, none.to_bytes(), Instant{0});
+    dev.on_assign(ConnId{10}, kId, none.to_bytes(), Instant{0});  // coordinated, nothing to fetch afar
+    dev.on_have(ConnId{11}, kId, Bitfield(kSegs, true).to_bytes(), Instant{0});
+    dev.actions().clear();
+    for (Millis t = 0; t < 10'000; t += 100) dev.tick(Instant{t});
+    CHECK(take<act::SendRequest>(dev).empty());
+    dev.on_assign(ConnId{10}, kId, Bytes{}, Instant{10'000});
+    for (Millis t = 10'000; t < 20'000; t += 100) dev.tick(Instant{t});
+    CHECK_FALSE(take<act::SendRequest>(dev).empty());  // to the origin, nothing coming from the domain
+}

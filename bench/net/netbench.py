@@ -338,6 +338,7 @@ class Bench:
         shutil.rmtree(sdir, ignore_errors=True)
         os.makedirs(sdir)
         rates = self.net.rates(scen)
+        self.rates_now = rates
         self.net.shape(rates)
         loss = 0.01 if scen == "loss1" else a.loss
         self.net.start_delaylines(loss, a.seed)
@@ -465,9 +466,13 @@ http {{
     # --- patchswarm daemons (and the one-shot fetch)
 
     def node_argv(self, name, sdir, role, domain, ip):
-        return [self.bin, "node", "--data", f"{sdir}/{name}", "--role", role, "--domain", domain,
+        argv = [self.bin, "node", "--data", f"{sdir}/{name}", "--role", role, "--domain", domain,
                 "--trust", f"{self.work}/op.public", "--listen", f"{ip}:7000", "--dht-port", "4222",
                 "--control", self.sock(name), "--log-level", self.a.log_level]
+        if role == "super":  # what a cache admin knows of the links, in bytes/s
+            r = self.rates_now
+            argv += ["--uplink", f"{r['sup_up'] * 125000:.0f}", "--device-uplink", f"{r['dev_up'] * 125000:.0f}"]
+        return argv
 
     def sock(self, name):
         return os.path.join(self.sockdir, name, "c.sock")
