@@ -279,8 +279,9 @@ void Engine::on_request(ConnId c, const PatchId& p, Segment seg, Instant now) {
     bool exporting = cfg_.role == Role::Super && (k->who.role == Role::Super || k->who.domain != cfg_.domain);
     // A super-node's super-seeding spares a busy uplink; an idle one serves
     // whatever is asked (on a fast link the copy is through before anyone
-    // could pass it on). The origin always spares its uplink.
-    bool uplink_busy = cfg_.role == Role::Origin || buffered() > 0;
+    // could pass it on), and so does one whose uplink outruns all its
+    // devices together. The origin always spares its uplink.
+    bool uplink_busy = cfg_.role == Role::Origin || (buffered() > 0 && !outruns_devices());
     if (s->superseed && held && !exporting && uplink_busy && !s->superseed->allow(idx(seg), now.ms))
         return reject(RejectReason::Busy);
     bool banned = s->stats.banned.count(k->who.key) != 0;

@@ -315,6 +315,7 @@ private:
     void prefer_nearby(const PatchId& id, Patch& s, std::uint32_t seg);
     void coordinate_all(Instant now);
     double self_weight(const Patch& s, const std::vector<ConnId>& devices) const;
+    bool outruns_devices() const;
     void assigner_gone(ConnId c);
     void run_steps(const PatchId& id, Patch& s, std::vector<Action>& steps);
     void dial(const Holder& h);

@@ -73,6 +73,15 @@ double Engine::self_weight(const Patch& s, const std::vector<ConnId>& devices) c
     return std::max(1.0, static_cast<double>(cfg_.uplink_capacity) / device);
 }
 
+// Whether the own uplink, as the operator gave it, carries more than all the
+// devices of the domain connected to us could upload together.
+bool Engine::outruns_devices() const {
+    if (!cfg_.uplink_capacity || !cfg_.device_uplink) return false;
+    std::uint64_t devices = 0;
+    for (auto& [c, k] : conns_) devices += k.who.role == Role::Peer && k.who.domain == cfg_.domain;
+    return cfg_.uplink_capacity >= devices * cfg_.device_uplink;
+}
+
 void Engine::coordinate_all(Instant now) {
     for (auto& [id, s] : patches_) coordinate(id, s, now);
 }

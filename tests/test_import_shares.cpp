@@ -167,7 +167,7 @@ TEST_CASE("engine: a super-node hands each downloading device of its domain a sh
     CHECK(beyond);
 }
 
-TEST_CASE("engine: an Assign from anyone but the own domain's super-node is ignored; a malformed one closes") {
+TEST_CASE("engine: an Assign from anyone but the own domain's super-node is ignored, and a malformed one closes") {
     Engine dev(config(1, Role::Peer, "d1"), 2);
     dev.add_patch(kId, kShape, Bitfield(kSegs), true, Instant{0});
     REQUIRE(dev.conn_up(ConnId{10}, {key(10), Role::Super, "d2"}, true, Instant{0}));  // another domain's
@@ -218,7 +218,7 @@ TEST_CASE("engine: a super-node whose uplink outruns all its devices together do
     CHECK_FALSE(take<act::SendAssign>(s2).empty());
 }
 
-TEST_CASE("engine: an empty Assign releases a device: it decides alone again") {
+TEST_CASE("engine: an empty Assign releases a device, which decides alone again") {
     Engine dev(config(1, Role::Peer, "d1"), 2);
     dev.add_patch(kId, kShape, Bitfield(kSegs), true, Instant{0});
     REQUIRE(dev.conn_up(ConnId{10}, {key(10), Role::Super, "d1"}, true, Instant{0}));
