@@ -41,6 +41,22 @@ std::string label(std::string_view v) {
     return out;
 }
 
+// Seconds from loop time `now_ms` until `at_ms`, or null when nothing is planned.
+json seconds_until(std::uint64_t at_ms, std::uint64_t now_ms) {
+    if (!at_ms) return nullptr;
+    return std::round(double(at_ms > now_ms ? at_ms - now_ms : 0) / 100.0) / 10.0;
+}
+
+json dht_join_json(const DhtJoin& j, std::uint64_t now_ms) {
+    return {{"state", to_string(j.state)},
+            {"since_seconds", std::round(double(now_ms - std::min(now_ms, j.since_ms)) / 100.0) / 10.0},
+            {"attempts", j.attempts},
+            {"next_retry_in_s", seconds_until(j.next_retry_ms, now_ms)},
+            {"pinging", j.pinging},
+            {"bootstrap", j.bootstrap},
+            {"unanswered", j.unanswered}};
+}
+
 // One patch in a status reply, as the node sees it (the daemon adds its job).
 // now_unix and now_loop are the same moment on the wall clock and the loop's.
 json swarm_json(const SwarmStatus& w, double now_unix, double now_loop) {
@@ -77,6 +93,11 @@ json swarm_json(const SwarmStatus& w, double now_unix, double now_loop) {
     if (w.segments && w.held < w.segments)
         left = w.total_size - std::min<std::uint64_t>(w.total_size, std::uint64_t(w.held) * wire::kDefaultSegmentSize);
     p["eta_seconds"] = state == "downloading" && w.rate_down > 1 ? json(std::round(double(left) / w.rate_down)) : json(nullptr);
+    // Holder lookups (the engine's schedule): a download with no holder yet says when it looks again.
+    const auto now_ms = static_cast<std::uint64_t>(now_loop * 1000.0);
+    p["holders"] = w.lookup.holders;
+    p["lookups"] = w.lookup.lookups;
+    p["next_lookup_in_s"] = state == "downloading" ? seconds_until(w.lookup.next_lookup_ms, now_ms) : json(nullptr);
     return p;
 }
 
@@ -141,6 +162,7 @@ std::string Daemon::cmd_status(const std::string* patch) {
                 {"listens", ns.dht.listens},
                 {"values_received", ns.dht.values_received},
                 {"values_dropped", ns.dht.values_dropped}}}};
+    node["dht_join"] = dht_join_json(ns.dht_join, ns.now_ms);
     node["advertise"] = setup_.opts.advertise_host;
     node["warnings"] = json::array();
     if (auto why = advertise_warning(setup_.opts.advertise_host); !why.empty()) node["warnings"].push_back(why);

@@ -95,6 +95,13 @@ Status Node::start() {
     deadline_ = std::make_unique<transfer::Timer>(loop_);
     house_ = std::make_unique<transfer::Timer>(loop_);
     house_->start(1'000, 1'000, [this] { housekeeping(); });
+    join_timer_ = std::make_unique<transfer::Timer>(loop_);
+    join_.bootstrap = opts_.dht.bootstrap;
+    join_.since_ms = loop_.now_ms();
+    if (!join_.bootstrap.empty()) {
+        join_.state = DhtJoin::State::Connecting;
+        ping_bootstrap();
+    }
     member_value_id_ = crypto::random_u64();
     announce_member();
     join_gossip();
@@ -453,6 +460,7 @@ void Node::housekeeping() {
         if (!p.conn->ready() && !p.conn->closing() && t - p.conn->created_ms() > opts_.handshake_timeout_ms)
             stale.push_back(p.conn.get());
     for (auto* c : stale) c->close(transfer::CloseCode::HandshakeTimeout, "handshake timed out");
+    watch_dht();
     if (t - last_member_ms_ >= 20 * 60 * 1000) announce_member();
     if (!opts_.watch.empty() && t - last_watch_ms_ >= 30'000) check_watched();
     // Keep a few connections even with nothing to fetch, to hear announcements.
@@ -515,6 +523,8 @@ NodeStatus Node::status() const {
     st.upload_rate_limit = opts_.upload_rate;
     st.download_rate_limit = opts_.download_rate;
     if (dht_) st.dht = dht_->stats();
+    st.dht_join = join_;
+    st.now_ms = loop_.now_ms();
     for (auto& [id, s] : swarms_) {
         SwarmStatus w;
         w.id = id;
@@ -530,6 +540,8 @@ NodeStatus Node::status() const {
         w.rate_up = s.rate_up;
         w.out_path = s.out_path;
         w.last_served_ms = engine_.last_served(id);
+        auto lv = engine_.lookup_view(id);
+        w.lookup = LookupStatus{lv.holders, lv.lookups, lv.next_lookup};
         if (auto* ps = engine_.stats(id)) w.stats = *ps;
         st.swarms.push_back(std::move(w));
     }
@@ -580,6 +592,7 @@ void Node::shutdown(std::function<void()> done) {
     stopping_ = true;
     if (deadline_) deadline_->stop();
     if (house_) house_->stop();
+    if (join_timer_) join_timer_->stop();
     for (auto& [id, s] : swarms_)  // last chance to make written segments durable
         if (auto st = s.store->sync(); !st) log::error("store_sync_failed", {{"error", st.error()}});
     if (dht_) {
