@@ -94,6 +94,8 @@ public:
 
     // "ready role=... domain=... listen=...:P dht=P key=... control=... metrics=..."
     std::string ready_line() const;
+    // One line for systemd's STATUS=: "dht connected; 3 peers; 1 downloading (42%), 2 complete".
+    std::string summary() const;
     Node& node() { return *node_; }
     const DaemonConfig& config() const { return cfg_; }
     std::uint16_t metrics_port() const { return metrics_ ? metrics_->port() : 0; }

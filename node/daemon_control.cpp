@@ -195,6 +195,30 @@ std::string Daemon::cmd_status(const std::string* patch) {
     return ok_reply(std::move(j));
 }
 
+std::string Daemon::summary() const {
+    NodeStatus ns = node_->status();
+    std::string s = std::string("dht ") + to_string(ns.dht_join.state);
+    if (ns.dht_join.state == DhtJoin::State::Connecting && ns.dht_join.attempts)
+        s += " (attempt " + std::to_string(ns.dht_join.attempts) + ")";
+    s += "; " + std::to_string(ns.peers) + " peers";
+    std::uint64_t held = 0, total = 0;
+    int downloading = 0, complete = 0, serving = 0;
+    for (auto& w : ns.swarms) {
+        if (!w.downloading) ++serving;
+        else if (w.complete) ++complete;
+        else {
+            ++downloading;
+            held += w.held;
+            total += w.segments;
+        }
+    }
+    if (downloading)
+        s += "; " + std::to_string(downloading) + " downloading (" + std::to_string(total ? 100 * held / total : 0) + "%)";
+    if (complete) s += "; " + std::to_string(complete) + " complete";
+    if (serving) s += "; serving " + std::to_string(serving);
+    return s;
+}
+
 std::string Daemon::cmd_list() {
     json patches = json::array();
     for (auto& w : node_->status().swarms) {
