@@ -19,28 +19,6 @@ using namespace daemon_util;
 
 namespace {
 
-const char* source_key(int cls) {
-    switch (static_cast<core::SourceClass>(cls)) {
-        case core::SourceClass::SameDomainPeer: return "same_domain_peer";
-        case core::SourceClass::SameDomainSuper: return "same_domain_super";
-        case core::SourceClass::OtherDomain: return "other_domain";
-        case core::SourceClass::Origin: return "origin";
-    }
-    return "unknown";
-}
-
-// Prometheus label values: backslash, double quote and newline escaped.
-std::string label(std::string_view v) {
-    std::string out;
-    for (char c : v) {
-        if (c == '\\') out += "\\\\";
-        else if (c == '"') out += "\\\"";
-        else if (c == '\n') out += "\\n";
-        else out += c;
-    }
-    return out;
-}
-
 // Seconds from loop time `now_ms` until `at_ms`, or null when nothing is planned.
 json seconds_until(std::uint64_t at_ms, std::uint64_t now_ms) {
     if (!at_ms) return nullptr;
@@ -328,76 +306,6 @@ void Daemon::cmd_rollout(const std::string& name, const std::string* version, st
                       : " is known to this node or in the DHT")));
         run(*vm);
     });
-}
-
-void Daemon::fold_totals() {
-    for (auto& w : node_->status().swarms) {
-        Counters c;
-        c.bytes_from = w.stats.bytes_from;
-        c.bytes_uploaded = w.stats.bytes_uploaded;
-        c.bytes_downloaded = w.stats.bytes_downloaded;
-        c.segments_verified = w.stats.segments_verified;
-        c.segments_rejected = w.stats.segments_rejected;
-        last_[w.id] = c;
-    }
-}
-
-std::string Daemon::metrics_text() {
-    fold_totals();
-    Counters t = retired_;
-    for (auto& [id, c] : last_) t += c;
-    NodeStatus ns = node_->status();
-    std::string o;
-    auto metric = [&](const char* name, const char* type, const char* help) {
-        o += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n";
-    };
-    auto sample = [&](const std::string& name, std::uint64_t v, const std::string& labels = "") {
-        o += name + (labels.empty() ? "" : "{" + labels + "}") + " " + std::to_string(v) + "\n";
-    };
-    // A metric's header and its first sample (more samples may follow).
-    auto single = [&](const char* name, const char* type, const char* help, std::uint64_t v,
-                      const std::string& labels = "") {
-        metric(name, type, help);
-        sample(name, v, labels);
-    };
-    metric("patchswarm_bytes_received_total", "counter", "Segment bytes received, by source class.");
-    for (int c = 0; c < core::kSourceClasses; ++c)
-        sample("patchswarm_bytes_received_total", t.bytes_from[c], std::string("source=\"") + source_key(c) + "\"");
-    single("patchswarm_bytes_verified_total", "counter", "Segment bytes that verified and were stored.", t.bytes_downloaded);
-    single("patchswarm_bytes_uploaded_total", "counter", "Segment bytes sent to peers.", t.bytes_uploaded);
-    single("patchswarm_segments_verified_total", "counter", "Segments that matched the signed manifest.", t.segments_verified);
-    single("patchswarm_segments_rejected_total", "counter", "Segments that failed their hash (the sender is banned).", t.segments_rejected);
-    std::uint64_t bans = 0;
-    for (auto& w : ns.swarms) bans += w.stats.banned.size();
-    single("patchswarm_banned_peers", "gauge", "Peers banned for a patch, summed over patches.", bans);
-    single("patchswarm_peers", "gauge", "Authenticated peer connections.", ns.peers);
-    single("patchswarm_upload_peers", "gauge", "Peers holding an upload slot.", ns.upload_peers);
-    single("patchswarm_known_contacts", "gauge", "Contacts in the passive view.", ns.contacts);
-    single("patchswarm_dht_nodes", "gauge", "Good DHT routing-table entries.", ns.dht_nodes);
-    single("patchswarm_dht_operations_total", "counter", "DHT operations started, by kind.", ns.dht.gets, "op=\"get\"");
-    sample("patchswarm_dht_operations_total", ns.dht.puts, "op=\"put\"");
-    sample("patchswarm_dht_operations_total", ns.dht.listens, "op=\"listen\"");
-    single("patchswarm_dht_values_received_total", "counter", "DHT values received.", ns.dht.values_received);
-    single("patchswarm_dht_values_dropped_total", "counter", "DHT values dropped (over the per-get bound or malformed).", ns.dht.values_dropped);
-    single("patchswarm_dht_refused_total", "counter", "DHT records refused, by side.", ns.dht.announces_refused, "side=\"announce\"");
-    sample("patchswarm_dht_refused_total", ns.dht.stores_refused, "side=\"store\"");
-    single("patchswarm_announcements_total", "counter", "Manifest announcements received by gossip, by outcome.", ns.announces_received - ns.announces_rejected, "result=\"accepted\"");
-    sample("patchswarm_announcements_total", ns.announces_rejected, "result=\"rejected\"");
-    single("patchswarm_rate_limit_bytes_per_second", "gauge", "Configured rate limits (0 = none).", ns.upload_rate_limit, "direction=\"upload\"");
-    sample("patchswarm_rate_limit_bytes_per_second", ns.download_rate_limit, "direction=\"download\"");
-    single("patchswarm_downloads_completed_total", "counter", "Downloads completed and exported since start.", downloads_completed_);
-    single("patchswarm_auto_fetches_total", "counter", "Downloads started on an announcement (device auto-fetch, super-node prefetch).", auto_fetches_);
-    single("patchswarm_cache_evictions_total", "counter", "Cached patches evicted to stay under the quota.", evictions_);
-    single("patchswarm_hooks_total", "counter", "On-complete hook runs since start, by outcome.", hooks_ok_, "result=\"ok\"");
-    sample("patchswarm_hooks_total", hooks_failed_, "result=\"failed\"");
-    metric("patchswarm_patch_segments_held", "gauge", "Segments held, per patch.");
-    for (auto& w : ns.swarms)
-        sample("patchswarm_patch_segments_held", w.held,
-               "id=\"" + wire::short_hex(w.id) + "\",name=\"" + label(w.name) + "\"");
-    metric("patchswarm_patch_segments", "gauge", "Segments in the patch, per patch.");
-    for (auto& w : ns.swarms)
-        sample("patchswarm_patch_segments", w.segments, "id=\"" + wire::short_hex(w.id) + "\",name=\"" + label(w.name) + "\"");
-    return o;
 }
 
 }  // namespace ps::node

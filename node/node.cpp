@@ -197,9 +197,16 @@ void Node::carry_out(core::EngineAction& action) {
                 if (Peer* p = ready_peer(a.conn)) send_msg(*p, wire::MsgHaveOne{a.patch, core::idx(a.seg)});
             } else if constexpr (std::is_same_v<T, act::SendRequest>) {
                 log::debug("request", {{"seg", core::idx(a.seg)}, {"source", core::to_string(a.from)}});
-                if (Peer* p = ready_peer(a.conn)) send_msg(*p, wire::MsgRequest{a.patch, core::idx(a.seg)});
+                if (Peer* p = ready_peer(a.conn)) {
+                    send_msg(*p, wire::MsgRequest{a.patch, core::idx(a.seg)});
+                    if (Swarm* sw = swarm(a.patch))
+                        sw->asked[{core::raw(a.conn), core::idx(a.seg)}] = {loop_.now_ms(), a.from};
+                }
             } else if constexpr (std::is_same_v<T, act::SendCancel>) {
-                if (Swarm* s = swarm(a.patch)) s->partial.erase({core::raw(a.conn), core::idx(a.seg)});
+                if (Swarm* s = swarm(a.patch)) {
+                    s->partial.erase({core::raw(a.conn), core::idx(a.seg)});
+                    s->asked.erase({core::raw(a.conn), core::idx(a.seg)});
+                }
                 if (Peer* p = ready_peer(a.conn)) send_msg(*p, wire::MsgCancel{a.patch, core::idx(a.seg)});
             } else if constexpr (std::is_same_v<T, act::SendAssign>) {
                 if (Peer* p = ready_peer(a.conn)) send_msg(*p, wire::MsgAssign{a.patch, std::move(a.share)});
@@ -258,9 +265,19 @@ void Node::store_segment(const core::act::Store& a) {
                 store->mark_written(core::idx(a.seg));
                 if (store->unsynced() >= 16) sync_store(*sw);  // batched fdatasync
             }
+            fetch_timed(*sw, core::raw(a.conn), core::idx(a.seg), result == core::StoreOutcome::Stored);
             engine_.stored(a.conn, a.patch, a.seg, result, now());
             run_actions();
         });
+}
+
+// A request answered (stored) or given up: its time goes into the histogram of its source class.
+void Node::fetch_timed(Swarm& s, std::uint64_t conn, std::uint32_t seg, bool stored) {
+    auto it = s.asked.find({conn, seg});
+    if (it == s.asked.end()) return;
+    if (stored)
+        fetch_seconds_[static_cast<int>(it->second.second)].observe(double(loop_.now_ms() - it->second.first) / 1000.0);
+    s.asked.erase(it);
 }
 
 void Node::serve_segment(const core::act::Serve& a) {
@@ -349,7 +366,10 @@ void Node::on_closed(transfer::Connection& c, transfer::CloseCode code, const st
     // ordinary ends of a connection only when tracing.
     if (transfer::ordinary(code)) log::debug("connection_closed", {{"peer", c.remote()}, {"reason", reason}});
     else log::warn("connection_closed", {{"peer", c.remote()}, {"reason", reason}});
-    for (auto& [sid, s] : swarms_) std::erase_if(s.partial, [id](auto& e) { return e.first.first == id; });
+    for (auto& [sid, s] : swarms_) {
+        std::erase_if(s.partial, [id](auto& e) { return e.first.first == id; });
+        std::erase_if(s.asked, [id](auto& e) { return e.first.first == id; });
+    }
     bool was_up = it->second.up;
     auto dialed = it->second.dialed;
     peers_.erase(it);  // destroys c
@@ -524,6 +544,7 @@ NodeStatus Node::status() const {
     st.download_rate_limit = opts_.download_rate;
     if (dht_) st.dht = dht_->stats();
     st.dht_join = join_;
+    st.fetch_seconds = fetch_seconds_;
     st.now_ms = loop_.now_ms();
     for (auto& [id, s] : swarms_) {
         SwarmStatus w;

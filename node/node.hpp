@@ -19,6 +19,7 @@
 
 #include "core/backoff.hpp"
 #include "core/engine.hpp"
+#include "core/histogram.hpp"
 #include "crypto/crypto.hpp"
 #include "dht/dht.hpp"
 #include "node/store.hpp"
@@ -122,6 +123,8 @@ struct NodeStatus {
     dht::Stats dht;
     DhtJoin dht_join;
     std::uint64_t now_ms = 0;  // the loop time these were taken at
+    // Segment fetch times (request sent to segment verified and written), by source class.
+    std::array<core::Histogram, core::kSourceClasses> fetch_seconds{};
     std::vector<SwarmStatus> swarms;
 };
 
@@ -215,6 +218,8 @@ private:
         std::string out_path;
         Done on_complete;
         std::map<std::pair<std::uint64_t, std::uint32_t>, Bytes> partial;  // segments arriving, by (connection, segment)
+        // Requests out, by (connection, segment): when sent and to which source class (fetch times).
+        std::map<std::pair<std::uint64_t, std::uint32_t>, std::pair<std::uint64_t, core::SourceClass>> asked;
         // The holder record in the DHT.
         std::uint64_t value_id = 0;
         std::uint64_t seq = 0;
@@ -274,6 +279,8 @@ private:
     std::unique_ptr<transfer::Timer> house_;      // the driver's own chores, once a second
     std::unique_ptr<transfer::Timer> join_timer_; // the next bootstrap attempt
     DhtJoin join_;
+    std::array<core::Histogram, core::kSourceClasses> fetch_seconds_{};
+    void fetch_timed(Swarm& s, std::uint64_t conn, std::uint32_t seg, bool stored);
     core::Backoff join_backoff_{1'000, 60'000};
     Rng join_rng_{crypto::random_u64()};
     bool arm_posted_ = false;
