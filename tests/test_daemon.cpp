@@ -176,7 +176,7 @@ TEST_CASE("daemon: control lines are bounded and a bad request gets an ok=false 
     CHECK(std::string(code_name(kErrNone)).empty());
 }
 
-TEST_CASE("daemon: a control reply may come later; a client's lines are answered in order, and a client gone meanwhile is no harm") {
+TEST_CASE("daemon: a control reply may come later, a client's lines are answered in order, and a client gone meanwhile is no harm") {
     TempDir d("ps-ctl");
     transfer::Loop loop;
     transfer::Timer later(loop);

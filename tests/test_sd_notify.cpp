@@ -89,7 +89,7 @@ TEST_CASE("systemd: under NOTIFY_SOCKET a node sends READY with a STATUS line, W
     CHECK(finish(node).code == 0);
 }
 
-TEST_CASE("systemd: an abstract NOTIFY_SOCKET works; a WATCHDOG_PID of another process means no watchdog pings") {
+TEST_CASE("systemd: an abstract NOTIFY_SOCKET works, and a WATCHDOG_PID of another process means no watchdog pings") {
     TempDir d("ps-notify-abs");
     auto p = make_patch(d, 1024 * 1024, 4);
     const std::string name = "@ps-notify-test-" + std::to_string(::getpid());
