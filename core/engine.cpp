@@ -529,6 +529,18 @@ std::uint64_t Engine::lookups(const PatchId& p) const {
     return it == patches_.end() ? 0 : it->second.lookups;
 }
 
+Engine::LookupView Engine::lookup_view(const PatchId& p) const {
+    LookupView v;
+    auto it = patches_.find(p);
+    if (it == patches_.end()) return v;
+    const Patch& s = it->second;
+    v.lookups = s.lookups;
+    v.next_lookup = wants_downloading(s) ? s.next_lookup : 0;
+    if (s.dl)
+        for (auto& [c, k] : conns_) v.holders += s.dl->has_peer(raw(c)) ? 1 : 0;
+    return v;
+}
+
 void Engine::lookup(const PatchId& id, Patch& s, Instant now) {
     // Back off while holders are connected; look again soon when none is.
     bool have_holders = false;

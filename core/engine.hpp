@@ -260,6 +260,14 @@ public:
     std::size_t dial_count() const { return dialing_.size(); }
     std::size_t upload_peers() const { return uploads_.active_peers(); }
     std::uint64_t lookups(const PatchId& p) const;
+    // A patch's holder lookups as scheduled, for the driver to show: holders
+    // connected now, lookups so far, when the next one is due (0 = none).
+    struct LookupView {
+        std::size_t holders = 0;
+        std::uint64_t lookups = 0;
+        Millis next_lookup = 0;
+    };
+    LookupView lookup_view(const PatchId& p) const;
     const EngineConfig& config() const { return cfg_; }
     std::optional<PeerIdentity> peer(ConnId c) const;
 

@@ -8,10 +8,7 @@
 #include <opendht/network_utils.h>
 #include <opendht/value.h>
 
-#include <arpa/inet.h>
-#include <fcntl.h>
 #include <netinet/in.h>
-#include <sys/select.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -22,10 +19,13 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <thread>
 
 #include "crypto/crypto.hpp"
+#include "dht/addr.hpp"
 #include "dht/datagram.hpp"
 #include "dht/filtered_socket.hpp"
+#include "dht/newest_manifests.hpp"
 #include "wire/manifest.hpp"
 #include "wire/record.hpp"
 
@@ -55,60 +55,7 @@ Key to_key(const od::InfoHash& h) {
 
 Bytes to_bytes(const od::Blob& b) { return Bytes(b.begin(), b.end()); }
 
-std::optional<od::SockAddr> parse_ip(const std::string& ip, std::uint16_t port) {
-    sockaddr_in sin{};
-    sockaddr_in6 sin6{};
-    if (inet_pton(AF_INET, ip.c_str(), &sin.sin_addr) == 1) {
-        sin.sin_family = AF_INET;
-        sin.sin_port = htons(port);
-        return od::SockAddr(reinterpret_cast<const sockaddr*>(&sin), sizeof sin);
-    }
-    if (inet_pton(AF_INET6, ip.c_str(), &sin6.sin6_addr) == 1) {
-        sin6.sin6_family = AF_INET6;
-        sin6.sin6_port = htons(port);
-        return od::SockAddr(reinterpret_cast<const sockaddr*>(&sin6), sizeof sin6);
-    }
-    return std::nullopt;
-}
-
-struct HostPort {
-    std::string host, port;
-};
-
-// "host:port", "[v6]:port". Hostnames are allowed; OpenDHT resolves them on its thread.
-std::optional<HostPort> parse_host_port(const std::string& s) {
-    std::string host, port;
-    if (!s.empty() && s[0] == '[') {
-        auto close = s.find(']');
-        if (close == std::string::npos || close + 1 >= s.size() || s[close + 1] != ':') return std::nullopt;
-        host = s.substr(1, close - 1);
-        port = s.substr(close + 2);
-        in6_addr a6{};
-        if (inet_pton(AF_INET6, host.c_str(), &a6) != 1) return std::nullopt;
-    } else {
-        auto colon = s.rfind(':');
-        if (colon == std::string::npos || colon == 0) return std::nullopt;
-        host = s.substr(0, colon);
-        port = s.substr(colon + 1);
-        if (host.find(':') != std::string::npos) return std::nullopt;  // bare IPv6 needs brackets
-    }
-    if (port.empty() || port.size() > 5 || !std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; }))
-        return std::nullopt;
-    const long p = std::stol(port);
-    if (p < 1 || p > 65535) return std::nullopt;
-    return HostPort{host, port};
-}
-
-// The lowest free fd is what OpenDHT's socket() and pipe() calls will get.
-Status check_fd_headroom() {
-    const int fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return err("dht: cannot open /dev/null to probe fds");
-    ::close(fd);
-    if (fd + kFdHeadroom >= FD_SETSIZE)
-        return err("dht: lowest free fd is " + std::to_string(fd) +
-                   "; OpenDHT 2.4.12 aborts on fds >= FD_SETSIZE (start the DHT earlier)");
-    return {};
-}
+od::SockAddr to_sockaddr(const IpAddr& a) { return od::SockAddr(reinterpret_cast<const sockaddr*>(&a.ss), a.len); }
 
 // One get() in flight: filled on the OpenDHT thread, read on the loop thread
 // after the DHT thread has handed it over through `post` (or after join()).
@@ -153,42 +100,6 @@ std::optional<std::uint64_t> manifest_version(const od::InfoHash& key, const od:
         return std::nullopt;
     }
 }
-
-// Storing nodes: the newest manifest version each key held within the value
-// lifetime, so an older one is refused whether it comes as an edit of the same
-// value or as a new value. Used only with a manifest_check (verified versions).
-class NewestManifests {
-public:
-    // True when `version` is not older than the newest recorded for key; records it.
-    bool admit(const od::InfoHash& key, std::uint64_t version) {
-        const auto now = std::chrono::steady_clock::now();
-        const auto until = now + std::chrono::seconds(kHolderValueExpirySeconds);
-        std::lock_guard lock(mu_);
-        auto it = by_key_.find(key);
-        if (it != by_key_.end() && it->second.until > now) {
-            if (version < it->second.version) return false;
-            it->second = {version, until};
-            return true;
-        }
-        if (it != by_key_.end()) {
-            it->second = {version, until};
-            return true;
-        }
-        if (by_key_.size() >= kMaxKeys)
-            std::erase_if(by_key_, [&](const auto& e) { return e.second.until <= now; });
-        if (by_key_.size() < kMaxKeys) by_key_.emplace(key, Newest{version, until});
-        return true;  // a full table tracks no more keys; readers still pick the newest
-    }
-
-private:
-    static constexpr std::size_t kMaxKeys = 4096;
-    struct Newest {
-        std::uint64_t version = 0;
-        std::chrono::steady_clock::time_point until;
-    };
-    std::mutex mu_;
-    std::map<od::InfoHash, Newest> by_key_;
-};
 
 // Shared between the Node, OpenDHT callbacks and posted closures. Stats and the
 // pending-op table are touched on the loop thread only; the atomics on any thread.
@@ -245,6 +156,9 @@ struct Node::Impl {
     std::map<std::pair<Key, std::uint64_t>, Slot> slots;
     std::map<ListenToken, Listen> listens;
     ListenToken next_listen = 1;
+    // ping_bootstrap(): resolves and pings off the loop thread; joined before the runner.
+    std::thread pinger;
+    std::atomic<bool> pinging{false};
 
     // OpenDHT value ids are derived, not the caller's: a fresh salt per run means a
     // restarted node never collides with its own not-yet-expired copies (whose
@@ -385,6 +299,7 @@ od::ValueType Node::Impl::holder_type() const {
 }
 
 void Node::Impl::join() {
+    if (pinger.joinable()) pinger.join();
     if (joined || !runner) return;
     joined = true;
     try {
@@ -423,13 +338,13 @@ Result<std::unique_ptr<Node>> Node::start(const Config& cfg, Post post) {
     od::DhtRunner::Config rc;
     if (!cfg.bind4.empty()) {
         auto a = parse_ip(cfg.bind4, cfg.port);
-        if (!a || a->getFamily() != AF_INET) return err("dht: bind4 '" + cfg.bind4 + "' is not an IPv4 address");
-        rc.bind4 = *a;
+        if (!a || a->ss.ss_family != AF_INET) return err("dht: bind4 '" + cfg.bind4 + "' is not an IPv4 address");
+        rc.bind4 = to_sockaddr(*a);
     }
     if (!cfg.bind6.empty()) {
         auto a = parse_ip(cfg.bind6, cfg.port);
-        if (!a || a->getFamily() != AF_INET6) return err("dht: bind6 '" + cfg.bind6 + "' is not an IPv6 address");
-        rc.bind6 = *a;
+        if (!a || a->ss.ss_family != AF_INET6) return err("dht: bind6 '" + cfg.bind6 + "' is not an IPv6 address");
+        rc.bind6 = to_sockaddr(*a);
     }
     std::vector<HostPort> boots;
     for (const auto& b : cfg.bootstrap) {
@@ -437,7 +352,7 @@ Result<std::unique_ptr<Node>> Node::start(const Config& cfg, Post post) {
         if (!hp) return err("dht: bootstrap '" + b + "' is not host:port or [v6]:port");
         boots.push_back(std::move(*hp));
     }
-    if (auto s = check_fd_headroom(); !s) return std::move(s).take_error();
+    if (auto s = check_fd_headroom(kFdHeadroom); !s) return std::move(s).take_error();
 
     auto impl = std::make_unique<Impl>();
     impl->cfg = cfg;
@@ -774,6 +689,72 @@ void Node::shutdown(std::function<void()> done) {
         if (done) done();
     });
 }
+
+namespace {
+
+// One ping_bootstrap(): pings out, and the entries that answered.
+struct PingOp {
+    std::mutex mu;
+    std::size_t left = 0;
+    std::vector<std::string> answered;
+};
+
+// On the pinger thread: resolves each entry (DNS may block) and pings every
+// address; the last answer or time-out hands `finish` to the loop.
+void ping_all(od::DhtRunner& runner, const std::vector<std::string>& entries, const std::shared_ptr<Shared>& sh,
+              const std::shared_ptr<PingOp>& op, const std::function<void()>& finish) {
+    std::vector<std::pair<std::string, IpAddr>> addrs;
+    for (auto& e : entries)
+        if (auto hp = parse_host_port(e))
+            for (auto& a : resolve(*hp)) addrs.emplace_back(e, a);
+    op->left = addrs.size();
+    if (addrs.empty()) return Shared::deliver(sh, finish);
+    for (auto& [entry, addr] : addrs) {
+        auto answer = [sh, op, finish, entry = entry](bool ok) {
+            bool last = false;
+            {
+                std::lock_guard lock(op->mu);
+                if (ok && std::find(op->answered.begin(), op->answered.end(), entry) == op->answered.end())
+                    op->answered.push_back(entry);
+                last = --op->left == 0;
+            }
+            if (last) Shared::deliver(sh, finish);
+        };
+        try {
+            runner.bootstrap(to_sockaddr(addr), od::DoneCallbackSimple(answer));
+        } catch (const std::exception&) {
+            answer(false);
+        }
+    }
+}
+
+}  // namespace
+
+void Node::ping_bootstrap(std::function<void(std::vector<std::string>)> done) {
+    auto& im = *impl_;
+    auto sh = im.shared;
+    auto ping = std::make_shared<PingOp>();
+    const std::uint64_t op = sh->next_op++;
+    auto finish = [sh, op, ping, done] {  // loop thread, once: from the last answer or from shutdown
+        if (!sh->pending.erase(op)) return;
+        std::vector<std::string> answered;
+        {
+            std::lock_guard lock(ping->mu);
+            answered = ping->answered;
+        }
+        if (done) done(std::move(answered));
+    };
+    sh->pending[op] = finish;
+    if (im.stopping || im.cfg.bootstrap.empty() || im.pinging) return Shared::deliver(sh, finish);
+    if (im.pinger.joinable()) im.pinger.join();  // the previous one has handed its pings over
+    im.pinging = true;
+    im.pinger = std::thread([&im, sh, ping, finish] {
+        ping_all(*im.runner, im.cfg.bootstrap, sh, ping, finish);
+        im.pinging = false;
+    });
+}
+
+const std::vector<std::string>& Node::bootstrap_entries() const { return impl_->cfg.bootstrap; }
 
 const Stats& Node::stats() const {
     impl_->shared->stats.stores_refused = impl_->shared->stores_refused.load();

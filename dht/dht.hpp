@@ -117,6 +117,15 @@ public:
     std::string id_hex() const;  // OpenDHT node id, 40 hex digits
     std::size_t good_nodes() const;  // good routing-table entries, IPv4 + IPv6
 
+    // Pings every bootstrap entry of the Config once more, each resolved again
+    // off the loop thread, and calls done(answered): the entries that answered,
+    // once every ping has an answer or has timed out (a few seconds). OpenDHT
+    // itself retries only at 10 s, 20 s, 40 s ... without bound, so the caller
+    // drives its own back-off with this. done({}) soon after shutdown(), with
+    // no entries, or while the previous ping is still resolving.
+    void ping_bootstrap(std::function<void(std::vector<std::string> answered)> done);
+    const std::vector<std::string>& bootstrap_entries() const;
+
     // Publishes `value` under `key` and keeps it alive (refreshed before remote
     // copies expire) until withdraw() or shutdown(). Announcing again with the same
     // value_id replaces the previous value on this node and on storing nodes.

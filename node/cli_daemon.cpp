@@ -98,6 +98,30 @@ std::string human_secs(const json& v) {
 
 std::string limit(std::uint64_t v) { return v ? human_bytes(double(v)) + "/s" : "none"; }
 
+// "8 s" under a minute, else as human_secs.
+std::string short_secs(const json& v) {
+    if (!v.is_number() || v.get<double>() >= 60) return human_secs(v);
+    return std::to_string(std::lround(v.get<double>())) + " s";
+}
+
+// "dht connecting for 12 s: attempt 4, no answer from 127.0.0.1:4222, next retry in 8 s".
+void print_dht_join(const json& n) {
+    if (!n.contains("dht_join") || n["dht_join"].value("state", "") == "connected") return;
+    auto& d = n["dht_join"];
+    std::string line = "dht " + d.value("state", "") + " for " + short_secs(d["since_seconds"]);
+    if (d.value("state", "") == "waiting") {
+        line += ": no bootstrap node configured; waiting for nodes to join this one";
+    } else {
+        line += ": attempt " + std::to_string(d.value("attempts", 0));
+        std::string who;
+        for (auto& u : d["unanswered"]) who += (who.empty() ? "" : ", ") + u.get<std::string>();
+        if (!who.empty()) line += ", no answer from " + who;
+        if (!d["next_retry_in_s"].is_null()) line += ", next retry in " + short_secs(d["next_retry_in_s"]);
+        else if (d.value("pinging", false)) line += ", waiting for an answer";
+    }
+    std::printf("%s\n", line.c_str());
+}
+
 void print_status(const json& j) {
     auto& n = j["node"];
     std::printf("node %s  role %s  domain %s  listen :%d  dht :%d\n", n.value("key", "").substr(0, 16).c_str(),
@@ -109,6 +133,7 @@ void print_status(const json& j) {
     if (auto q = n.value("quota", 0ull))
         std::printf("  quota %s of %s", human_bytes(double(n.value("reserved", 0ull))).c_str(), human_bytes(double(q)).c_str());
     std::printf("\n");
+    print_dht_join(n);
     if (n.contains("warnings"))
         for (auto& w : n["warnings"]) std::printf("warning: %s\n", w.get<std::string>().c_str());
     std::printf("\n");
@@ -132,6 +157,8 @@ void print_status(const json& j) {
                     human_bytes(p.value("rate_down", 0.0)).c_str(), human_bytes(p.value("rate_up", 0.0)).c_str(),
                     human_secs(p["eta_seconds"]).c_str(), from.c_str());
         if (p.contains("error")) std::printf("           error: %s\n", p.value("error", "").c_str());
+        if (p.value("state", "") == "downloading" && p.value("holders", 0) == 0 && !p["next_lookup_in_s"].is_null())
+            std::printf("           no holders found yet, next lookup in %s\n", short_secs(p["next_lookup_in_s"]).c_str());
         if (p.contains("hook")) std::printf("           on-complete hook: %s\n", p.value("hook", "").c_str());
     }
 }

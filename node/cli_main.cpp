@@ -5,6 +5,7 @@
 #include <iostream>
 
 #include "node/cli.hpp"
+#include "node/daemon.hpp"
 
 namespace ps::cli {
 
@@ -38,6 +39,7 @@ int run(int argc, char** argv, const std::string& version, const std::vector<Add
     CLI::App app{"patchswarm: signed patch distribution over a peer-to-peer swarm", "patchswarm"};
     app.require_subcommand(1);
     app.set_version_flag("--version", "patchswarm " + version, "Print the version and exit");
+    node::set_build_version(version);
     Commands commands;
     add_manifest_commands(app, commands);
     add_network_commands(app, commands);

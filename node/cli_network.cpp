@@ -17,6 +17,7 @@
 #include "node/node.hpp"
 #include "node/trust.hpp"
 #include "transfer/loop.hpp"
+#include "transfer/sd_notify.hpp"
 
 namespace ps::cli {
 
@@ -225,6 +226,22 @@ struct Runtime {
     }
 };
 
+// systemd's side of the daemon (Type=notify, transfer/sd_notify.hpp): READY
+// once it serves, WATCHDOG at half WatchdogSec= from the loop (a stuck loop
+// stops the pings), and a STATUS line refreshed with them (every 10 s without
+// a watchdog).
+void notify_systemd(const transfer::Notifier& n, transfer::Timer& timer, const node::Daemon& d) {
+    if (!n.enabled()) return;
+    auto say = [&n](const std::string& state) {
+        if (auto st = n.send(state); !st) ps::log::warn("sd_notify_failed", {{"reason", st.error()}});
+    };
+    say("READY=1\nSTATUS=" + d.summary());
+    const std::uint64_t period = n.watchdog_ms() ? std::max<std::uint64_t>(n.watchdog_ms() / 2, 1) : 10'000;
+    timer.start(period, period, [say, &d, wd = n.watchdog_ms() != 0] {
+        say((wd ? "WATCHDOG=1\nSTATUS=" : "STATUS=") + d.summary());
+    });
+}
+
 int run_node(const NetArgs& a) {
     const std::string cmd = "node";
     auto source = [&a]() { return a.build(); };
@@ -243,6 +260,9 @@ int run_node(const NetArgs& a) {
     if (!daemon) return fail(cmd, daemon.error());
     std::printf("%s\n", (*daemon)->ready_line().c_str());
     std::fflush(stdout);
+    const auto systemd = transfer::Notifier::from_env();
+    transfer::Timer pings(loop);
+    notify_systemd(systemd, pings, **daemon);
     bool stopping = false;
     // Shutting down ends in a callback posted from the DHT's threads; the guard
     // keeps the loop running until it arrives (or gives up after 10 s).
@@ -250,6 +270,8 @@ int run_node(const NetArgs& a) {
     auto stop = [&] {
         if (stopping) return;
         stopping = true;
+        pings.stop();
+        (void)systemd.send("STOPPING=1\nSTATUS=stopping");
         guard.start(10'000, 0, [&loop] {
             ps::log::warn("shutdown_timeout", {});
             loop.stop();
@@ -257,7 +279,11 @@ int run_node(const NetArgs& a) {
         (*daemon)->shutdown([&loop] { loop.stop(); });
     };
     transfer::SignalWatch sigterm(loop, SIGTERM, stop), sigint(loop, SIGINT, stop);
-    transfer::SignalWatch sighup(loop, SIGHUP, [&] { (void)(*daemon)->reload(); });
+    transfer::SignalWatch sighup(loop, SIGHUP, [&] {
+        (void)systemd.reloading();
+        auto st = (*daemon)->reload();
+        (void)systemd.send("READY=1\nSTATUS=" + (st ? (*daemon)->summary() : "reload failed: " + st.error()));
+    });
     loop.run();
     daemon->reset();
     return 0;

@@ -130,7 +130,9 @@ Result<Setup> make_setup(const DaemonConfig& c) {
     s.opts.download_rate = c.download_limit;
     s.opts.uploads.slots = c.upload_slots ? c.upload_slots : default_upload_slots(*role);
     bool loopback = ep->first.rfind("127.", 0) == 0 || ep->first == "::1";
-    s.opts.dht.bind4 = ep->first.find(':') == std::string::npos ? ep->first : "";
+    // "::" is dual-stack: the transfer socket takes IPv4 too (transfer::Stream::bind),
+    // and so does the DHT, or IPv4 bootstrap nodes and peers could not reach it.
+    s.opts.dht.bind4 = ep->first == "::" ? "0.0.0.0" : ep->first.find(':') == std::string::npos ? ep->first : "";
     s.opts.dht.bind6 = !c.dht_bind6.empty() ? c.dht_bind6 : (loopback ? "::1" : "::");
     s.opts.dht.port = c.dht_port;
     s.opts.dht.bootstrap = c.bootstrap;

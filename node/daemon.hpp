@@ -46,6 +46,11 @@ struct Setup {
 };
 Result<Setup> make_setup(const DaemonConfig& cfg);
 
+// The version `patchswarm --version` prints (cli::run sets it), for the
+// patchswarm_build_info metric. "unknown" until set.
+void set_build_version(std::string version);
+const std::string& build_version();
+
 // Runs the installer hook for a finished download: first checks the file
 // against the manifest again (on the thread pool), then runs argv + [file]
 // without a shell, with PATCHSWARM_MANIFEST_ID, PATCHSWARM_PATCH_NAME and
@@ -94,6 +99,8 @@ public:
 
     // "ready role=... domain=... listen=...:P dht=P key=... control=... metrics=..."
     std::string ready_line() const;
+    // One line for systemd's STATUS=: "dht connected; 3 peers; 1 downloading (42%), 2 complete".
+    std::string summary() const;
     Node& node() { return *node_; }
     const DaemonConfig& config() const { return cfg_; }
     std::uint16_t metrics_port() const { return metrics_ ? metrics_->port() : 0; }
@@ -138,6 +145,7 @@ private:
     Result<Hash32> select(const std::string& selector) const;
     std::uint64_t reserved_bytes() const;
     void fold_totals();
+    void node_metrics(std::string& out, const NodeStatus& ns) const;
 
     std::string cmd_status(const std::string* patch);
     std::string cmd_list();

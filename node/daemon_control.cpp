@@ -19,26 +19,20 @@ using namespace daemon_util;
 
 namespace {
 
-const char* source_key(int cls) {
-    switch (static_cast<core::SourceClass>(cls)) {
-        case core::SourceClass::SameDomainPeer: return "same_domain_peer";
-        case core::SourceClass::SameDomainSuper: return "same_domain_super";
-        case core::SourceClass::OtherDomain: return "other_domain";
-        case core::SourceClass::Origin: return "origin";
-    }
-    return "unknown";
+// Seconds from loop time `now_ms` until `at_ms`, or null when nothing is planned.
+json seconds_until(std::uint64_t at_ms, std::uint64_t now_ms) {
+    if (!at_ms) return nullptr;
+    return std::round(double(at_ms > now_ms ? at_ms - now_ms : 0) / 100.0) / 10.0;
 }
 
-// Prometheus label values: backslash, double quote and newline escaped.
-std::string label(std::string_view v) {
-    std::string out;
-    for (char c : v) {
-        if (c == '\\') out += "\\\\";
-        else if (c == '"') out += "\\\"";
-        else if (c == '\n') out += "\\n";
-        else out += c;
-    }
-    return out;
+json dht_join_json(const DhtJoin& j, std::uint64_t now_ms) {
+    return {{"state", to_string(j.state)},
+            {"since_seconds", std::round(double(now_ms - std::min(now_ms, j.since_ms)) / 100.0) / 10.0},
+            {"attempts", j.attempts},
+            {"next_retry_in_s", seconds_until(j.next_retry_ms, now_ms)},
+            {"pinging", j.pinging},
+            {"bootstrap", j.bootstrap},
+            {"unanswered", j.unanswered}};
 }
 
 // One patch in a status reply, as the node sees it (the daemon adds its job).
@@ -77,6 +71,11 @@ json swarm_json(const SwarmStatus& w, double now_unix, double now_loop) {
     if (w.segments && w.held < w.segments)
         left = w.total_size - std::min<std::uint64_t>(w.total_size, std::uint64_t(w.held) * wire::kDefaultSegmentSize);
     p["eta_seconds"] = state == "downloading" && w.rate_down > 1 ? json(std::round(double(left) / w.rate_down)) : json(nullptr);
+    // Holder lookups (the engine's schedule): a download with no holder yet says when it looks again.
+    const auto now_ms = static_cast<std::uint64_t>(now_loop * 1000.0);
+    p["holders"] = w.lookup.holders;
+    p["lookups"] = w.lookup.lookups;
+    p["next_lookup_in_s"] = state == "downloading" ? seconds_until(w.lookup.next_lookup_ms, now_ms) : json(nullptr);
     return p;
 }
 
@@ -141,6 +140,7 @@ std::string Daemon::cmd_status(const std::string* patch) {
                 {"listens", ns.dht.listens},
                 {"values_received", ns.dht.values_received},
                 {"values_dropped", ns.dht.values_dropped}}}};
+    node["dht_join"] = dht_join_json(ns.dht_join, ns.now_ms);
     node["advertise"] = setup_.opts.advertise_host;
     node["warnings"] = json::array();
     if (auto why = advertise_warning(setup_.opts.advertise_host); !why.empty()) node["warnings"].push_back(why);
@@ -171,6 +171,30 @@ std::string Daemon::cmd_status(const std::string* patch) {
            {"uploads", {{"peers", ns.upload_peers}, {"bytes", uploaded}, {"rate", std::round(rate_up)}}},
            {"downloads", {{"rate", std::round(rate_down)}}}};
     return ok_reply(std::move(j));
+}
+
+std::string Daemon::summary() const {
+    NodeStatus ns = node_->status();
+    std::string s = std::string("dht ") + to_string(ns.dht_join.state);
+    if (ns.dht_join.state == DhtJoin::State::Connecting && ns.dht_join.attempts)
+        s += " (attempt " + std::to_string(ns.dht_join.attempts) + ")";
+    s += "; " + std::to_string(ns.peers) + " peers";
+    std::uint64_t held = 0, total = 0;
+    int downloading = 0, complete = 0, serving = 0;
+    for (auto& w : ns.swarms) {
+        if (!w.downloading) ++serving;
+        else if (w.complete) ++complete;
+        else {
+            ++downloading;
+            held += w.held;
+            total += w.segments;
+        }
+    }
+    if (downloading)
+        s += "; " + std::to_string(downloading) + " downloading (" + std::to_string(total ? 100 * held / total : 0) + "%)";
+    if (complete) s += "; " + std::to_string(complete) + " complete";
+    if (serving) s += "; serving " + std::to_string(serving);
+    return s;
 }
 
 std::string Daemon::cmd_list() {
@@ -282,76 +306,6 @@ void Daemon::cmd_rollout(const std::string& name, const std::string* version, st
                       : " is known to this node or in the DHT")));
         run(*vm);
     });
-}
-
-void Daemon::fold_totals() {
-    for (auto& w : node_->status().swarms) {
-        Counters c;
-        c.bytes_from = w.stats.bytes_from;
-        c.bytes_uploaded = w.stats.bytes_uploaded;
-        c.bytes_downloaded = w.stats.bytes_downloaded;
-        c.segments_verified = w.stats.segments_verified;
-        c.segments_rejected = w.stats.segments_rejected;
-        last_[w.id] = c;
-    }
-}
-
-std::string Daemon::metrics_text() {
-    fold_totals();
-    Counters t = retired_;
-    for (auto& [id, c] : last_) t += c;
-    NodeStatus ns = node_->status();
-    std::string o;
-    auto metric = [&](const char* name, const char* type, const char* help) {
-        o += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n";
-    };
-    auto sample = [&](const std::string& name, std::uint64_t v, const std::string& labels = "") {
-        o += name + (labels.empty() ? "" : "{" + labels + "}") + " " + std::to_string(v) + "\n";
-    };
-    // A metric's header and its first sample (more samples may follow).
-    auto single = [&](const char* name, const char* type, const char* help, std::uint64_t v,
-                      const std::string& labels = "") {
-        metric(name, type, help);
-        sample(name, v, labels);
-    };
-    metric("patchswarm_bytes_received_total", "counter", "Segment bytes received, by source class.");
-    for (int c = 0; c < core::kSourceClasses; ++c)
-        sample("patchswarm_bytes_received_total", t.bytes_from[c], std::string("source=\"") + source_key(c) + "\"");
-    single("patchswarm_bytes_verified_total", "counter", "Segment bytes that verified and were stored.", t.bytes_downloaded);
-    single("patchswarm_bytes_uploaded_total", "counter", "Segment bytes sent to peers.", t.bytes_uploaded);
-    single("patchswarm_segments_verified_total", "counter", "Segments that matched the signed manifest.", t.segments_verified);
-    single("patchswarm_segments_rejected_total", "counter", "Segments that failed their hash (the sender is banned).", t.segments_rejected);
-    std::uint64_t bans = 0;
-    for (auto& w : ns.swarms) bans += w.stats.banned.size();
-    single("patchswarm_banned_peers", "gauge", "Peers banned for a patch, summed over patches.", bans);
-    single("patchswarm_peers", "gauge", "Authenticated peer connections.", ns.peers);
-    single("patchswarm_upload_peers", "gauge", "Peers holding an upload slot.", ns.upload_peers);
-    single("patchswarm_known_contacts", "gauge", "Contacts in the passive view.", ns.contacts);
-    single("patchswarm_dht_nodes", "gauge", "Good DHT routing-table entries.", ns.dht_nodes);
-    single("patchswarm_dht_operations_total", "counter", "DHT operations started, by kind.", ns.dht.gets, "op=\"get\"");
-    sample("patchswarm_dht_operations_total", ns.dht.puts, "op=\"put\"");
-    sample("patchswarm_dht_operations_total", ns.dht.listens, "op=\"listen\"");
-    single("patchswarm_dht_values_received_total", "counter", "DHT values received.", ns.dht.values_received);
-    single("patchswarm_dht_values_dropped_total", "counter", "DHT values dropped (over the per-get bound or malformed).", ns.dht.values_dropped);
-    single("patchswarm_dht_refused_total", "counter", "DHT records refused, by side.", ns.dht.announces_refused, "side=\"announce\"");
-    sample("patchswarm_dht_refused_total", ns.dht.stores_refused, "side=\"store\"");
-    single("patchswarm_announcements_total", "counter", "Manifest announcements received by gossip, by outcome.", ns.announces_received - ns.announces_rejected, "result=\"accepted\"");
-    sample("patchswarm_announcements_total", ns.announces_rejected, "result=\"rejected\"");
-    single("patchswarm_rate_limit_bytes_per_second", "gauge", "Configured rate limits (0 = none).", ns.upload_rate_limit, "direction=\"upload\"");
-    sample("patchswarm_rate_limit_bytes_per_second", ns.download_rate_limit, "direction=\"download\"");
-    single("patchswarm_downloads_completed_total", "counter", "Downloads completed and exported since start.", downloads_completed_);
-    single("patchswarm_auto_fetches_total", "counter", "Downloads started on an announcement (device auto-fetch, super-node prefetch).", auto_fetches_);
-    single("patchswarm_cache_evictions_total", "counter", "Cached patches evicted to stay under the quota.", evictions_);
-    single("patchswarm_hooks_total", "counter", "On-complete hook runs since start, by outcome.", hooks_ok_, "result=\"ok\"");
-    sample("patchswarm_hooks_total", hooks_failed_, "result=\"failed\"");
-    metric("patchswarm_patch_segments_held", "gauge", "Segments held, per patch.");
-    for (auto& w : ns.swarms)
-        sample("patchswarm_patch_segments_held", w.held,
-               "id=\"" + wire::short_hex(w.id) + "\",name=\"" + label(w.name) + "\"");
-    metric("patchswarm_patch_segments", "gauge", "Segments in the patch, per patch.");
-    for (auto& w : ns.swarms)
-        sample("patchswarm_patch_segments", w.segments, "id=\"" + wire::short_hex(w.id) + "\",name=\"" + label(w.name) + "\"");
-    return o;
 }
 
 }  // namespace ps::node

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <string>
 
+#include "core/engine.hpp"
 #include "node/control.hpp"
 #include "node/node_util.hpp"
 
@@ -14,6 +15,17 @@ namespace ps::node::daemon_util {
 
 using node_util::unix_now;
 using node_util::unix_now_ms;
+
+// The JSON key and metric label of a source class.
+inline const char* source_key(int cls) {
+    switch (static_cast<core::SourceClass>(cls)) {
+        case core::SourceClass::SameDomainPeer: return "same_domain_peer";
+        case core::SourceClass::SameDomainSuper: return "same_domain_super";
+        case core::SourceClass::OtherDomain: return "other_domain";
+        case core::SourceClass::Origin: return "origin";
+    }
+    return "unknown";
+}
 
 inline std::string dump(const nlohmann::json& j) {
     return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);

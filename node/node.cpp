@@ -97,6 +97,13 @@ Status Node::start() {
     deadline_ = std::make_unique<transfer::Timer>(loop_);
     house_ = std::make_unique<transfer::Timer>(loop_);
     house_->start(1'000, 1'000, [this] { housekeeping(); });
+    join_timer_ = std::make_unique<transfer::Timer>(loop_);
+    join_.bootstrap = opts_.dht.bootstrap;
+    join_.since_ms = loop_.now_ms();
+    if (!join_.bootstrap.empty()) {
+        join_.state = DhtJoin::State::Connecting;
+        ping_bootstrap();
+    }
     member_value_id_ = crypto::random_u64();
     announce_member();
     join_gossip();
@@ -192,9 +199,16 @@ void Node::carry_out(core::EngineAction& action) {
                 if (Peer* p = ready_peer(a.conn)) send_msg(*p, wire::MsgHaveOne{a.patch, core::idx(a.seg)});
             } else if constexpr (std::is_same_v<T, act::SendRequest>) {
                 log::debug("request", {{"seg", core::idx(a.seg)}, {"source", core::to_string(a.from)}});
-                if (Peer* p = ready_peer(a.conn)) send_msg(*p, wire::MsgRequest{a.patch, core::idx(a.seg)});
+                if (Peer* p = ready_peer(a.conn)) {
+                    send_msg(*p, wire::MsgRequest{a.patch, core::idx(a.seg)});
+                    if (Swarm* sw = swarm(a.patch))
+                        sw->asked[{core::raw(a.conn), core::idx(a.seg)}] = {loop_.now_ms(), a.from};
+                }
             } else if constexpr (std::is_same_v<T, act::SendCancel>) {
-                if (Swarm* s = swarm(a.patch)) s->partial.erase({core::raw(a.conn), core::idx(a.seg)});
+                if (Swarm* s = swarm(a.patch)) {
+                    s->partial.erase({core::raw(a.conn), core::idx(a.seg)});
+                    s->asked.erase({core::raw(a.conn), core::idx(a.seg)});
+                }
                 if (Peer* p = ready_peer(a.conn)) send_msg(*p, wire::MsgCancel{a.patch, core::idx(a.seg)});
             } else if constexpr (std::is_same_v<T, act::SendAssign>) {
                 if (Peer* p = ready_peer(a.conn)) send_msg(*p, wire::MsgAssign{a.patch, std::move(a.share)});
@@ -253,9 +267,19 @@ void Node::store_segment(const core::act::Store& a) {
                 store->mark_written(core::idx(a.seg));
                 if (store->unsynced() >= 16) sync_store(*sw);  // batched fdatasync
             }
+            fetch_timed(*sw, core::raw(a.conn), core::idx(a.seg), result == core::StoreOutcome::Stored);
             engine_.stored(a.conn, a.patch, a.seg, result, now());
             run_actions();
         });
+}
+
+// A request answered (stored) or given up: its time goes into the histogram of its source class.
+void Node::fetch_timed(Swarm& s, std::uint64_t conn, std::uint32_t seg, bool stored) {
+    auto it = s.asked.find({conn, seg});
+    if (it == s.asked.end()) return;
+    if (stored)
+        fetch_seconds_[static_cast<int>(it->second.second)].observe(double(loop_.now_ms() - it->second.first) / 1000.0);
+    s.asked.erase(it);
 }
 
 void Node::serve_segment(const core::act::Serve& a) {
@@ -344,7 +368,10 @@ void Node::on_closed(transfer::Connection& c, transfer::CloseCode code, const st
     // ordinary ends of a connection only when tracing.
     if (transfer::ordinary(code)) log::debug("connection_closed", {{"peer", c.remote()}, {"reason", reason}});
     else log::warn("connection_closed", {{"peer", c.remote()}, {"reason", reason}});
-    for (auto& [sid, s] : swarms_) std::erase_if(s.partial, [id](auto& e) { return e.first.first == id; });
+    for (auto& [sid, s] : swarms_) {
+        std::erase_if(s.partial, [id](auto& e) { return e.first.first == id; });
+        std::erase_if(s.asked, [id](auto& e) { return e.first.first == id; });
+    }
     bool was_up = it->second.up;
     auto dialed = it->second.dialed;
     peers_.erase(it);  // destroys c
@@ -455,6 +482,7 @@ void Node::housekeeping() {
         if (!p.conn->ready() && !p.conn->closing() && t - p.conn->created_ms() > opts_.handshake_timeout_ms)
             stale.push_back(p.conn.get());
     for (auto* c : stale) c->close(transfer::CloseCode::HandshakeTimeout, "handshake timed out");
+    watch_dht();
     if (t - last_member_ms_ >= 20 * 60 * 1000) announce_member();
     if (!opts_.watch.empty() && t - last_watch_ms_ >= 30'000) check_watched();
     // Keep a few connections even with nothing to fetch, to hear announcements.
@@ -517,6 +545,9 @@ NodeStatus Node::status() const {
     st.upload_rate_limit = opts_.upload_rate;
     st.download_rate_limit = opts_.download_rate;
     if (dht_) st.dht = dht_->stats();
+    st.dht_join = join_;
+    st.fetch_seconds = fetch_seconds_;
+    st.now_ms = loop_.now_ms();
     for (auto& [id, s] : swarms_) {
         SwarmStatus w;
         w.id = id;
@@ -532,6 +563,8 @@ NodeStatus Node::status() const {
         w.rate_up = s.rate_up;
         w.out_path = s.out_path;
         w.last_served_ms = engine_.last_served(id);
+        auto lv = engine_.lookup_view(id);
+        w.lookup = LookupStatus{lv.holders, lv.lookups, lv.next_lookup};
         if (auto* ps = engine_.stats(id)) w.stats = *ps;
         st.swarms.push_back(std::move(w));
     }
@@ -582,6 +615,7 @@ void Node::shutdown(std::function<void()> done) {
     stopping_ = true;
     if (deadline_) deadline_->stop();
     if (house_) house_->stop();
+    if (join_timer_) join_timer_->stop();
     for (auto& [id, s] : swarms_)  // last chance to make written segments durable
         if (auto st = s.store->sync(); !st) log::error("store_sync_failed", {{"error", st.error()}});
     if (dht_) {

@@ -17,7 +17,10 @@
 #include <set>
 #include <string>
 
+#include "core/backoff.hpp"
 #include "core/engine.hpp"
+#include "core/histogram.hpp"
+#include "crypto/crypto.hpp"
 #include "dht/dht.hpp"
 #include "node/store.hpp"
 #include "node/trust.hpp"
@@ -66,6 +69,28 @@ struct NodeOptions {
 // Per patch, what moved and where it came from (kept by the engine).
 using SwarmStats = core::PatchStats;
 
+// Joining the DHT, as `status` shows it. A node pings its bootstrap nodes with
+// back-off (1 s doubling to 60 s, +-25%) until one answers, and again whenever
+// its routing table empties.
+struct DhtJoin {
+    enum class State { Waiting, Connecting, Connected };
+    State state = State::Waiting;  // Waiting: no bootstrap node configured and nobody joined us yet
+    std::uint64_t since_ms = 0;    // loop time the state began
+    std::uint32_t attempts = 0;    // bootstrap attempts since it began
+    std::uint64_t next_retry_ms = 0;  // loop time of the next attempt; 0 = none planned
+    bool pinging = false;             // an attempt is waiting for its answers
+    std::vector<std::string> bootstrap;   // the configured entries
+    std::vector<std::string> unanswered;  // of the last attempt
+};
+const char* to_string(DhtJoin::State);
+
+// A download's holder lookups (the engine's schedule, read only).
+struct LookupStatus {
+    std::size_t holders = 0;          // holders of the patch connected now
+    std::uint64_t lookups = 0;        // DHT lookups so far
+    std::uint64_t next_lookup_ms = 0; // loop time of the next one
+};
+
 // A patch as `patchswarm status` shows it.
 struct SwarmStatus {
     Hash32 id{};
@@ -81,6 +106,7 @@ struct SwarmStatus {
     double rate_up = 0;
     std::string out_path;
     std::uint64_t last_served_ms = 0;  // loop time of the last request taken or segment sent; 0 = never
+    LookupStatus lookup;
     SwarmStats stats;
 };
 
@@ -97,6 +123,10 @@ struct NodeStatus {
     std::uint64_t announces_received = 0, announces_rejected = 0;
     std::uint64_t upload_rate_limit = 0, download_rate_limit = 0;
     dht::Stats dht;
+    DhtJoin dht_join;
+    std::uint64_t now_ms = 0;  // the loop time these were taken at
+    // Segment fetch times (request sent to segment verified and written), by source class.
+    std::array<core::Histogram, core::kSourceClasses> fetch_seconds{};
     std::vector<SwarmStatus> swarms;
 };
 
@@ -190,6 +220,8 @@ private:
         std::string out_path;
         Done on_complete;
         std::map<std::pair<std::uint64_t, std::uint32_t>, Bytes> partial;  // segments arriving, by (connection, segment)
+        // Requests out, by (connection, segment): when sent and to which source class (fetch times).
+        std::map<std::pair<std::uint64_t, std::uint32_t>, std::pair<std::uint64_t, core::SourceClass>> asked;
         // The holder record in the DHT.
         std::uint64_t value_id = 0;
         std::uint64_t seq = 0;
@@ -217,6 +249,10 @@ private:
     void serve_segment(const core::act::Serve& a);
     void arm();
     void housekeeping();
+    void watch_dht();
+    void ping_bootstrap();
+    void on_bootstrap_answers(std::vector<std::string> answered);
+    void set_join_state(DhtJoin::State st);
     void lookup(const Hash32& id);
     void on_holders(const Hash32& id, const std::string& domain, std::vector<Bytes> values);
     void on_announce(Peer* from, ByteView manifest);
@@ -243,6 +279,12 @@ private:
     std::unique_ptr<dht::Node> dht_;
     std::unique_ptr<transfer::Timer> deadline_;   // at the engine's next deadline
     std::unique_ptr<transfer::Timer> house_;      // the driver's own chores, once a second
+    std::unique_ptr<transfer::Timer> join_timer_; // the next bootstrap attempt
+    DhtJoin join_;
+    std::array<core::Histogram, core::kSourceClasses> fetch_seconds_{};
+    void fetch_timed(Swarm& s, std::uint64_t conn, std::uint32_t seg, bool stored);
+    core::Backoff join_backoff_{1'000, 60'000};
+    Rng join_rng_{crypto::random_u64()};
     bool arm_posted_ = false;
     std::map<std::uint64_t, Peer> peers_;  // by connection id (= core::ConnId)
     std::map<Hash32, Swarm> swarms_;

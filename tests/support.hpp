@@ -3,6 +3,8 @@
 #pragma once
 
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -134,6 +136,19 @@ inline node::VerifiedManifest publish(const std::string& file, const crypto::Key
     auto vm = node::verify_manifest_bytes(wire::encode_manifest(m), node::TrustStore::from_key(op.pk), m.created);
     REQUIRE(vm);
     return *vm;
+}
+
+// True when this machine can bind the IPv6 loopback (::1); tests that need it
+// skip, saying so, where it cannot (a container without IPv6, say).
+inline bool have_ipv6_loopback() {
+    int fd = ::socket(AF_INET6, SOCK_STREAM, 0);
+    if (fd < 0) return false;
+    sockaddr_in6 a{};
+    a.sin6_family = AF_INET6;
+    a.sin6_addr = in6addr_loopback;
+    const bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+    ::close(fd);
+    return ok;
 }
 
 // Runs the loop until done() is true or timeout_ms passed; returns done().

@@ -176,7 +176,7 @@ TEST_CASE("daemon: control lines are bounded and a bad request gets an ok=false 
     CHECK(std::string(code_name(kErrNone)).empty());
 }
 
-TEST_CASE("daemon: a control reply may come later; a client's lines are answered in order, and a client gone meanwhile is no harm") {
+TEST_CASE("daemon: a control reply may come later, a client's lines are answered in order, and a client gone meanwhile is no harm") {
     TempDir d("ps-ctl");
     transfer::Loop loop;
     transfer::Timer later(loop);
@@ -531,22 +531,54 @@ TEST_CASE("daemon: SIGHUP and `reload` re-read the config file's limits and a br
     CHECK(slurp(dev.err).find("event=reloaded") != std::string::npos);
 }
 
+namespace {
+
+// A device with a metrics endpoint that has fetched a 3 MiB patch from an origin.
+struct MetricsRun {
+    TempDir d{"ps-daemon"};
+    Patch p = make_patch(d, 3 << 20, 17);
+    std::optional<Proc> dev, origin;
+    std::string sock;
+    std::uint16_t mport = 0;
+
+    explicit MetricsRun(std::vector<std::string> extra = {}) {
+        auto args = device_args(d, p, "dev");
+        args.insert(args.end(), {"--metrics", "127.0.0.1:0"});
+        args.insert(args.end(), extra.begin(), extra.end());
+        dev.emplace(spawn(d, "dev", args));
+        auto line = ready(*dev);
+        sock = field(line, "control");
+        mport = static_cast<std::uint16_t>(std::stoi(field(line, "metrics").substr(10)));
+        REQUIRE(ctl(sock, "add", {{"manifest", p.manifest}, {"out", d / "out.bin"}}).value("ok", false));
+        origin.emplace(start_origin(d, p, field(line, "dht")));
+        ready(*origin);
+        REQUIRE(wait_for([&] { return patch_status(sock).value("state", "") == "complete"; }, 15'000));
+    }
+    std::string body() {
+        auto resp = http_get(mport, "GET /metrics HTTP/1.0\r\n\r\n");
+        return resp.substr(resp.find("\r\n\r\n") + 2);
+    }
+    void stop() {
+        ::kill(dev->pid, SIGTERM);
+        ::kill(origin->pid, SIGTERM);
+        CHECK(finish(*dev).code == 0);
+        CHECK(finish(*origin).code == 0);
+    }
+};
+
+// A sample's value as a number (counters of seconds are not integers).
+std::optional<double> sample_double(const std::string& text, const std::string& series) {
+    auto p = text.find("\n" + series + " ");
+    if (p == std::string::npos) return std::nullopt;
+    return std::stod(text.substr(p + series.size() + 2));
+}
+
+}  // namespace
+
 TEST_CASE("daemon: the metrics endpoint serves the counters and anything but GET /metrics is refused") {
-    TempDir d("ps-daemon");
-    auto p = make_patch(d, 3 << 20, 17);
-    Reaper reaper;
-    auto args = device_args(d, p, "dev");
-    args.insert(args.end(), {"--metrics", "127.0.0.1:0"});
-    Proc dev = spawn(d, "dev", args);
-    reaper.procs.push_back(&dev);
-    auto line = ready(dev);
-    std::string sock = field(line, "control");
-    auto mport = static_cast<std::uint16_t>(std::stoi(field(line, "metrics").substr(10)));
-    REQUIRE(ctl(sock, "add", {{"manifest", p.manifest}, {"out", d / "out.bin"}}).value("ok", false));
-    Proc origin = start_origin(d, p, field(line, "dht"));
-    reaper.procs.push_back(&origin);
-    ready(origin);
-    REQUIRE(wait_for([&] { return patch_status(sock).value("state", "") == "complete"; }, 15'000));
+    MetricsRun m;
+    auto& sock = m.sock;
+    auto mport = m.mport;
 
     auto resp = http_get(mport, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
     REQUIRE(resp.find("HTTP/1.0 200 OK\r\n") == 0);
@@ -572,8 +604,48 @@ TEST_CASE("daemon: the metrics endpoint serves the counters and anything but GET
     CHECK(http_get(mport, "GET /metrics\r\n\r\n").find("HTTP/1.0 400") == 0);
     CHECK(http_get(mport, "GET /metrics HTTP/1.0\r\nX: " + std::string(10000, 'a')).find("HTTP/1.0 431") == 0);
 
-    ::kill(dev.pid, SIGTERM);
-    ::kill(origin.pid, SIGTERM);
-    CHECK(finish(dev).code == 0);
-    CHECK(finish(origin).code == 0);
+    m.stop();
+}
+
+TEST_CASE("daemon: metrics carry build info, process figures, cache bytes and segment fetch times by source") {
+    MetricsRun m({"--quota", "64M"});
+    auto body = m.body();
+    INFO(body);
+    // Build info: the version --version prints, the role and the domain.
+    auto v = run_cli(m.d, {"--version"});
+    std::string version = v.out.substr(std::string("patchswarm ").size());
+    version.erase(version.find_last_not_of("\n") + 1);
+    CHECK(sample(body, "patchswarm_build_info{version=\"" + version + "\",role=\"peer\",domain=\"d1\"}") == 1u);
+    // The process, checked against what /proc says of it.
+    auto rss = sample(body, "process_resident_memory_bytes").value_or(0);
+    CHECK(rss > (4u << 20));
+    CHECK(rss < (512u << 20));
+    auto fds = sample(body, "process_open_fds").value_or(0);
+    std::uint64_t proc_fds = 0;
+    for ([[maybe_unused]] auto& e : fs::directory_iterator("/proc/" + std::to_string(m.dev->pid) + "/fd")) ++proc_fds;
+    CHECK(fds + 3 >= proc_fds);
+    CHECK(fds <= proc_fds + 3);
+    CHECK(sample(body, "process_max_fds").value_or(0) >= fds);
+    CHECK(sample_double(body, "process_cpu_seconds_total").value_or(-1) > 0);
+    CHECK(body.find("# TYPE process_cpu_seconds_total counter") != std::string::npos);
+    // The cache: what the patch takes, under the quota.
+    CHECK(sample(body, "patchswarm_cache_bytes").value_or(0) >= std::uint64_t{3 << 20});
+    CHECK(sample(body, "patchswarm_cache_quota_bytes") == std::uint64_t{64 << 20});
+    CHECK(sample(body, "patchswarm_dht_connected") == 1u);
+    // Fetch times: three segments, all from the origin; buckets cumulative up to +Inf.
+    const std::string h = "patchswarm_segment_fetch_seconds";
+    CHECK(body.find("# TYPE " + h + " histogram") != std::string::npos);
+    CHECK(sample(body, h + "_count{source=\"origin\"}") == 3u);
+    CHECK(sample(body, h + "_bucket{source=\"origin\",le=\"+Inf\"}") == 3u);
+    CHECK(sample(body, h + "_count{source=\"same_domain_peer\"}") == 0u);
+    CHECK(sample_double(body, h + "_sum{source=\"origin\"}").value_or(0) > 0);
+    std::uint64_t last = 0;
+    for (auto* le : {"0.05", "0.1", "0.25", "0.5", "1", "2.5", "5", "10", "20", "30", "60"}) {
+        auto b = sample(body, h + "_bucket{source=\"origin\",le=\"" + le + "\"}");
+        REQUIRE_MESSAGE(b, le);
+        CHECK(*b >= last);
+        last = *b;
+    }
+    CHECK(last == 3u);  // on loopback every segment is well within a minute
+    m.stop();
 }

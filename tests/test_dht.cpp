@@ -820,3 +820,53 @@ TEST_CASE("dht: an exception in a check or a completion stays inside the adapter
     CHECK(swarm.get(1, key, dht::ValueKind::Manifest).size() == 1);  // and the node goes on
     swarm.stop();
 }
+
+TEST_CASE("dht: ping_bootstrap reports which bootstrap entries answer, on the loop thread, and a late seed is joined") {
+    TestLoop loop;
+    // A seed that is not running yet: reserve its port, then let it go.
+    auto seed_cfg = test_config();
+    std::uint16_t port = 0;
+    {
+        auto probe = dht::Node::start(test_config(), loop.post());
+        REQUIRE_MESSAGE(probe, probe.error());
+        port = (*probe)->port();
+        bool down = false;
+        (*probe)->shutdown([&] { down = true; });
+        REQUIRE(loop.run_until([&] { return down; }));
+    }
+    auto c = test_config();
+    c.bootstrap = {"127.0.0.1:" + std::to_string(port), "localhost:" + std::to_string(port)};
+    auto joiner = dht::Node::start(c, loop.post());
+    REQUIRE_MESSAGE(joiner, joiner.error());
+    CHECK((*joiner)->bootstrap_entries() == c.bootstrap);
+    int wrong_thread = 0;
+    std::optional<std::vector<std::string>> answered;
+    auto ping = [&] {
+        answered.reset();
+        (*joiner)->ping_bootstrap([&](std::vector<std::string> a) {
+            if (!loop.on_loop()) ++wrong_thread;
+            answered = std::move(a);
+        });
+        REQUIRE(loop.run_until([&] { return answered.has_value(); }, 30s));
+    };
+    ping();
+    CHECK(answered->empty());  // nobody there: every ping timed out
+    CHECK((*joiner)->good_nodes() == 0);
+
+    seed_cfg.port = port;
+    auto seed = dht::Node::start(seed_cfg, loop.post());
+    REQUIRE_MESSAGE(seed, seed.error());
+    ping();
+    CHECK(std::find(answered->begin(), answered->end(), "127.0.0.1:" + std::to_string(port)) != answered->end());
+    CHECK(loop.run_until([&] { return (*joiner)->good_nodes() > 0; }, 10s));
+    CHECK(wrong_thread == 0);
+
+    // After shutdown a ping completes at once, with nothing.
+    int done = 0;
+    (*joiner)->shutdown([&] { ++done; });
+    (*seed)->shutdown([&] { ++done; });
+    answered.reset();
+    (*joiner)->ping_bootstrap([&](std::vector<std::string> a) { answered = std::move(a); });
+    REQUIRE(loop.run_until([&] { return done == 2 && answered.has_value(); }));
+    CHECK(answered->empty());
+}

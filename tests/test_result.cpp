@@ -10,7 +10,7 @@ namespace {
 Result<int> fails(int code) { return code ? err(code, "coded") : err("plain"); }
 }  // namespace
 
-TEST_CASE("result: an error may carry a code; callers branch on it, not on the reason") {
+TEST_CASE("result: an error may carry a code, and callers branch on it, not on the reason") {
     auto a = fails(7);
     REQUIRE_FALSE(a);
     CHECK(a.code() == 7);

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <map>
+#include <set>
 
 #include "support.hpp"
 #include "transfer/connection.hpp"
@@ -181,4 +182,27 @@ TEST_CASE("transfer: every close carries a code; the ordinary ones are the ends 
     for (C c : {C::HandshakeTimeout, C::HandshakeFailed, C::BadAddress, C::StreamEnded, C::ProtocolViolation})
         CHECK_FALSE(transfer::ordinary(c));
     CHECK(std::string(transfer::to_string(C::Goodbye)) == "goodbye");
+}
+
+TEST_CASE("transfer: a listener on :: takes IPv4 and IPv6 peers on one port, and names an IPv4 peer as IPv4") {
+    if (!have_ipv6_loopback()) {
+        MESSAGE("skipped: this machine cannot bind ::1 (no IPv6 loopback)");
+        return;
+    }
+    REQUIRE(crypto::init());
+    transfer::Loop loop;
+    auto server_id = make_identity(Role::Origin, "core");
+    auto client_id = make_identity();
+    Recorder server, client;
+    auto l = transfer::Listener::start(loop, "::", 0, server_id, server,
+                                       [&](std::unique_ptr<transfer::Connection> c) { server.owned.push_back(std::move(c)); });
+    REQUIRE_MESSAGE(l, l.error());
+    const auto port = (*l)->port();
+    client.owned.push_back(transfer::Connection::dial(loop, "127.0.0.1", port, client_id, client, server_id.key));
+    client.owned.push_back(transfer::Connection::dial(loop, "::1", port, client_id, client, server_id.key));
+    REQUIRE(run_until(loop, [&] { return client.ready.size() == 2 && server.ready.size() == 2; }, 5000));
+    CHECK(client.closed.empty());
+    std::set<std::string> hosts;
+    for (auto& c : server.owned) hosts.insert(c->remote().substr(0, c->remote().rfind(':')));
+    CHECK(hosts == std::set<std::string>{"127.0.0.1", "[::1]"});  // not [::ffff:127.0.0.1]
 }

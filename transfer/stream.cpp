@@ -2,6 +2,7 @@
 
 #include <uv.h>
 
+#include <cstring>
 #include <memory>
 
 namespace ps::transfer {
@@ -23,6 +24,14 @@ std::string address_string(const sockaddr_storage& ss) {
         return std::string(ip) + ":" + std::to_string(ntohs(a->sin_port));
     }
     auto* a = reinterpret_cast<const sockaddr_in6*>(&ss);
+    if (IN6_IS_ADDR_V4MAPPED(&a->sin6_addr)) {  // an IPv4 peer of a dual-stack ("::") socket: say it as IPv4
+        sockaddr_in v4{};
+        v4.sin_family = AF_INET;
+        v4.sin_port = a->sin6_port;
+        std::memcpy(&v4.sin_addr, a->sin6_addr.s6_addr + 12, 4);
+        uv_ip4_name(&v4, ip, sizeof ip);
+        return std::string(ip) + ":" + std::to_string(ntohs(a->sin6_port));
+    }
     uv_ip6_name(a, ip, sizeof ip);
     return "[" + std::string(ip) + "]:" + std::to_string(ntohs(a->sin6_port));
 }
@@ -74,6 +83,8 @@ Stream::~Stream() {
 const char* Stream::error_name(int status) { return uv_strerror(status); }
 
 int Stream::bind(const sockaddr_storage& addr) {
+    // Without UV_TCP_IPV6ONLY libuv clears IPV6_V6ONLY on an IPv6 socket,
+    // whatever net.ipv6.bindv6only says: "::" takes IPv4 and IPv6 at once.
     return uv_tcp_bind(&block_->tcp, reinterpret_cast<const sockaddr*>(&addr), 0);
 }
 
