@@ -126,6 +126,7 @@ Result<Setup> make_setup(const DaemonConfig& c) {
     s.opts.max_peers = c.max_peers;
     s.opts.upload_rate = c.upload_limit;
     s.opts.download_rate = c.download_limit;
+    s.opts.scrub_rate = c.scrub_rate;
     s.opts.uploads.slots = c.upload_slots ? c.upload_slots : default_upload_slots(*role);
     bool loopback = ep->first.rfind("127.", 0) == 0 || ep->first == "::1";
     s.opts.dht.bind4 = ep->first.find(':') == std::string::npos ? ep->first : "";

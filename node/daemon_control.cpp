@@ -321,6 +321,8 @@ std::string Daemon::metrics_text() {
     std::uint64_t bans = 0;
     for (auto& w : ns.swarms) bans += w.stats.banned.size();
     single("patchswarm_banned_peers", "gauge", "Peers banned for a patch, summed over patches.", bans);
+    single("patchswarm_segment_hashes_total", "counter", "Segments hashed by the store (storing, serving unverified reads, passes, scrub).", ns.segment_hashes);
+    single("patchswarm_scrub_dropped_total", "counter", "Held segments the background scrub found damaged and dropped.", ns.scrub_dropped);
     single("patchswarm_peers", "gauge", "Authenticated peer connections.", ns.peers);
     single("patchswarm_upload_peers", "gauge", "Peers holding an upload slot.", ns.upload_peers);
     single("patchswarm_known_contacts", "gauge", "Contacts in the passive view.", ns.contacts);
