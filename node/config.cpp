@@ -251,6 +251,7 @@ Status read_document(const toml::table& doc, DaemonConfig& cfg) {
                        {"quota", [&](const std::string& key, const toml::node& n) {
                             return r.size(key, n, cfg.quota, "a size such as 500M or 20G (bytes)");
                         }},
+                       {"scrub", rate(cfg.scrub_rate)},
                    })},
         {"control", section({
                         {"socket", str(cfg.control_socket)},

@@ -6,7 +6,7 @@
 //
 //   [node]    data, role, domain, trust, listen, advertise, max_peers
 //   [dht]     port, bootstrap, bind6
-//   [limits]  upload, download (bytes/s), upload_slots, quota (bytes of the data folder)
+//   [limits]  upload, download (bytes/s), upload_slots, quota (bytes of the data folder), scrub (bytes/s)
 //   [control] socket, metrics
 //   [log]     level
 //   [device]  on_complete (program and arguments; the verified file's path is appended),
@@ -63,6 +63,7 @@ struct DaemonConfig {
     std::uint64_t uplink = 0, device_uplink = 0;
     std::uint32_t upload_slots = 0;                      // 0 = the role's default
     std::uint64_t quota = 0;                             // bytes, 0 = none
+    std::uint64_t scrub_rate = 8u << 20;                 // bytes/s the background scrub re-checks, 0 = off
     // [control]
     std::string control_socket;  // "" = DATA/run/control.sock; "none" = no control socket
     std::string metrics;         // "" = off; "IP:PORT" serves GET /metrics

@@ -128,6 +128,7 @@ Result<Setup> make_setup(const DaemonConfig& c) {
     s.opts.uplink_capacity = c.uplink;
     s.opts.device_uplink = c.device_uplink;
     s.opts.download_rate = c.download_limit;
+    s.opts.scrub_rate = c.scrub_rate;
     s.opts.uploads.slots = c.upload_slots ? c.upload_slots : default_upload_slots(*role);
     bool loopback = ep->first.rfind("127.", 0) == 0 || ep->first == "::1";
     // "::" is dual-stack: the transfer socket takes IPv4 too (transfer::Stream::bind),

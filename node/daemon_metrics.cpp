@@ -151,6 +151,8 @@ void Daemon::node_metrics(std::string& out, const NodeStatus& ns) const {
     std::uint64_t bans = 0;
     for (auto& w : ns.swarms) bans += w.stats.banned.size();
     t.single("patchswarm_banned_peers", "gauge", "Peers banned for a patch, summed over patches.", bans);
+    t.single("patchswarm_segment_hashes_total", "counter", "Segments hashed by the store (storing, serving unverified reads, passes, scrub).", ns.segment_hashes);
+    t.single("patchswarm_scrub_dropped_total", "counter", "Held segments the background scrub found damaged and dropped.", ns.scrub_dropped);
     t.single("patchswarm_peers", "gauge", "Authenticated peer connections.", ns.peers);
     t.single("patchswarm_upload_peers", "gauge", "Peers holding an upload slot.", ns.upload_peers);
     t.single("patchswarm_known_contacts", "gauge", "Contacts in the passive view.", ns.contacts);

@@ -458,6 +458,38 @@ void Node::sync_store(Swarm& s) {
         });
 }
 
+// The background scrub, one step a second (from housekeeping): about
+// scrub_rate bytes of one patch's held segments re-checked on the thread pool,
+// patches in turn. A damaged segment is dropped as a failed read would be.
+void Node::scrub() {
+    if (scrub_running_ || opts_.scrub_rate == 0 || swarms_.empty()) return;
+    auto it = swarms_.upper_bound(scrub_last_);
+    if (it == swarms_.end()) it = swarms_.begin();
+    scrub_last_ = it->first;
+    scrub_running_ = true;
+    auto store = it->second.store;
+    auto held = std::make_shared<Bitfield>(store->held());
+    auto step = std::make_shared<SegmentStore::ScrubStep>();
+    std::weak_ptr<bool> alive = alive_;
+    Hash32 id = it->first;
+    transfer::run_blocking(
+        loop_, [store, held, step, rate = opts_.scrub_rate] { *step = store->scrub_step(*held, rate); },
+        [this, alive, store, step, id] {
+            if (auto a = alive.lock(); !a || !*a) return;
+            scrub_running_ = false;
+            Swarm* sw = swarm(id);
+            if (!sw || sw->store != store) return;
+            for (auto seg : step->bad) {
+                if (!store->held().test(seg)) continue;
+                log::warn("scrub_dropped", {{"seg", seg}, {"patch", wire::short_hex(id)}});
+                ++scrub_dropped_;
+                store->forget(seg);
+                engine_.serve_failed(core::ConnId{0}, id, core::Segment{seg}, now());  // no connection: just not held
+            }
+            run_actions();
+        });
+}
+
 void Node::finish(Swarm& s) {
     s.finishing = true;
     if (!s.store->durable_all()) return sync_store(s);  // finish() again when the sync ends
@@ -512,6 +544,7 @@ void Node::housekeeping() {
             dial(h);
         }
     }
+    scrub();
     for (auto& [id, s] : swarms_) {
         sync_store(s);
         const SwarmStats* st = engine_.stats(id);
@@ -548,7 +581,10 @@ NodeStatus Node::status() const {
     st.dht_join = join_;
     st.fetch_seconds = fetch_seconds_;
     st.now_ms = loop_.now_ms();
+    st.segment_hashes = hashes_of_removed_;
+    st.scrub_dropped = scrub_dropped_;
     for (auto& [id, s] : swarms_) {
+        st.segment_hashes += s.store->hashes();
         SwarmStatus w;
         w.id = id;
         w.name = s.vm.manifest.name;
@@ -599,6 +635,7 @@ Status Node::remove(const Hash32& id) {
         if (self_.role != Role::Peer) dht_->withdraw(dht::global_holder_key(id), s.value_id);
     }
     std::string dir = s.dir;
+    hashes_of_removed_ += s.store->hashes();
     engine_.remove_patch(id);
     run_actions();  // the Cancels go out
     swarms_.erase(it);

@@ -64,6 +64,11 @@ struct NodeOptions {
     std::size_t gossip_peers = 4;      // connections kept even with nothing to fetch
     // Fault injection for tests only: accept requests and never answer them.
     bool fault_ignore_requests = false;
+    // The background scrub: bytes/s of held segments re-checked against the
+    // manifest off the loop thread (0 = off). A pass over a patch at this rate
+    // bounds how long a fault that leaves the file's identity unchanged (a bad
+    // sector, a write below the file system) can go unnoticed.
+    std::uint64_t scrub_rate = 8u << 20;
 };
 
 // Per patch, what moved and where it came from (kept by the engine).
@@ -127,6 +132,8 @@ struct NodeStatus {
     std::uint64_t now_ms = 0;  // the loop time these were taken at
     // Segment fetch times (request sent to segment verified and written), by source class.
     std::array<core::Histogram, core::kSourceClasses> fetch_seconds{};
+    std::uint64_t segment_hashes = 0;  // by the segment stores: storing, serving, passes, scrub
+    std::uint64_t scrub_dropped = 0;   // held segments the scrub found damaged and dropped
     std::vector<SwarmStatus> swarms;
 };
 
@@ -269,6 +276,7 @@ private:
     Peer* ready_peer(core::ConnId c);
     void finish(Swarm& s);
     void sync_store(Swarm& s);
+    void scrub();
     Swarm* swarm(const Hash32& id);
 
     transfer::Loop& loop_;
@@ -296,6 +304,10 @@ private:
     std::uint64_t last_join_ms_ = 0, last_member_ms_ = 0, last_watch_ms_ = 0;
     std::vector<dht::ListenToken> watch_listens_;
     std::uint64_t announces_received_ = 0, announces_rejected_ = 0;
+    bool scrub_running_ = false;
+    Hash32 scrub_last_{};  // the patch the last scrub step checked (round robin)
+    std::uint64_t scrub_dropped_ = 0;
+    std::uint64_t hashes_of_removed_ = 0;  // segment_hashes of stores no longer here
     Bytes scratch_;
     bool stopping_ = false;
     std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);

@@ -95,10 +95,54 @@ SegmentStore::~SegmentStore() {
     if (have_fd_ >= 0) ::close(have_fd_);
 }
 
+bool SegmentStore::hash_ok(std::uint32_t i, ByteView data) const {
+    hashes_.fetch_add(1, std::memory_order_relaxed);
+    return bool(wire::check_segment(manifest_, i, data));
+}
+
 bool SegmentStore::verify_at(std::uint32_t i, Bytes& buf) const {
     buf.resize(manifest_.segment_length(i));
     if (!pread_all(data_fd_, buf.data(), buf.size(), manifest_.segment_offset(i), data_path_)) return false;
-    return bool(wire::check_segment(manifest_, i, buf));
+    return hash_ok(i, buf);
+}
+
+Bitfield SegmentStore::verify_pass(const Bitfield& marked) const {
+    auto start = VerifyMemo::begin_pass(data_fd_);
+    Bitfield ok(marked.size());
+    Bytes buf;
+    for (std::uint32_t i = 0; i < marked.size(); ++i)
+        if (marked.test(i) && verify_at(i, buf)) ok.set(i);
+    memo_.end_pass(data_fd_, start, ok);
+    return ok;
+}
+
+SegmentStore::ScrubStep SegmentStore::scrub_step(const Bitfield& held, std::uint64_t max_bytes) const {
+    std::lock_guard lock(scrub_mu_);
+    ScrubStep out;
+    const std::uint32_t n = manifest_.segment_count();
+    if (scrub_next_ == 0) {
+        scrub_start_ = VerifyMemo::begin_pass(data_fd_);
+        scrub_ok_ = Bitfield(n);
+    }
+    Bytes buf;
+    std::uint64_t done = 0;
+    for (; scrub_next_ < n && done < max_bytes; ++scrub_next_) {
+        const std::uint32_t i = scrub_next_;
+        if (!held.test(i)) continue;
+        done += manifest_.segment_length(i);
+        if (verify_at(i, buf)) {
+            scrub_ok_.set(i);
+        } else {
+            memo_.distrust(i);
+            out.bad.push_back(i);
+        }
+    }
+    if (scrub_next_ == n) {
+        memo_.end_pass(data_fd_, scrub_start_, scrub_ok_);
+        scrub_next_ = 0;
+        out.pass_done = true;
+    }
+    return out;
 }
 
 Result<std::unique_ptr<SegmentStore>> SegmentStore::open_download(const std::string& dir, const VerifiedManifest& vm) {
@@ -121,11 +165,7 @@ Result<std::unique_ptr<SegmentStore>> SegmentStore::open_download(const std::str
         ssize_t n = ::pread(s->have_fd_, have.data(), have.size(), 0);
         if (n == static_cast<ssize_t>(have.size())) {
             auto marked = Bitfield::from_bytes(have, s->held_.size());
-            if (marked) {
-                Bytes buf;
-                for (std::uint32_t i = 0; i < s->held_.size(); ++i)
-                    if (marked->test(i) && s->verify_at(i, buf)) s->held_.set(i);
-            }
+            if (marked) s->held_ = s->verify_pass(*marked);
         }
         s->durable_ = s->held_;
         s->on_disk_ = s->held_;
@@ -146,9 +186,7 @@ Result<std::unique_ptr<SegmentStore>> SegmentStore::open_complete(const std::str
         if (static_cast<std::uint64_t>(st.st_size) != vm.manifest.total_size)
             return err(file + " has " + std::to_string(st.st_size) + " bytes, the manifest says " +
                        std::to_string(vm.manifest.total_size));
-        Bytes buf;
-        for (std::uint32_t i = 0; i < s->held_.size(); ++i)
-            if (s->verify_at(i, buf)) s->held_.set(i);
+        s->held_ = s->verify_pass(Bitfield(vm.manifest.segment_count(), true));
         if (s->held_.none()) return err(file + " matches no segment of the manifest");
         return s;
     });
@@ -164,12 +202,19 @@ Status SegmentStore::read(std::uint32_t i, Bytes& out) {
 }
 
 Status SegmentStore::check_read(std::uint32_t i, Bytes& out) const {
-    if (!verify_at(i, out)) return err("segment " + std::to_string(i) + " on disk no longer matches the manifest");
+    out.resize(manifest_.segment_length(i));
+    if (auto st = pread_all(data_fd_, out.data(), out.size(), manifest_.segment_offset(i), data_path_); !st) return st;
+    // The identity is checked after the read: a write racing it changes the identity.
+    if (memo_.trusted(data_fd_, i)) return {};
+    if (!hash_ok(i, out)) {
+        memo_.distrust(i);
+        return err("segment " + std::to_string(i) + " on disk no longer matches the manifest");
+    }
     return {};
 }
 
 SegmentStore::WriteOutcome SegmentStore::check_write(std::uint32_t i, ByteView data, std::string& error) const {
-    if (!wire::check_segment(manifest_, i, data)) return WriteOutcome::BadHash;
+    if (!hash_ok(i, data)) return WriteOutcome::BadHash;
     if (read_only_) {
         error = "store is read-only";
         return WriteOutcome::IoError;
@@ -269,6 +314,7 @@ void SegmentStore::set_durable(const Bitfield& snapshot) {
 }
 
 void SegmentStore::forget(std::uint32_t i) {
+    memo_.distrust(i);
     held_.reset(i);
     bool was_durable = durable_.test(i);
     durable_.reset(i);
@@ -292,6 +338,9 @@ Status SegmentStore::export_to(const std::string& path) const {
     int out = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (out < 0) return err(sys_error("cannot create", tmp));
     Status st = catch_as_error("export", [&]() -> Status {
+        // Every segment is checked on the way: that is a full pass, which lets
+        // serving skip the hashes afterwards.
+        auto start = VerifyMemo::begin_pass(data_fd_);
         Bytes buf;
         for (std::uint32_t i = 0; i < manifest_.segment_count(); ++i) {
             if (!verify_at(i, buf))
@@ -299,6 +348,7 @@ Status SegmentStore::export_to(const std::string& path) const {
                            " cannot be read or no longer matches the manifest; not exported");
             if (auto w = pwrite_all(out, buf.data(), buf.size(), manifest_.segment_offset(i), tmp); !w) return w;
         }
+        memo_.end_pass(data_fd_, start, held_);
         return {};
     });
     if (st && sync_fd(out, false) != 0) st = err(sys_error("cannot sync", tmp));

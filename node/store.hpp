@@ -3,9 +3,11 @@
 // signed manifest and reached the disk (write, fdatasync, then mark). Syncs are
 // batched: write() makes a segment held in memory (it can be served from the
 // page cache at once), sync() makes every written segment durable and only
-// then records it in the have file. A crash loses at most the unsynced ones. Every read for
-// upload is checked against the manifest again, so a segment corrupted on disk
-// is never served; it is unmarked instead.
+// then records it in the have file. A crash loses at most the unsynced ones.
+// A read for upload is hashed again unless a full pass verified the segment
+// and the data file's identity has not changed since (node/verify_memo.hpp); a
+// slow background scrub (scrub_step) re-checks held segments. A segment that
+// no longer matches is never served; it is unmarked instead.
 //
 // Layout of a download under its folder:
 //   data   the patch, segment i at offset i * segment_size (sparse until held)
@@ -22,6 +24,7 @@
 // its loop thread, so hashing and disk I/O stay off the loop.
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -31,6 +34,7 @@
 #include "core/bytes.hpp"
 #include "core/result.hpp"
 #include "node/trust.hpp"
+#include "node/verify_memo.hpp"
 
 namespace ps::node {
 
@@ -51,8 +55,22 @@ public:
     // Reads held segment i into `out` and checks it; a mismatch unmarks it.
     Status read(std::uint32_t i, Bytes& out);
     // Any thread: reads segment i and checks it against the manifest, marking
-    // nothing (the owner calls forget() on a mismatch).
+    // nothing (the owner calls forget() on a mismatch). A segment a clean pass
+    // verified is not hashed again while the file's identity is unchanged.
     Status check_read(std::uint32_t i, Bytes& out) const;
+    // Any thread, one at a time: the background scrub. Checks the segments of
+    // `held` from where the last step stopped, about `max_bytes` of them, and
+    // returns those that no longer match (the owner forgets them). A pass over
+    // every segment whose file identity held still makes its segments trusted.
+    struct ScrubStep {
+        std::vector<std::uint32_t> bad;
+        bool pass_done = false;
+    };
+    ScrubStep scrub_step(const Bitfield& held, std::uint64_t max_bytes) const;
+    // Segment hashes computed so far (storing, serving, passes, scrub).
+    std::uint64_t hashes() const { return hashes_.load(std::memory_order_relaxed); }
+    // Segments a clean pass verified whose file is unchanged since.
+    std::uint32_t trusted_count() const { return memo_.trusted_count(); }
     // Any thread: checks `data` against the manifest and writes it in place.
     // The owner then calls mark_written(). Errors: kBadHash or an I/O error.
     enum class WriteOutcome { Written, BadHash, IoError };
@@ -94,9 +112,13 @@ public:
 
 private:
     SegmentStore(const wire::Manifest& m)
-        : manifest_(m), held_(m.segment_count()), durable_(m.segment_count()), on_disk_(m.segment_count()) {}
+        : manifest_(m), held_(m.segment_count()), durable_(m.segment_count()), on_disk_(m.segment_count()),
+          memo_(m.segment_count()), scrub_ok_(m.segment_count()) {}
     Status save_have();
     bool verify_at(std::uint32_t i, Bytes& buf) const;
+    bool hash_ok(std::uint32_t i, ByteView data) const;
+    // Verifies the segments of `marked` as one pass (open, export); returns those that matched.
+    Bitfield verify_pass(const Bitfield& marked) const;
     Status sync_data_locked(Bitfield& snapshot) const;
 
     wire::Manifest manifest_;
@@ -113,6 +135,13 @@ private:
     mutable Bitfield on_disk_;
     mutable bool sync_failed_ = false;
     mutable std::vector<std::uint32_t> lost_;
+    // Verification paid once: what passes verified, and the scrub's place.
+    mutable VerifyMemo memo_;
+    mutable std::atomic<std::uint64_t> hashes_{0};
+    mutable std::mutex scrub_mu_;
+    mutable std::uint32_t scrub_next_ = 0;
+    mutable std::optional<FileIdentity> scrub_start_;
+    mutable Bitfield scrub_ok_;
 };
 
 }  // namespace ps::node

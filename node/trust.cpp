@@ -6,12 +6,9 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <condition_variable>
 #include <cstring>
 #include <ctime>
-#include <mutex>
 #include <optional>
-#include <thread>
 
 #include "node/keys.hpp"
 
@@ -432,147 +429,6 @@ std::string RollbackGuard::to_text() const {
         for (auto& e : l)
             text += name + " " + std::to_string(e.version) + " " + to_hex(e.id) + " " + to_hex(e.key_id) + "\n";
     return text;
-}
-
-// ---------------------------------------------------------------- file digest
-
-namespace {
-
-constexpr std::size_t kReadChunk = 1u << 20;
-// Chunks in flight between the reader and the whole-file hasher: 4 MiB of
-// buffers in all, whatever the file or segment size.
-constexpr std::size_t kPipelineDepth = 4;
-
-struct FileCloser {
-    int fd = -1;
-    ~FileCloser() {
-        if (fd >= 0) ::close(fd);
-    }
-};
-
-// Hashes the whole file on a second thread while the caller reads and hashes
-// segments: every byte is hashed twice (segment and file), so on one thread
-// publish would run at half the speed of a single BLAKE2b stream.
-// The caller fills slot(i) only after wait_free(i), then submit(i, len).
-class WholeFileHasher {
-public:
-    WholeFileHasher() {
-        for (auto& b : slots_) b.resize(kReadChunk);
-        thread_ = std::thread([this] { run(); });
-    }
-    ~WholeFileHasher() { stop(); }
-    WholeFileHasher(const WholeFileHasher&) = delete;
-    WholeFileHasher& operator=(const WholeFileHasher&) = delete;
-
-    std::uint8_t* slot(std::size_t i) { return slots_[i].data(); }
-    void wait_free(std::size_t i) {
-        std::unique_lock lk(mu_);
-        cv_.wait(lk, [&] { return !busy_[i]; });
-    }
-    void submit(std::size_t i, std::size_t len) {
-        std::lock_guard lk(mu_);
-        busy_[i] = true;
-        lens_[i] = len;
-        queue_[(head_ + queued_) % kPipelineDepth] = i;
-        ++queued_;
-        cv_.notify_all();
-    }
-    Hash32 finish() {
-        stop();
-        return hasher_.finish();
-    }
-
-private:
-    void stop() {
-        {
-            std::lock_guard lk(mu_);
-            stop_ = true;
-            cv_.notify_all();
-        }
-        if (thread_.joinable()) thread_.join();
-    }
-    void run() {
-        std::unique_lock lk(mu_);
-        for (;;) {
-            cv_.wait(lk, [&] { return queued_ > 0 || stop_; });
-            if (queued_ == 0) return;  // stopped and drained
-            std::size_t i = queue_[head_];
-            head_ = (head_ + 1) % kPipelineDepth;
-            --queued_;
-            std::size_t len = lens_[i];
-            lk.unlock();
-            hasher_.update(ByteView(slots_[i].data(), len));
-            lk.lock();
-            busy_[i] = false;
-            cv_.notify_all();
-        }
-    }
-
-    std::array<std::vector<std::uint8_t>, kPipelineDepth> slots_;
-    std::array<std::size_t, kPipelineDepth> lens_{};
-    std::array<bool, kPipelineDepth> busy_{};
-    std::array<std::size_t, kPipelineDepth> queue_{};
-    std::size_t head_ = 0, queued_ = 0;
-    bool stop_ = false;
-    std::mutex mu_;
-    std::condition_variable cv_;
-    crypto::Hasher hasher_;
-    std::thread thread_;  // last: started once everything above exists
-};
-
-}  // namespace
-
-Result<FileDigest> digest_file(const std::string& path, std::uint32_t segment_size) {
-    if (segment_size < wire::kMinSegmentSize || segment_size > wire::kMaxSegmentSize)
-        return err("segment size " + std::to_string(segment_size) + " is outside " +
-                   std::to_string(wire::kMinSegmentSize) + ".." +
-                   std::to_string(wire::kMaxSegmentSize));
-    FileCloser f;
-    f.fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (f.fd < 0) return err("cannot open " + path + ": " + std::strerror(errno));
-    struct stat st;
-    if (::fstat(f.fd, &st) != 0) return err("cannot stat " + path + ": " + std::strerror(errno));
-    if (!S_ISREG(st.st_mode)) return err(path + " is not a regular file");
-    auto size = static_cast<std::uint64_t>(st.st_size);
-    if (size > wire::kMaxTotalSize)
-        return err(path + " is " + std::to_string(size) + " bytes, over the " +
-                   std::to_string(wire::kMaxTotalSize) + "-byte limit");
-    (void)::posix_fadvise(f.fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-
-    FileDigest d;
-    d.segment_hashes.reserve(size / segment_size + 1);
-    WholeFileHasher whole;
-    std::optional<crypto::Hasher> seg_hasher;
-    seg_hasher.emplace();
-    std::uint64_t in_segment = 0;
-    for (std::size_t n = 0;; ++n) {
-        std::size_t slot = n % kPipelineDepth;
-        whole.wait_free(slot);
-        // Never read across a segment boundary, so each chunk feeds one segment.
-        std::size_t want = static_cast<std::size_t>(
-            std::min<std::uint64_t>(kReadChunk, segment_size - in_segment));
-        ssize_t r;
-        do {
-            r = ::read(f.fd, whole.slot(slot), want);
-        } while (r < 0 && errno == EINTR);
-        if (r < 0) return err("cannot read " + path + ": " + std::strerror(errno));
-        if (r == 0) break;
-        ByteView chunk(whole.slot(slot), static_cast<std::size_t>(r));
-        whole.submit(slot, chunk.size());
-        seg_hasher->update(chunk);
-        d.total_size += chunk.size();
-        in_segment += chunk.size();
-        if (d.total_size > wire::kMaxTotalSize) return err(path + " grew past the size limit");
-        if (in_segment == segment_size) {
-            d.segment_hashes.push_back(seg_hasher->finish());
-            seg_hasher.emplace();
-            in_segment = 0;
-        }
-    }
-    if (in_segment > 0) d.segment_hashes.push_back(seg_hasher->finish());
-    d.file_hash = whole.finish();
-    if (d.total_size == 0) return err(path + " is empty");
-    return d;
 }
 
 Result<wire::Manifest> manifest_for_file(const std::string& path, wire::Manifest m) {

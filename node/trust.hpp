@@ -159,13 +159,15 @@ private:
 };
 
 // Segment and whole-file digest of a file, computed in one streaming pass with
-// bounded memory (a few 1 MiB buffers whatever the file or segment size).
+// bounded memory (a few 1 MiB buffers per thread whatever the file or segment
+// size), on every core (node/digest.cpp): the whole-file hash on one thread,
+// segments spread over `segment_threads` more (0: the cores less one, at least one).
 struct FileDigest {
     std::uint64_t total_size = 0;
     std::vector<Hash32> segment_hashes;
     Hash32 file_hash{};
 };
-Result<FileDigest> digest_file(const std::string& path, std::uint32_t segment_size);
+Result<FileDigest> digest_file(const std::string& path, std::uint32_t segment_size, unsigned segment_threads = 0);
 
 // Fills a manifest's size, segment hashes and file hash from `path` (one
 // streaming pass, segment size from `fields`) and validates the result; the
