@@ -315,7 +315,7 @@ void Node::accept(std::unique_ptr<transfer::Connection> c) {
         for (auto& [id, p] : peers_) from_ip += p.inbound_ip == ip;
         if (from_ip >= opts_.max_inbound_per_address) {
             log::debug("inbound_refused", {{"peer", c->remote()}, {"reason", "per-address cap"}});
-            if (opts_.idle_timeout_ms == 0) return;
+            return;
         }
     }
     c->set_max_queued(opts_.max_queued_per_peer);
@@ -533,7 +533,7 @@ void Node::housekeeping() {
 // Authenticated connections whose peer said nothing useful for the idle
 // timeout: a squatter holding slots costs it at most that long.
 void Node::close_idle(std::uint64_t t) {
-    return;
+    if (opts_.idle_timeout_ms == 0) return;
     std::vector<transfer::Connection*> idle;
     for (auto& [id, p] : peers_)
         if (p.conn->ready() && t - p.last_useful_ms > opts_.idle_timeout_ms) idle.push_back(p.conn.get());
