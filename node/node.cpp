@@ -382,6 +382,7 @@ void Node::on_message(transfer::Connection& c, ByteView frame) {
     Peer& p = pit->second;
     auto msg = wire::decode_message(frame);
     if (!msg) return c.close(transfer::CloseCode::ProtocolViolation, msg.error());
+    if (opts_.fault_on_message) opts_.fault_on_message(*msg);
     if (!std::holds_alternative<wire::MsgKeepalive>(*msg)) p.last_useful_ms = loop_.now_ms();
     core::ConnId cid{c.id()};
     auto t = now();

@@ -82,6 +82,9 @@ struct NodeOptions {
     std::size_t gossip_peers = 4;      // connections kept even with nothing to fetch
     // Fault injection for tests only: accept requests and never answer them.
     bool fault_ignore_requests = false;
+    // Fault injection for tests only: called with each message a peer sent,
+    // before it is handled; it may throw, as handling could (out of memory).
+    std::function<void(const wire::Message&)> fault_on_message;
 };
 
 // Per patch, what moved and where it came from (kept by the engine).

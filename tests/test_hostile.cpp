@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <new>
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -224,4 +225,29 @@ TEST_CASE("hostile: forged contacts in a Peers message are dialled a bounded num
     CHECK(n.status().contacts == 0);
     CHECK(target.accepted >= 1);
     CHECK(target.accepted <= o.max_dials_per_address_per_minute);
+}
+
+TEST_CASE("hostile: an exception while handling one peer's message closes that connection, and the node serves the others") {
+    Arena a;
+    auto& loop = a.loop;
+    a.opts.fault_on_message = [](const wire::Message& m) {
+        if (auto* bye = std::get_if<wire::MsgBye>(&m); bye && bye->reason == "throw") throw std::bad_alloc();
+    };
+    auto& victim = a.start();
+    Hostile peers(loop);
+    auto& bad = peers.dial(victim.listen_port());
+    auto& good = peers.dial(victim.listen_port());
+    REQUIRE(run_until(loop, [&] { return victim.connected_peers() == 2 && peers.ready_at.size() == 2; }, 5'000));
+    peers.send(bad, wire::MsgBye{"throw"});
+    CHECK(run_until(loop, [&] { return peers.closed.count(bad.id()) > 0; }, 5'000));
+    CHECK(victim.connected_peers() == 1);
+    // The other peer is still served: a Request for an unknown patch earns a Reject.
+    auto before = peers.frames.size();
+    peers.send(good, wire::MsgRequest{Hash32{}, 0});
+    CHECK(run_until(loop, [&] {
+        for (std::size_t i = before; i < peers.frames.size(); ++i)
+            if (auto m = wire::decode_message(peers.frames[i]); m && std::holds_alternative<wire::MsgReject>(*m)) return true;
+        return false;
+    }, 5'000));
+    CHECK_FALSE(peers.closed.count(good.id()));
 }
