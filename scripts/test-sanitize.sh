@@ -5,7 +5,7 @@
 # it. A sanitizer report aborts the test that hit it, which fails the run. The
 # slow integration tests (daemons, swarms, simulations) stay out. The argument
 # names the sanitizer; only `asan` so far (TSan over the DHT threads is open,
-# docs/security.md, "Known gaps").
+# docs/security.md, "Known gaps"). .ci/run calls it.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 mode=${1:-asan}

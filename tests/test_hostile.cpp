@@ -148,7 +148,9 @@ TEST_CASE("hostile: a peer that sends Requests and never reads is disconnected a
             ", RSS growth: ", (max_rss - rss0) >> 10, " KiB");
     CHECK(dropped);
     CHECK(max_queued <= o.max_queued_per_peer);
+#if !defined(__SANITIZE_ADDRESS__)  // ASan's quarantine keeps freed memory resident: RSS says nothing there
     CHECK(max_rss - rss0 <= std::uint64_t{24} << 20);  // the cap, the attacker's own queue, allocator slack
+#endif
 }
 
 namespace {
