@@ -12,11 +12,13 @@
 #include <arpa/inet.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <ctime>
 #include <filesystem>
 
 #include "node/control.hpp"
 #include "node/daemon_util.hpp"
+#include "node/job_file.hpp"
 #include "node/keys.hpp"
 #include "node/log.hpp"
 #include "wire/manifest.hpp"
@@ -29,8 +31,6 @@ using namespace daemon_util;
 
 namespace {
 
-constexpr const char* kJobHeader = "patchswarm-job-v1";
-constexpr std::size_t kMaxJobFile = 16 * 1024;
 
 Result<crypto::SecretKey> node_key(const std::string& data_dir) {
     std::string sec = data_dir + "/node.secret", pub = data_dir + "/node.public";
@@ -65,33 +65,6 @@ std::string detect_advertise_host(bool ipv6_first) {
     ::freeifaddrs(list);
     if (ipv6_first && !v6.empty()) return v6;
     return v4;
-}
-
-// The fields of a job file (DATA/<id>/job): its header line, then key=value lines.
-struct JobFile {
-    std::string out, state, hook;
-};
-
-// nullopt when the header or the state is missing.
-std::optional<JobFile> parse_job_file(const std::string& text) {
-    JobFile f;
-    bool header = false;
-    std::size_t pos = 0;
-    while (pos < text.size()) {
-        auto nl = text.find('\n', pos);
-        std::string line = text.substr(pos, nl == std::string::npos ? std::string::npos : nl - pos);
-        pos = nl == std::string::npos ? text.size() : nl + 1;
-        if (!header) {
-            header = line == kJobHeader;
-            if (!header) break;
-            continue;
-        }
-        if (line.rfind("out=", 0) == 0) f.out = line.substr(4);
-        else if (line.rfind("state=", 0) == 0) f.state = line.substr(6);
-        else if (line.rfind("hook=", 0) == 0) f.hook = line.substr(5);
-    }
-    if (!header || f.state.empty()) return std::nullopt;
-    return f;
 }
 
 }  // namespace
@@ -274,9 +247,8 @@ Status Daemon::save_job(const Hash32& id) {
                         : j.state == JobState::Complete ? "complete"
                         : j.state == JobState::Failed   ? "failed"
                                                         : "downloading";
-    std::string text = std::string(kJobHeader) + "\nout=" + j.out + "\nstate=" + state + "\n";
-    if (!j.hook.empty()) text += "hook=" + j.hook + "\n";
-    auto st = write_file_atomic(job_dir(id) + "/job", as_bytes(text), 0600);
+    auto text = format_job_file(JobFile{j.out, state, j.hook});
+    Status st = text ? write_file_atomic(job_dir(id) + "/job", as_bytes(*text), 0600) : Status(std::move(text).take_error());
     if (!st) log::error("job_save_failed", {{"id", to_hex(id)}, {"reason", st.error()}});
     return st;
 }
@@ -295,10 +267,14 @@ void Daemon::resume_downloads() {
             fail(job_bytes.error());
             continue;
         }
-        auto file = parse_job_file(std::string(job_bytes->begin(), job_bytes->end()));
+        auto file = parse_job_file(std::string_view(reinterpret_cast<const char*>(job_bytes->data()), job_bytes->size()));
+        if (!file) {
+            fail(file.error());
+            continue;
+        }
         // (an empty out is a super-node's cached copy; other roles always export)
-        if (!file || (file->out.empty() && setup_.identity.role != Role::Super)) {
-            fail("job file is not in the patchswarm-job-v1 format");
+        if (file->out.empty() && setup_.identity.role != Role::Super) {
+            fail("job file: no out path");
             continue;
         }
         Job job;
@@ -426,7 +402,9 @@ void Daemon::on_download_done(const VerifiedManifest& vm, Status st) {
         else log::warn("hook_failed", {{"id", id}, {"outcome", outcome}});
         auto j = jobs_.find(hid);
         if (j == jobs_.end()) return;
-        j->second.hook = outcome;
+        std::string line = outcome;  // one line of the job file
+        std::replace_if(line.begin(), line.end(), [](char ch) { return ch == '\n' || ch == '\r' || ch == '\0'; }, ' ');
+        j->second.hook = line.substr(0, kMaxJobValue);
         (void)save_job(hid);
     });
 }

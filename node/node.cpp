@@ -87,11 +87,7 @@ Status Node::start() {
     if (!d) return err("dht: " + d.error());
     dht_ = std::move(*d);
     auto l = transfer::Listener::start(loop_, opts_.listen_host, opts_.listen_port, self_, *this,
-                                       [this](std::unique_ptr<transfer::Connection> c) {
-                                           if (stopping_ || peers_.size() >= opts_.max_peers * 2) return;  // dropped = closed
-                                           auto id = c->id();
-                                           peers_[id].conn = std::move(c);
-                                       });
+                                       [this](std::unique_ptr<transfer::Connection> c) { accept(std::move(c)); });
     if (!l) return std::move(l).take_error();
     listener_ = std::move(*l);
     deadline_ = std::make_unique<transfer::Timer>(loop_);
@@ -335,6 +331,28 @@ void Node::arm() {
 
 // ---- connections ----
 
+// An inbound connection, its handshake under way. Beyond the caps it is
+// dropped (which closes it) before any crypto is spent on it.
+void Node::accept(std::unique_ptr<transfer::Connection> c) {
+    if (stopping_ || peers_.size() >= opts_.max_peers * 2) return;
+    auto ep = transfer::parse_endpoint(c->remote());
+    std::string ip = ep ? ep->first : c->remote();
+    bool loopback = ip.rfind("127.", 0) == 0 || ip == "::1" || ip.rfind("::ffff:127.", 0) == 0;
+    if (opts_.max_inbound_per_address > 0 && (opts_.cap_loopback || !loopback)) {
+        std::size_t from_ip = 0;
+        for (auto& [id, p] : peers_) from_ip += p.inbound_ip == ip;
+        if (from_ip >= opts_.max_inbound_per_address) {
+            log::debug("inbound_refused", {{"peer", c->remote()}, {"reason", "per-address cap"}});
+            return;
+        }
+    }
+    c->set_max_queued(opts_.max_queued_per_peer);
+    auto id = c->id();
+    Peer& p = peers_[id];
+    p.conn = std::move(c);
+    p.inbound_ip = std::move(ip);
+}
+
 void Node::send_msg(Peer& p, const wire::Message& m) {
     scratch_.clear();
     wire::encode_message(m, scratch_);
@@ -346,7 +364,13 @@ void Node::on_ready(transfer::Connection& c) {
     if (it == peers_.end()) return;
     Peer& p = it->second;
     const auto& who = c.peer();
+    p.last_useful_ms = loop_.now_ms();
     p.up = engine_.conn_up(core::ConnId{c.id()}, core::PeerIdentity{who.key, who.role, who.domain}, c.dialer(), now());
+    if (p.up && c.dialer())
+        if (auto k = contacts_.find(who.key); k != contacts_.end()) {
+            k->second.proven = true;
+            k->second.failures = 0;
+        }
     if (p.up) {
         log::debug("connected", {{"peer", c.remote()}, {"domain", who.domain}, {"role", to_string(who.role)},
                                  {"dialed", c.dialer()}});
@@ -376,7 +400,10 @@ void Node::on_closed(transfer::Connection& c, transfer::CloseCode code, const st
     auto dialed = it->second.dialed;
     peers_.erase(it);  // destroys c
     if (was_up) engine_.conn_down(core::ConnId{id}, now());
-    else if (dialed) engine_.dial_failed(*dialed, now());
+    else if (dialed) {
+        engine_.dial_failed(*dialed, now());
+        if (code != transfer::CloseCode::Duplicate) contact_failed(*dialed);  // a duplicate did come up
+    }
     run_actions();
 }
 
@@ -386,6 +413,8 @@ void Node::on_message(transfer::Connection& c, ByteView frame) {
     Peer& p = pit->second;
     auto msg = wire::decode_message(frame);
     if (!msg) return c.close(transfer::CloseCode::ProtocolViolation, msg.error());
+    if (opts_.fault_on_message) opts_.fault_on_message(*msg);
+    if (!std::holds_alternative<wire::MsgKeepalive>(*msg)) p.last_useful_ms = loop_.now_ms();
     core::ConnId cid{c.id()};
     auto t = now();
     std::visit(
@@ -515,6 +544,8 @@ void Node::housekeeping() {
             stale.push_back(p.conn.get());
     for (auto* c : stale) c->close(transfer::CloseCode::HandshakeTimeout, "handshake timed out");
     watch_dht();
+    close_idle(t);
+    std::erase_if(dials_, [t](auto& e) { return e.second.empty() || t - e.second.back() >= 60'000; });
     if (t - last_member_ms_ >= 20 * 60 * 1000) announce_member();
     if (!opts_.watch.empty() && t - last_watch_ms_ >= 30'000) check_watched();
     // Keep a few connections even with nothing to fetch, to hear announcements.
@@ -522,8 +553,13 @@ void Node::housekeeping() {
     if (open() < opts_.gossip_peers && !stopping_) {
         if (contacts_.empty() && t - last_join_ms_ >= 2'000) join_gossip();
         std::vector<const wire::Contact*> pick;
-        for (auto& [k, c] : contacts_)
-            if (engine_.may_dial(k)) pick.push_back(&c);
+        std::vector<crypto::PublicKey> refused;  // at an address dialled too often: a failure each
+        for (auto& [k, known] : contacts_) {
+            if (!engine_.may_dial(k) || known.retry_ms > t) continue;
+            if (dial_allowed(known.c.host + ":" + std::to_string(known.c.port), false)) pick.push_back(&known.c);
+            else refused.push_back(k);
+        }
+        for (auto& k : refused) contact_failed(k);
         // Own domain first (locality), then random order among equals; but
         // one connection outside the domain when there is none, so that a
         // domain whose super-node is down still hears announcements.
@@ -562,6 +598,18 @@ void Node::housekeeping() {
     run_actions();
 }
 
+// Authenticated connections whose peer said nothing useful for the idle
+// timeout: a squatter holding slots costs it at most that long.
+void Node::close_idle(std::uint64_t t) {
+    if (opts_.idle_timeout_ms == 0) return;
+    std::vector<transfer::Connection*> idle;
+    for (auto& [id, p] : peers_)
+        if (p.conn->ready() && t - p.last_useful_ms > opts_.idle_timeout_ms) idle.push_back(p.conn.get());
+    for (auto* c : idle)
+        c->close(transfer::CloseCode::IdleTimeout,
+                 "idle for " + std::to_string(opts_.idle_timeout_ms / 1000) + " s (idle timeout)");
+}
+
 NodeStatus Node::status() const {
     NodeStatus st;
     st.key = self_.key;
@@ -570,6 +618,7 @@ NodeStatus Node::status() const {
     st.listen_port = listen_port();
     st.dht_port = dht_port();
     st.peers = engine_.peer_count();
+    for (auto& [id, p] : peers_) st.queued_bytes += p.conn->queued_cost();
     st.dht_nodes = dht_ ? dht_->good_nodes() : 0;
     st.upload_peers = engine_.upload_peers();
     st.contacts = contacts_.size();

@@ -48,6 +48,29 @@ struct NodeOptions {
     std::size_t max_peers = 32;         // connections at once
     std::uint64_t lookup_interval_ms = 1'000;
     std::uint64_t handshake_timeout_ms = 10'000;
+    // Hostile-network limits (docs/security.md, "Named limits").
+    // Idle timeout: an authenticated connection whose peer sends nothing but
+    // keepalives for this long is closed (0 = never). Only what the peer sends
+    // counts: what we send it (Haves) would keep a silent squatter alive.
+    std::uint64_t idle_timeout_ms = 120'000;
+    // Per-address cap: inbound connections (handshake under way or done) from
+    // one IP address at once; more are closed as they are accepted (0 = none).
+    std::size_t max_inbound_per_address = 8;
+    // Whether that cap counts loopback addresses too. Off by default: demos and
+    // tests run many nodes on 127.0.0.1, and a local user is not the attacker.
+    bool cap_loopback = false;
+    // Write-queue cap: bytes queued to one peer (Data, Reject, Have, Peers,
+    // Announce alike); a peer that lets more pile up, by not reading, is
+    // disconnected. Uploads stay far below it (conn_high_water + a segment).
+    std::size_t max_queued_per_peer = transfer::Connection::kMaxQueued;
+    // Contact dials: a contact learnt from others that does not come up is
+    // dialled again after contact_retry_ms, then 3x and 9x that, and forgotten
+    // after contact_dial_attempts failures in a row (a refused dial counts).
+    int contact_dial_attempts = 3;
+    std::uint64_t contact_retry_ms = 10'000;
+    // Dial rate: no address (host:port) is dialled more often than this in
+    // any minute, whoever asks (gossip, holder records, the engine).
+    std::size_t max_dials_per_address_per_minute = 6;
     // Fault injection for tests only: flip one byte of every segment uploaded.
     bool fault_corrupt_uploads = false;
     // Operator keys: manifests announced by gossip are believed and forwarded
@@ -69,6 +92,9 @@ struct NodeOptions {
     // bounds how long a fault that leaves the file's identity unchanged (a bad
     // sector, a write below the file system) can go unnoticed.
     std::uint64_t scrub_rate = 8u << 20;
+    // Fault injection for tests only: called with each message a peer sent,
+    // before it is handled; it may throw, as handling could (out of memory).
+    std::function<void(const wire::Message&)> fault_on_message;
 };
 
 // Per patch, what moved and where it came from (kept by the engine).
@@ -122,6 +148,7 @@ struct NodeStatus {
     std::uint16_t listen_port = 0;
     std::uint16_t dht_port = 0;
     std::size_t peers = 0;          // authenticated connections
+    std::size_t queued_bytes = 0;   // waiting to go out, over every connection (with each write's overhead)
     std::size_t dht_nodes = 0;      // good DHT routing-table entries
     std::size_t upload_peers = 0;   // peers holding an upload slot
     std::size_t contacts = 0;       // passive view
@@ -216,6 +243,9 @@ private:
         std::unique_ptr<transfer::Connection> conn;
         std::optional<crypto::PublicKey> dialed;  // the key we dialed for
         bool up = false;                          // the engine knows it
+        std::string inbound_ip;                   // accepted connections: the peer's IP address
+        std::uint64_t last_useful_ms = 0;         // loop time of the last message but a keepalive
+        bool heard_peers = false;                 // a Peers message came (only the first counts)
     };
     // What the driver keeps of a patch; its protocol state is the engine's.
     struct Swarm {
@@ -260,11 +290,15 @@ private:
     void ping_bootstrap();
     void on_bootstrap_answers(std::vector<std::string> answered);
     void set_join_state(DhtJoin::State st);
+    void accept(std::unique_ptr<transfer::Connection> c);
+    void close_idle(std::uint64_t now_ms);
     void lookup(const Hash32& id);
     void on_holders(const Hash32& id, const std::string& domain, std::vector<Bytes> values);
     void on_announce(Peer* from, ByteView manifest);
     void on_peers(Peer& from, const std::vector<wire::Contact>& contacts);
     void remember(const wire::Contact& c);
+    void contact_failed(const crypto::PublicKey& key);
+    bool dial_allowed(const std::string& address, bool count);
     void feed_domain_supers();
     void join_gossip();
     wire::MsgPeers peers_msg() const;
@@ -298,7 +332,15 @@ private:
     std::map<Hash32, Swarm> swarms_;
     std::map<std::string, VerifiedManifest> latest_;  // by patch name
     std::set<Hash32> seen_manifests_;                 // gossip duplicate suppression
-    std::map<crypto::PublicKey, wire::Contact> contacts_;
+    // A contact of the passive view, and how dialling it went.
+    struct Known {
+        wire::Contact c;
+        int failures = 0;            // dials in a row that did not come up
+        std::uint64_t retry_ms = 0;  // loop time before which it is not dialled
+        bool proven = false;         // a dial to it came up: the address is its own
+    };
+    std::map<crypto::PublicKey, Known> contacts_;
+    std::map<std::string, std::deque<std::uint64_t>> dials_;  // host:port -> loop times of dials in the last minute
     std::uint64_t member_value_id_ = 0;
     std::uint64_t member_seq_ = 0;
     std::uint64_t last_join_ms_ = 0, last_member_ms_ = 0, last_watch_ms_ = 0;

@@ -63,29 +63,56 @@ void Node::join_gossip() {
     }
 }
 
+// Contacts from gossip and the DHT are claims: a contact becomes "proven" once
+// a dial to it came up, and only proven ones are passed on (a forged contact
+// is not spread) or keep their address when someone else claims another.
 void Node::remember(const wire::Contact& c) {
     if (c.key == self_.key || c.port < 1024) return;
-    if (contacts_.size() >= opts_.known_contacts && !contacts_.count(c.key)) {
+    if (auto it = contacts_.find(c.key); it != contacts_.end()) {
+        if (!it->second.proven) it->second.c = c;
+        return;
+    }
+    if (contacts_.size() >= opts_.known_contacts) {
         // Full: forget a random other one, so the view keeps turning over.
         auto victim = contacts_.begin();
         std::advance(victim, static_cast<long>(crypto::random_u64() % contacts_.size()));
         contacts_.erase(victim);
     }
-    contacts_[c.key] = c;
+    contacts_[c.key].c = c;
+}
+
+// A dial to a contact did not come up: back off, and after a few in a row
+// forget it, so a forged contact costs its address a bounded number of dials.
+void Node::contact_failed(const crypto::PublicKey& key) {
+    auto it = contacts_.find(key);
+    if (it == contacts_.end()) return;
+    Known& k = it->second;
+    if (++k.failures >= opts_.contact_dial_attempts) {
+        log::debug("contact_forgotten", {{"key", key_prefix(key)}, {"address", k.c.host + ":" + std::to_string(k.c.port)}});
+        contacts_.erase(it);
+        return;
+    }
+    std::uint64_t wait = opts_.contact_retry_ms;
+    for (int i = 1; i < k.failures; ++i) wait *= 3;
+    k.retry_ms = loop_.now_ms() + wait;
 }
 
 wire::MsgPeers Node::peers_msg() const {
     wire::MsgPeers m;
     m.contacts.push_back({self_.key, opts_.advertise_host, listen_port(), self_.role, self_.domain});
-    // Then connected peers and known contacts, as far as the message allows.
-    for (auto& [key, c] : contacts_) {
+    // Then the contacts we reached ourselves, as far as the message allows.
+    for (auto& [key, k] : contacts_) {
         if (m.contacts.size() >= wire::kMaxContacts) break;
-        m.contacts.push_back(c);
+        if (k.proven) m.contacts.push_back(k.c);
     }
     return m;
 }
 
 void Node::on_peers(Peer& from, const std::vector<wire::Contact>& contacts) {
+    // A node sends its view once, when the connection comes up; more Peers
+    // messages on one connection would only be someone feeding us contacts.
+    if (from.heard_peers) return;
+    from.heard_peers = true;
     for (std::size_t i = 0; i < contacts.size(); ++i) {
         auto c = contacts[i];
         // The first entry is the sender itself: its key is proven by the handshake.
@@ -101,8 +128,9 @@ void Node::on_peers(Peer& from, const std::vector<wire::Contact>& contacts) {
 void Node::feed_domain_supers() {
     if (self_.role != Role::Peer || stopping_) return;
     std::vector<core::Holder> supers;
-    for (auto& [key, c] : contacts_)
-        if (c.role == Role::Super && c.domain == self_.domain) supers.push_back({key, c.role, c.domain, c.host, c.port});
+    for (auto& [key, k] : contacts_)
+        if (k.c.role == Role::Super && k.c.domain == self_.domain && k.retry_ms <= loop_.now_ms())
+            supers.push_back({key, k.c.role, k.c.domain, k.c.host, k.c.port});
     engine_.domain_supers(supers, now());
 }
 
@@ -239,8 +267,31 @@ void Node::on_holders(const Hash32& id, const std::string& domain, std::vector<B
     run_actions();
 }
 
+// At most max_dials_per_address_per_minute dials to one host:port in any
+// minute: however many keys claim an address, it is not hammered.
+bool Node::dial_allowed(const std::string& address, bool count) {
+    auto t = loop_.now_ms();
+    auto& times = dials_[address];
+    while (!times.empty() && t - times.front() >= 60'000) times.pop_front();
+    if (opts_.max_dials_per_address_per_minute > 0 && times.size() >= opts_.max_dials_per_address_per_minute) return false;
+    if (count) times.push_back(t);
+    return true;
+}
+
 void Node::dial(const core::Holder& h) {
+    if (!dial_allowed(h.host + ":" + std::to_string(h.port), true)) {
+        log::debug("dial_refused", {{"address", h.host + ":" + std::to_string(h.port)}, {"reason", "dial rate per address"}});
+        contact_failed(h.key);
+        std::weak_ptr<bool> alive = alive_;
+        loop_.post([this, alive, key = h.key] {  // the engine hears of it as of any failed dial
+            if (auto a = alive.lock(); !a || !*a) return;
+            engine_.dial_failed(key, now());
+            run_actions();
+        });
+        return;
+    }
     auto c = transfer::Connection::dial(loop_, h.host, h.port, self_, *this, h.key);
+    c->set_max_queued(opts_.max_queued_per_peer);
     auto id = c->id();
     peers_[id].conn = std::move(c);
     peers_[id].dialed = h.key;

@@ -10,6 +10,8 @@
 
 #include <map>
 #include <set>
+#include <new>
+#include <stdexcept>
 
 #include "support.hpp"
 #include "transfer/connection.hpp"
@@ -150,7 +152,7 @@ TEST_CASE("transfer: an unknown protocol version and a non-patchswarm peer are r
 }
 
 
-TEST_CASE("transfer: every close carries a code; the ordinary ones are the ends of a connection, not faults") {
+TEST_CASE("transfer: every close carries a code, and the ordinary ones are the ends of a connection, not faults") {
     Fixture f;
     SUBCASE("the peer closes") {
         auto& c = f.dial();
@@ -177,9 +179,11 @@ TEST_CASE("transfer: every close carries a code; the ordinary ones are the ends 
         CHECK(f.client.codes[id] == transfer::CloseCode::BadAddress);
     }
     using C = transfer::CloseCode;
-    for (C c : {C::PeerClosed, C::Shutdown, C::Duplicate, C::ConnectFailed, C::ReadFailed, C::WriteFailed, C::Goodbye})
+    for (C c : {C::PeerClosed, C::Shutdown, C::Duplicate, C::ConnectFailed, C::ReadFailed, C::WriteFailed, C::Goodbye,
+              C::IdleTimeout})
         CHECK(transfer::ordinary(c));
-    for (C c : {C::HandshakeTimeout, C::HandshakeFailed, C::BadAddress, C::StreamEnded, C::ProtocolViolation})
+    for (C c : {C::HandshakeTimeout, C::HandshakeFailed, C::BadAddress, C::StreamEnded, C::ProtocolViolation,
+              C::Overloaded})
         CHECK_FALSE(transfer::ordinary(c));
     CHECK(std::string(transfer::to_string(C::Goodbye)) == "goodbye");
 }
@@ -205,4 +209,45 @@ TEST_CASE("transfer: a listener on :: takes IPv4 and IPv6 peers on one port, and
     std::set<std::string> hosts;
     for (auto& c : server.owned) hosts.insert(c->remote().substr(0, c->remote().rfind(':')));
     CHECK(hosts == std::set<std::string>{"127.0.0.1", "[::1]"});  // not [::ffff:127.0.0.1]
+}
+
+TEST_CASE("transfer: an exception in a handler closes that connection only, and the loop goes on") {
+    // The handler throws as the node could (out of memory while growing a
+    // buffer); libuv callbacks must not let it through, which would end the process.
+    struct Throwing : Recorder {
+        void on_message(transfer::Connection& c, ByteView f) override {
+            if (std::string(f.begin(), f.end()) == "boom") throw std::bad_alloc();
+            Recorder::on_message(c, f);
+        }
+    };
+    REQUIRE(crypto::init());
+    transfer::Loop loop;
+    auto server_id = make_identity(Role::Super), client_id = make_identity();
+    Throwing server;
+    Recorder client;
+    auto l = transfer::Listener::start(loop, "127.0.0.1", 0, server_id, server,
+                                       [&](std::unique_ptr<transfer::Connection> c) { server.owned.push_back(std::move(c)); });
+    REQUIRE(l);
+    for (int i = 0; i < 2; ++i)
+        client.owned.push_back(transfer::Connection::dial(loop, "127.0.0.1", (*l)->port(), client_id, client));
+    REQUIRE(run_until(loop, [&] { return server.ready.size() == 2 && client.ready.size() == 2; }, 5000));
+    auto bytes = [](std::string s) { return Bytes(s.begin(), s.end()); };
+    client.owned[0]->send(bytes("boom"));
+    REQUIRE(run_until(loop, [&] { return server.closed.size() == 1; }, 5000));
+    auto [bad, reason] = *server.closed.begin();
+    CHECK(server.codes[bad] == transfer::CloseCode::InternalError);
+    CHECK(reason == "internal error: out of memory");
+    CHECK_FALSE(transfer::ordinary(transfer::CloseCode::InternalError));
+    // The other connection carries on.
+    client.owned[1]->send(bytes("still here"));
+    CHECK(run_until(loop, [&] { return server.messages.size() == 1; }, 5000));
+    CHECK(server.messages.begin()->second == std::vector<std::string>{"still here"});
+    // So does the loop after a posted task and a timer threw.
+    bool after = false;
+    loop.post([] { throw std::runtime_error("posted"); });
+    transfer::Timer t(loop);
+    t.start(10, 0, [] { throw std::runtime_error("timer"); });
+    loop.post([&] { after = true; });
+    CHECK(run_until(loop, [&] { return after; }, 2000));
+    run_until(loop, [] { return false; }, 100);  // the timer fires
 }

@@ -2,6 +2,7 @@
 
 #include <cstring>
 
+#include "transfer/guard.hpp"
 #include "wire/messages.hpp"
 
 namespace ps::transfer {
@@ -28,6 +29,9 @@ const char* to_string(CloseCode c) {
         case CloseCode::BadAddress: return "bad_address";
         case CloseCode::StreamEnded: return "stream_ended";
         case CloseCode::ProtocolViolation: return "protocol_violation";
+        case CloseCode::IdleTimeout: return "idle_timeout";
+        case CloseCode::Overloaded: return "overloaded";
+        case CloseCode::InternalError: return "internal_error";
     }
     return "?";
 }
@@ -40,22 +44,30 @@ bool ordinary(CloseCode c) {
         case CloseCode::ConnectFailed:
         case CloseCode::ReadFailed:
         case CloseCode::WriteFailed:
-        case CloseCode::Goodbye: return true;
+        case CloseCode::Goodbye:
+        case CloseCode::IdleTimeout: return true;
         default: return false;
     }
+}
+
+// What the connection and its handler do from a libuv callback: an exception
+// closes this connection, with its text, and nothing else.
+template <class F>
+void Connection::guarded(F&& f) {
+    guard(std::forward<F>(f), [this](const std::string& what) { close(CloseCode::InternalError, "internal error: " + what); });
 }
 
 Connection::Connection(Loop& loop, const Identity& self, ConnectionHandler& handler, bool dialer)
     : loop_(loop), self_(self), handler_(handler), stream_(loop, Stream::Kind::Tcp, kReadChunk), dialer_(dialer),
       id_(g_next_id++), created_ms_(loop.now_ms()), eph_(crypto::kx_keypair()) {
-    stream_.on_written([this](std::size_t n, int status) { on_written(n, status); });
+    stream_.on_written([this](std::size_t n, int status) { guarded([&] { on_written(n, status); }); });
 }
 
 Connection::~Connection() = default;
 
 std::unique_ptr<Connection> Connection::dial(Loop& loop, const std::string& host, std::uint16_t port,
                                              const Identity& self, ConnectionHandler& handler,
-                                             std::optional<crypto::PublicKey> expect) {
+                                             std::optional<crypto::PublicKey> expect, const std::string& from_host) {
     std::unique_ptr<Connection> c(new Connection(loop, self, handler, true));
     c->expect_ = expect;
     c->remote_ = host + ":" + std::to_string(port);
@@ -64,11 +76,19 @@ std::unique_ptr<Connection> Connection::dial(Loop& loop, const std::string& host
         c->close(CloseCode::BadAddress, addr.error());
         return c;
     }
+    if (!from_host.empty()) {
+        auto from = ip_address(from_host, 0);
+        int brc = from ? c->stream_.bind(*from) : -1;
+        if (brc != 0) {
+            c->close(CloseCode::BadAddress, "cannot dial from " + from_host);
+            return c;
+        }
+    }
     c->stream_.set_nodelay();
     Connection* conn = c.get();
     int rc = c->stream_.connect(*addr, [conn](int status) {
         if (status != 0) return conn->close(CloseCode::ConnectFailed, std::string("connect failed: ") + Stream::error_name(status));
-        conn->start_handshake();
+        conn->guarded([conn] { conn->start_handshake(); });
     });
     if (rc != 0) c->close(CloseCode::ConnectFailed, std::string("connect failed: ") + Stream::error_name(rc));
     return c;
@@ -79,7 +99,7 @@ void Connection::start_handshake() {
     stream_.start_reading([this](ssize_t n, const char* data) {
         if (n == Stream::kEof) return close(CloseCode::PeerClosed, "peer closed the connection");
         if (n < 0) return close(CloseCode::ReadFailed, std::string("read failed: ") + Stream::error_name(static_cast<int>(n)));
-        on_bytes(data, static_cast<std::size_t>(n));
+        guarded([&] { on_bytes(data, static_cast<std::size_t>(n)); });
     });
     wire::Hello h;
     h.ephemeral = eph_.pk;
@@ -191,11 +211,17 @@ void Connection::send(ByteView plaintext) {
 }
 
 void Connection::write_raw(Bytes data) {
+    if (state_ == State::Closing) return;
     std::size_t n = data.size();
+    if (max_queued_ > 0 && queued_cost() + n + kWriteOverhead > max_queued_)
+        return close(CloseCode::Overloaded, "peer does not read: " + std::to_string(queued_writes_ + 1) + " writes, " +
+                                                std::to_string(queued_ + n) + " bytes would be queued, over the write-queue cap");
     queued_ += n;
+    ++queued_writes_;
     bytes_out_ += n;
     if (int rc = stream_.write(std::move(data)); rc != 0) {
         queued_ -= n;
+        --queued_writes_;
         close(CloseCode::WriteFailed, std::string("write failed: ") + Stream::error_name(rc));
         return;
     }
@@ -204,6 +230,7 @@ void Connection::write_raw(Bytes data) {
 
 void Connection::on_written(std::size_t n, int status) {
     queued_ -= n;
+    --queued_writes_;
     if (status < 0 && status != Stream::kCancelled)
         return close(CloseCode::WriteFailed, std::string("write failed: ") + Stream::error_name(status));
     // Every large write that completes frees budget the owner may share

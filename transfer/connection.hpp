@@ -58,6 +58,9 @@ enum class CloseCode : std::uint8_t {
     BadAddress,         // the address to dial is not an IP address
     StreamEnded,        // the peer ended the encrypted stream
     ProtocolViolation,  // a frame or message broke the protocol
+    IdleTimeout,        // the peer sent nothing useful for the idle timeout
+    Overloaded,         // the peer let too many of our bytes queue up (it does not read)
+    InternalError,      // handling the connection threw (out of memory, a bug): closed, the node goes on
 };
 const char* to_string(CloseCode c);
 // The ordinary ends of a connection: a node closes or goes away, a dial finds
@@ -81,10 +84,12 @@ public:
 class Connection {
 public:
     // Starts a connection to host:port. When `expect` is set, the peer must
-    // prove exactly that node key.
+    // prove exactly that node key. `from_host`, when set, is the local address
+    // to dial from (a loopback test posing as another machine: 127.0.0.2).
     static std::unique_ptr<Connection> dial(Loop& loop, const std::string& host, std::uint16_t port,
                                             const Identity& self, ConnectionHandler& handler,
-                                            std::optional<crypto::PublicKey> expect = std::nullopt);
+                                            std::optional<crypto::PublicKey> expect = std::nullopt,
+                                            const std::string& from_host = {});
     ~Connection();
     Connection(const Connection&) = delete;
     Connection& operator=(const Connection&) = delete;
@@ -95,6 +100,14 @@ public:
     // Fault injection for tests: writes bytes as they are, outside the framing
     // and encryption (a misbehaving peer). Never used by the node.
     void write_unframed(Bytes bytes) { write_raw(std::move(bytes)); }
+    // Fault injection for tests: stops reading from the socket (a peer that
+    // never reads what it is sent).
+    void stop_reading() { stream_.stop_reading(); }
+    // Write-queue cap: once more than this many bytes wait to go out (the peer
+    // does not read), the connection closes as Overloaded. 0 = no cap. Each
+    // queued write also counts kWriteOverhead, what it costs in memory beside
+    // its bytes, so that a flood of small messages is bounded in memory too.
+    void set_max_queued(std::size_t bytes) { max_queued_ = bytes; }
     // Closes with a code and a reason; on_closed follows from the loop.
     void close(CloseCode code, const std::string& reason);
 
@@ -110,6 +123,10 @@ public:
     static constexpr std::size_t kHighWater = 4u << 20;
     static constexpr std::size_t kLowWater = 1u << 20;
     static constexpr std::size_t kWritableChunk = 64u << 10;
+    static constexpr std::size_t kMaxQueued = 16u << 20;  // default write-queue cap
+    static constexpr std::size_t kWriteOverhead = 256;     // libuv request, buffer header, allocator slack
+    // Bytes queued plus kWriteOverhead per queued write: what the cap bounds.
+    std::size_t queued_cost() const { return queued_ + queued_writes_ * kWriteOverhead; }
     std::uint64_t bytes_in() const { return bytes_in_; }
     std::uint64_t bytes_out() const { return bytes_out_; }
 
@@ -126,6 +143,8 @@ private:
     void write_raw(Bytes buf);
     void on_written(std::size_t n, int status);
     void queue_frame(ByteView plaintext);
+    template <class F>
+    void guarded(F&& f);
 
     Loop& loop_;
     const Identity& self_;
@@ -152,6 +171,8 @@ private:
     std::size_t rhead_ = 0;
     Bytes plain_;
     std::size_t queued_ = 0;
+    std::size_t queued_writes_ = 0;
+    std::size_t max_queued_ = kMaxQueued;
     bool above_high_ = false;
     std::uint64_t bytes_in_ = 0, bytes_out_ = 0;
 };

@@ -10,6 +10,8 @@
 #include <cstring>
 #include <filesystem>
 
+#include "transfer/line_framing.hpp"
+
 namespace ps::transfer {
 
 namespace {
@@ -185,17 +187,16 @@ void LocalServer::on_connection() {
 void LocalServer::process_lines(Client* c) {
     std::size_t start = 0;
     while (!c->pending && c->owner) {
-        auto nl = c->buf.find('\n', start);
-        if (nl == std::string::npos || nl - start > limits_.max_line) break;
-        std::string line = c->buf.substr(start, nl - start);
-        if (!line.empty() && line.back() == '\r') line.pop_back();
-        start = nl + 1;
+        auto cut = next_line(c->buf, start, limits_.max_line);
+        if (cut.kind != LineCut::Kind::Line) break;
+        std::string line(cut.line);  // on_line may answer, and so touch the buffer
+        start = cut.next;
         on_line(c, line);
     }
     if (!c->owner) return;  // dropped while answering
     c->buf.erase(0, start);
     if (c->pending) return;
-    if (c->buf.size() > limits_.max_line) {
+    if (next_line(c->buf, 0, limits_.max_line).kind == LineCut::Kind::TooLong) {
         // No newline within the limit: answer once, then hang up.
         c->buf.clear();
         c->buf.shrink_to_fit();

@@ -1,5 +1,8 @@
 #include "transfer/loop.hpp"
 
+#include <new>
+#include <stdexcept>
+
 #include <uv.h>
 
 #include <csignal>
@@ -7,7 +10,25 @@
 #include <deque>
 #include <mutex>
 
+#include "transfer/guard.hpp"
+
 namespace ps::transfer {
+
+std::string current_exception_text() {
+    try {
+        throw;
+    } catch (const std::bad_alloc&) {
+        return "out of memory";
+    } catch (const std::exception& e) {
+        return e.what();
+    } catch (...) {
+        return "unknown exception";
+    }
+}
+
+void report_exception(const char* where, const std::string& what) noexcept {
+    std::fprintf(stderr, "patchswarm: exception in %s: %s\n", where, what.c_str());
+}
 
 // ---- Loop and its cross-thread bridge ----
 // post() pushes under the lock and signals the uv_async while still holding it,
@@ -30,7 +51,7 @@ struct Loop::Impl {
             std::lock_guard lock(mu);
             batch.swap(queue);
         }
-        for (auto& fn : batch) fn();
+        for (auto& fn : batch) guard_report("posted task", fn);
     }
 };
 
@@ -112,7 +133,7 @@ Timer::~Timer() {
 void Timer::start(std::uint64_t timeout_ms, std::uint64_t repeat_ms, std::function<void()> fn) {
     h_->fn = std::move(fn);
     uv_timer_start(
-        &h_->t, [](uv_timer_t* t) { static_cast<Handle*>(t->data)->fn(); }, timeout_ms, repeat_ms);
+        &h_->t, [](uv_timer_t* t) { guard_report("timer", static_cast<Handle*>(t->data)->fn); }, timeout_ms, repeat_ms);
 }
 
 void Timer::stop() { uv_timer_stop(&h_->t); }
@@ -128,7 +149,7 @@ SignalWatch::SignalWatch(Loop& loop, int signum, std::function<void()> fn) : h_(
     h_->s.data = h_;
     h_->fn = std::move(fn);
     uv_signal_start(
-        &h_->s, [](uv_signal_t* s, int) { static_cast<Handle*>(s->data)->fn(); }, signum);
+        &h_->s, [](uv_signal_t* s, int) { guard_report("signal", static_cast<Handle*>(s->data)->fn); }, signum);
     uv_unref(reinterpret_cast<uv_handle_t*>(&h_->s));
 }
 

@@ -1,4 +1,5 @@
 #include "transfer/process.hpp"
+#include "transfer/guard.hpp"
 
 #include <uv.h>
 
@@ -55,7 +56,7 @@ Result<std::unique_ptr<Process>> Process::spawn(Loop& loop, const std::vector<st
         h->exited = true;
         auto cb = std::move(h->on_exit);
         h->on_exit = nullptr;
-        if (cb) cb(status, sig);
+        if (cb) guard_report("process exit", [&] { cb(status, sig); });
         // The handle is closed by whoever goes last: the Process, or this callback.
         if (!h->owned) close_process(h);
     };
@@ -105,17 +106,11 @@ void run_blocking(Loop& loop, std::function<void()> work, std::function<void()> 
         static_cast<uv_loop_t*>(loop.raw()), &w->req,
         [](uv_work_t* r) {
             auto* x = static_cast<Work*>(r->data);
-            try {
-                x->work();
-            } catch (...) {  // no exception leaves a pool thread
-            }
+            guard_report("thread-pool work", x->work);  // no exception leaves a pool thread
         },
         [](uv_work_t* r, int) {
             auto* x = static_cast<Work*>(r->data);
-            try {
-                if (x->done) x->done();
-            } catch (...) {
-            }
+            if (x->done) guard_report("thread-pool completion", x->done);
             delete x;
         });
     if (rc != 0) {

@@ -5,6 +5,8 @@
 #include <cstring>
 #include <memory>
 
+#include "transfer/guard.hpp"
+
 namespace ps::transfer {
 
 static_assert(Stream::kEof == UV_EOF && Stream::kCancelled == UV_ECANCELED);
@@ -94,7 +96,7 @@ int Stream::listen(int backlog, std::function<void(int status)> on_connection) {
     on_connection_ = std::move(on_connection);
     return uv_listen(&block_->stream, backlog, [](uv_stream_t* s, int status) {
         auto* b = static_cast<Block*>(s->data);
-        if (b->owner) b->owner->on_connection_(status);
+        if (b->owner) guard_report("accept", [&] { b->owner->on_connection_(status); });
     });
 }
 
@@ -107,7 +109,7 @@ int Stream::connect(const sockaddr_storage& addr, std::function<void(int status)
                           [](uv_connect_t* req, int status) {
                               auto* b = static_cast<Block*>(req->data);
                               if (!b->owner || status == UV_ECANCELED) return;
-                              b->owner->on_connect_(status);
+                              guard_report("connect", [&] { b->owner->on_connect_(status); });
                           });
 }
 
@@ -122,7 +124,7 @@ void Stream::start_reading(OnRead on_read) {
         [](uv_stream_t* s, ssize_t n, const uv_buf_t*) {
             auto* b = static_cast<Block*>(s->data);
             if (!b->owner || n == 0) return;
-            b->owner->on_read_(n, b->rbuf.get());
+            guard_report("read", [&] { b->owner->on_read_(n, b->rbuf.get()); });
         });
 }
 
@@ -140,7 +142,7 @@ int Stream::write_buffer(Buffer data) {
         Stream* s = wr->block->owner;
         std::size_t n = wr->buf.size();
         delete wr;
-        if (s && s->on_written_) s->on_written_(n, status);
+        if (s && s->on_written_) guard_report("write", [&] { s->on_written_(n, status); });
     });
     if (rc != 0) delete w;
     return rc;
@@ -161,7 +163,7 @@ void Stream::close(std::function<void()> on_closed) {
         if (!s) return;
         s->block_ = nullptr;
         auto done = std::move(s->on_closed_);
-        if (done) done();  // may destroy s
+        if (done) guard_report("close", done);  // may destroy s
     });
 }
 
