@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
+#include <utility>
 
 namespace ps::core {
 
@@ -17,13 +18,38 @@ Download::Download(std::uint32_t segment_count, DownloadConfig cfg, std::uint64_
     for (std::uint32_t i = 0; i < segment_count; ++i) rank_[perm[i]] = i;
 }
 
-void Download::mark_held(std::uint32_t seg) { held_.set(seg); }
+namespace {
+constexpr auto by_id = [](const auto& p, PeerId id) { return p.id < id; };
+}  // namespace
+
+Download::Peer* Download::find(PeerId peer) {
+    return const_cast<Peer*>(std::as_const(*this).find(peer));
+}
+
+const Download::Peer* Download::find(PeerId peer) const {
+    auto it = std::lower_bound(peers_.begin(), peers_.end(), peer, by_id);
+    return it != peers_.end() && it->id == peer ? &*it : nullptr;
+}
+
+void Download::mark_held(std::uint32_t seg) {
+    held_.set(seg);
+    changed();
+}
 
 void Download::add_peer(PeerId peer, SourceClass cls, Millis now) {
     if (!started_) started_ = now;  // the rung delays count from the first holder met
-    auto [it, inserted] = peers_.try_emplace(peer, Peer{cls, Bitfield(held_.size())});
-    if (!inserted) it->second.cls = cls;
-    if (inserted) it->second.last_gain = now;  // a super-node met just now may be starting its download
+    changed();
+    auto it = std::lower_bound(peers_.begin(), peers_.end(), peer, by_id);
+    if (it != peers_.end() && it->id == peer) {
+        it->cls = cls;
+        return;
+    }
+    Peer p;
+    p.id = peer;
+    p.cls = cls;
+    p.have = Bitfield(held_.size());
+    p.last_gain = now;  // a super-node met just now may be starting its download
+    peers_.insert(it, std::move(p));
 }
 
 void Download::forget_have(Peer& p) {
@@ -33,33 +59,34 @@ void Download::forget_have(Peer& p) {
 }
 
 void Download::remove_peer(PeerId peer) {
-    auto it = peers_.find(peer);
-    if (it == peers_.end()) return;
-    for (std::uint32_t s = 0; s < held_.size() && it->second.in_flight; ++s) drop_request(peer, s);
-    forget_have(it->second);
-    peers_.erase(it);
+    Peer* p = find(peer);
+    if (!p) return;
+    changed();
+    for (std::uint32_t s = 0; s < held_.size() && p->in_flight; ++s) drop_request(peer, s);
+    forget_have(*p);
+    peers_.erase(peers_.begin() + (p - peers_.data()));
 }
 
 void Download::peer_bitfield(PeerId peer, const Bitfield& have) {
-    auto it = peers_.find(peer);
-    if (it == peers_.end() || have.size() != held_.size()) return;
-    forget_have(it->second);
-    it->second.have = have;
-    if (it->second.banned) return;
+    Peer* p = find(peer);
+    if (!p || have.size() != held_.size()) return;
+    forget_have(*p);
+    p->have = have;
+    if (p->banned) return;
     for (std::uint32_t s = 0; s < held_.size(); ++s)
         if (have.test(s)) ++availability_[s];
 }
 
 void Download::peer_has(PeerId peer, std::uint32_t seg) {
-    auto it = peers_.find(peer);
-    if (it == peers_.end() || seg >= held_.size() || it->second.have.test(seg)) return;
-    it->second.have.set(seg);
-    if (!it->second.banned) ++availability_[seg];
+    Peer* p = find(peer);
+    if (!p || seg >= held_.size() || p->have.test(seg)) return;
+    p->have.set(seg);
+    if (!p->banned) ++availability_[seg];
 }
 
 bool Download::is_banned(PeerId peer) const {
-    auto it = peers_.find(peer);
-    return it != peers_.end() && it->second.banned;
+    const Peer* p = find(peer);
+    return p && p->banned;
 }
 
 bool Download::is_requested(PeerId peer, std::uint32_t seg) const {
@@ -75,20 +102,22 @@ void Download::drop_request(PeerId peer, std::uint32_t seg) {
         if (it->peer != peer) continue;
         v.erase(it);
         --in_flight_total_;
-        if (auto p = peers_.find(peer); p != peers_.end()) --p->second.in_flight;
+        if (Peer* p = find(peer)) --p->in_flight;
+        changed();
         return;
     }
 }
 
 void Download::segment_done(PeerId peer, std::uint32_t seg, bool valid, std::vector<Action>& out) {
     if (seg >= held_.size()) return;
+    changed();
     drop_request(peer, seg);
     if (!valid) {
-        auto it = peers_.find(peer);
-        if (it == peers_.end() || it->second.banned) return;
-        forget_have(it->second);
-        it->second.banned = true;
-        for (std::uint32_t s = 0; s < held_.size() && it->second.in_flight; ++s)
+        Peer* p = find(peer);
+        if (!p || p->banned) return;
+        forget_have(*p);
+        p->banned = true;
+        for (std::uint32_t s = 0; s < held_.size() && p->in_flight; ++s)
             if (is_requested(peer, s)) {
                 drop_request(peer, s);
                 out.push_back({Action::Cancel, peer, s});
@@ -106,9 +135,10 @@ void Download::segment_done(PeerId peer, std::uint32_t seg, bool valid, std::vec
 void Download::rejected(PeerId peer, std::uint32_t seg, RejectReason why, Millis now) {
     if (seg >= held_.size()) return;
     drop_request(peer, seg);
-    auto it = peers_.find(peer);
-    if (it == peers_.end()) return;
-    Peer& p = it->second;
+    Peer* found = find(peer);
+    if (!found) return;
+    Peer& p = *found;
+    changed();
     switch (why) {
         case RejectReason::Busy: p.backoff_until = now + cfg_.busy_backoff; break;
         case RejectReason::NotHeld:
@@ -123,9 +153,10 @@ void Download::rejected(PeerId peer, std::uint32_t seg, RejectReason why, Millis
 }
 
 void Download::progress(PeerId peer, Millis now, std::uint64_t bytes) {
-    auto it = peers_.find(peer);
-    if (it == peers_.end()) return;
-    Peer& p = it->second;
+    Peer* found = find(peer);
+    if (!found) return;
+    Peer& p = *found;
+    changed();
     p.last_progress = now;
     if (!bytes) return;
     if (p.sample_bytes == 0) p.sample_start = now;
@@ -161,51 +192,65 @@ bool Download::usable(const Peer& p, Millis now) const {
     return true;
 }
 
-bool Download::can_ask(const Peer& p, Millis now) const {
-    return usable(p, now) && p.in_flight < pipeline(p) && in_flight_total_ < cfg_.max_requests_total;
+// Within one pump(): usable_now and pipe_now are set by open_slots().
+bool Download::can_ask(const Peer& p) const {
+    return p.usable_now && p.in_flight < p.pipe_now && in_flight_total_ < cfg_.max_requests_total;
 }
 
-const PeerId* Download::pick_holder(std::uint32_t seg, Millis now, bool endgame) {
+// Fixes each holder's usability and pipeline depth for this pump() (neither
+// changes during it) and counts those with a free slot. False: nobody can be asked.
+bool Download::open_slots(Millis now) {
+    open_ = 0;
+    for (auto& p : peers_) {
+        p.usable_now = usable(p, now);
+        p.pipe_now = pipeline(p);
+        open_ += p.usable_now && p.in_flight < p.pipe_now;
+    }
+    return slots_left();
+}
+
+// The nearest rung any copy of `seg` was asked of (endgame duplicates stay on it or nearer).
+int Download::asked_rung(std::uint32_t seg) const {
+    int asked = kSourceClasses;
+    for (auto& f : in_flight_[seg])
+        if (const Peer* p = find(f.peer)) asked = std::min(asked, static_cast<int>(p->cls));
+    return asked;
+}
+
+Download::Peer* Download::pick_holder(std::uint32_t seg, bool endgame) {
     // The nearest rung with a usable holder of this segment. Full pipelines do
     // not send us down the ladder (the request waits for a slot); only holders
-    // that are busy, stalled or banned do.
+    // that are busy, stalled or banned do. On that rung, the least loaded
+    // holder with a free slot (the first by id among equals).
     int rung = kSourceClasses;
-    for (auto& [id, p] : peers_)
-        if (p.have.test(seg) && usable(p, now) && !(endgame && is_requested(id, seg)))
-            rung = std::min(rung, static_cast<int>(p.cls));
-    if (endgame) {
-        // A duplicate never goes farther down the ladder than the request it
-        // doubles: a slow cache must not turn into traffic between domains.
-        int asked = kSourceClasses;
-        for (auto& f : in_flight_[seg])
-            if (auto it = peers_.find(f.peer); it != peers_.end()) asked = std::min(asked, static_cast<int>(it->second.cls));
-        if (rung > asked) return nullptr;
-    }
-    const PeerId* best = nullptr;
-    const Peer* bp = nullptr;
-    for (auto& [id, p] : peers_) {
-        if (static_cast<int>(p.cls) != rung || !p.have.test(seg) || !can_ask(p, now)) continue;
-        if (endgame && is_requested(id, seg)) continue;
-        if (!bp || p.in_flight < bp->in_flight) {
-            best = &id;
-            bp = &p;
+    Peer* best = nullptr;
+    for (auto& p : peers_) {
+        if (!p.usable_now || !p.have.test(seg)) continue;
+        int cls = static_cast<int>(p.cls);
+        if (cls > rung || (endgame && is_requested(p.id, seg))) continue;
+        if (cls < rung) {
+            rung = cls;
+            best = nullptr;
         }
+        if (can_ask(p) && (!best || p.in_flight < best->in_flight)) best = &p;
     }
+    // A duplicate never goes farther down the ladder than the request it
+    // doubles: a slow cache must not turn into traffic between domains.
+    if (endgame && best && rung > asked_rung(seg)) return nullptr;
     return best;
 }
 
-void Download::request(PeerId peer, std::uint32_t seg, Millis now, std::vector<Action>& out) {
-    in_flight_[seg].push_back({peer, now});
+void Download::request(Peer& p, std::uint32_t seg, Millis now, std::vector<Action>& out) {
+    in_flight_[seg].push_back({p.id, now});
     ++in_flight_total_;
-    ++peers_.at(peer).in_flight;
-    out.push_back({Action::Request, peer, seg});
+    if (++p.in_flight == p.pipe_now && p.usable_now) --open_;
+    changed();
+    out.push_back({Action::Request, p.id, seg});
 }
 
 void Download::pump(Millis now, std::vector<Action>& out) {
     if (held_.all()) return;
-    bool any_slot = false;
-    for (auto& [id, p] : peers_) any_slot |= can_ask(p, now);
-    if (!any_slot) return;
+    if (!open_slots(now)) return;
 
     // Segments nobody is fetching, rarest first, random tie-break.
     scratch_.clear();
@@ -218,7 +263,7 @@ void Download::pump(Millis now, std::vector<Action>& out) {
     std::sort(scratch_.begin(), scratch_.end(), rarest);
     auto local_in_flight = [&] {
         std::uint32_t n = 0;
-        for (auto& [id, p] : peers_)
+        for (auto& p : peers_)
             if (p.cls == SourceClass::SameDomainPeer || p.cls == SourceClass::SameDomainSuper) n += p.in_flight;
         return n;
     };
@@ -226,15 +271,16 @@ void Download::pump(Millis now, std::vector<Action>& out) {
     // A same-domain super-node that is still downloading and progressing counts
     // as "something comes from the domain": it will soon hold what we lack.
     if (cfg_.local_first)
-        for (auto& [id, p] : peers_) {
+        for (auto& p : peers_) {
             if (p.cls != SourceClass::SameDomainSuper) continue;
             std::uint32_t n = p.have.count();
             if (n != p.seen_count) {
                 p.seen_count = n;
                 p.last_gain = now;
+                changed();
             }
             if (p.banned) continue;
-            if (usable(p, now) && n < held_.size() && now < p.last_gain + cfg_.local_super_wait) ++local;
+            if (p.usable_now && n < held_.size() && now < p.last_gain + cfg_.local_super_wait) ++local;
             // A super-node that only answered busy (it hands a segment out once
             // per reserve period) still holds what we lack: it, or a peer it
             // served, will give it to us. That is no reason to go afar.
@@ -244,11 +290,11 @@ void Download::pump(Millis now, std::vector<Action>& out) {
     for (int pass = cfg_.local_first ? 0 : 1; pass < 2; ++pass) {
         if (pass == 1 && local > 0) break;
         for (auto s : scratch_) {
+            if (!slots_left()) break;  // the rest would find nobody to ask
             if (!in_flight_[s].empty()) continue;  // asked for in the first pass
-            const PeerId* p = pick_holder(s, now, false);
+            Peer* p = pick_holder(s, false);
             if (!p) continue;
-            auto cls = peers_.at(*p).cls;
-            bool far = cls == SourceClass::OtherDomain || cls == SourceClass::Origin;
+            bool far = p->cls == SourceClass::OtherDomain || p->cls == SourceClass::Origin;
             if (pass == 0 && far) continue;
             request(*p, s, now, out);
             local += !far;
@@ -257,6 +303,7 @@ void Download::pump(Millis now, std::vector<Action>& out) {
 
     // Endgame: every missing segment is on its way; ask a second holder for the
     // ones that have been waiting a while.
+    if (!slots_left()) return;
     scratch_.clear();
     for (std::uint32_t s = 0; s < held_.size(); ++s) {
         if (held_.test(s)) continue;
@@ -266,7 +313,7 @@ void Download::pump(Millis now, std::vector<Action>& out) {
     }
     std::sort(scratch_.begin(), scratch_.end(), rarest);
     for (auto s : scratch_)
-        if (const PeerId* p = pick_holder(s, now, true)) request(*p, s, now, out);
+        if (Peer* p = pick_holder(s, true)) request(*p, s, now, out);
 }
 
 // Whether `p` holds a segment we lack.
@@ -279,9 +326,9 @@ bool Download::lacks_from(const Peer& p) const {
 // When a request last showed life: when it was sent, or when its holder last
 // sent us bytes, whichever is later.
 Millis Download::quiet_since(const InFlight& f) const {
-    auto it = peers_.find(f.peer);
-    if (it == peers_.end() || !useful(it->second)) return f.since;
-    return std::max(f.since, it->second.last_progress);
+    const Peer* p = find(f.peer);
+    if (!p || !useful(*p)) return f.since;
+    return std::max(f.since, p->last_progress);
 }
 
 // Whether the holder's measured rate keeps its requests alive (unmeasured: yes).
@@ -304,15 +351,26 @@ void Download::expire(Millis now, std::vector<Action>& out) {
             }
             PeerId peer = v[i].peer;
             drop_request(peer, s);  // erases v[i]
-            if (auto it = peers_.find(peer); it != peers_.end())
-                it->second.backoff_until = now + cfg_.stall_backoff;
+            if (Peer* p = find(peer)) p->backoff_until = now + cfg_.stall_backoff;
             out.push_back({Action::Cancel, peer, s});
         }
     }
 }
 
+// The earliest candidate later than `now`. A candidate set that has not
+// changed since the last answer keeps that answer while it lies ahead: the
+// earliest candidate later than an earlier time, if still later than `now`,
+// is also the earliest later than `now`.
 std::optional<Millis> Download::next_deadline(Millis now) const {
     if (held_.all() || !started_) return std::nullopt;
+    if (deadline_known_ && now >= deadline_at_ && (!deadline_ || *deadline_ > now)) return deadline_;
+    deadline_ = compute_deadline(now);
+    deadline_at_ = now;
+    deadline_known_ = true;
+    return deadline_;
+}
+
+std::optional<Millis> Download::compute_deadline(Millis now) const {
     std::optional<Millis> best;
     auto consider = [&](Millis t) {
         if (t > now && (!best || t < *best)) best = t;
@@ -321,9 +379,9 @@ std::optional<Millis> Download::next_deadline(Millis now) const {
         for (auto& f : in_flight_[s]) {
             Millis alive = quiet_since(f);
             consider(alive + cfg_.request_timeout);
-            consider(quiet_since(f) + cfg_.endgame_after);
+            consider(alive + cfg_.endgame_after);
         }
-    for (auto& [id, p] : peers_) {
+    for (auto& p : peers_) {
         consider(p.backoff_until);
         if (p.cls == SourceClass::SameDomainSuper) consider(p.last_gain + cfg_.local_super_wait);
     }

@@ -26,7 +26,6 @@
 
 #include <array>
 #include <cstdint>
-#include <map>
 #include <optional>
 #include <string_view>
 #include <vector>
@@ -165,14 +164,15 @@ public:
     const Bitfield& held() const { return held_; }
     std::uint32_t segment_count() const { return held_.size(); }
     bool is_banned(PeerId peer) const;
-    bool has_peer(PeerId peer) const { return peers_.count(peer) != 0; }
+    bool has_peer(PeerId peer) const { return find(peer) != nullptr; }
     bool is_requested(PeerId peer, std::uint32_t seg) const;
     std::uint32_t in_flight() const { return in_flight_total_; }
     std::uint32_t availability(std::uint32_t seg) const { return availability_[seg]; }
 
 private:
     struct Peer {
-        SourceClass cls;
+        PeerId id = 0;
+        SourceClass cls{};
         Bitfield have;
         bool banned = false;
         Millis backoff_until = 0;
@@ -187,22 +187,33 @@ private:
         double rate = 0;
         std::uint64_t sample_bytes = 0;
         Millis sample_start = 0;
+        // pump()'s view, fixed for one call (nothing in it changes them):
+        // whether the holder may be asked at all now, and its pipeline depth.
+        bool usable_now = false;
+        std::uint32_t pipe_now = 0;
     };
     struct InFlight {
         PeerId peer;
         Millis since;
     };
 
+    Peer* find(PeerId peer);
+    const Peer* find(PeerId peer) const;
     bool usable(const Peer& p, Millis now) const;
-    bool can_ask(const Peer& p, Millis now) const;
+    bool can_ask(const Peer& p) const;
     std::uint32_t pipeline(const Peer& p) const;
-    const PeerId* pick_holder(std::uint32_t seg, Millis now, bool endgame);
-    void request(PeerId peer, std::uint32_t seg, Millis now, std::vector<Action>& out);
+    bool open_slots(Millis now);
+    bool slots_left() const { return open_ > 0 && in_flight_total_ < cfg_.max_requests_total; }
+    Peer* pick_holder(std::uint32_t seg, bool endgame);
+    int asked_rung(std::uint32_t seg) const;
+    void request(Peer& p, std::uint32_t seg, Millis now, std::vector<Action>& out);
     void drop_request(PeerId peer, std::uint32_t seg);
     void forget_have(Peer& p);
     Millis quiet_since(const InFlight& f) const;
     bool lacks_from(const Peer& p) const;
     bool useful(const Peer& p) const;
+    std::optional<Millis> compute_deadline(Millis now) const;
+    void changed() { deadline_known_ = false; }
 
     DownloadConfig cfg_;
     Bitfield held_;
@@ -210,11 +221,19 @@ private:
     std::vector<std::uint16_t> availability_;  // unbanned holders per segment
     std::vector<std::vector<InFlight>> in_flight_;
     std::uint32_t in_flight_total_ = 0;
-    std::map<PeerId, Peer> peers_;  // ordered: decisions never depend on hash order
+    // Sorted by id: decisions never depend on hash or insertion order (a
+    // download meets a few dozen holders, so a flat vector beats a map).
+    std::vector<Peer> peers_;
+    std::uint32_t open_ = 0;  // pump(): usable holders with a free pipeline slot
     std::vector<std::uint32_t> scratch_;
     std::optional<Millis> started_;  // when the first holder was met
     std::array<std::uint32_t, kSourceClasses> connecting_{};
     std::uint32_t segment_bytes_ = 1u << 20;
+    // next_deadline()'s last answer, and the time it was computed for: it
+    // stands until something it depends on changes (changed()) or it passes.
+    mutable bool deadline_known_ = false;
+    mutable Millis deadline_at_ = 0;
+    mutable std::optional<Millis> deadline_;
 };
 
 }  // namespace ps::core
