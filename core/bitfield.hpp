@@ -35,6 +35,8 @@ public:
     std::uint32_t count() const { return count_; }
     bool all() const { return count_ == n_; }
     bool none() const { return count_ == 0; }
+    // The set as 64-bit words: index i is bit i % 64 of word i / 64.
+    const std::vector<std::uint64_t>& words() const { return words_; }
 
     Bytes to_bytes() const {
         Bytes out((n_ + 7) / 8, 0);

@@ -198,13 +198,19 @@ bool Download::can_ask(const Peer& p) const {
 }
 
 // Fixes each holder's usability and pipeline depth for this pump() (neither
-// changes during it) and counts those with a free slot. False: nobody can be asked.
+// changes during it), counts those with a free slot and what they hold
+// between them (a segment none of them holds finds no holder in this call:
+// slots only fill up). False: nobody can be asked.
 bool Download::open_slots(Millis now) {
     open_ = 0;
+    askable_.assign(held_.words().size(), 0);
     for (auto& p : peers_) {
         p.usable_now = usable(p, now);
         p.pipe_now = pipeline(p);
-        open_ += p.usable_now && p.in_flight < p.pipe_now;
+        if (!p.usable_now || p.in_flight >= p.pipe_now) continue;
+        ++open_;
+        auto& w = p.have.words();
+        for (std::size_t i = 0; i < w.size(); ++i) askable_[i] |= w[i];
     }
     return slots_left();
 }
@@ -252,10 +258,11 @@ void Download::pump(Millis now, std::vector<Action>& out) {
     if (held_.all()) return;
     if (!open_slots(now)) return;
 
-    // Segments nobody is fetching, rarest first, random tie-break.
+    // Segments nobody is fetching (that a holder with a free slot has),
+    // rarest first, random tie-break.
     scratch_.clear();
     for (std::uint32_t s = 0; s < held_.size(); ++s)
-        if (!held_.test(s) && in_flight_[s].empty() && availability_[s] > 0) scratch_.push_back(s);
+        if (!held_.test(s) && in_flight_[s].empty() && availability_[s] > 0 && askable(s)) scratch_.push_back(s);
     auto rarest = [&](std::uint32_t a, std::uint32_t b) {
         if (availability_[a] != availability_[b]) return availability_[a] < availability_[b];
         return rank_[a] < rank_[b];

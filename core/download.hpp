@@ -203,6 +203,7 @@ private:
     bool can_ask(const Peer& p) const;
     std::uint32_t pipeline(const Peer& p) const;
     bool open_slots(Millis now);
+    bool askable(std::uint32_t seg) const { return (askable_[seg / 64] >> (seg % 64)) & 1u; }
     bool slots_left() const { return open_ > 0 && in_flight_total_ < cfg_.max_requests_total; }
     Peer* pick_holder(std::uint32_t seg, bool endgame);
     int asked_rung(std::uint32_t seg) const;
@@ -225,6 +226,7 @@ private:
     // download meets a few dozen holders, so a flat vector beats a map).
     std::vector<Peer> peers_;
     std::uint32_t open_ = 0;  // pump(): usable holders with a free pipeline slot
+    std::vector<std::uint64_t> askable_;  // pump(): segments such a holder has (Bitfield words)
     std::vector<std::uint32_t> scratch_;
     std::optional<Millis> started_;  // when the first holder was met
     std::array<std::uint32_t, kSourceClasses> connecting_{};
