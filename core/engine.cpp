@@ -167,6 +167,7 @@ bool Engine::forget_conn(ConnId c) {
         std::erase_if(s.partial, [c](auto& e) { return e.first.first == c; });
     }
     uploads_.peer_gone(raw(c));
+    buffered_ -= it->second.queued + it->second.reading;
     conns_.erase(it);
     return true;
 }
@@ -203,8 +204,13 @@ void Engine::dial(const Holder& h) {
     out_.push_back(act::Dial{h});
 }
 
+void Engine::set_queued(Conn& k, std::uint64_t queued) {
+    buffered_ = buffered_ - k.queued + queued;
+    k.queued = queued;
+}
+
 void Engine::writable(ConnId c, std::uint64_t queued, Instant now) {
-    if (Conn* k = conn(c)) k->queued = queued;
+    if (Conn* k = conn(c)) set_queued(*k, queued);
     pump_uploads(now);
 }
 
@@ -372,7 +378,7 @@ void Engine::stored(ConnId from, const PatchId& p, Segment seg, StoreOutcome out
 
 void Engine::served(ConnId c, const PatchId& p, Segment seg, std::uint64_t queued, Instant now) {
     serve_done(c, p, seg);
-    if (Conn* k = conn(c)) k->queued = queued;
+    if (Conn* k = conn(c)) set_queued(*k, queued);
     pump_uploads(now);
 }
 
@@ -391,7 +397,9 @@ void Engine::serve_done(ConnId c, const PatchId& p, Segment seg) {
     // The same segment may be queued more than once: count one of them.
     Patch* s = patch(p);
     std::uint32_t len = std::min(it->second, s ? s->shape.length(idx(seg)) : it->second);
-    k->reading -= std::min<std::uint64_t>(k->reading, len);
+    std::uint64_t done = std::min<std::uint64_t>(k->reading, len);
+    k->reading -= done;
+    buffered_ -= done;
     if ((it->second -= len) == 0) k->serving.erase(it);
 }
 
@@ -467,12 +475,6 @@ void Engine::pump_requests(const PatchId& id, Patch& s, Instant now) {
 
 // ---- uploads ----
 
-std::uint64_t Engine::buffered() const {
-    std::uint64_t n = 0;
-    for (auto& [c, k] : conns_) n += k.queued + k.reading;
-    return n;
-}
-
 void Engine::pump_uploads(Instant now) {
     std::uint64_t total = buffered();
     auto ok = [&](PeerId p) {
@@ -489,6 +491,7 @@ void Engine::pump_uploads(Instant now) {
         std::uint32_t len = s->shape.length(seg);
         Conn& k = conns_.at(c);
         k.reading += len;
+        buffered_ += len;
         k.serving[{by_index_[pi], seg}] += len;
         total += len;
         out_.push_back(act::Serve{c, by_index_[pi], Segment{seg}, len});

@@ -230,6 +230,7 @@ public:
     bool paused(const PatchId& p) const;
     Millis last_served(const PatchId& p) const;
     bool connected(const NodeKey& key) const { return by_key_.count(key) != 0; }
+    bool has_conn(ConnId c) const { return conns_.count(c) != 0; }
     bool dialing(const NodeKey& key) const { return dialing_.count(key) != 0; }
     std::size_t peer_count() const { return by_key_.size(); }
     std::size_t dial_count() const { return dialing_.size(); }
@@ -288,7 +289,8 @@ private:
     void closing(ConnId c, CloseWhy why, std::string reason);
     bool forget_conn(ConnId c);
     bool wants_downloading(const Patch& s) const { return s.dl && !s.dl->complete() && !s.paused; }
-    std::uint64_t buffered() const;
+    std::uint64_t buffered() const { return buffered_; }
+    void set_queued(Conn& k, std::uint64_t queued);
     void serve_done(ConnId c, const PatchId& p, Segment seg);
     static std::uint64_t cookie(const Patch& s, std::uint32_t seg) { return std::uint64_t{s.index} << 32 | seg; }
 
@@ -304,6 +306,7 @@ private:
     std::vector<EngineAction> out_;
     std::vector<Action> steps_;
     std::vector<Holder> supers_;  // the own domain's super-nodes the driver knows of
+    std::uint64_t buffered_ = 0;  // queued + reading over every connection
 };
 
 }  // namespace ps::core
