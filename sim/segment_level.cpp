@@ -21,10 +21,10 @@
 //  - Each engine is woken at its next_deadline(); nothing polls.
 // core::SeedPolicy decides when a device stops serving, as the one-shot
 // fetch's --seed-ratio/--seed-seconds do.
+#include <deque>
 #include <map>
 #include <memory>
 #include <optional>
-#include <unordered_map>
 
 #include "core/bitfield.hpp"
 #include "core/engine.hpp"
@@ -90,7 +90,7 @@ struct Pipe {
 
 // A message on its way.
 struct Msg {
-    enum Kind : std::uint8_t { Have, HaveOne, Request, Cancel, Reject, Data, Up } kind;
+    enum Kind : std::uint8_t { Have, HaveOne, Request, Cancel, Reject, Data, Up, Delivered } kind;
     std::uint32_t from, to;
     std::uint32_t seg = 0;
     std::uint8_t reason = 0;
@@ -302,9 +302,17 @@ private:
     void after(std::uint32_t x, bool ticking = false) {
         Host& h = hosts_[x];
         while (h.eng && !h.eng->actions().empty()) {
+            // Action vectors circulate between the engines and spare_, so
+            // that their capacity is reused (carry_out may recurse into after()).
             std::vector<core::EngineAction> batch;
+            if (!spare_.empty()) {
+                batch = std::move(spare_.back());
+                spare_.pop_back();
+            }
             std::swap(batch, h.eng->actions());
             for (auto& a : batch) carry_out(x, a, ticking);
+            batch.clear();
+            spare_.push_back(std::move(batch));
         }
         if (!h.eng) return;
         auto t = h.eng->next_deadline(at());
@@ -326,8 +334,8 @@ private:
     void send(std::uint32_t from, std::uint32_t to, Msg m, Time extra = 0) {
         m.from = from;
         m.to = to;
-        std::uint32_t id = next_msg_++;
-        msgs_.emplace(id, std::move(m));
+        std::uint32_t id = next_msg_++;  // == msg_base_ + msgs_.size()
+        msgs_.push_back(std::move(m));
         q_.push(now_ + extra + delay(from, to), kDeliver, id);
     }
 
@@ -412,12 +420,16 @@ private:
     }
 
     void deliver(std::uint32_t id) {
-        auto it = msgs_.find(id);
-        Msg m = std::move(it->second);
-        msgs_.erase(it);
+        Msg& slot = msgs_[id - msg_base_];
+        Msg m = std::move(slot);
+        slot.kind = Msg::Delivered;
+        while (!msgs_.empty() && msgs_.front().kind == Msg::Delivered) {
+            msgs_.pop_front();
+            ++msg_base_;
+        }
         if (m.kind == Msg::Up) return connected(m.from, m.to);
         Host& h = hosts_[m.to];
-        if (!h.eng || !h.eng->peer(core::ConnId{m.from})) {
+        if (!h.eng || !h.eng->has_conn(core::ConnId{m.from})) {
             if (m.kind == Msg::Data) wasted_ += m.len;
             return;
         }
@@ -435,7 +447,8 @@ private:
                 if (v != core::DataVerdict::Take && v != core::DataVerdict::TakeLast) wasted_ += m.len;
                 break;
             }
-            case Msg::Up: break;
+            case Msg::Up:
+            case Msg::Delivered: break;
         }
         after(m.to);
     }
@@ -582,8 +595,9 @@ private:
     Dir supers_dir_;        // listed super-nodes (the cross-domain key)
     std::map<std::uint64_t, Pipe> pipes_;  // (holder, receiver); ordered for reproducible departures
     std::vector<std::uint64_t> flow_pipe_;
-    std::unordered_map<std::uint32_t, Msg> msgs_;  // on their way, by event id
-    std::uint32_t next_msg_ = 0;
+    std::deque<Msg> msgs_;  // on their way: message id msg_base_ + i, Delivered once delivered
+    std::uint32_t msg_base_ = 0, next_msg_ = 0;
+    std::vector<std::vector<core::EngineAction>> spare_;
 
     std::vector<double> imports_;
     std::array<std::uint64_t, core::kSourceClasses> bytes_by_class_{};
