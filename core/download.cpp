@@ -8,14 +8,34 @@
 namespace ps::core {
 
 Download::Download(std::uint32_t segment_count, DownloadConfig cfg, std::uint64_t seed)
-    : cfg_(cfg), held_(segment_count), rank_(segment_count), availability_(segment_count, 0),
-      in_flight_(segment_count) {
+    : cfg_(cfg), held_(segment_count), rank_(segment_count), by_rank_(segment_count),
+      availability_(segment_count, 0), in_flight_(segment_count) {
     // Fisher-Yates over the identity permutation gives each segment a random rank.
-    std::vector<std::uint32_t> perm(segment_count);
-    std::iota(perm.begin(), perm.end(), 0u);
+    std::iota(by_rank_.begin(), by_rank_.end(), 0u);
     Rng rng(seed);
-    for (std::uint32_t i = segment_count; i > 1; --i) std::swap(perm[i - 1], perm[rng.below(i)]);
-    for (std::uint32_t i = 0; i < segment_count; ++i) rank_[perm[i]] = i;
+    for (std::uint32_t i = segment_count; i > 1; --i) std::swap(by_rank_[i - 1], by_rank_[rng.below(i)]);
+    for (std::uint32_t i = 0; i < segment_count; ++i) rank_[by_rank_[i]] = i;
+}
+
+void Download::set_segment_bytes(std::uint32_t n) {
+    segment_bytes_ = n ? n : 1;
+    for (auto& p : peers_) p.pipe = pipeline(p);
+}
+
+// Rarest first, ties broken by the random rank: sorts (availability, rank)
+// keys, which order the segments as comparing them would.
+void Download::rank_order(std::vector<std::uint32_t>& segs) {
+    keys_.clear();
+    for (auto s : segs) keys_.push_back(std::uint64_t{availability_[s]} << 32 | rank_[s]);
+    std::sort(keys_.begin(), keys_.end());
+    for (std::size_t i = 0; i < keys_.size(); ++i) segs[i] = by_rank_[static_cast<std::uint32_t>(keys_[i])];
+}
+
+// Peers from index `from` on moved by `by` places: so do their requests' slots.
+void Download::shift_slots(std::uint32_t from, int by) {
+    for (auto& v : in_flight_)
+        for (auto& f : v)
+            if (f.slot >= from) f.slot = static_cast<std::uint32_t>(static_cast<int>(f.slot) + by);
 }
 
 namespace {
@@ -49,6 +69,9 @@ void Download::add_peer(PeerId peer, SourceClass cls, Millis now) {
     p.cls = cls;
     p.have = Bitfield(held_.size());
     p.last_gain = now;  // a super-node met just now may be starting its download
+    p.pipe = pipeline(p);
+    auto at = static_cast<std::uint32_t>(it - peers_.begin());
+    if (in_flight_total_) shift_slots(at, 1);
     peers_.insert(it, std::move(p));
 }
 
@@ -64,7 +87,9 @@ void Download::remove_peer(PeerId peer) {
     changed();
     for (std::uint32_t s = 0; s < held_.size() && p->in_flight; ++s) drop_request(peer, s);
     forget_have(*p);
-    peers_.erase(peers_.begin() + (p - peers_.data()));
+    auto at = static_cast<std::uint32_t>(p - peers_.data());
+    peers_.erase(peers_.begin() + at);
+    if (in_flight_total_) shift_slots(at + 1, -1);
 }
 
 void Download::peer_bitfield(PeerId peer, const Bitfield& have) {
@@ -100,9 +125,9 @@ void Download::drop_request(PeerId peer, std::uint32_t seg) {
     auto& v = in_flight_[seg];
     for (auto it = v.begin(); it != v.end(); ++it) {
         if (it->peer != peer) continue;
+        --peers_[it->slot].in_flight;
         v.erase(it);
         --in_flight_total_;
-        if (Peer* p = find(peer)) --p->in_flight;
         changed();
         return;
     }
@@ -166,6 +191,7 @@ void Download::progress(PeerId peer, Millis now, std::uint64_t bytes) {
         double r = static_cast<double>(p.sample_bytes) / static_cast<double>(now - p.sample_start);
         p.rate = p.rate > 0 ? 0.5 * p.rate + 0.5 * r : r;
         p.sample_bytes = 0;
+        p.pipe = pipeline(p);
     }
 }
 
@@ -192,13 +218,13 @@ bool Download::usable(const Peer& p, Millis now) const {
     return true;
 }
 
-// Within one pump(): usable_now and pipe_now are set by open_slots().
+// Within one pump(): usable_now is set by open_slots().
 bool Download::can_ask(const Peer& p) const {
-    return p.usable_now && p.in_flight < p.pipe_now && in_flight_total_ < cfg_.max_requests_total;
+    return p.usable_now && p.in_flight < p.pipe && in_flight_total_ < cfg_.max_requests_total;
 }
 
-// Fixes each holder's usability and pipeline depth for this pump() (neither
-// changes during it), counts those with a free slot and what they hold
+// Fixes each holder's usability for this pump() (nothing in it changes
+// that, nor the pipeline depths), counts those with a free slot and what they hold
 // between them (a segment none of them holds finds no holder in this call:
 // slots only fill up). False: nobody can be asked.
 bool Download::open_slots(Millis now) {
@@ -206,8 +232,7 @@ bool Download::open_slots(Millis now) {
     askable_.assign(held_.words().size(), 0);
     for (auto& p : peers_) {
         p.usable_now = usable(p, now);
-        p.pipe_now = pipeline(p);
-        if (!p.usable_now || p.in_flight >= p.pipe_now) continue;
+        if (!p.usable_now || p.in_flight >= p.pipe) continue;
         ++open_;
         auto& w = p.have.words();
         for (std::size_t i = 0; i < w.size(); ++i) askable_[i] |= w[i];
@@ -219,7 +244,7 @@ bool Download::open_slots(Millis now) {
 int Download::asked_rung(std::uint32_t seg) const {
     int asked = kSourceClasses;
     for (auto& f : in_flight_[seg])
-        if (const Peer* p = find(f.peer)) asked = std::min(asked, static_cast<int>(p->cls));
+        asked = std::min(asked, static_cast<int>(peers_[f.slot].cls));
     return asked;
 }
 
@@ -247,9 +272,9 @@ Download::Peer* Download::pick_holder(std::uint32_t seg, bool endgame) {
 }
 
 void Download::request(Peer& p, std::uint32_t seg, Millis now, std::vector<Action>& out) {
-    in_flight_[seg].push_back({p.id, now});
+    in_flight_[seg].push_back({p.id, now, static_cast<std::uint32_t>(&p - peers_.data())});
     ++in_flight_total_;
-    if (++p.in_flight == p.pipe_now && p.usable_now) --open_;
+    if (++p.in_flight == p.pipe && p.usable_now) --open_;
     changed();
     out.push_back({Action::Request, p.id, seg});
 }
@@ -263,11 +288,7 @@ void Download::pump(Millis now, std::vector<Action>& out) {
     scratch_.clear();
     for (std::uint32_t s = 0; s < held_.size(); ++s)
         if (!held_.test(s) && in_flight_[s].empty() && availability_[s] > 0 && askable(s)) scratch_.push_back(s);
-    auto rarest = [&](std::uint32_t a, std::uint32_t b) {
-        if (availability_[a] != availability_[b]) return availability_[a] < availability_[b];
-        return rank_[a] < rank_[b];
-    };
-    std::sort(scratch_.begin(), scratch_.end(), rarest);
+    rank_order(scratch_);
     auto local_in_flight = [&] {
         std::uint32_t n = 0;
         for (auto& p : peers_)
@@ -318,7 +339,7 @@ void Download::pump(Millis now, std::vector<Action>& out) {
         if (in_flight_[s].size() < cfg_.max_requests_per_segment_endgame && quiet_since(in_flight_[s].front()) + cfg_.endgame_after <= now)
             scratch_.push_back(s);
     }
-    std::sort(scratch_.begin(), scratch_.end(), rarest);
+    rank_order(scratch_);
     for (auto s : scratch_)
         if (Peer* p = pick_holder(s, true)) request(*p, s, now, out);
 }
@@ -333,9 +354,9 @@ bool Download::lacks_from(const Peer& p) const {
 // When a request last showed life: when it was sent, or when its holder last
 // sent us bytes, whichever is later.
 Millis Download::quiet_since(const InFlight& f) const {
-    const Peer* p = find(f.peer);
-    if (!p || !useful(*p)) return f.since;
-    return std::max(f.since, p->last_progress);
+    const Peer& p = peers_[f.slot];
+    if (!useful(p)) return f.since;
+    return std::max(f.since, p.last_progress);
 }
 
 // Whether the holder's measured rate keeps its requests alive (unmeasured: yes).
@@ -357,8 +378,8 @@ void Download::expire(Millis now, std::vector<Action>& out) {
                 continue;
             }
             PeerId peer = v[i].peer;
+            peers_[v[i].slot].backoff_until = now + cfg_.stall_backoff;
             drop_request(peer, s);  // erases v[i]
-            if (Peer* p = find(peer)) p->backoff_until = now + cfg_.stall_backoff;
             out.push_back({Action::Cancel, peer, s});
         }
     }

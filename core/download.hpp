@@ -135,7 +135,7 @@ public:
     // already granted would otherwise arrive at full speed). At least 1.
     void set_max_requests_total(std::uint32_t n) { cfg_.max_requests_total = n ? n : 1; }
     // The patch's segment size, which turns a holder's rate into a pipeline depth.
-    void set_segment_bytes(std::uint32_t n) { segment_bytes_ = n ? n : 1; }
+    void set_segment_bytes(std::uint32_t n);
     void peer_bitfield(PeerId peer, const Bitfield& have);
     void peer_has(PeerId peer, std::uint32_t seg);
     // A whole segment arrived from `peer` and was checked against the manifest.
@@ -187,14 +187,13 @@ private:
         double rate = 0;
         std::uint64_t sample_bytes = 0;
         Millis sample_start = 0;
-        // pump()'s view, fixed for one call (nothing in it changes them):
-        // whether the holder may be asked at all now, and its pipeline depth.
-        bool usable_now = false;
-        std::uint32_t pipe_now = 0;
+        std::uint32_t pipe = 1;  // pipeline(): follows the rate
+        bool usable_now = false;  // pump()'s view, fixed for one call
     };
     struct InFlight {
         PeerId peer;
         Millis since;
+        std::uint32_t slot;  // the peer's index in peers_ (kept up to date)
     };
 
     Peer* find(PeerId peer);
@@ -202,6 +201,8 @@ private:
     bool usable(const Peer& p, Millis now) const;
     bool can_ask(const Peer& p) const;
     std::uint32_t pipeline(const Peer& p) const;
+    void shift_slots(std::uint32_t from, int by);
+    void rank_order(std::vector<std::uint32_t>& segs);
     bool open_slots(Millis now);
     bool askable(std::uint32_t seg) const { return (askable_[seg / 64] >> (seg % 64)) & 1u; }
     bool slots_left() const { return open_ > 0 && in_flight_total_ < cfg_.max_requests_total; }
@@ -219,6 +220,7 @@ private:
     DownloadConfig cfg_;
     Bitfield held_;
     std::vector<std::uint32_t> rank_;          // random tie-break rank per segment
+    std::vector<std::uint32_t> by_rank_;       // the segment of each rank
     std::vector<std::uint16_t> availability_;  // unbanned holders per segment
     std::vector<std::vector<InFlight>> in_flight_;
     std::uint32_t in_flight_total_ = 0;
@@ -228,6 +230,7 @@ private:
     std::uint32_t open_ = 0;  // pump(): usable holders with a free pipeline slot
     std::vector<std::uint64_t> askable_;  // pump(): segments such a holder has (Bitfield words)
     std::vector<std::uint32_t> scratch_;
+    std::vector<std::uint64_t> keys_;  // rank_order()
     std::optional<Millis> started_;  // when the first holder was met
     std::array<std::uint32_t, kSourceClasses> connecting_{};
     std::uint32_t segment_bytes_ = 1u << 20;
