@@ -244,7 +244,8 @@ private:
     // domains' super-nodes (and devices, when the model lets devices see them).
     void lookup(std::uint32_t x) {
         Host& h = hosts_[x];
-        std::vector<core::Holder> found;
+        std::vector<core::Holder>& found = found_;
+        found.clear();
         auto sample = [&](const Dir& d, std::size_t want) {
             for (std::size_t i = 0; i < want && !d.v.empty(); ++i) {
                 std::uint32_t y = d.v[lookups_.below(d.v.size())];
@@ -598,6 +599,7 @@ private:
     std::deque<Msg> msgs_;  // on their way: message id msg_base_ + i, Delivered once delivered
     std::uint32_t msg_base_ = 0, next_msg_ = 0;
     std::vector<std::vector<core::EngineAction>> spare_;
+    std::vector<core::Holder> found_;  // lookup()'s answer, its capacity reused
 
     std::vector<double> imports_;
     std::array<std::uint64_t, core::kSourceClasses> bytes_by_class_{};
