@@ -1,6 +1,7 @@
 #include "core/download.hpp"
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <numeric>
 #include <utility>
@@ -9,7 +10,7 @@ namespace ps::core {
 
 Download::Download(std::uint32_t segment_count, DownloadConfig cfg, std::uint64_t seed)
     : cfg_(cfg), held_(segment_count), rank_(segment_count), by_rank_(segment_count),
-      availability_(segment_count, 0), in_flight_(segment_count) {
+      availability_(segment_count, 0), in_flight_(segment_count), asked_(held_.words().size(), 0) {
     // Fisher-Yates over the identity permutation gives each segment a random rank.
     std::iota(by_rank_.begin(), by_rank_.end(), 0u);
     Rng rng(seed);
@@ -127,6 +128,7 @@ void Download::drop_request(PeerId peer, std::uint32_t seg) {
         if (it->peer != peer) continue;
         --peers_[it->slot].in_flight;
         v.erase(it);
+        if (v.empty()) asked_[seg / 64] &= ~(std::uint64_t{1} << (seg % 64));
         --in_flight_total_;
         changed();
         return;
@@ -181,9 +183,28 @@ void Download::progress(PeerId peer, Millis now, std::uint64_t bytes) {
     Peer* found = find(peer);
     if (!found) return;
     Peer& p = *found;
-    changed();
+    bool was_useful = useful(p);
     p.last_progress = now;
-    if (!bytes) return;
+    if (bytes) sample(p, now, bytes);
+    bool is_useful = useful(p);
+    // Only requests' deadlines follow the holder's bytes, and only while it is useful.
+    if (p.in_flight && (was_useful || is_useful)) revived(p, now, was_useful && is_useful);
+}
+
+// Bytes from `p` moved the deadlines of its requests to `now` + request_timeout
+// and `now` + endgame_after. A known next deadline that came from elsewhere
+// stays, unless one of those is earlier.
+void Download::revived(const Peer& p, Millis now, bool steady) {
+    auto slot = static_cast<std::uint32_t>(&p - peers_.data());
+    if (!deadline_known_ || !steady || now < deadline_at_ || deadline_slot_ == slot) return changed();
+    for (Millis t : {now + cfg_.request_timeout, now + cfg_.endgame_after})
+        if (t > now && (!deadline_ || t < *deadline_)) {
+            deadline_ = t;
+            deadline_slot_ = slot;
+        }
+}
+
+void Download::sample(Peer& p, Millis now, std::uint64_t bytes) {
     if (p.sample_bytes == 0) p.sample_start = now;
     p.sample_bytes += bytes;
     // A sample every quarter second or more of arrivals: bytes per ms, smoothed.
@@ -273,6 +294,7 @@ Download::Peer* Download::pick_holder(std::uint32_t seg, bool endgame) {
 
 void Download::request(Peer& p, std::uint32_t seg, Millis now, std::vector<Action>& out) {
     in_flight_[seg].push_back({p.id, now, static_cast<std::uint32_t>(&p - peers_.data())});
+    asked_[seg / 64] |= std::uint64_t{1} << (seg % 64);
     ++in_flight_total_;
     if (++p.in_flight == p.pipe && p.usable_now) --open_;
     changed();
@@ -286,8 +308,12 @@ void Download::pump(Millis now, std::vector<Action>& out) {
     // Segments nobody is fetching (that a holder with a free slot has),
     // rarest first, random tie-break.
     scratch_.clear();
-    for (std::uint32_t s = 0; s < held_.size(); ++s)
-        if (!held_.test(s) && in_flight_[s].empty() && availability_[s] > 0 && askable(s)) scratch_.push_back(s);
+    auto& held = held_.words();
+    for (std::size_t i = 0; i < held.size(); ++i)
+        for (std::uint64_t w = askable_[i] & ~held[i] & ~asked_[i]; w; w &= w - 1) {
+            auto s = static_cast<std::uint32_t>(i * 64 + std::countr_zero(w));
+            if (availability_[s] > 0) scratch_.push_back(s);
+        }
     rank_order(scratch_);
     auto local_in_flight = [&] {
         std::uint32_t n = 0;
@@ -398,16 +424,20 @@ std::optional<Millis> Download::next_deadline(Millis now) const {
     return deadline_;
 }
 
+// Also notes whose request the answer came from (deadline_slot_).
 std::optional<Millis> Download::compute_deadline(Millis now) const {
     std::optional<Millis> best;
-    auto consider = [&](Millis t) {
-        if (t > now && (!best || t < *best)) best = t;
+    auto consider = [&](Millis t, std::uint32_t from = kNoSlot) {
+        if (t <= now || (best && t >= *best)) return;
+        best = t;
+        deadline_slot_ = from;
     };
+    deadline_slot_ = kNoSlot;
     for (std::uint32_t s = 0; s < held_.size(); ++s)
         for (auto& f : in_flight_[s]) {
             Millis alive = quiet_since(f);
-            consider(alive + cfg_.request_timeout);
-            consider(alive + cfg_.endgame_after);
+            consider(alive + cfg_.request_timeout, f.slot);
+            consider(alive + cfg_.endgame_after, f.slot);
         }
     for (auto& p : peers_) {
         consider(p.backoff_until);

@@ -204,7 +204,6 @@ private:
     void shift_slots(std::uint32_t from, int by);
     void rank_order(std::vector<std::uint32_t>& segs);
     bool open_slots(Millis now);
-    bool askable(std::uint32_t seg) const { return (askable_[seg / 64] >> (seg % 64)) & 1u; }
     bool slots_left() const { return open_ > 0 && in_flight_total_ < cfg_.max_requests_total; }
     Peer* pick_holder(std::uint32_t seg, bool endgame);
     int asked_rung(std::uint32_t seg) const;
@@ -216,6 +215,8 @@ private:
     bool useful(const Peer& p) const;
     std::optional<Millis> compute_deadline(Millis now) const;
     void changed() { deadline_known_ = false; }
+    void revived(const Peer& p, Millis now, bool steady);
+    void sample(Peer& p, Millis now, std::uint64_t bytes);
 
     DownloadConfig cfg_;
     Bitfield held_;
@@ -223,6 +224,7 @@ private:
     std::vector<std::uint32_t> by_rank_;       // the segment of each rank
     std::vector<std::uint16_t> availability_;  // unbanned holders per segment
     std::vector<std::vector<InFlight>> in_flight_;
+    std::vector<std::uint64_t> asked_;  // segments with a request in flight (Bitfield words)
     std::uint32_t in_flight_total_ = 0;
     // Sorted by id: decisions never depend on hash or insertion order (a
     // download meets a few dozen holders, so a flat vector beats a map).
@@ -239,6 +241,8 @@ private:
     mutable bool deadline_known_ = false;
     mutable Millis deadline_at_ = 0;
     mutable std::optional<Millis> deadline_;
+    static constexpr std::uint32_t kNoSlot = ~std::uint32_t{0};
+    mutable std::uint32_t deadline_slot_ = kNoSlot;  // the holder whose request set it, if one did
 };
 
 }  // namespace ps::core
