@@ -22,9 +22,9 @@
 // core::SeedPolicy decides when a device stops serving, as the one-shot
 // fetch's --seed-ratio/--seed-seconds do.
 #include <deque>
-#include <map>
 #include <memory>
 #include <optional>
+#include <unordered_map>
 
 #include "core/bitfield.hpp"
 #include "core/engine.hpp"
@@ -594,7 +594,7 @@ private:
     std::vector<Dir> dir_;  // listed devices by domain
     Dir peers_dir_;         // listed devices, all domains
     Dir supers_dir_;        // listed super-nodes (the cross-domain key)
-    std::map<std::uint64_t, Pipe> pipes_;  // (holder, receiver); ordered for reproducible departures
+    std::unordered_map<std::uint64_t, Pipe> pipes_;  // (holder, receiver); only looked up, never walked
     std::vector<std::uint64_t> flow_pipe_;
     std::deque<Msg> msgs_;  // on their way: message id msg_base_ + i, Delivered once delivered
     std::uint32_t msg_base_ = 0, next_msg_ = 0;
