@@ -227,9 +227,9 @@ std::uint32_t Download::pipeline(const Peer& p) const {
     return std::clamp<std::uint32_t>(n, 1, cfg_.max_requests_per_peer);
 }
 
-bool Download::usable(const Peer& p, Millis now) const {
-    if (p.banned || p.backoff_until > now) return false;
-    int rung = static_cast<int>(p.cls);
+// Whether holders of this rung may be asked now (a holder also must not be
+// banned or backed off).
+bool Download::rung_usable(int rung, Millis now) const {
     if (*started_ + cfg_.rung_delay[rung] > now) return false;
     if (cfg_.local_first && rung >= static_cast<int>(SourceClass::OtherDomain) && *started_ + cfg_.local_far_delay > now)
         return false;
@@ -250,9 +250,12 @@ bool Download::can_ask(const Peer& p) const {
 // slots only fill up). False: nobody can be asked.
 bool Download::open_slots(Millis now) {
     open_ = 0;
+    if (peers_.empty()) return false;
     askable_.assign(held_.words().size(), 0);
+    std::array<bool, kSourceClasses> rung_open{};
+    for (int r = 0; r < kSourceClasses; ++r) rung_open[r] = rung_usable(r, now);
     for (auto& p : peers_) {
-        p.usable_now = usable(p, now);
+        p.usable_now = !p.banned && p.backoff_until <= now && rung_open[static_cast<int>(p.cls)];
         if (!p.usable_now || p.in_flight >= p.pipe) continue;
         ++open_;
         auto& w = p.have.words();

@@ -198,7 +198,7 @@ private:
 
     Peer* find(PeerId peer);
     const Peer* find(PeerId peer) const;
-    bool usable(const Peer& p, Millis now) const;
+    bool rung_usable(int rung, Millis now) const;
     bool can_ask(const Peer& p) const;
     std::uint32_t pipeline(const Peer& p) const;
     void shift_slots(std::uint32_t from, int by);

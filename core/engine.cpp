@@ -215,7 +215,7 @@ void Engine::writable(ConnId c, std::uint64_t queued, Instant now) {
 }
 
 void Engine::send_have(ConnId c, Conn& k, const PatchId& id, Patch& s) {
-    if (!k.told.insert(id).second) return;
+    if (!k.told.insert(id)) return;
     out_.push_back(act::SendHave{c, id, s.held.to_bytes()});
 }
 
@@ -244,7 +244,7 @@ void Engine::on_have(ConnId c, const PatchId& p, ByteView bits, Instant now) {
     if (!k || !s) return;
     // Answer a peer's first Have with ours, even if we sent one before it took
     // part in this patch (it ignored that one).
-    if (k->heard.insert(p).second) k->told.erase(p);
+    if (k->heard.insert(p)) k->told.erase(p);
     send_have(c, *k, p, *s);
     auto bf = Bitfield::from_bytes(bits, s->shape.segments);
     if (!bf) return closing(c, CloseWhy::ProtocolViolation, "have: bitfield does not fit the manifest");

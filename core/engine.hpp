@@ -21,6 +21,7 @@
 // never enter it (the driver keeps them; the engine keeps their counts).
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <compare>
 #include <cstdint>
@@ -161,6 +162,22 @@ using EngineAction = std::variant<act::SendHave, act::SendHaveOne, act::SendRequ
                                   act::Serve, act::Store, act::Dial, act::Close, act::Lookup, act::Announce,
                                   act::Banned, act::Completed>;
 
+// A connection's handful of patch ids (told, heard, full): a flat vector used
+// as a set, with no tree node per entry.
+class PatchSet {
+public:
+    bool count(const PatchId& p) const { return std::find(ids_.begin(), ids_.end(), p) != ids_.end(); }
+    bool insert(const PatchId& p) {  // false: it was in already
+        if (count(p)) return false;
+        ids_.push_back(p);
+        return true;
+    }
+    void erase(const PatchId& p) { std::erase(ids_, p); }
+
+private:
+    std::vector<PatchId> ids_;
+};
+
 class Engine {
 public:
     Engine(EngineConfig cfg, std::uint64_t seed);
@@ -244,9 +261,9 @@ private:
         PeerIdentity who;
         SourceClass cls{};
         bool we_dialed = false;
-        std::set<PatchId> told;   // patches we sent our Have for
-        std::set<PatchId> heard;  // patches the peer sent its Have for
-        std::set<PatchId> full;   // patches the peer holds whole: no HaveOne for them
+        PatchSet told;   // patches we sent our Have for
+        PatchSet heard;  // patches the peer sent its Have for
+        PatchSet full;   // patches the peer holds whole: no HaveOne for them
         std::uint64_t queued = 0;     // bytes the driver reports queued on it
         std::uint64_t reading = 0;    // bytes of Serves not yet carried out
         std::map<std::pair<PatchId, std::uint32_t>, std::uint32_t> serving;  // those Serves
