@@ -36,6 +36,8 @@ public:
     bool all() const { return count_ == n_; }
     bool none() const { return count_ == 0; }
     bool operator==(const Bitfield&) const = default;
+    // The set as 64-bit words: index i is bit i % 64 of word i / 64.
+    const std::vector<std::uint64_t>& words() const { return words_; }
 
     Bytes to_bytes() const {
         Bytes out((n_ + 7) / 8, 0);

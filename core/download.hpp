@@ -26,7 +26,6 @@
 
 #include <array>
 #include <cstdint>
-#include <map>
 #include <optional>
 #include <string_view>
 #include <vector>
@@ -136,7 +135,7 @@ public:
     // already granted would otherwise arrive at full speed). At least 1.
     void set_max_requests_total(std::uint32_t n) { cfg_.max_requests_total = n ? n : 1; }
     // The patch's segment size, which turns a holder's rate into a pipeline depth.
-    void set_segment_bytes(std::uint32_t n) { segment_bytes_ = n ? n : 1; }
+    void set_segment_bytes(std::uint32_t n);
     // Import shares (a domain's coordinated import): the segments this node
     // may fetch from other domains and the origin on its domain's behalf. Once
     // a share is set, every other segment comes from the own domain only (its
@@ -180,7 +179,7 @@ public:
     const Bitfield& held() const { return held_; }
     std::uint32_t segment_count() const { return held_.size(); }
     bool is_banned(PeerId peer) const;
-    bool has_peer(PeerId peer) const { return peers_.count(peer) != 0; }
+    bool has_peer(PeerId peer) const { return find(peer) != nullptr; }
     bool is_requested(PeerId peer, std::uint32_t seg) const;
     bool in_flight(std::uint32_t seg) const { return seg < in_flight_.size() && !in_flight_[seg].empty(); }
     std::uint32_t in_flight() const { return in_flight_total_; }
@@ -190,7 +189,8 @@ public:
 
 private:
     struct Peer {
-        SourceClass cls;
+        PeerId id = 0;
+        SourceClass cls{};
         Bitfield have;
         bool banned = false;
         Millis backoff_until = 0;
@@ -205,35 +205,63 @@ private:
         double rate = 0;
         std::uint64_t sample_bytes = 0;
         Millis sample_start = 0;
+        std::uint32_t pipe = 1;  // pipeline(): follows the rate
+        bool usable_now = false;  // pump()'s view, fixed for one call
     };
     struct InFlight {
         PeerId peer;
         Millis since;
+        std::uint32_t slot;  // the peer's index in peers_ (kept up to date)
     };
 
-    bool usable(const Peer& p, Millis now) const;
-    bool can_ask(const Peer& p, Millis now) const;
+    Peer* find(PeerId peer);
+    const Peer* find(PeerId peer) const;
+    bool rung_usable(int rung, Millis now) const;
+    bool can_ask(const Peer& p) const;
     std::uint32_t pipeline(const Peer& p) const;
-    const PeerId* pick_holder(std::uint32_t seg, Millis now, bool endgame);
-    void request(PeerId peer, std::uint32_t seg, Millis now, std::vector<Action>& out);
+    void shift_slots(std::uint32_t from, int by);
+    void rank_order(std::vector<std::uint32_t>& segs);
+    bool open_slots(Millis now);
+    bool slots_left() const { return open_ > 0 && in_flight_total_ < cfg_.max_requests_total; }
+    Peer* pick_holder(std::uint32_t seg, bool endgame);
+    int asked_rung(std::uint32_t seg) const;
+    void request(Peer& p, std::uint32_t seg, Millis now, std::vector<Action>& out);
     void drop_request(PeerId peer, std::uint32_t seg);
     void forget_have(Peer& p);
     Millis quiet_since(const InFlight& f) const;
     bool lacks_from(const Peer& p) const;
     bool useful(const Peer& p) const;
+    std::optional<Millis> compute_deadline(Millis now) const;
+    void changed() { deadline_known_ = false; }
+    void revived(const Peer& p, Millis now, bool steady);
+    void sample(Peer& p, Millis now, std::uint64_t bytes);
 
     DownloadConfig cfg_;
     Bitfield held_;
     std::vector<std::uint32_t> rank_;          // random tie-break rank per segment
+    std::vector<std::uint32_t> by_rank_;       // the segment of each rank
     std::vector<std::uint16_t> availability_;  // unbanned holders per segment
     std::vector<std::vector<InFlight>> in_flight_;
+    std::vector<std::uint64_t> asked_;  // segments with a request in flight (Bitfield words)
     std::uint32_t in_flight_total_ = 0;
-    std::map<PeerId, Peer> peers_;  // ordered: decisions never depend on hash order
+    // Sorted by id: decisions never depend on hash or insertion order (a
+    // download meets a few dozen holders, so a flat vector beats a map).
+    std::vector<Peer> peers_;
+    std::uint32_t open_ = 0;  // pump(): usable holders with a free pipeline slot
+    std::vector<std::uint64_t> askable_;  // pump(): segments such a holder has (Bitfield words)
     std::vector<std::uint32_t> scratch_;
     std::optional<Bitfield> share_;  // set: the coordinated import's share
+    std::vector<std::uint64_t> keys_;  // rank_order()
     std::optional<Millis> started_;  // when the first holder was met
     std::array<std::uint32_t, kSourceClasses> connecting_{};
     std::uint32_t segment_bytes_ = 1u << 20;
+    // next_deadline()'s last answer, and the time it was computed for: it
+    // stands until something it depends on changes (changed()) or it passes.
+    mutable bool deadline_known_ = false;
+    mutable Millis deadline_at_ = 0;
+    mutable std::optional<Millis> deadline_;
+    static constexpr std::uint32_t kNoSlot = ~std::uint32_t{0};
+    mutable std::uint32_t deadline_slot_ = kNoSlot;  // the holder whose request set it, if one did
 };
 
 }  // namespace ps::core

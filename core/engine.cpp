@@ -169,6 +169,7 @@ bool Engine::forget_conn(ConnId c) {
     }
     uploads_.peer_gone(raw(c));
     assigner_gone(c);
+    buffered_ -= it->second.queued + it->second.reading;
     conns_.erase(it);
     return true;
 }
@@ -206,13 +207,18 @@ void Engine::dial(const Holder& h) {
     out_.push_back(act::Dial{h});
 }
 
+void Engine::set_queued(Conn& k, std::uint64_t queued) {
+    buffered_ = buffered_ - k.queued + queued;
+    k.queued = queued;
+}
+
 void Engine::writable(ConnId c, std::uint64_t queued, Instant now) {
-    if (Conn* k = conn(c)) k->queued = queued;
+    if (Conn* k = conn(c)) set_queued(*k, queued);
     pump_uploads(now);
 }
 
 void Engine::send_have(ConnId c, Conn& k, const PatchId& id, Patch& s) {
-    if (!k.told.insert(id).second) return;
+    if (!k.told.insert(id)) return;
     out_.push_back(act::SendHave{c, id, s.held.to_bytes()});
 }
 
@@ -241,7 +247,7 @@ void Engine::on_have(ConnId c, const PatchId& p, ByteView bits, Instant now) {
     if (!k || !s) return;
     // Answer a peer's first Have with ours, even if we sent one before it took
     // part in this patch (it ignored that one).
-    if (k->heard.insert(p).second) k->told.erase(p);
+    if (k->heard.insert(p)) k->told.erase(p);
     send_have(c, *k, p, *s);
     auto bf = Bitfield::from_bytes(bits, s->shape.segments);
     if (!bf) return closing(c, CloseWhy::ProtocolViolation, "have: bitfield does not fit the manifest");
@@ -383,7 +389,7 @@ void Engine::stored(ConnId from, const PatchId& p, Segment seg, StoreOutcome out
 
 void Engine::served(ConnId c, const PatchId& p, Segment seg, std::uint64_t queued, Instant now) {
     serve_done(c, p, seg);
-    if (Conn* k = conn(c)) k->queued = queued;
+    if (Conn* k = conn(c)) set_queued(*k, queued);
     pump_uploads(now);
 }
 
@@ -402,7 +408,9 @@ void Engine::serve_done(ConnId c, const PatchId& p, Segment seg) {
     // The same segment may be queued more than once: count one of them.
     Patch* s = patch(p);
     std::uint32_t len = std::min(it->second, s ? s->shape.length(idx(seg)) : it->second);
-    k->reading -= std::min<std::uint64_t>(k->reading, len);
+    std::uint64_t done = std::min<std::uint64_t>(k->reading, len);
+    k->reading -= done;
+    buffered_ -= done;
     if ((it->second -= len) == 0) k->serving.erase(it);
 }
 
@@ -490,12 +498,6 @@ void Engine::pump_requests(const PatchId& id, Patch& s, Instant now) {
 
 // ---- uploads ----
 
-std::uint64_t Engine::buffered() const {
-    std::uint64_t n = 0;
-    for (auto& [c, k] : conns_) n += k.queued + k.reading;
-    return n;
-}
-
 void Engine::pump_uploads(Instant now) {
     std::uint64_t total = buffered();
     auto ok = [&](PeerId p) {
@@ -512,6 +514,7 @@ void Engine::pump_uploads(Instant now) {
         std::uint32_t len = s->shape.length(seg);
         Conn& k = conns_.at(c);
         k.reading += len;
+        buffered_ += len;
         k.serving[{by_index_[pi], seg}] += len;
         total += len;
         out_.push_back(act::Serve{c, by_index_[pi], Segment{seg}, len});

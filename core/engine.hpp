@@ -21,6 +21,7 @@
 // never enter it (the driver keeps them; the engine keeps their counts).
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <compare>
 #include <cstdint>
@@ -184,6 +185,22 @@ using EngineAction = std::variant<act::SendHave, act::SendHaveOne, act::SendRequ
                                   act::SendAssign, act::Serve, act::Store, act::Dial, act::Close, act::Lookup, act::Announce,
                                   act::Banned, act::Completed>;
 
+// A connection's handful of patch ids (told, heard, full): a flat vector used
+// as a set, with no tree node per entry.
+class PatchSet {
+public:
+    bool count(const PatchId& p) const { return std::find(ids_.begin(), ids_.end(), p) != ids_.end(); }
+    bool insert(const PatchId& p) {  // false: it was in already
+        if (count(p)) return false;
+        ids_.push_back(p);
+        return true;
+    }
+    void erase(const PatchId& p) { std::erase(ids_, p); }
+
+private:
+    std::vector<PatchId> ids_;
+};
+
 class Engine {
 public:
     Engine(EngineConfig cfg, std::uint64_t seed);
@@ -255,6 +272,7 @@ public:
     bool paused(const PatchId& p) const;
     Millis last_served(const PatchId& p) const;
     bool connected(const NodeKey& key) const { return by_key_.count(key) != 0; }
+    bool has_conn(ConnId c) const { return conns_.count(c) != 0; }
     bool dialing(const NodeKey& key) const { return dialing_.count(key) != 0; }
     std::size_t peer_count() const { return by_key_.size(); }
     std::size_t dial_count() const { return dialing_.size(); }
@@ -276,9 +294,9 @@ private:
         PeerIdentity who;
         SourceClass cls{};
         bool we_dialed = false;
-        std::set<PatchId> told;   // patches we sent our Have for
-        std::set<PatchId> heard;  // patches the peer sent its Have for
-        std::set<PatchId> full;   // patches the peer holds whole: no HaveOne for them
+        PatchSet told;   // patches we sent our Have for
+        PatchSet heard;  // patches the peer sent its Have for
+        PatchSet full;   // patches the peer holds whole: no HaveOne for them
         std::uint64_t queued = 0;     // bytes the driver reports queued on it
         std::uint64_t reading = 0;    // bytes of Serves not yet carried out
         std::map<std::pair<PatchId, std::uint32_t>, std::uint32_t> serving;  // those Serves
@@ -333,7 +351,8 @@ private:
     void closing(ConnId c, CloseWhy why, std::string reason);
     bool forget_conn(ConnId c);
     bool wants_downloading(const Patch& s) const { return s.dl && !s.dl->complete() && !s.paused; }
-    std::uint64_t buffered() const;
+    std::uint64_t buffered() const { return buffered_; }
+    void set_queued(Conn& k, std::uint64_t queued);
     void serve_done(ConnId c, const PatchId& p, Segment seg);
     static std::uint64_t cookie(const Patch& s, std::uint32_t seg) { return std::uint64_t{s.index} << 32 | seg; }
 
@@ -349,6 +368,7 @@ private:
     std::vector<EngineAction> out_;
     std::vector<Action> steps_;
     std::vector<Holder> supers_;  // the own domain's super-nodes the driver knows of
+    std::uint64_t buffered_ = 0;  // queued + reading over every connection
 };
 
 }  // namespace ps::core

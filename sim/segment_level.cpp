@@ -21,7 +21,7 @@
 //  - Each engine is woken at its next_deadline(); nothing polls.
 // core::SeedPolicy decides when a device stops serving, as the one-shot
 // fetch's --seed-ratio/--seed-seconds do.
-#include <map>
+#include <deque>
 #include <memory>
 #include <optional>
 #include <unordered_map>
@@ -90,7 +90,7 @@ struct Pipe {
 
 // A message on its way.
 struct Msg {
-    enum Kind : std::uint8_t { Have, HaveOne, Request, Cancel, Reject, Data, Assign, Up } kind;
+    enum Kind : std::uint8_t { Have, HaveOne, Request, Cancel, Reject, Data, Assign, Up, Delivered } kind;
     std::uint32_t from, to;
     std::uint32_t seg = 0;
     std::uint8_t reason = 0;
@@ -250,7 +250,8 @@ private:
     // domains' super-nodes (and devices, when the model lets devices see them).
     void lookup(std::uint32_t x) {
         Host& h = hosts_[x];
-        std::vector<core::Holder> found;
+        std::vector<core::Holder>& found = found_;
+        found.clear();
         auto sample = [&](const Dir& d, std::size_t want) {
             for (std::size_t i = 0; i < want && !d.v.empty(); ++i) {
                 std::uint32_t y = d.v[lookups_.below(d.v.size())];
@@ -308,9 +309,17 @@ private:
     void after(std::uint32_t x, bool ticking = false) {
         Host& h = hosts_[x];
         while (h.eng && !h.eng->actions().empty()) {
+            // Action vectors circulate between the engines and spare_, so
+            // that their capacity is reused (carry_out may recurse into after()).
             std::vector<core::EngineAction> batch;
+            if (!spare_.empty()) {
+                batch = std::move(spare_.back());
+                spare_.pop_back();
+            }
             std::swap(batch, h.eng->actions());
             for (auto& a : batch) carry_out(x, a, ticking);
+            batch.clear();
+            spare_.push_back(std::move(batch));
         }
         if (!h.eng) return;
         auto t = h.eng->next_deadline(at());
@@ -332,8 +341,8 @@ private:
     void send(std::uint32_t from, std::uint32_t to, Msg m, Time extra = 0) {
         m.from = from;
         m.to = to;
-        std::uint32_t id = next_msg_++;
-        msgs_.emplace(id, std::move(m));
+        std::uint32_t id = next_msg_++;  // == msg_base_ + msgs_.size()
+        msgs_.push_back(std::move(m));
         q_.push(now_ + extra + delay(from, to), kDeliver, id);
     }
 
@@ -420,12 +429,16 @@ private:
     }
 
     void deliver(std::uint32_t id) {
-        auto it = msgs_.find(id);
-        Msg m = std::move(it->second);
-        msgs_.erase(it);
+        Msg& slot = msgs_[id - msg_base_];
+        Msg m = std::move(slot);
+        slot.kind = Msg::Delivered;
+        while (!msgs_.empty() && msgs_.front().kind == Msg::Delivered) {
+            msgs_.pop_front();
+            ++msg_base_;
+        }
         if (m.kind == Msg::Up) return connected(m.from, m.to);
         Host& h = hosts_[m.to];
-        if (!h.eng || !h.eng->peer(core::ConnId{m.from})) {
+        if (!h.eng || !h.eng->has_conn(core::ConnId{m.from})) {
             if (m.kind == Msg::Data) wasted_ += m.len;
             return;
         }
@@ -444,7 +457,8 @@ private:
                 if (v != core::DataVerdict::Take && v != core::DataVerdict::TakeLast) wasted_ += m.len;
                 break;
             }
-            case Msg::Up: break;
+            case Msg::Up:
+            case Msg::Delivered: break;
         }
         after(m.to);
     }
@@ -589,10 +603,12 @@ private:
     std::vector<Dir> dir_;  // listed devices by domain
     Dir peers_dir_;         // listed devices, all domains
     Dir supers_dir_;        // listed super-nodes (the cross-domain key)
-    std::map<std::uint64_t, Pipe> pipes_;  // (holder, receiver); ordered for reproducible departures
+    std::unordered_map<std::uint64_t, Pipe> pipes_;  // (holder, receiver); only looked up, never walked
     std::vector<std::uint64_t> flow_pipe_;
-    std::unordered_map<std::uint32_t, Msg> msgs_;  // on their way, by event id
-    std::uint32_t next_msg_ = 0;
+    std::deque<Msg> msgs_;  // on their way: message id msg_base_ + i, Delivered once delivered
+    std::uint32_t msg_base_ = 0, next_msg_ = 0;
+    std::vector<std::vector<core::EngineAction>> spare_;
+    std::vector<core::Holder> found_;  // lookup()'s answer, its capacity reused
 
     std::vector<double> imports_;
     std::array<std::uint64_t, core::kSourceClasses> bytes_by_class_{};
