@@ -159,6 +159,11 @@ void Download::segment_done(PeerId peer, std::uint32_t seg, bool valid, std::vec
     }
 }
 
+bool Download::peer_holds(PeerId peer, std::uint32_t seg) const {
+    const Peer* p = find(peer);
+    return p && p->have.test(seg);
+}
+
 void Download::withdraw(PeerId peer, std::uint32_t seg, std::vector<Action>& out) {
     if (!is_requested(peer, seg)) return;
     drop_request(peer, seg);

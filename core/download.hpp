@@ -181,6 +181,8 @@ public:
     bool is_banned(PeerId peer) const;
     bool has_peer(PeerId peer) const { return find(peer) != nullptr; }
     bool is_requested(PeerId peer, std::uint32_t seg) const;
+    // Whether `peer` told us it holds `seg`.
+    bool peer_holds(PeerId peer, std::uint32_t seg) const;
     bool in_flight(std::uint32_t seg) const { return seg < in_flight_.size() && !in_flight_[seg].empty(); }
     std::uint32_t in_flight() const { return in_flight_total_; }
     // What `peer` has been delivering to us, bytes per second (0: not measured).

@@ -371,8 +371,10 @@ void Engine::stored(ConnId from, const PatchId& p, Segment seg, StoreOutcome out
             if (!fresh) break;
             ++s->stats.segments_verified;
             s->stats.bytes_downloaded += s->shape.length(i);
+            // A peer that holds the segment itself needs no word of ours.
             for (auto& [c, k] : conns_)
-                if (k.told.count(p) && !k.full.count(p)) out_.push_back(act::SendHaveOne{c, p, seg});
+                if (k.told.count(p) && !k.full.count(p) && !s->dl->peer_holds(raw(c), i))
+                    out_.push_back(act::SendHaveOne{c, p, seg});
             break;
         }
     }
