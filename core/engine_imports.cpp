@@ -51,6 +51,7 @@ void Engine::coordinate(const PatchId& id, Patch& s, Instant now) {
 // request that has brought less than half of it is taken back, and the
 // segment is fetched nearby instead (one import per domain, not two).
 void Engine::prefer_nearby(const PatchId& id, Patch& s, std::uint32_t seg) {
+    if (!s.dl->in_flight(seg)) return;  // the common case: nothing to take back
     for (auto& [c, k] : conns_) {
         if (k.cls < SourceClass::OtherDomain || !s.dl->is_requested(raw(c), seg) || s.storing.count({c, seg})) continue;
         auto got = s.partial.find({c, seg});
