@@ -9,7 +9,7 @@ prints packets and bytes per node per minute in three phases: idle before the
 announcement, the rollout (until every node holds the patch), and after it.
 
   bench/dht_load.py [--build DIR] [--domains 3] [--nodes 9] [--mib 32]
-                    [--idle 60] [--after 60] [--timeout 300]
+                    [--idle 60] [--after 60] [--timeout 300] [--device-limit 1M]
 """
 import argparse
 import json
@@ -112,6 +112,7 @@ def main():
     ap.add_argument("--idle", type=float, default=60)
     ap.add_argument("--after", type=float, default=60)
     ap.add_argument("--timeout", type=float, default=300)
+    ap.add_argument("--device-limit", default="", help="devices' --download-limit (e.g. 1M), for a slower rollout")
     args = ap.parse_args()
     print("$ bench/dht_load.py " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
     binary = os.path.abspath(os.path.join(args.build, "patchswarm"))
@@ -133,7 +134,8 @@ def run(sw, args, work):
     for d in range(args.domains):
         sw.start(f"d{d}-super", "super", f"d{d}")
         for i in range(1, args.nodes):
-            sw.start(f"d{d}-dev{i}", "peer", f"d{d}")
+            limit = ["--download-limit", args.device_limit] if args.device_limit else []
+            sw.start(f"d{d}-dev{i}", "peer", f"d{d}", limit)
     for n in sw.names:
         sw.wait_ready(n)
     end = time.time() + 60
