@@ -1,8 +1,9 @@
 #include "dht/datagram.hpp"
 
-#include <optional>
-
 #include <algorithm>
+#include <optional>
+#include <string_view>
+#include <utility>
 
 namespace ps::dht {
 
@@ -15,6 +16,55 @@ const char* to_string(DatagramVerdict v) {
         case DatagramVerdict::RateLimited: return "over the per-source rate";
     }
     return "?";
+}
+
+const char* to_string(DatagramKind k) {
+    static constexpr const char* names[kDatagramKinds] = {"ping",  "find", "get",   "put",   "listen",     "refresh",
+                                                          "updt",  "query", "reply", "error", "value_part", "other"};
+    return names[static_cast<std::size_t>(k)];
+}
+
+namespace {
+
+// The name of the query: a fixstr of 3 to 7 bytes after the one-character key
+// "q" (a1 71). The same two bytes are also the value "q" of the key "y", which
+// a one-character value tells apart.
+std::string_view query_name(ByteView data) {
+    const std::string_view hay(reinterpret_cast<const char*>(data.data()), data.size());
+    for (auto at = hay.find("\xa1q"); at != std::string_view::npos; at = hay.find("\xa1q", at + 1)) {
+        const std::size_t v = at + 2;
+        if (v >= hay.size() || (data[v] & 0xe0) != 0xa0) continue;
+        const std::size_t n = data[v] & 0x1f;
+        if (n >= 3 && n <= 7 && v + 1 + n <= hay.size()) return hay.substr(v + 1, n);
+    }
+    return {};
+}
+
+DatagramKind query_kind(ByteView data) {
+    static constexpr std::pair<std::string_view, DatagramKind> names[] = {
+        {"ping", DatagramKind::Ping},     {"find", DatagramKind::Find},         {"get", DatagramKind::Get},
+        {"put", DatagramKind::Put},       {"listen", DatagramKind::Listen},     {"refresh", DatagramKind::Refresh},
+        {"updt", DatagramKind::Update}};
+    const auto q = query_name(data);
+    for (auto& [name, kind] : names)
+        if (q == name) return kind;
+    return DatagramKind::OtherQuery;
+}
+
+}  // namespace
+
+DatagramKind classify_datagram(ByteView data) {
+    // "y" as a one-character key, then a one-character fixstr value.
+    const std::string_view hay(reinterpret_cast<const char*>(data.data()), data.size());
+    const auto at = hay.find("\xa1y\xa1");
+    if (at == std::string_view::npos || at + 3 >= hay.size()) return DatagramKind::Other;
+    switch (hay[at + 3]) {
+        case 'q': return query_kind(data);
+        case 'r': return DatagramKind::Reply;
+        case 'e': return DatagramKind::Error;
+        case 'v': return DatagramKind::ValuePart;
+        default: return DatagramKind::Other;
+    }
 }
 
 namespace {

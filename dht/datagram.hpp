@@ -35,6 +35,14 @@ const char* to_string(DatagramVerdict);
 DatagramVerdict check_datagram_shape(ByteView data, std::size_t max_bytes = kMaxDatagramBytes,
                                      std::size_t max_depth = kMaxDatagramDepth);
 
+// What an OpenDHT 2.4.12 datagram carries, read from its top-level "y" (query,
+// reply, error, value part) and "q" (the query's name) fields: enough to tell
+// which traffic dominates. A heuristic byte scan, for counting only.
+enum class DatagramKind { Ping, Find, Get, Put, Listen, Refresh, Update, OtherQuery, Reply, Error, ValuePart, Other };
+inline constexpr std::size_t kDatagramKinds = 12;
+const char* to_string(DatagramKind);
+DatagramKind classify_datagram(ByteView data);
+
 // Token bucket per source address (IPv4 or IPv6, port ignored): `rate`
 // datagrams a second, bursts up to twice that. Thread-safe. Tracks at most
 // kMaxSources addresses; when full, idle ones are forgotten first.

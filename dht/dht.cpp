@@ -110,6 +110,7 @@ struct Shared {
     std::atomic<std::uint64_t> stores_older_refused{0};
     std::atomic<std::uint64_t> callbacks_failed{0};
     std::shared_ptr<DatagramDrops> drops = std::make_shared<DatagramDrops>();
+    std::shared_ptr<DatagramTraffic> traffic = std::make_shared<DatagramTraffic>();
     NewestManifests newest_manifests;
     Stats stats;
     std::uint64_t next_op = 1;
@@ -369,7 +370,8 @@ Result<std::unique_ptr<Node>> Node::start(const Config& cfg, Post post) {
                             : cfg.max_peer_req_per_sec < 0   ? 0.0
                                                              : 1000.0;
         ctx.sock = std::make_unique<FilteredSocket>(rc.bind4, rc.bind6, cfg.max_datagram_bytes,
-                                                    cfg.max_datagram_depth, rate, impl->shared->drops);
+                                                    cfg.max_datagram_depth, rate, impl->shared->drops,
+                                                    impl->shared->traffic);
         impl->runner->run(rc, std::move(ctx));
         impl->runner->registerType(impl->holder_type());
         impl->runner->registerType(impl->manifest_type());
@@ -762,6 +764,13 @@ const Stats& Node::stats() const {
     impl_->shared->stats.datagrams_too_large = impl_->shared->drops->too_large.load();
     impl_->shared->stats.datagrams_malformed = impl_->shared->drops->malformed.load();
     impl_->shared->stats.datagrams_rate_limited = impl_->shared->drops->rate_limited.load();
+    auto copy = [](const DatagramTraffic::Way& from, Traffic& to) {
+        to.packets = from.packets.load();
+        to.bytes = from.bytes.load();
+        for (std::size_t k = 0; k < kDatagramKinds; ++k) to.by_kind[k] = from.by_kind[k].load();
+    };
+    copy(impl_->shared->traffic->in, impl_->shared->stats.in);
+    copy(impl_->shared->traffic->out, impl_->shared->stats.out);
     return impl_->shared->stats;
 }
 

@@ -10,6 +10,7 @@
 // Lifetimes, limits and the value type: docs/dht.md.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -19,6 +20,7 @@
 
 #include "core/bytes.hpp"
 #include "core/result.hpp"
+#include "dht/datagram.hpp"
 #include "dht/keys.hpp"
 
 namespace ps::dht {
@@ -85,6 +87,14 @@ struct Config {
     std::int64_t max_datagrams_per_sec = 0;
 };
 
+// UDP datagrams one way through the node's DHT socket: all of them, and by
+// kind (kind_name(k) for k < kDatagramKinds: ping, find, get, put, listen, ...).
+struct Traffic {
+    std::uint64_t packets = 0, bytes = 0;
+    std::array<std::uint64_t, kDatagramKinds> by_kind{};
+};
+inline const char* kind_name(std::size_t kind) { return to_string(static_cast<DatagramKind>(kind)); }
+
 struct Stats {
     std::uint64_t gets = 0, puts = 0, values_received = 0;
     std::uint64_t listens = 0;
@@ -94,6 +104,7 @@ struct Stats {
     std::uint64_t stores_older_refused = 0;  // of those: a manifest older than the one held
     // UDP datagrams dropped before OpenDHT saw them.
     std::uint64_t datagrams_too_large = 0, datagrams_malformed = 0, datagrams_rate_limited = 0;
+    Traffic in, out;  // everything received (before the gate) and sent
 };
 
 using ListenToken = std::uint64_t;  // 0 = no listen

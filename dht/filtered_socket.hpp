@@ -4,6 +4,7 @@
 
 #include <opendht/network_utils.h>
 
+#include <array>
 #include <atomic>
 #include <cstring>
 #include <memory>
@@ -19,6 +20,21 @@ struct DatagramDrops {
     std::atomic<std::uint64_t> too_large{0}, malformed{0}, rate_limited{0};
 };
 
+// Datagrams and bytes through the socket, each way, in total and by kind
+// (dht/datagram.hpp); received ones are counted before the gate.
+struct DatagramTraffic {
+    struct Way {
+        std::atomic<std::uint64_t> packets{0}, bytes{0};
+        std::array<std::atomic<std::uint64_t>, kDatagramKinds> by_kind{};
+        void count(const std::uint8_t* data, std::size_t size) {
+            packets++;
+            bytes += size;
+            by_kind[static_cast<std::size_t>(classify_datagram(ByteView(data, size)))]++;
+        }
+    };
+    Way in, out;
+};
+
 // OpenDHT's own UDP socket with a gate in front of its decoder: OpenDHT
 // 2.4.12 lets a DhtRunner run on any DatagramSocket (Context::sock), so this
 // one wraps the stock UdpSocket, checks each received batch on its receive
@@ -26,13 +42,19 @@ struct DatagramDrops {
 class FilteredSocket final : public od::net::DatagramSocket {
 public:
     FilteredSocket(const od::SockAddr& bind4, const od::SockAddr& bind6, std::size_t max_bytes, std::size_t max_depth,
-                   double rate, std::shared_ptr<DatagramDrops> drops)
-        : max_bytes_(max_bytes), max_depth_(max_depth), limit_(rate), drops_(std::move(drops)), inner_(bind4, bind6) {
+                   double rate, std::shared_ptr<DatagramDrops> drops, std::shared_ptr<DatagramTraffic> traffic)
+        : max_bytes_(max_bytes),
+          max_depth_(max_depth),
+          limit_(rate),
+          drops_(std::move(drops)),
+          traffic_(std::move(traffic)),
+          inner_(bind4, bind6) {
         inner_.setOnReceive([this](od::net::PacketList&& pkts) { return gate(std::move(pkts)); });
     }
     ~FilteredSocket() override { inner_.stop(); }
 
     int sendTo(const od::SockAddr& dest, const std::uint8_t* data, std::size_t size, bool replied) override {
+        traffic_->out.count(data, size);
         return inner_.sendTo(dest, data, size, replied);
     }
     bool hasIPv4() const override { return inner_.hasIPv4(); }
@@ -62,6 +84,7 @@ private:
         const auto now = SourceRateLimit::Clock::now();
         while (!pkts.empty()) {
             auto it = pkts.begin();
+            traffic_->in.count(it->data.data(), it->data.size());
             auto v = check_datagram_shape(ByteView(it->data.data(), it->data.size()), max_bytes_, max_depth_);
             if (v == DatagramVerdict::Ok && !limit_.allow(source(it->from), now)) v = DatagramVerdict::RateLimited;
             if (v == DatagramVerdict::TooLarge) drops_->too_large++;
@@ -88,6 +111,7 @@ private:
     std::size_t max_bytes_, max_depth_;
     SourceRateLimit limit_;
     std::shared_ptr<DatagramDrops> drops_;
+    std::shared_ptr<DatagramTraffic> traffic_;
     od::net::UdpSocket inner_;  // last: its thread calls gate() as soon as it exists
 };
 

@@ -25,6 +25,14 @@ json seconds_until(std::uint64_t at_ms, std::uint64_t now_ms) {
     return std::round(double(at_ms > now_ms ? at_ms - now_ms : 0) / 100.0) / 10.0;
 }
 
+// Datagram counts by kind, the kinds seen only.
+json by_kind(const dht::Traffic& t) {
+    json out = json::object();
+    for (std::size_t k = 0; k < t.by_kind.size(); ++k)
+        if (t.by_kind[k]) out[dht::kind_name(k)] = t.by_kind[k];
+    return out;
+}
+
 json dht_join_json(const DhtJoin& j, std::uint64_t now_ms) {
     return {{"state", to_string(j.state)},
             {"since_seconds", std::round(double(now_ms - std::min(now_ms, j.since_ms)) / 100.0) / 10.0},
@@ -139,7 +147,13 @@ std::string Daemon::cmd_status(const std::string* patch) {
                 {"puts", ns.dht.puts},
                 {"listens", ns.dht.listens},
                 {"values_received", ns.dht.values_received},
-                {"values_dropped", ns.dht.values_dropped}}}};
+                {"values_dropped", ns.dht.values_dropped},
+                {"packets_in", ns.dht.in.packets},
+                {"packets_out", ns.dht.out.packets},
+                {"bytes_in", ns.dht.in.bytes},
+                {"bytes_out", ns.dht.out.bytes},
+                {"packets_in_by_kind", by_kind(ns.dht.in)},
+                {"packets_out_by_kind", by_kind(ns.dht.out)}}}};
     node["dht_join"] = dht_join_json(ns.dht_join, ns.now_ms);
     node["advertise"] = setup_.opts.advertise_host;
     node["warnings"] = json::array();

@@ -57,6 +57,23 @@ struct PromText {
     }
 };
 
+// Datagrams and bytes through the node's DHT socket, by direction and kind.
+void dht_traffic_metrics(PromText& t, const dht::Stats& st) {
+    t.single("patchswarm_dht_datagrams_total", "counter", "UDP datagrams through the DHT socket, by direction.",
+             st.in.packets, "direction=\"in\"");
+    t.sample("patchswarm_dht_datagrams_total", st.out.packets, "direction=\"out\"");
+    t.single("patchswarm_dht_datagram_bytes_total", "counter", "Bytes of UDP datagrams through the DHT socket, by direction.",
+             st.in.bytes, "direction=\"in\"");
+    t.sample("patchswarm_dht_datagram_bytes_total", st.out.bytes, "direction=\"out\"");
+    t.metric("patchswarm_dht_datagrams_by_kind_total", "counter", "UDP datagrams through the DHT socket, by message kind.");
+    for (std::size_t k = 0; k < dht::kDatagramKinds; ++k) {
+        t.sample("patchswarm_dht_datagrams_by_kind_total", st.in.by_kind[k],
+                 std::string("direction=\"in\",kind=\"") + dht::kind_name(k) + "\"");
+        t.sample("patchswarm_dht_datagrams_by_kind_total", st.out.by_kind[k],
+                 std::string("direction=\"out\",kind=\"") + dht::kind_name(k) + "\"");
+    }
+}
+
 // Resident memory, CPU time, open and allowed fds, start time: the names
 // Prometheus client libraries use for any process.
 void process_metrics(PromText& t) {
@@ -163,6 +180,7 @@ void Daemon::node_metrics(std::string& out, const NodeStatus& ns) const {
     t.single("patchswarm_dht_operations_total", "counter", "DHT operations started, by kind.", ns.dht.gets, "op=\"get\"");
     t.sample("patchswarm_dht_operations_total", ns.dht.puts, "op=\"put\"");
     t.sample("patchswarm_dht_operations_total", ns.dht.listens, "op=\"listen\"");
+    dht_traffic_metrics(t, ns.dht);
     t.single("patchswarm_dht_values_received_total", "counter", "DHT values received.", ns.dht.values_received);
     t.single("patchswarm_dht_values_dropped_total", "counter", "DHT values dropped (over the per-get bound or malformed).", ns.dht.values_dropped);
     t.single("patchswarm_dht_refused_total", "counter", "DHT records refused, by side.", ns.dht.announces_refused, "side=\"announce\"");

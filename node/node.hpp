@@ -268,6 +268,7 @@ private:
         int puts_in_flight = 0;
         std::uint64_t put_gen = 0;  // which put the acknowledgements are for
         std::uint64_t put_started_ms = 0;
+        std::uint64_t last_put_ms = 0;  // the last holder-record put
         bool put_again = false;
         bool announced_full = false;  // the last record put said "every segment"
         bool announced = false;

@@ -17,6 +17,11 @@ namespace ps::node {
 
 using namespace node_util;
 
+namespace {
+// Holder-record progress puts (neither the first nor "every segment"), at most this often.
+constexpr std::uint64_t kProgressPutMs = 30'000;
+}  // namespace
+
 // Announcements stored in the DHT under the patch name: read at start and now
 // and then (a listen can miss), so a node that was offline catches up.
 void Node::check_watched() {
@@ -308,6 +313,10 @@ void Node::announce(Swarm& s, std::uint32_t held, std::uint32_t segments) {
     // previous put to be acknowledged instead.
     bool full = held == segments;
     bool fresh = full && s.announced && !s.announced_full;
+    // Readers need "holds some" (lookups) and "holds all" (rollout's complete
+    // count) at once; the count in between only feeds rollout's progress, so
+    // it goes out at most every kProgressPutMs (each put costs a DHT search).
+    if (s.announced && !fresh && !full && loop_.now_ms() - s.last_put_ms < kProgressPutMs) return;
     if (!fresh && s.puts_in_flight > 0 && loop_.now_ms() - s.put_started_ms < 30'000) {
         s.put_again = true;  // sent when the previous put is acknowledged (or after 30 s)
         return;
@@ -345,7 +354,7 @@ void Node::announce(Swarm& s, std::uint32_t held, std::uint32_t segments) {
         }
     };
     s.puts_in_flight = self_.role != Role::Peer ? 2 : 1;
-    s.put_started_ms = loop_.now_ms();
+    s.put_started_ms = s.last_put_ms = loop_.now_ms();
     dht_->announce(dht::holder_key(self_.domain, s.vm.id), s.value_id, value, acked);
     if (self_.role != Role::Peer) dht_->announce(dht::global_holder_key(s.vm.id), s.value_id, value, acked);
     s.announced = true;

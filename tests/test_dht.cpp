@@ -300,7 +300,58 @@ TEST_CASE("dht: start refuses bad addresses and bootstrap strings") {
     CHECK(loop.run_until([&] { return done; }));
 }
 
+TEST_CASE("dht: classify_datagram reads the y and q fields of OpenDHT messages") {
+    auto kind = [](std::initializer_list<std::uint8_t> b) {
+        const Bytes v(b);
+        return dht::classify_datagram(ByteView(v.data(), v.size()));
+    };
+    // {"q": "get", "y": "q"} and {"y": "q", "q": "listen"}
+    CHECK(kind({0x82, 0xa1, 'q', 0xa3, 'g', 'e', 't', 0xa1, 'y', 0xa1, 'q'}) == dht::DatagramKind::Get);
+    CHECK(kind({0x82, 0xa1, 'y', 0xa1, 'q', 0xa1, 'q', 0xa6, 'l', 'i', 's', 't', 'e', 'n'}) ==
+          dht::DatagramKind::Listen);
+    CHECK(kind({0x82, 0xa1, 'y', 0xa1, 'q', 0xa1, 'q', 0xa3, 'z', 'z', 'z'}) == dht::DatagramKind::OtherQuery);
+    CHECK(kind({0x81, 0xa1, 'y', 0xa1, 'r'}) == dht::DatagramKind::Reply);
+    CHECK(kind({0x81, 0xa1, 'y', 0xa1, 'e'}) == dht::DatagramKind::Error);
+    CHECK(kind({0x81, 0xa1, 'y', 0xa1, 'v'}) == dht::DatagramKind::ValuePart);
+    CHECK(kind({0x81, 0xa1, 'y'}) == dht::DatagramKind::Other);  // truncated
+    CHECK(kind({0x81, 0xa1, 'y', 0xa1, 'q', 0xa1, 'q', 0xa5, 'p'}) == dht::DatagramKind::OtherQuery);  // short name
+    CHECK(std::string(dht::kind_name(static_cast<std::size_t>(dht::DatagramKind::Put))) == "put");
+}
+
 // ------------------------------------------------------------ real nodes on loopback
+
+TEST_CASE("dht: the socket counts the datagrams and bytes each node sends and receives, by kind") {
+    REQUIRE(crypto::init());
+    TestLoop loop;
+    Swarm swarm(loop);
+    swarm.start(3);
+    const auto before1 = swarm.nodes[1]->stats();
+    const auto before2 = swarm.nodes[2]->stats();
+    CHECK(before1.out.packets >= 1);  // bootstrapping already talked
+    CHECK(before1.in.packets >= 1);
+    const auto id = manifest(0x31);
+    const auto key = dht::holder_key("shop-1", id);
+    Holder h("shop-1", id, 4100);
+    CHECK(swarm.announce(2, key, 1, h.encode()));
+    CHECK(swarm.get(1, key).size() == 1);
+    const auto& s1 = swarm.nodes[1]->stats();
+    const auto& s2 = swarm.nodes[2]->stats();
+    auto at = [](const dht::Traffic& t, dht::DatagramKind k) { return t.by_kind[static_cast<std::size_t>(k)]; };
+    CHECK(at(s2.out, dht::DatagramKind::Put) > at(before2.out, dht::DatagramKind::Put));
+    CHECK(at(s1.out, dht::DatagramKind::Get) > at(before1.out, dht::DatagramKind::Get));
+    CHECK(at(s1.in, dht::DatagramKind::Reply) > at(before1.in, dht::DatagramKind::Reply));
+    CHECK(s1.in.bytes > before1.in.bytes);
+    CHECK(s1.out.bytes > before1.out.bytes);
+    // Every datagram has a kind, and carries at least a msgpack header.
+    for (const auto* t : {&s1.in, &s1.out, &s2.in, &s2.out}) {
+        std::uint64_t sum = 0;
+        for (auto n : t->by_kind) sum += n;
+        CHECK(sum == t->packets);
+        CHECK(t->bytes >= 10 * t->packets);
+        CHECK(at(*t, dht::DatagramKind::Other) == 0);
+    }
+    swarm.stop();
+}
 
 TEST_CASE("dht: announce on one node, get on another finds exactly that record") {
     REQUIRE(crypto::init());
