@@ -73,5 +73,5 @@ TEST_CASE("dual stack: an origin listening on [::] is joined over IPv4 and IPv6 
     CHECK(slurp(d / "v4.bin") == slurp(p.file));
     CHECK(slurp(d / "v6.bin") == slurp(p.file));
     // Both came to the origin's DHT node: it knows nodes of each family.
-    CHECK(wait_for([&] { return ctl(d / "origin/run/control.sock", "status")["node"].value("dht_nodes", 0) >= 2; }, 5'000));
+    CHECK(wait_for([&] { return ctl(d / "origin/run/control.sock", "status")["node"].value("dht_nodes", 0) >= 2; }, 20'000));
 }
