@@ -288,7 +288,7 @@ void Engine::on_request(ConnId c, const PatchId& p, Segment seg, Instant now) {
     // could pass it on), and so does one whose uplink outruns all its
     // devices together. The origin always spares its uplink.
     bool uplink_busy = cfg_.role == Role::Origin || (buffered() > 0 && !outruns_devices());
-    if (s->superseed && held && !exporting && uplink_busy && !s->superseed->allow(idx(seg), now.ms))
+    if (s->superseed && held && !exporting && uplink_busy && !s->superseed->allow(idx(seg), now.ms, reserve_for(*k)))
         return reject(RejectReason::Busy);
     bool banned = s->stats.banned.count(k->who.key) != 0;
     bool priority = k->who.role == Role::Super;

@@ -342,6 +342,7 @@ private:
     void coordinate_all(Instant now);
     double self_weight(const Patch& s, const std::vector<ConnId>& devices) const;
     bool outruns_devices() const;
+    Millis reserve_for(const Conn& k) const;
     void assigner_gone(ConnId c);
     void run_steps(const PatchId& id, Patch& s, std::vector<Action>& steps);
     void dial(const Holder& h);

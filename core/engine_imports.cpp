@@ -83,6 +83,18 @@ bool Engine::outruns_devices() const {
     return cfg_.uplink_capacity >= devices * cfg_.device_uplink;
 }
 
+// The origin's long reserve counts on a segment reaching a domain through
+// the super-nodes, which see each other across domains. A device whose domain
+// has no super-node connected here may have no other way to the segment: it
+// gets the ordinary reserve.
+Millis Engine::reserve_for(const Conn& k) const {
+    if (cfg_.role != Role::Origin) return cfg_.superseed_reserve;
+    if (k.who.role == Role::Super) return cfg_.origin_reserve;
+    for (auto& [c, o] : conns_)
+        if (o.who.role == Role::Super && o.who.domain == k.who.domain) return cfg_.origin_reserve;
+    return cfg_.superseed_reserve;
+}
+
 void Engine::coordinate_all(Instant now) {
     for (auto& [id, s] : patches_) coordinate(id, s, now);
 }

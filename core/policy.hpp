@@ -163,8 +163,10 @@ private:
 class SuperSeeding {
 public:
     SuperSeeding(std::uint32_t segments, Millis reserve) : reserve_(reserve), last_(segments, kNever) {}
-    bool allow(std::uint32_t seg, Millis now) const {
-        return seg < last_.size() && (last_[seg] == kNever || now >= last_[seg] + reserve_);
+    bool allow(std::uint32_t seg, Millis now) const { return allow(seg, now, reserve_); }
+    // With a reserve of the caller's choosing for this request.
+    bool allow(std::uint32_t seg, Millis now, Millis reserve) const {
+        return seg < last_.size() && (last_[seg] == kNever || now >= last_[seg] + reserve);
     }
     void served(std::uint32_t seg, Millis now) {
         if (seg < last_.size()) last_[seg] = now;

@@ -149,6 +149,7 @@ TEST_CASE("engine: two connections between the same pair: both ends keep the sam
 TEST_CASE("engine: the origin hands a segment out once per reserve period") {
     auto cfg = config(1, Role::Origin, "core");
     cfg.origin_reserve = 2'000;
+    cfg.superseed_reserve = 2'000;
     Engine o(cfg, 1);
     o.add_patch(kId, kShape, Bitfield(kShape.segments, true), false, Instant{0});
     REQUIRE(o.conn_up(ConnId{1}, PeerIdentity{key(2), Role::Peer, "d1"}, false, Instant{0}));
@@ -222,4 +223,30 @@ TEST_CASE("engine: holder lookups back off with jitter once holders are connecte
     CHECK(last_gap >= 45'000);
     CHECK(last_gap <= 75'000);
     CHECK(a != b);  // jitter: two nodes do not look up in step
+}
+
+TEST_CASE("engine: the origin's long reserve holds for a domain with a super-node, the ordinary one for a domain without") {
+    auto cfg = config(1, Role::Origin, "core");
+    cfg.origin_reserve = 30'000;
+    cfg.superseed_reserve = 2'000;
+    Engine o(cfg, 1);
+    o.add_patch(kId, kShape, Bitfield(kShape.segments, true), false, Instant{0});
+    REQUIRE(o.conn_up(ConnId{1}, PeerIdentity{key(2), Role::Peer, "d1"}, false, Instant{0}));
+    REQUIRE(o.conn_up(ConnId{2}, PeerIdentity{key(3), Role::Peer, "d2"}, false, Instant{0}));
+    o.actions().clear();
+    o.on_request(ConnId{1}, kId, Segment{0}, Instant{0});
+    REQUIRE(take<act::Serve>(o).size() == 1);
+    o.actions().clear();
+    // d2 has no super-node here: after the ordinary reserve it is served.
+    o.on_request(ConnId{2}, kId, Segment{0}, Instant{2'001});
+    CHECK(take<act::Serve>(o).size() == 1);
+    o.actions().clear();
+    // Once d2's super-node is connected, d2 waits the long reserve: the
+    // segment reaches it through the super-nodes.
+    REQUIRE(o.conn_up(ConnId{3}, PeerIdentity{key(4), Role::Super, "d2"}, false, Instant{2'002}));
+    o.actions().clear();
+    o.on_request(ConnId{2}, kId, Segment{0}, Instant{4'100});
+    auto rej = take<act::SendReject>(o);
+    REQUIRE(rej.size() == 1);
+    CHECK(rej[0].reason == RejectReason::Busy);
 }
