@@ -185,6 +185,13 @@ void Download::rejected(PeerId peer, std::uint32_t seg, RejectReason why, Millis
                 if (!p.banned) --availability_[seg];
             }
             break;
+        case RejectReason::Later:
+            if (p.have.test(seg)) {
+                p.have.reset(seg);
+                if (!p.banned) --availability_[seg];
+                p.later.push_back({seg, now + cfg_.later_wait});
+            }
+            break;
         case RejectReason::Banned:
         case RejectReason::UnknownPatch: p.backoff_until = now + cfg_.stall_backoff; break;
     }
@@ -315,8 +322,25 @@ void Download::request(Peer& p, std::uint32_t seg, Millis now, std::vector<Actio
     out.push_back({Action::Request, p.id, seg});
 }
 
+// Segments a holder answered Later for become askable of it again.
+void Download::restore_later(Millis now) {
+    for (auto& p : peers_) {
+        if (p.later.empty()) continue;
+        std::erase_if(p.later, [&](const std::pair<std::uint32_t, Millis>& l) {
+            if (l.second > now) return false;
+            if (!p.have.test(l.first)) {
+                p.have.set(l.first);
+                if (!p.banned) ++availability_[l.first];
+                changed();
+            }
+            return true;
+        });
+    }
+}
+
 void Download::pump(Millis now, std::vector<Action>& out) {
     if (held_.all()) return;
+    restore_later(now);
     if (!open_slots(now)) return;
 
     // Segments nobody is fetching (that a holder with a free slot has),
@@ -388,6 +412,15 @@ void Download::pump(Millis now, std::vector<Action>& out) {
 double Download::rate_of(PeerId peer) const {
     const Peer* p = find(peer);
     return p ? p->rate * 1000.0 : 0.0;
+}
+
+std::uint32_t Download::share_left() const {
+    if (!share_) return 0;
+    std::uint32_t n = 0;
+    auto& sh = share_->words();
+    auto& held = held_.words();
+    for (std::size_t i = 0; i < sh.size(); ++i) n += static_cast<std::uint32_t>(std::popcount(sh[i] & ~held[i]));
+    return n;
 }
 
 bool Download::held_nearby(std::uint32_t seg) const {
@@ -468,6 +501,7 @@ std::optional<Millis> Download::compute_deadline(Millis now) const {
         }
     for (auto& p : peers_) {
         consider(p.backoff_until);
+        for (auto& l : p.later) consider(l.second);
         if (p.cls == SourceClass::SameDomainSuper) consider(p.last_gain + cfg_.local_super_wait);
     }
     for (auto d : cfg_.rung_delay) consider(*started_ + d);

@@ -60,7 +60,10 @@ inline std::string_view to_string(SourceClass c) {
 }
 
 // Why a holder refused a request. The numeric values go on the wire.
-enum class RejectReason : std::uint8_t { Busy = 1, NotHeld = 2, Banned = 3, UnknownPatch = 4 };
+// Later: the holder has the segment but is handing it to another peer of its
+// domain right now; ask it for something else, and for this segment the peers
+// it reaches first (they will announce it), or it again after a while.
+enum class RejectReason : std::uint8_t { Busy = 1, NotHeld = 2, Banned = 3, UnknownPatch = 4, Later = 5 };
 
 struct DownloadConfig {
     // Requests in flight per holder: enough to keep a loopback or LAN pipe full
@@ -109,6 +112,9 @@ struct DownloadConfig {
     // long after the first holder was met: a device that has just started may
     // meet other domains' super-nodes before it has even found its own.
     Millis local_far_delay = 1'500;
+    // After a Later answer, the holder is not asked for that segment again for
+    // this long: by then a peer it served has it, or it is free again.
+    Millis later_wait = 2'000;
 };
 
 struct Action {
@@ -146,6 +152,8 @@ public:
     }
     void clear_import_share() { share_.reset(); }
     bool coordinated() const { return share_.has_value(); }
+    // Segments of the import share not held yet (0 without a share).
+    std::uint32_t share_left() const;
     // Whether a holder in the own domain (peer or super-node) holds `seg`.
     bool held_nearby(std::uint32_t seg) const;
     void peer_bitfield(PeerId peer, const Bitfield& have);
@@ -209,6 +217,8 @@ private:
         Millis sample_start = 0;
         std::uint32_t pipe = 1;  // pipeline(): follows the rate
         bool usable_now = false;  // pump()'s view, fixed for one call
+        // Segments it answered Later for, and until when they are not asked of it.
+        std::vector<std::pair<std::uint32_t, Millis>> later;
     };
     struct InFlight {
         PeerId peer;
@@ -237,6 +247,7 @@ private:
     void changed() { deadline_known_ = false; }
     void revived(const Peer& p, Millis now, bool steady);
     void sample(Peer& p, Millis now, std::uint64_t bytes);
+    void restore_later(Millis now);
 
     DownloadConfig cfg_;
     Bitfield held_;

@@ -86,6 +86,7 @@ void Engine::add_patch(const PatchId& id, PatchShape shape, const Bitfield& held
     // copies, and the uplink is left for what only this node can send.
     if ((cfg_.role == Role::Origin && !download) || (cfg_.role == Role::Super && cfg_.super_superseed))
         s.superseed.emplace(shape.segments, cfg_.role == Role::Origin ? cfg_.origin_reserve : cfg_.superseed_reserve);
+    if (cfg_.role == Role::Peer && cfg_.peer_pace > 0) s.paced.emplace(shape.segments, cfg_.peer_pace);
     by_index_.push_back(id);
     Patch& sw = patches_[id] = std::move(s);
     for (auto& [c, k] : conns_) send_have(c, k, id, sw);
@@ -290,10 +291,15 @@ void Engine::on_request(ConnId c, const PatchId& p, Segment seg, Instant now) {
     bool uplink_busy = cfg_.role == Role::Origin || (buffered() > 0 && !outruns_devices());
     if (s->superseed && held && !exporting && uplink_busy && !s->superseed->allow(idx(seg), now.ms, reserve_for(*k)))
         return reject(RejectReason::Busy);
+    // A device paces a segment toward its own domain (peer_pace).
+    bool pace = s->paced && held && k->who.domain == cfg_.domain;
+    if (pace && buffered() >= s->shape.segment_size && !s->paced->allow(idx(seg), now.ms))
+        return reject(RejectReason::Later);
     bool banned = s->stats.banned.count(k->who.key) != 0;
     bool priority = k->who.role == Role::Super;
     switch (uploads_.request(raw(c), cookie(*s, idx(seg)), held, banned, priority)) {
         case Uploads::Verdict::Queued:
+            if (pace) s->paced->served(idx(seg), now.ms);
             s->last_served = now.ms;  // a cache must not evict what peers are downloading
             return pump_uploads(now);
         case Uploads::Verdict::Busy: return reject(RejectReason::Busy);
@@ -310,7 +316,7 @@ void Engine::on_reject(ConnId c, const PatchId& p, Segment seg, std::uint8_t rea
     Conn* k = conn(c);
     Patch* s = patch(p);
     if (!k || !s || !s->dl) return;
-    if (reason < 1 || reason > 4) return closing(c, CloseWhy::ProtocolViolation, "reject: unknown reason");
+    if (reason < 1 || reason > 5) return closing(c, CloseWhy::ProtocolViolation, "reject: unknown reason");
     s->partial.erase({c, idx(seg)});
     if (reason == std::uint8_t(RejectReason::Busy)) ++s->stats.busy_from[static_cast<int>(k->cls)];
     s->dl->rejected(raw(c), idx(seg), static_cast<RejectReason>(reason), now.ms);
@@ -522,6 +528,7 @@ void Engine::pump_uploads(Instant now) {
         out_.push_back(act::Serve{c, by_index_[pi], Segment{seg}, len});
         uploads_.sent(now.ms, len);
         if (s->superseed) s->superseed->served(seg, now.ms);
+        if (s->paced && k.who.domain == cfg_.domain) s->paced->served(seg, now.ms);
         s->stats.bytes_uploaded += len;
         s->last_served = now.ms;
     }
@@ -560,7 +567,9 @@ void Engine::lookup(const PatchId& id, Patch& s, Instant now) {
     if (!s.domain_looked_up) s.domain_lookup_pending = true;
     tell_connecting(s);
     dial_domain_supers();
-    out_.push_back(act::Lookup{id});
+    bool far = cfg_.role == Role::Peer && s.dl && s.dl->share_left() > 0;
+    if (far) s.last_far_lookup = now.ms;
+    out_.push_back(act::Lookup{id, far});
 }
 
 void Engine::announce(const PatchId& id, Patch& s, Instant now) {

@@ -101,6 +101,10 @@ struct EngineConfig {
     // in step.
     Millis lookup_interval = 1'000;
     Millis lookup_interval_max = 60'000;
+    // A device given an import share looks up other domains' holders at once,
+    // and again at most this often while the share lasts: its own domain's
+    // lookups back off, but afar it knows only the super-nodes and the origin.
+    Millis far_lookup_gap = 10'000;
     Millis announce_min_interval = 2'000;  // holder record updates, at most this often
     Millis announce_refresh = 20 * 60 * 1000;
     // The origin, and a super-node toward its own domain's devices, hand a
@@ -113,6 +117,13 @@ struct EngineConfig {
     // super-node), and a second copy from the origin is a second import.
     Millis origin_reserve = 30'000;
     bool super_superseed = true;  // super-nodes super-seed toward their devices
+    // Devices pace a segment toward their own domain: while the uplink is
+    // busy, a segment queued for or handed to a peer of the domain less than
+    // peer_pace ago is answered Later to the next one asking. The first copy
+    // goes through sooner and its receiver passes it on, a tree instead of
+    // one holder feeding every peer at once at a fraction of its rate each.
+    // About the time a segment takes through a device's uplink. 0 = off.
+    Millis peer_pace = 1'500;
     // Super-nodes coordinate their domain's import (core/import_shares.hpp):
     // each segment the domain lacks is fetched afar by one member. A member
     // that has not brought its segment in after import_stall loses it to the
@@ -175,7 +186,9 @@ struct Serve { ConnId conn; PatchId patch; Segment seg; std::uint32_t bytes; };
 struct Store { ConnId conn; PatchId patch; Segment seg; };
 struct Dial { Holder to; };
 struct Close { ConnId conn; CloseWhy why; std::string reason; };
-struct Lookup { PatchId patch; };  // look up the patch's holders in the DHT
+// Look up the patch's holders in the DHT: the own domain's and the global
+// key's; `far`: also other domains' (a device with an import share to fetch).
+struct Lookup { PatchId patch; bool far = false; };
 struct Announce { PatchId patch; std::uint32_t held; std::uint32_t segments; };  // put the holder record
 struct Banned { PatchId patch; NodeKey key; Segment seg; };  // for the log
 struct Completed { PatchId patch; };  // every segment stored
@@ -307,6 +320,9 @@ private:
         Bitfield held;
         std::optional<Download> dl;
         std::optional<SuperSeeding> superseed;
+        // A device's pacing toward its own domain: when each segment was last
+        // queued for or handed to a peer of the domain (peer_pace).
+        std::optional<SuperSeeding> paced;
         PatchStats stats;
         std::map<std::pair<ConnId, std::uint32_t>, std::uint32_t> partial;  // bytes of a segment arrived
         std::map<std::pair<ConnId, std::uint32_t>, NodeKey> storing;        // Store actions out, and from whom
@@ -321,6 +337,7 @@ private:
         bool domain_lookup_pending = false;  // the first own-domain lookup is under way
         bool domain_looked_up = false;
         Millis last_served = 0;
+        Millis last_far_lookup = 0;  // 0 = never
         // Import coordination: a super-node's shares and what each device was
         // last told; a device's assigning super-node.
         std::optional<ImportShares> shares;

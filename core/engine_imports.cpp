@@ -117,6 +117,8 @@ void Engine::on_assign(ConnId c, const PatchId& p, ByteView share, Instant now) 
     }
     s->assigner = c;
     s->dl->set_import_share(*bf);
+    if (s->dl->share_left() > 0 && (s->last_far_lookup == 0 || now.ms >= s->last_far_lookup + cfg_.far_lookup_gap))
+        s->next_lookup = std::min(s->next_lookup, now.ms);
     pump_requests(p, *s, now);
 }
 

@@ -42,7 +42,7 @@ struct SimArgs {
     std::uint64_t seed = 1;
     std::string out;
     sim::Scenario defaults;
-    std::string remote_peers = "yes", remote_supers = "yes", coordinate_imports = "yes";
+    std::string remote_peers = "yes", remote_supers = "yes", coordinate_imports = "yes", trace = "no";
     std::uint64_t request_timeout_ms = core::DownloadConfig{}.request_timeout;
     std::uint32_t max_requests_per_peer = core::DownloadConfig{}.max_requests_per_peer;
     std::uint64_t endgame_after_ms = core::DownloadConfig{}.endgame_after;
@@ -121,6 +121,10 @@ Result<std::pair<sim::Scenario, std::vector<sim::Model>>> make_scenario(const Si
     auto ci = yes_no("--coordinate-imports", a.coordinate_imports);
     if (!ci) return std::move(ci).take_error();
     s.coordinate_imports = *ci;
+    auto tr = yes_no("--trace", a.trace);
+    if (!tr) return std::move(tr).take_error();
+    s.trace = *tr;
+    if (s.trace && s.level != sim::Level::Segment) return err("--trace needs --level segment");
     if (s.download.max_requests_per_peer == 0) return err("--max-requests-per-peer must be at least 1");
     if (!a.domain_sizes_file.empty()) {
         // One size per line, at most ~11 bytes each.
@@ -187,6 +191,7 @@ nlohmann::json scenario_json(const sim::Scenario& s) {
         j["busy_backoff_ms"] = s.download.busy_backoff;
         j["local_far_delay_ms"] = s.download.local_far_delay;
         j["superseed_reserve_ms"] = s.superseed_reserve;
+        j["peer_pace_ms"] = s.peer_pace;
         j["origin_reserve_ms"] = s.origin_reserve;
         j["coordinate_imports"] = s.coordinate_imports;
         j["import_stall_ms"] = s.import_stall;
@@ -336,6 +341,13 @@ int run_sim(const SimArgs& a, const CLI::App& sub) {
              {"summary.txt", table}}) {
         if (auto st = write_text((dir / name).string(), text); !st) return fail(cmd, st.error());
     }
+    if (scenario.trace)
+        for (auto& r : runs) {
+            std::string m(sim::to_string(r.model));
+            for (auto& [name, text] : {std::pair{"trace_uploads_" + m + ".csv", &r.trace_uploads},
+                                       std::pair{"trace_segments_" + m + ".csv", &r.trace_segments}})
+                if (auto st = write_text((dir / name).string(), *text); !st) return fail(cmd, st.error());
+        }
     std::fputs(table.c_str(), stdout);
     std::printf("wall %.2f s, peak RSS %.1f MiB, output in %s\n", wall, static_cast<double>(rss) / (1 << 20), a.out.c_str());
     if (plots) {
@@ -402,6 +414,10 @@ void add_sim_commands(CLI::App& app, Commands& out) {
     sub->add_option("--busy-backoff-ms", a->busy_backoff_ms, "segment level: core::DownloadConfig::busy_backoff");
     sub->add_option("--local-far-delay-ms", a->local_far_delay_ms, "segment level: core::DownloadConfig::local_far_delay");
     sub->add_option("--superseed-reserve-ms", d.superseed_reserve, "segment level: core::EngineConfig::superseed_reserve");
+    sub->add_option("--peer-pace-ms", d.peer_pace, "segment level: core::EngineConfig::peer_pace (0 = off)");
+    sub->add_option("--trace", a->trace,
+                    "yes | no: segment level, write trace_uploads_<model>.csv (bytes each host class sent per second) "
+                    "and trace_segments_<model>.csv (every stored segment); for small runs (bench/sim_trace.py reads them)");
     sub->add_option("--origin-reserve-ms", d.origin_reserve, "segment level: core::EngineConfig::origin_reserve");
     sub->add_option("--coordinate-imports", a->coordinate_imports, "segment level: yes | no, core::EngineConfig::coordinate_imports");
     sub->add_option("--import-stall-ms", d.import_stall, "segment level: core::EngineConfig::import_stall");

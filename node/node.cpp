@@ -220,7 +220,7 @@ void Node::carry_out(core::EngineAction& action) {
             } else if constexpr (std::is_same_v<T, act::Close>) {
                 if (auto it = peers_.find(core::raw(a.conn)); it != peers_.end()) it->second.conn->close(a.why == core::CloseWhy::Duplicate ? transfer::CloseCode::Duplicate : transfer::CloseCode::ProtocolViolation, a.reason);
             } else if constexpr (std::is_same_v<T, act::Lookup>) {
-                lookup(a.patch);
+                lookup(a.patch, a.far);
             } else if constexpr (std::is_same_v<T, act::Announce>) {
                 if (Swarm* s = swarm(a.patch)) announce(*s, a.held, a.segments);
             } else if constexpr (std::is_same_v<T, act::Banned>) {

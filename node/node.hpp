@@ -293,7 +293,7 @@ private:
     void set_join_state(DhtJoin::State st);
     void accept(std::unique_ptr<transfer::Connection> c);
     void close_idle(std::uint64_t now_ms);
-    void lookup(const Hash32& id);
+    void lookup(const Hash32& id, bool far);
     void on_holders(const Hash32& id, const std::string& domain, std::vector<Bytes> values);
     void on_announce(Peer* from, ByteView manifest);
     void on_peers(Peer& from, const std::vector<wire::Contact>& contacts);
@@ -341,6 +341,9 @@ private:
         bool proven = false;         // a dial to it came up: the address is its own
     };
     std::map<crypto::PublicKey, Known> contacts_;
+    // Other domains, by the super-nodes the global key names: where a device
+    // with an import share looks for holders afar (kFarDomainsKept at most).
+    std::vector<std::string> far_domains_;
     std::map<std::string, std::deque<std::uint64_t>> dials_;  // host:port -> loop times of dials in the last minute
     std::uint64_t member_value_id_ = 0;
     std::uint64_t member_seq_ = 0;

@@ -254,9 +254,23 @@ void Node::rollout(const Hash32& id, std::vector<std::string> extra, std::functi
 
 // ---- discovery ----
 
-void Node::lookup(const Hash32& id) {
+namespace {
+constexpr std::size_t kFarDomainsKept = 256;
+constexpr std::size_t kFarDomainsPerLookup = 2;
+}  // namespace
+
+void Node::lookup(const Hash32& id, bool far) {
     if (!dht_ || stopping_) return;
-    for (std::string domain : {self_.domain, std::string(dht::kGlobalDomain)}) {
+    std::vector<std::string> domains{self_.domain, std::string(dht::kGlobalDomain)};
+    // Afar, besides the super-nodes and the origin: the devices of a few other
+    // domains, chosen at random, so that a domain's import is not carried by
+    // the other domains' super-node uplinks alone.
+    for (std::size_t i = 0; far && i < kFarDomainsPerLookup && i < far_domains_.size(); ++i) {
+        std::size_t j = i + join_rng_.below(static_cast<std::uint32_t>(far_domains_.size() - i));
+        std::swap(far_domains_[i], far_domains_[j]);
+        domains.push_back(far_domains_[i]);
+    }
+    for (auto& domain : domains) {
         dht_->get(domain == dht::kGlobalDomain ? dht::global_holder_key(id) : dht::holder_key(domain, id),
                   [this, id, domain](std::vector<Bytes> values) { on_holders(id, domain, std::move(values)); });
     }
@@ -265,6 +279,11 @@ void Node::lookup(const Hash32& id) {
 void Node::on_holders(const Hash32& id, const std::string& domain, std::vector<Bytes> values) {
     if (stopping_ || !swarm(id)) return;
     auto recs = dht::select_holders(values, domain, id, unix_now());
+    if (domain == dht::kGlobalDomain)
+        for (auto& rec : recs)
+            if (rec.role == Role::Super && rec.domain != self_.domain && far_domains_.size() < kFarDomainsKept &&
+                std::find(far_domains_.begin(), far_domains_.end(), rec.domain) == far_domains_.end())
+                far_domains_.push_back(rec.domain);
     log::debug("lookup", {{"domain", domain}, {"values", values.size()}, {"holders", recs.size()}});
     std::vector<core::Holder> holders;
     for (auto& rec : recs) holders.push_back({rec.node_key, rec.role, rec.domain, rec.host, rec.port});

@@ -34,6 +34,10 @@ struct RunResult {
     double completion_p50 = 0, completion_p90 = 0, completion_p99 = 0, completion_max = 0;
     // Segment level: what the core decided and how often it had to recover.
     std::uint64_t requests = 0, busy = 0, cancels = 0, timeouts = 0;
+    // Scenario::trace, CSV: upload bytes per second by sender
+    // (second,role,domain,far,bytes: far = to another domain) and every
+    // stored segment (seconds,domain,host,role,segment,from,from_role,from_domain).
+    std::string trace_uploads, trace_segments;
 
     double imports_total() const;
     double source_fraction() const;  // source_bytes / client-server equivalent

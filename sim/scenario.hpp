@@ -141,6 +141,10 @@ struct Scenario {
     core::DownloadConfig download{};       // every downloader's core::Download settings (node defaults)
     // The engine's settings the segment level varies (node defaults).
     core::Millis superseed_reserve = core::EngineConfig{}.superseed_reserve;
+    core::Millis peer_pace = core::EngineConfig{}.peer_pace;
+    // Segment level: record every upload chunk and stored segment
+    // (RunResult::trace_*); for small runs, to see where a run loses time.
+    bool trace = false;
     core::Millis origin_reserve = core::EngineConfig{}.origin_reserve;
     bool coordinate_imports = core::EngineConfig{}.coordinate_imports;
     core::Millis import_stall = core::EngineConfig{}.import_stall;

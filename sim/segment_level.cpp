@@ -21,9 +21,13 @@
 //  - Each engine is woken at its next_deadline(); nothing polls.
 // core::SeedPolicy decides when a device stops serving, as the one-shot
 // fetch's --seed-ratio/--seed-seconds do.
+#include <cstdio>
 #include <deque>
+#include <map>
 #include <memory>
 #include <optional>
+#include <string>
+#include <tuple>
 #include <unordered_map>
 
 #include "core/bitfield.hpp"
@@ -203,6 +207,7 @@ private:
         cfg.max_peers = s_.max_peers;
         cfg.lookup_interval = static_cast<core::Millis>(s_.lookup_seconds * 1000);
         cfg.superseed_reserve = s_.superseed_reserve;
+        cfg.peer_pace = s_.peer_pace;
         cfg.origin_reserve = s_.origin_reserve;
         cfg.coordinate_imports = s_.coordinate_imports;
         cfg.import_stall = s_.import_stall;
@@ -248,7 +253,9 @@ private:
     // What a lookup of the domain key and the cross-domain key would return,
     // sampled at random: the origin, the own domain's listed peers, other
     // domains' super-nodes (and devices, when the model lets devices see them).
-    void lookup(std::uint32_t x) {
+    // As the node's: `far` (a device with an import share) also finds the
+    // devices of two other domains (with remote_peers).
+    void lookup(std::uint32_t x, bool far) {
         Host& h = hosts_[x];
         std::vector<core::Holder>& found = found_;
         found.clear();
@@ -268,7 +275,11 @@ private:
                 if (device) sample(peers_dir_, s_.max_peers);
             } else {
                 sample(dir_[h.domain], s_.max_peers);
-                if (device && s_.remote_peers) sample(peers_dir_, 4);
+                if (device && far && s_.remote_peers && dir_.size() > 1)
+                    for (int i = 0; i < 2; ++i) {
+                        auto d = static_cast<std::uint32_t>(lookups_.below(dir_.size() - 1));
+                        sample(dir_[d >= h.domain ? d + 1 : d], 4);
+                    }
             }
         }
         h.eng->holders_found(kPatch, found, true, at());
@@ -375,7 +386,7 @@ private:
                 } else if constexpr (std::is_same_v<T, act::Close>) {
                     hang_up(x, to_host(a.conn));
                 } else if constexpr (std::is_same_v<T, act::Lookup>) {
-                    lookup(x);
+                    lookup(x, a.far);
                 } else if constexpr (std::is_same_v<T, act::Announce>) {
                     if (a.held > 0) list(x);
                 } else if constexpr (std::is_same_v<T, act::Completed>) {
@@ -487,6 +498,7 @@ private:
         Chunk ch = c.segs[c.head++];
         c.queued -= ch.len;
         hosts_[y].uploaded += ch.len;
+        if (s_.trace) trace_upload(y, r, ch.len);
         std::uint64_t left = c.queued;
         if (c.head < c.segs.size()) {
             net_->continue_with(f, static_cast<double>(c.segs[c.head].len), now_);
@@ -506,6 +518,7 @@ private:
         Host& h = hosts_[r];
         std::uint64_t bytes = seg_bytes(seg);
         h.downloaded += bytes;
+        if (s_.trace) trace_stored(r, y, seg);
         auto cls = class_for(r, y);
         bytes_by_class_[static_cast<int>(cls)] += bytes;
         if (cls >= core::SourceClass::OtherDomain) imports_[h.domain] += static_cast<double>(bytes) / static_cast<double>(patch_);
@@ -557,8 +570,37 @@ private:
         h.conns.clear();
     }
 
+    // ---- Scenario::trace ----
+    static std::string role_name(Role r) { return std::string(to_string(r)); }
+    void trace_upload(std::uint32_t y, std::uint32_t r, std::uint32_t len) {
+        const Host& h = hosts_[y];
+        bool far = h.role == Role::Origin || hosts_[r].domain != h.domain;
+        auto sec = static_cast<std::uint32_t>(now_ / 1'000'000);
+        trace_up_[{sec, static_cast<std::uint8_t>(h.role), h.role == Role::Origin ? 0 : h.domain, far}] += len;
+    }
+    void trace_stored(std::uint32_t r, std::uint32_t y, std::uint32_t seg) {
+        const Host& h = hosts_[r];
+        const Host& from = hosts_[y];
+        char line[160];
+        std::snprintf(line, sizeof line, "%.3f,%s,%u,%s,%u,%u,%s,%s\n", static_cast<double>(now_) / 1e6,
+                      pop_.names[h.domain].c_str(), r, role_name(h.role).c_str(), seg, y, role_name(from.role).c_str(),
+                      from.role == Role::Origin ? "" : pop_.names[from.domain].c_str());
+        trace_segments_ += line;
+    }
+    void trace_into(RunResult& r) const {
+        r.trace_uploads = "second,role,domain,far,bytes\n";
+        for (auto& [k, bytes] : trace_up_) {
+            auto& [sec, role, dom, far] = k;
+            r.trace_uploads += std::to_string(sec) + "," + role_name(static_cast<Role>(role)) + "," +
+                               (static_cast<Role>(role) == Role::Origin ? std::string() : pop_.names[dom]) + "," +
+                               (far ? "1" : "0") + "," + std::to_string(bytes) + "\n";
+        }
+        r.trace_segments = "seconds,domain,host,role,segment,from,from_role,from_domain\n" + trace_segments_;
+    }
+
     RunResult finish() {
         RunResult r;
+        if (s_.trace) trace_into(r);
         r.model = s_.model;
         r.level = Level::Segment;
         r.devices = n_;
@@ -614,6 +656,8 @@ private:
     std::array<std::uint64_t, core::kSourceClasses> bytes_by_class_{};
     std::uint64_t completed_ = 0, supers_used_ = 0, wasted_ = 0;
     std::uint64_t requests_ = 0, busy_ = 0, cancels_ = 0, timeouts_ = 0;
+    std::map<std::tuple<std::uint32_t, std::uint8_t, std::uint32_t, bool>, std::uint64_t> trace_up_;
+    std::string trace_segments_;
     std::vector<float> completion_;
 };
 

@@ -238,6 +238,36 @@ TEST_CASE("download: busy holder is backed off, and not-held updates availabilit
     CHECK(d.availability(out[0].segment) == 0);
 }
 
+TEST_CASE("download: Later keeps the holder busy with other segments and asks it again for that one after later_wait") {
+    Download d(2, {.max_requests_per_peer = 1, .pipeline_target = 0, .busy_backoff = 100, .later_wait = 2'000}, 4);
+    d.add_peer(1, SourceClass::SameDomainPeer);
+    d.peer_bitfield(1, bits("11"));
+    std::vector<Action> out;
+    d.pump(0, out);
+    REQUIRE(out.size() == 1);
+    auto seg = out[0].segment;
+    d.rejected(1, seg, RejectReason::Later, 0);
+    CHECK(d.availability(seg) == 0);
+    // Not backed off: the other segment is asked of it at once.
+    out.clear();
+    d.pump(1, out);
+    REQUIRE(out.size() == 1);
+    CHECK(out[0].segment == 1 - seg);
+    CHECK(out[0].peer == 1);
+    // A deadline is due when the wait ends, and the segment is asked again then.
+    d.segment_done(1, 1 - seg, true, out);
+    out.clear();
+    auto next = d.next_deadline(1'500);  // past the rung delays
+    REQUIRE(next);
+    CHECK(*next == 2'000);
+    d.pump(1'999, out);
+    CHECK(out.empty());
+    d.pump(2'000, out);
+    REQUIRE(out.size() == 1);
+    CHECK(out[0].segment == seg);
+    CHECK(d.availability(seg) == 1);
+}
+
 TEST_CASE("download: requests in flight are capped across holders") {
     Download d(64, {.max_requests_per_peer = 4, .max_requests_total = 6, .pipeline_target = 0}, 8);
     for (PeerId p = 1; p <= 4; ++p) {

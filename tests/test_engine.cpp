@@ -1,6 +1,9 @@
 // core::Engine on its own: events in, actions out, no I/O.
 #include <doctest/doctest.h>
 
+#include <memory>
+#include <optional>
+
 #include "core/engine.hpp"
 #include "engine_support.hpp"
 
@@ -30,6 +33,28 @@ EngineConfig config(std::uint8_t self, Role role, const std::string& domain) {
 using testing::take;
 
 Bytes all_bits() { return Bitfield(kShape.segments, true).to_bytes(); }
+
+// An engine holding the whole patch, `peers` connected as ConnId 1, 2, ...
+std::unique_ptr<Engine> seeder(const EngineConfig& cfg, std::initializer_list<PeerIdentity> peers) {
+    auto e = std::make_unique<Engine>(cfg, 1);
+    e->add_patch(kId, kShape, Bitfield(kShape.segments, true), false, Instant{0});
+    std::uint64_t c = 0;
+    for (auto& p : peers) REQUIRE(e->conn_up(ConnId{++c}, p, false, Instant{0}));
+    e->actions().clear();
+    return e;
+}
+
+// Connection `c` asks for `seg` at `t`: nullopt if it is served, else the
+// reason of the refusal.
+std::optional<RejectReason> ask(Engine& e, std::uint64_t c, std::uint32_t seg, Millis t) {
+    e.actions().clear();
+    e.on_request(ConnId{c}, kId, Segment{seg}, Instant{t});
+    auto rej = take<act::SendReject>(e);
+    auto served = take<act::Serve>(e);
+    REQUIRE(rej.size() + served.size() == 1);
+    if (rej.empty()) return std::nullopt;
+    return rej[0].reason;
+}
 
 }  // namespace
 
@@ -150,21 +175,10 @@ TEST_CASE("engine: the origin hands a segment out once per reserve period") {
     auto cfg = config(1, Role::Origin, "core");
     cfg.origin_reserve = 2'000;
     cfg.superseed_reserve = 2'000;
-    Engine o(cfg, 1);
-    o.add_patch(kId, kShape, Bitfield(kShape.segments, true), false, Instant{0});
-    REQUIRE(o.conn_up(ConnId{1}, PeerIdentity{key(2), Role::Peer, "d1"}, false, Instant{0}));
-    REQUIRE(o.conn_up(ConnId{2}, PeerIdentity{key(3), Role::Peer, "d2"}, false, Instant{0}));
-    o.actions().clear();
-    o.on_request(ConnId{1}, kId, Segment{0}, Instant{0});
-    CHECK(take<act::Serve>(o).size() == 1);
-    o.actions().clear();
-    o.on_request(ConnId{2}, kId, Segment{0}, Instant{1'000});
-    auto rej = take<act::SendReject>(o);
-    REQUIRE(rej.size() == 1);
-    CHECK(rej[0].reason == RejectReason::Busy);
-    o.actions().clear();
-    o.on_request(ConnId{2}, kId, Segment{0}, Instant{2'001});
-    CHECK(take<act::Serve>(o).size() == 1);
+    auto o = seeder(cfg, {{key(2), Role::Peer, "d1"}, {key(3), Role::Peer, "d2"}});
+    CHECK(ask(*o, 1, 0, 0) == std::nullopt);
+    CHECK(ask(*o, 2, 0, 1'000) == RejectReason::Busy);
+    CHECK(ask(*o, 2, 0, 2'001) == std::nullopt);
 }
 
 TEST_CASE("engine: Data that was not asked for, or out of order, is dropped or ends the connection") {
@@ -229,24 +243,60 @@ TEST_CASE("engine: the origin's long reserve holds for a domain with a super-nod
     auto cfg = config(1, Role::Origin, "core");
     cfg.origin_reserve = 30'000;
     cfg.superseed_reserve = 2'000;
-    Engine o(cfg, 1);
-    o.add_patch(kId, kShape, Bitfield(kShape.segments, true), false, Instant{0});
-    REQUIRE(o.conn_up(ConnId{1}, PeerIdentity{key(2), Role::Peer, "d1"}, false, Instant{0}));
-    REQUIRE(o.conn_up(ConnId{2}, PeerIdentity{key(3), Role::Peer, "d2"}, false, Instant{0}));
-    o.actions().clear();
-    o.on_request(ConnId{1}, kId, Segment{0}, Instant{0});
-    REQUIRE(take<act::Serve>(o).size() == 1);
-    o.actions().clear();
+    auto o = seeder(cfg, {{key(2), Role::Peer, "d1"}, {key(3), Role::Peer, "d2"}});
+    CHECK(ask(*o, 1, 0, 0) == std::nullopt);
     // d2 has no super-node here: after the ordinary reserve it is served.
-    o.on_request(ConnId{2}, kId, Segment{0}, Instant{2'001});
-    CHECK(take<act::Serve>(o).size() == 1);
-    o.actions().clear();
+    CHECK(ask(*o, 2, 0, 2'001) == std::nullopt);
     // Once d2's super-node is connected, d2 waits the long reserve: the
     // segment reaches it through the super-nodes.
-    REQUIRE(o.conn_up(ConnId{3}, PeerIdentity{key(4), Role::Super, "d2"}, false, Instant{2'002}));
-    o.actions().clear();
-    o.on_request(ConnId{2}, kId, Segment{0}, Instant{4'100});
-    auto rej = take<act::SendReject>(o);
-    REQUIRE(rej.size() == 1);
-    CHECK(rej[0].reason == RejectReason::Busy);
+    REQUIRE(o->conn_up(ConnId{3}, PeerIdentity{key(4), Role::Super, "d2"}, false, Instant{2'002}));
+    CHECK(ask(*o, 2, 0, 4'100) == RejectReason::Busy);
+}
+
+TEST_CASE("engine: a device with a busy uplink hands a segment to one peer of its domain at a time") {
+    auto cfg = config(1, Role::Peer, "d1");
+    cfg.peer_pace = 1'500;
+    auto e = seeder(cfg, {{key(2), Role::Peer, "d1"}, {key(3), Role::Peer, "d1"}, {key(4), Role::Peer, "d2"}});
+    CHECK(ask(*e, 1, 0, 0) == std::nullopt);  // a whole segment now waits on the uplink
+    // A second peer of the domain asking for it: Later, not Busy (the holder
+    // has other segments for it); another segment is served at once.
+    CHECK(ask(*e, 2, 0, 1'000) == RejectReason::Later);
+    CHECK(ask(*e, 2, 1, 1'000) == std::nullopt);
+    // Another domain's device is not paced: the copy is its domain's import.
+    CHECK(ask(*e, 3, 0, 1'000) == std::nullopt);
+    // Once the pace has passed, the segment goes to the next peer.
+    CHECK(ask(*e, 2, 0, 2'600) == std::nullopt);
+}
+
+TEST_CASE("engine: a device whose uplink is idle, or with pacing off, serves every peer at once") {
+    for (Millis pace : {Millis{1'500}, Millis{0}}) {
+        CAPTURE(pace);
+        auto cfg = config(1, Role::Peer, "d1");
+        cfg.peer_pace = pace;
+        auto e = seeder(cfg, {{key(2), Role::Peer, "d1"}, {key(3), Role::Peer, "d1"}});
+        CHECK(ask(*e, 1, 0, 0) == std::nullopt);
+        if (pace) e->served(ConnId{1}, kId, Segment{0}, 0, Instant{100});  // through the uplink already
+        CHECK(ask(*e, 2, 0, 200) == std::nullopt);
+    }
+}
+
+TEST_CASE("engine: a device given an import share looks up other domains' holders at once, and only then") {
+    Engine dev(config(1, Role::Peer, "d1"), 5);
+    dev.add_patch(kId, kShape, Bitfield(kShape.segments), true, Instant{0});
+    REQUIRE(dev.conn_up(ConnId{1}, PeerIdentity{key(2), Role::Super, "d1"}, true, Instant{0}));
+    dev.tick(Instant{0});
+    auto first = take<act::Lookup>(dev);
+    REQUIRE_FALSE(first.empty());
+    for (auto& l : first) CHECK_FALSE(l.far);
+    dev.actions().clear();
+    Bitfield share(kShape.segments);
+    share.set(2);
+    dev.on_assign(ConnId{1}, kId, share.to_bytes(), Instant{100});
+    auto next = dev.next_deadline(Instant{100});
+    REQUIRE(next);
+    CHECK(next->ms <= 100);
+    dev.tick(Instant{100});
+    auto far = take<act::Lookup>(dev);
+    REQUIRE(far.size() == 1);
+    CHECK(far[0].far);
 }

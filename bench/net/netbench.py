@@ -386,7 +386,7 @@ class Bench:
                "--super-up-mbps", f"{rates['sup_up']:g}", "--super-slots", "64",
                "--origin-up-mbps", f"{rates['origin_up']:g}", "--origin-slots", "16",
                "--delay-local-ms", f"{a.intra_ms:g}", "--delay-remote-ms", f"{a.inter_ms:g}",
-               "--remote-peers", "no", "--seed", str(a.seed), "--plots", "no", "--out", out]
+               "--remote-peers", "yes", "--seed", str(a.seed), "--plots", "no", "--out", out]
         try:
             run(cmd, timeout=600, capture=True)
             j = json.load(open(os.path.join(out, "summary.json")))["models"]["p2p-locality"]
