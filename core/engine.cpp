@@ -213,6 +213,25 @@ void Engine::set_queued(Conn& k, std::uint64_t queued) {
     k.queued = queued;
 }
 
+// Windows of at least a second: bytes that left the buffers over the last
+// whole window, per ms.
+void Engine::sample_drain(Millis now) {
+    std::uint64_t drained = handed_ - std::min(handed_, buffered_);
+    if (drain_at_ == 0 || now < drain_at_ + 1'000) {
+        if (drain_at_ == 0) drain_at_ = std::max<Millis>(now, 1), drained_at_ = drained;
+        return;
+    }
+    drain_rate_ = static_cast<double>(drained - drained_at_) / static_cast<double>(now - drain_at_);
+    drain_at_ = now;
+    drained_at_ = drained;
+}
+
+Millis Engine::pace_for(const Patch& s) const {
+    if (drain_rate_ <= 0) return cfg_.peer_pace;
+    auto ms = static_cast<Millis>(1.5 * static_cast<double>(s.shape.segment_size) / drain_rate_);
+    return std::min(cfg_.peer_pace, ms);
+}
+
 void Engine::writable(ConnId c, std::uint64_t queued, Instant now) {
     if (Conn* k = conn(c)) set_queued(*k, queued);
     pump_uploads(now);
@@ -293,7 +312,8 @@ void Engine::on_request(ConnId c, const PatchId& p, Segment seg, Instant now) {
         return reject(RejectReason::Busy);
     // A device paces a segment toward its own domain (peer_pace).
     bool pace = s->paced && held && k->who.domain == cfg_.domain;
-    if (pace && buffered() >= s->shape.segment_size && !s->paced->allow(idx(seg), now.ms))
+    if (pace) sample_drain(now.ms);
+    if (pace && buffered() >= s->shape.segment_size && !s->paced->allow(idx(seg), now.ms, pace_for(*s)))
         return reject(RejectReason::Later);
     bool banned = s->stats.banned.count(k->who.key) != 0;
     bool priority = k->who.role == Role::Super;
@@ -524,6 +544,7 @@ void Engine::pump_uploads(Instant now) {
         k.reading += len;
         buffered_ += len;
         k.serving[{by_index_[pi], seg}] += len;
+        handed_ += len;
         total += len;
         out_.push_back(act::Serve{c, by_index_[pi], Segment{seg}, len});
         uploads_.sent(now.ms, len);

@@ -122,7 +122,9 @@ struct EngineConfig {
     // peer_pace ago is answered Later to the next one asking. The first copy
     // goes through sooner and its receiver passes it on, a tree instead of
     // one holder feeding every peer at once at a fraction of its rate each.
-    // About the time a segment takes through a device's uplink. 0 = off.
+    // The pace is 1.5 times the time a segment takes through the uplink at the
+    // rate measured over the last second (on a fast link, a few ms), at most
+    // peer_pace (also while nothing is measured yet). 0 = off.
     Millis peer_pace = 1'500;
     // Super-nodes coordinate their domain's import (core/import_shares.hpp):
     // each segment the domain lacks is fetched afar by one member. A member
@@ -370,6 +372,8 @@ private:
     bool forget_conn(ConnId c);
     bool wants_downloading(const Patch& s) const { return s.dl && !s.dl->complete() && !s.paused; }
     std::uint64_t buffered() const { return buffered_; }
+    void sample_drain(Millis now);
+    Millis pace_for(const Patch& s) const;
     void set_queued(Conn& k, std::uint64_t queued);
     void serve_done(ConnId c, const PatchId& p, Segment seg);
     static std::uint64_t cookie(const Patch& s, std::uint32_t seg) { return std::uint64_t{s.index} << 32 | seg; }
@@ -387,6 +391,12 @@ private:
     std::vector<Action> steps_;
     std::vector<Holder> supers_;  // the own domain's super-nodes the driver knows of
     std::uint64_t buffered_ = 0;  // queued + reading over every connection
+    // The uplink's drain rate (peer_pace): segment bytes handed out, and the
+    // bytes gone from the buffers by the start of the current window.
+    std::uint64_t handed_ = 0;
+    Millis drain_at_ = 0;
+    std::uint64_t drained_at_ = 0;
+    double drain_rate_ = 0;  // bytes per ms over the last whole window
 };
 
 }  // namespace ps::core
