@@ -417,7 +417,7 @@ private:
             if (it != pipes_.end()) {
                 if (it->second.flow != kNone)
                     hosts_[a].uploaded += static_cast<std::uint64_t>(net_->finish(it->second.flow, now_));
-                pipes_.erase(it);
+                drop_pipe(it);
             }
             auto& v = hosts_[a].conns;
             std::erase(v, b);
@@ -466,7 +466,12 @@ private:
     // ---- serving ----
     void serve(std::uint32_t y, std::uint32_t r, std::uint32_t seg) {
         auto key = pipe_key(y, r);
-        Pipe& c = pipes_[key];
+        auto [slot, fresh] = pipes_.try_emplace(key);
+        Pipe& c = slot->second;
+        if (fresh && !spare_chunks_.empty()) {  // a drained pipe's vector, its capacity kept
+            c.segs = std::move(spare_chunks_.back());
+            spare_chunks_.pop_back();
+        }
         auto total = static_cast<std::uint32_t>(seg_bytes(seg));
         for (std::uint32_t off = 0; off < total; off += kChunk) c.segs.push_back({seg, off, std::min(kChunk, total - off)});
         c.queued += total;
@@ -476,6 +481,13 @@ private:
             flow_pipe_[c.flow] = key;
         }
         hosts_[y].eng->served(core::ConnId{r}, kPatch, core::Segment{seg}, c.queued, at());
+    }
+
+    // Pipes come and go with nearly every segment served: their chunk vectors are reused.
+    void drop_pipe(std::unordered_map<std::uint64_t, Pipe>::iterator it) {
+        it->second.segs.clear();
+        spare_chunks_.push_back(std::move(it->second.segs));
+        pipes_.erase(it);
     }
 
     void flow_done(std::uint32_t f, std::uint32_t version) {
@@ -492,7 +504,7 @@ private:
             net_->continue_with(f, static_cast<double>(c.segs[c.head].len), now_);
         } else {
             net_->finish(f, now_);
-            pipes_.erase(it);
+            drop_pipe(it);
         }
         send(y, r, Msg{Msg::Data, 0, 0, ch.seg, 0, {}, ch.off, ch.len});
         if (hosts_[y].eng) {
@@ -604,6 +616,7 @@ private:
     Dir peers_dir_;         // listed devices, all domains
     Dir supers_dir_;        // listed super-nodes (the cross-domain key)
     std::unordered_map<std::uint64_t, Pipe> pipes_;  // (holder, receiver); only looked up, never walked
+    std::vector<std::vector<Chunk>> spare_chunks_;  // drained pipes' vectors
     std::vector<std::uint64_t> flow_pipe_;
     std::deque<Msg> msgs_;  // on their way: message id msg_base_ + i, Delivered once delivered
     std::uint32_t msg_base_ = 0, next_msg_ = 0;

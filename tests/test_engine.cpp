@@ -249,4 +249,9 @@ TEST_CASE("engine: the origin's long reserve holds for a domain with a super-nod
     auto rej = take<act::SendReject>(o);
     REQUIRE(rej.size() == 1);
     CHECK(rej[0].reason == RejectReason::Busy);
+    // The super-node gone, d2 has the ordinary reserve again.
+    o.conn_down(ConnId{3}, Instant{4'200});
+    o.actions().clear();
+    o.on_request(ConnId{2}, kId, Segment{0}, Instant{4'300});
+    CHECK(take<act::Serve>(o).size() == 1);
 }
