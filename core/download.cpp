@@ -122,6 +122,14 @@ bool Download::is_requested(PeerId peer, std::uint32_t seg) const {
     return false;
 }
 
+void Download::requesters(std::uint32_t seg, std::vector<PeerId>& out) const {
+    out.clear();
+    if (seg >= in_flight_.size()) return;
+    for (auto& f : in_flight_[seg]) out.push_back(f.peer);
+    std::sort(out.begin(), out.end());
+    out.erase(std::unique(out.begin(), out.end()), out.end());
+}
+
 void Download::drop_request(PeerId peer, std::uint32_t seg) {
     auto& v = in_flight_[seg];
     for (auto it = v.begin(); it != v.end(); ++it) {
@@ -276,7 +284,7 @@ bool Download::open_slots(Millis now) {
         p.usable_now = !p.banned && p.backoff_until <= now && rung_open[static_cast<int>(p.cls)];
         if (!p.usable_now || p.in_flight >= p.pipe) continue;
         ++open_;
-        auto& w = p.have.words();
+        auto w = p.have.words();
         for (std::size_t i = 0; i < w.size(); ++i) askable_[i] |= w[i];
     }
     return slots_left();
@@ -346,7 +354,7 @@ void Download::pump(Millis now, std::vector<Action>& out) {
     // Segments nobody is fetching (that a holder with a free slot has),
     // rarest first, random tie-break.
     scratch_.clear();
-    auto& held = held_.words();
+    auto held = held_.words();
     for (std::size_t i = 0; i < held.size(); ++i)
         for (std::uint64_t w = askable_[i] & ~held[i] & ~asked_[i]; w; w &= w - 1) {
             auto s = static_cast<std::uint32_t>(i * 64 + std::countr_zero(w));

@@ -192,6 +192,8 @@ public:
     // Whether `peer` told us it holds `seg`.
     bool peer_holds(PeerId peer, std::uint32_t seg) const;
     bool in_flight(std::uint32_t seg) const { return seg < in_flight_.size() && !in_flight_[seg].empty(); }
+    // The holders `seg` is asked of now, by id (into `out`, cleared first).
+    void requesters(std::uint32_t seg, std::vector<PeerId>& out) const;
     std::uint32_t in_flight() const { return in_flight_total_; }
     // What `peer` has been delivering to us, bytes per second (0: not measured).
     double rate_of(PeerId peer) const;

@@ -147,8 +147,11 @@ bool Engine::conn_up(ConnId c, const PeerIdentity& who, bool we_dialed, Instant 
         by_key_.erase(dup);
         closing(old, CloseWhy::Duplicate, "duplicate connection");
     }
-    Conn& k = conns_[c];
+    auto [slot, fresh] = conns_.try_emplace(c);
+    Conn& k = slot->second;
+    if (!fresh) count_conn(k.who, -1);
     k.who = who;
+    count_conn(who, +1);
     k.cls = classify_holder(who.role, who.domain);
     k.we_dialed = we_dialed;
     by_key_[who.key] = c;
@@ -171,8 +174,17 @@ bool Engine::forget_conn(ConnId c) {
     uploads_.peer_gone(raw(c));
     assigner_gone(c);
     buffered_ -= it->second.queued + it->second.reading;
+    count_conn(it->second.who, -1);
     conns_.erase(it);
     return true;
+}
+
+void Engine::count_conn(const PeerIdentity& who, int by) {
+    if (who.role == Role::Peer && who.domain == cfg_.domain) own_devices_ += static_cast<std::uint64_t>(by);
+    if (who.role != Role::Super) return;
+    auto [it, fresh] = supers_by_domain_.try_emplace(who.domain, 0);
+    it->second += static_cast<std::uint32_t>(by);
+    if (it->second == 0) supers_by_domain_.erase(it);
 }
 
 void Engine::closing(ConnId c, CloseWhy why, std::string reason) {

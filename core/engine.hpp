@@ -200,20 +200,69 @@ using EngineAction = std::variant<act::SendHave, act::SendHaveOne, act::SendRequ
                                   act::SendAssign, act::Serve, act::Store, act::Dial, act::Close, act::Lookup, act::Announce,
                                   act::Banned, act::Completed>;
 
-// A connection's handful of patch ids (told, heard, full): a flat vector used
-// as a set, with no tree node per entry.
-class PatchSet {
-public:
-    bool count(const PatchId& p) const { return std::find(ids_.begin(), ids_.end(), p) != ids_.end(); }
-    bool insert(const PatchId& p) {  // false: it was in already
-        if (count(p)) return false;
-        ids_.push_back(p);
+// Orders 32-byte keys (node keys, patch ids) exactly as std::array's
+// operator< does, byte by byte, but as four 64-bit compares inlined where the
+// engine's maps look keys up (on nearly every event) instead of a memcmp call.
+struct KeyLess {
+    static std::uint64_t word(const std::uint8_t* p) {
+        std::uint64_t w = 0;
+        for (int i = 0; i < 8; ++i) w = w << 8 | p[i];  // big-endian: the first byte counts most
+        return w;
+    }
+    static bool equal(const Hash32& a, const Hash32& b) {
+        for (std::size_t i = 0; i < 32; i += 8)
+            if (word(a.data() + i) != word(b.data() + i)) return false;
         return true;
     }
-    void erase(const PatchId& p) { std::erase(ids_, p); }
+    bool operator()(const Hash32& a, const Hash32& b) const {
+        for (std::size_t i = 0; i < 32; i += 8) {
+            std::uint64_t x = word(a.data() + i), y = word(b.data() + i);
+            if (x != y) return x < y;
+        }
+        return false;
+    }
+    // (patch, segment) pairs, ordered as std::pair's operator< orders them.
+    bool operator()(const std::pair<Hash32, std::uint32_t>& a, const std::pair<Hash32, std::uint32_t>& b) const {
+        if ((*this)(a.first, b.first)) return true;
+        if ((*this)(b.first, a.first)) return false;
+        return a.second < b.second;
+    }
+};
+
+// A connection's handful of patch ids (told, heard, full), used as a set: the
+// first one inline (a node mostly serves one patch, and connections come and
+// go by the thousand), any further ones in a flat vector.
+class PatchSet {
+public:
+    bool count(const PatchId& p) const {
+        if (!has_first_) return false;
+        if (KeyLess::equal(first_, p)) return true;
+        return std::any_of(rest_.begin(), rest_.end(), [&](const PatchId& q) { return KeyLess::equal(q, p); });
+    }
+    bool insert(const PatchId& p) {  // false: it was in already
+        if (count(p)) return false;
+        if (!has_first_) {
+            first_ = p;
+            has_first_ = true;
+        } else {
+            rest_.push_back(p);
+        }
+        return true;
+    }
+    void erase(const PatchId& p) {
+        if (!has_first_) return;
+        if (!KeyLess::equal(first_, p)) return (void)std::erase(rest_, p);
+        has_first_ = !rest_.empty();
+        if (has_first_) {
+            first_ = rest_.back();
+            rest_.pop_back();
+        }
+    }
 
 private:
-    std::vector<PatchId> ids_;
+    bool has_first_ = false;
+    PatchId first_{};
+    std::vector<PatchId> rest_;
 };
 
 class Engine {
@@ -314,7 +363,7 @@ private:
         PatchSet full;   // patches the peer holds whole: no HaveOne for them
         std::uint64_t queued = 0;     // bytes the driver reports queued on it
         std::uint64_t reading = 0;    // bytes of Serves not yet carried out
-        std::map<std::pair<PatchId, std::uint32_t>, std::uint32_t> serving;  // those Serves
+        std::map<std::pair<PatchId, std::uint32_t>, std::uint32_t, KeyLess> serving;  // those Serves
     };
     struct Patch {
         PatchShape shape;
@@ -369,6 +418,7 @@ private:
     void announce(const PatchId& id, Patch& s, Instant now);
     void lookup(const PatchId& id, Patch& s, Instant now);
     void closing(ConnId c, CloseWhy why, std::string reason);
+    void count_conn(const PeerIdentity& who, int by);
     bool forget_conn(ConnId c);
     bool wants_downloading(const Patch& s) const { return s.dl && !s.dl->complete() && !s.paused; }
     std::uint64_t buffered() const { return buffered_; }
@@ -381,9 +431,9 @@ private:
     EngineConfig cfg_;
     Rng rng_;
     std::map<ConnId, Conn> conns_;
-    std::map<NodeKey, ConnId> by_key_;
-    std::map<NodeKey, SourceClass> dialing_;  // dials under way, by the key expected
-    std::map<PatchId, Patch> patches_;
+    std::map<NodeKey, ConnId, KeyLess> by_key_;
+    std::map<NodeKey, SourceClass, KeyLess> dialing_;  // dials under way, by the key expected
+    std::map<PatchId, Patch, KeyLess> patches_;
     std::vector<PatchId> by_index_;
     Uploads uploads_;
     TokenBucket download_bucket_;
@@ -397,6 +447,11 @@ private:
     Millis drain_at_ = 0;
     std::uint64_t drained_at_ = 0;
     double drain_rate_ = 0;  // bytes per ms over the last whole window
+    // Counts over conns_ kept as connections come and go, so that a request
+    // does not walk every connection (the origin and super-nodes have thousands):
+    std::uint64_t own_devices_ = 0;  // devices of the own domain (outruns_devices)
+    std::map<std::string, std::uint32_t, std::less<>> supers_by_domain_;  // super-nodes, by domain (reserve_for)
+    std::vector<PeerId> requesters_;  // prefer_nearby()'s scratch
 };
 
 }  // namespace ps::core

@@ -52,8 +52,14 @@ void Engine::coordinate(const PatchId& id, Patch& s, Instant now) {
 // segment is fetched nearby instead (one import per domain, not two).
 void Engine::prefer_nearby(const PatchId& id, Patch& s, std::uint32_t seg) {
     if (!s.dl->in_flight(seg)) return;  // the common case: nothing to take back
-    for (auto& [c, k] : conns_) {
-        if (k.cls < SourceClass::OtherDomain || !s.dl->is_requested(raw(c), seg) || s.storing.count({c, seg})) continue;
+    // The connections it is asked of, in connection order (as conns_ orders them).
+    s.dl->requesters(seg, requesters_);
+    for (PeerId p : requesters_) {
+        ConnId c{p};
+        auto it = conns_.find(c);
+        if (it == conns_.end()) continue;
+        const Conn& k = it->second;
+        if (k.cls < SourceClass::OtherDomain || !s.dl->is_requested(p, seg) || s.storing.count({c, seg})) continue;
         auto got = s.partial.find({c, seg});
         if (got != s.partial.end() && std::uint64_t{got->second} * 2 >= s.shape.length(seg)) continue;
         steps_.clear();
@@ -78,9 +84,7 @@ double Engine::self_weight(const Patch& s, const std::vector<ConnId>& devices) c
 // devices of the domain connected to us could upload together.
 bool Engine::outruns_devices() const {
     if (!cfg_.uplink_capacity || !cfg_.device_uplink) return false;
-    std::uint64_t devices = 0;
-    for (auto& [c, k] : conns_) devices += k.who.role == Role::Peer && k.who.domain == cfg_.domain;
-    return cfg_.uplink_capacity >= devices * cfg_.device_uplink;
+    return cfg_.uplink_capacity >= own_devices_ * cfg_.device_uplink;
 }
 
 // The origin's long reserve counts on a segment reaching a domain through
@@ -90,9 +94,7 @@ bool Engine::outruns_devices() const {
 Millis Engine::reserve_for(const Conn& k) const {
     if (cfg_.role != Role::Origin) return cfg_.superseed_reserve;
     if (k.who.role == Role::Super) return cfg_.origin_reserve;
-    for (auto& [c, o] : conns_)
-        if (o.who.role == Role::Super && o.who.domain == k.who.domain) return cfg_.origin_reserve;
-    return cfg_.superseed_reserve;
+    return supers_by_domain_.contains(k.who.domain) ? cfg_.origin_reserve : cfg_.superseed_reserve;
 }
 
 void Engine::coordinate_all(Instant now) {

@@ -46,8 +46,11 @@ public:
         bool operator<(const Event& o) const { return t != o.t ? t < o.t : key < o.key; }
     };
 
+    static Event make(Time t, std::uint8_t kind, std::uint32_t id, std::uint32_t aux = 0) {
+        return Event{t, std::uint64_t{kind} << 60 | std::uint64_t{id} << kAuxBits | (aux & kAuxMask)};
+    }
     void push(Time t, std::uint8_t kind, std::uint32_t id, std::uint32_t aux = 0) {
-        Event e{t, std::uint64_t{kind} << 60 | std::uint64_t{id} << kAuxBits | (aux & kAuxMask)};
+        Event e = make(t, kind, id, aux);
         std::size_t i = heap_.size();
         heap_.push_back(e);
         while (i > 0) {
@@ -61,6 +64,7 @@ public:
     bool empty() const { return heap_.empty(); }
     std::size_t size() const { return heap_.size(); }
     Time next_time() const { return heap_.front().t; }
+    const Event& top() const { return heap_.front(); }
     Event pop() {
         Event top = heap_.front();
         Event last = heap_.back();

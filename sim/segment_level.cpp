@@ -124,19 +124,27 @@ public:
         // Engines keep deadlines while they seed (record refreshes), so the
         // run ends when every device has its copy, or a week of simulated
         // time after the last request if some never do.
-        const Time give_up = (n_ ? arr.at[arr.order[n_ - 1]] : 0) + to_time(7 * 24 * 3600.0);
+        give_up_ = (n_ ? arr.at[arr.order[n_ - 1]] : 0) + to_time(7 * 24 * 3600.0);
+        flush_sends();
         run_events(
             q_, arr.order, [&arr](std::uint32_t d) { return arr.at[d]; }, now_, events_,
-            [this](std::uint32_t d) { arrive(d); },
+            [this](std::uint32_t d) {
+                arrive(d);
+                flush_sends();
+            },
             [this](std::uint8_t kind, std::uint32_t id, std::uint32_t aux) {
                 switch (kind) {
                     case kFlowDone: flow_done(id, aux); break;
-                    case kDeliver: deliver(id); break;
+                    case kDeliver: deliver_run(id, aux); break;
                     case kDeadline: deadline(id); break;
                     case kWake: wake(id); break;
                 }
+                flush_sends();
             },
-            [&](bool arrivals_left) { return (arrivals_left || completed_ < n_) && now_ <= give_up; });
+            [this](bool arrivals_left) {
+                arrivals_left_ = arrivals_left;
+                return go_on();
+            });
         return finish();
     }
 
@@ -349,12 +357,47 @@ private:
         after(x, true);
     }
 
+    // The run loop's stop condition (checked before each event).
+    bool go_on() const { return (arrivals_left_ || completed_ < n_) && now_ <= give_up_; }
+
+    // Messages due at the same time with consecutive ids (a HaveOne to every
+    // peer, say) go into the queue as one event: ids first..first+aux. Nothing
+    // else can sort between them (the queue orders by time, kind, id, and
+    // later messages get larger ids), so they run in the order they would as
+    // single events; deliver_run() checks for events of other kinds pushed at
+    // the same time meanwhile, and counts each message as an event.
     void send(std::uint32_t from, std::uint32_t to, Msg m, Time extra = 0) {
         m.from = from;
         m.to = to;
         std::uint32_t id = next_msg_++;  // == msg_base_ + msgs_.size()
         msgs_.push_back(std::move(m));
-        q_.push(now_ + extra + delay(from, to), kDeliver, id);
+        Time t = now_ + extra + delay(from, to);
+        if (run_len_ > 0 && t == run_t_ && run_len_ <= EventQueue::kAuxMask) {
+            ++run_len_;
+            return;
+        }
+        flush_sends();
+        run_t_ = t;
+        run_first_ = id;
+        run_len_ = 1;
+    }
+    void flush_sends() {
+        if (run_len_ == 0) return;
+        q_.push(run_t_, kDeliver, run_first_, run_len_ - 1);
+        run_len_ = 0;
+    }
+    void deliver_run(std::uint32_t first, std::uint32_t more) {
+        deliver(first);
+        for (std::uint32_t k = 1; k <= more; ++k) {
+            std::uint32_t id = first + k;
+            // Stop where the single events would have been interrupted: an
+            // earlier event pushed meanwhile, or the run's end.
+            if (!q_.empty() && q_.top() < EventQueue::make(now_, kDeliver, id))
+                return q_.push(now_, kDeliver, id, more - k);
+            if (!go_on()) return;
+            ++events_;
+            deliver(id);
+        }
     }
 
     void carry_out(std::uint32_t x, core::EngineAction& action, bool ticking) {
@@ -428,7 +471,7 @@ private:
             if (it != pipes_.end()) {
                 if (it->second.flow != kNone)
                     hosts_[a].uploaded += static_cast<std::uint64_t>(net_->finish(it->second.flow, now_));
-                pipes_.erase(it);
+                drop_pipe(it);
             }
             auto& v = hosts_[a].conns;
             std::erase(v, b);
@@ -477,7 +520,12 @@ private:
     // ---- serving ----
     void serve(std::uint32_t y, std::uint32_t r, std::uint32_t seg) {
         auto key = pipe_key(y, r);
-        Pipe& c = pipes_[key];
+        auto [slot, fresh] = pipes_.try_emplace(key);
+        Pipe& c = slot->second;
+        if (fresh && !spare_chunks_.empty()) {  // a drained pipe's vector, its capacity kept
+            c.segs = std::move(spare_chunks_.back());
+            spare_chunks_.pop_back();
+        }
         auto total = static_cast<std::uint32_t>(seg_bytes(seg));
         for (std::uint32_t off = 0; off < total; off += kChunk) c.segs.push_back({seg, off, std::min(kChunk, total - off)});
         c.queued += total;
@@ -487,6 +535,13 @@ private:
             flow_pipe_[c.flow] = key;
         }
         hosts_[y].eng->served(core::ConnId{r}, kPatch, core::Segment{seg}, c.queued, at());
+    }
+
+    // Pipes come and go with nearly every segment served: their chunk vectors are reused.
+    void drop_pipe(std::unordered_map<std::uint64_t, Pipe>::iterator it) {
+        it->second.segs.clear();
+        spare_chunks_.push_back(std::move(it->second.segs));
+        pipes_.erase(it);
     }
 
     void flow_done(std::uint32_t f, std::uint32_t version) {
@@ -504,7 +559,7 @@ private:
             net_->continue_with(f, static_cast<double>(c.segs[c.head].len), now_);
         } else {
             net_->finish(f, now_);
-            pipes_.erase(it);
+            drop_pipe(it);
         }
         send(y, r, Msg{Msg::Data, 0, 0, ch.seg, 0, {}, ch.off, ch.len});
         if (hosts_[y].eng) {
@@ -635,7 +690,10 @@ private:
     Rng seeds_;
     EventQueue q_;
     std::optional<FlowNet> net_;
-    Time now_ = 0, last_done_ = 0;
+    Time now_ = 0, last_done_ = 0, give_up_ = 0;
+    bool arrivals_left_ = true;
+    Time run_t_ = 0;  // send(): the messages not yet queued, ids run_first_.. (run_len_ of them)
+    std::uint32_t run_first_ = 0, run_len_ = 0;
     std::uint64_t events_ = 0;
 
     std::vector<Host> hosts_;
@@ -646,6 +704,7 @@ private:
     Dir peers_dir_;         // listed devices, all domains
     Dir supers_dir_;        // listed super-nodes (the cross-domain key)
     std::unordered_map<std::uint64_t, Pipe> pipes_;  // (holder, receiver); only looked up, never walked
+    std::vector<std::vector<Chunk>> spare_chunks_;  // drained pipes' vectors
     std::vector<std::uint64_t> flow_pipe_;
     std::deque<Msg> msgs_;  // on their way: message id msg_base_ + i, Delivered once delivered
     std::uint32_t msg_base_ = 0, next_msg_ = 0;

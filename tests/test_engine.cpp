@@ -251,6 +251,9 @@ TEST_CASE("engine: the origin's long reserve holds for a domain with a super-nod
     // segment reaches it through the super-nodes.
     REQUIRE(o->conn_up(ConnId{3}, PeerIdentity{key(4), Role::Super, "d2"}, false, Instant{2'002}));
     CHECK(ask(*o, 2, 0, 4'100) == RejectReason::Busy);
+    // The super-node gone, d2 has the ordinary reserve again.
+    o->conn_down(ConnId{3}, Instant{4'200});
+    CHECK(ask(*o, 2, 0, 4'300) == std::nullopt);
 }
 
 TEST_CASE("engine: a device with a busy uplink hands a segment to one peer of its domain at a time") {

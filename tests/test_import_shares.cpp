@@ -234,3 +234,27 @@ TEST_CASE("engine: an empty Assign releases a device, which decides alone again"
     for (Millis t = 10'000; t < 20'000; t += 100) dev.tick(Instant{t});
     CHECK_FALSE(take<act::SendRequest>(dev).empty());  // to the origin, nothing coming from the domain
 }
+
+TEST_CASE("engine: a super-node spares its busy uplink while its devices outrun it, not once enough of them left") {
+    auto cfg = config(10, Role::Super, "d1");
+    cfg.uplink_capacity = 2'000'000;
+    cfg.device_uplink = 1'000'000;  // the uplink is worth two devices
+    cfg.superseed_reserve = 10'000;
+    Engine sup(cfg, 1);
+    sup.add_patch(kId, kShape, Bitfield(kSegs, true), false, Instant{0});
+    for (std::uint8_t d = 1; d <= 3; ++d) REQUIRE(sup.conn_up(ConnId{d}, {key(d), Role::Peer, "d1"}, false, Instant{0}));
+    sup.actions().clear();
+    sup.on_request(ConnId{1}, kId, Segment{0}, Instant{0});
+    REQUIRE(take<act::Serve>(sup).size() == 1);  // still being read: the uplink is busy
+    sup.actions().clear();
+    // Three devices outrun the uplink: the segment waits for its reserve period.
+    sup.on_request(ConnId{2}, kId, Segment{0}, Instant{100});
+    auto rej = take<act::SendReject>(sup);
+    REQUIRE(rej.size() == 1);
+    CHECK(rej[0].reason == RejectReason::Busy);
+    // With two left, the uplink carries as much as they could: it serves.
+    sup.conn_down(ConnId{3}, Instant{200});
+    sup.actions().clear();
+    sup.on_request(ConnId{2}, kId, Segment{0}, Instant{300});
+    CHECK(take<act::Serve>(sup).size() == 1);
+}
