@@ -161,8 +161,9 @@ TEST_CASE("daemon policy: below the free-disk minimum no new download starts, an
     Swarm s(d);
     s.start("origin", "origin", "core");
     std::string cfg = write_config(d, "dev", "[policy]\nmin_free_disk = \"1000000T\"\n");
-    s.start("dev", "peer", "east", {"--config", cfg, "--start-delay", "0s"});
+    s.start("dev", "peer", "east", {"--config", cfg, "--start-delay", "0s", "--metrics", "127.0.0.1:0"});
     s.wait_connected({"dev"}, 1);
+    auto mport = static_cast<std::uint16_t>(std::stoi(field(slurp(d / "dev.out"), "metrics").substr(10)));
     s.publish("plain", 1024 * 1024 + 1, 61, /*mandatory=*/false);
     auto r = ctl(s.sock("dev"), "add", {{"name", "plain"}});
     CHECK_FALSE(r.value("ok", true));
@@ -171,6 +172,9 @@ TEST_CASE("daemon policy: below the free-disk minimum no new download starts, an
     auto p = ctl(s.sock("dev"), "status")["node"]["policy"];
     CHECK(p.value("caching_refused", 0) == 1);
     CHECK(p.value("caching_refused_last", "").find("plain v1: ") == 0);
+    auto metrics = http_get(mport, "GET /metrics HTTP/1.0\r\n\r\n");
+    CHECK(sample(metrics, "patchswarm_policy_downloads_refused_total") == 1u);
+    CHECK(sample(metrics, "patchswarm_policy_uploads_refused") == 0u);
     // An urgent patch is fetched all the same.
     s.publish("hot", 1024 * 1024 + 2, 62, false, true, 1, {"--urgent"});
     CHECK(wait_for([&] { return complete(s.sock("dev"), "hot"); }, 20'000));
