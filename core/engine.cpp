@@ -337,6 +337,17 @@ void Engine::on_request(ConnId c, const PatchId& p, Segment seg, Instant now) {
         case Uploads::Verdict::Busy: return reject(RejectReason::Busy);
         case Uploads::Verdict::NotHeld: return reject(RejectReason::NotHeld);
         case Uploads::Verdict::Banned: return reject(RejectReason::Banned);
+        case Uploads::Verdict::Paused: ++refused_by_policy_; return reject(RejectReason::Busy);
+    }
+}
+
+void Engine::set_uploads_refused(bool refused) {
+    for (auto& item : uploads_.set_paused(refused)) {
+        auto pi = static_cast<std::uint32_t>(item.what >> 32);
+        if (pi >= by_index_.size() || !patch(by_index_[pi])) continue;
+        ++refused_by_policy_;
+        out_.push_back(act::SendReject{ConnId{item.peer}, by_index_[pi], Segment{static_cast<std::uint32_t>(item.what)},
+                                       RejectReason::Busy});
     }
 }
 

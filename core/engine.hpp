@@ -279,6 +279,13 @@ public:
     void resume(const PatchId& id, Instant now);
     void set_rates(Instant now, std::uint64_t upload, std::uint64_t download);
     void set_upload_slots(std::uint32_t slots);
+    // A device policy (battery, metered link, monthly cap) refuses uploads:
+    // every request is answered busy, so the requester turns to another
+    // holder, and what was queued is answered busy at once.
+    void set_uploads_refused(bool refused);
+    bool uploads_refused() const { return uploads_.paused(); }
+    // Requests answered busy because of it, since start.
+    std::uint64_t refused_by_policy() const { return refused_by_policy_; }
 
     // ---- connections ----
     // The handshake with `peer` completed. A second connection to the same
@@ -436,6 +443,7 @@ private:
     std::map<PatchId, Patch, KeyLess> patches_;
     std::vector<PatchId> by_index_;
     Uploads uploads_;
+    std::uint64_t refused_by_policy_ = 0;
     TokenBucket download_bucket_;
     std::vector<EngineAction> out_;
     std::vector<Action> steps_;

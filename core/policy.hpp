@@ -90,7 +90,7 @@ public:
         std::uint64_t what;  // the driver's cookie (which patch, which segment)
         bool operator==(const Item&) const = default;
     };
-    enum class Verdict { Queued, Busy, NotHeld, Banned };
+    enum class Verdict { Queued, Busy, NotHeld, Banned, Paused };
 
     explicit Uploads(Config cfg = {}) : cfg_(cfg) {}
     void set_config(Config cfg) { cfg_ = cfg; }
@@ -99,6 +99,7 @@ public:
     Verdict request(PeerId peer, std::uint64_t what, bool held, bool banned, bool priority = false) {
         if (banned) return Verdict::Banned;
         if (!held) return Verdict::NotHeld;
+        if (paused_) return Verdict::Paused;
         auto it = queues_.find(peer);
         if (it == queues_.end()) {
             std::uint32_t open = priority ? cfg_.slots : cfg_.slots - std::min(cfg_.slots, cfg_.reserved_for_priority);
@@ -120,6 +121,21 @@ public:
         if (it->second.empty()) queues_.erase(it);
     }
     void peer_gone(PeerId peer) { queues_.erase(peer); }
+
+    // While paused (a device policy refuses uploads: core/device_policy.hpp)
+    // every request is answered Paused and nothing is served. Pausing hands
+    // back what was queued, so that the driver can tell those peers to go
+    // elsewhere at once.
+    std::vector<Item> set_paused(bool paused) {
+        std::vector<Item> dropped;
+        if (paused && !paused_)
+            for (auto& [peer, q] : queues_)
+                for (auto what : q) dropped.push_back({peer, what});
+        if (paused) queues_.clear();
+        paused_ = paused;
+        return dropped;
+    }
+    bool paused() const { return paused_; }
 
     // The next request to serve: round-robin over peers that `writable` accepts,
     // nothing while the rate limit is overdrawn. The driver then calls sent().
@@ -154,6 +170,7 @@ private:
     TokenBucket bucket_;
     std::map<PeerId, std::deque<std::uint64_t>> queues_;  // ordered: fair turn order is deterministic
     PeerId cursor_ = 0;
+    bool paused_ = false;
 };
 
 // Super-seeding, for the origin: hand out each segment once, and again only

@@ -1,5 +1,5 @@
 // Commands that talk to a running node over its control socket (node/control.hpp):
-// status, list, add, pause, resume, remove, reload, and `fetch --daemon`.
+// status, list, add, pause, resume, remove, reload, policy, and `fetch --daemon`.
 #include <nlohmann/json.hpp>
 
 #include <unistd.h>
@@ -9,7 +9,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <map>
 #include <thread>
+#include <tuple>
 
 #include "node/cli.hpp"
 #include "node/config.hpp"
@@ -137,6 +139,14 @@ void print_status(const json& j) {
     if (n.contains("warnings"))
         for (auto& w : n["warnings"]) std::printf("warning: %s\n", w.get<std::string>().c_str());
     std::printf("\n");
+    if (j.contains("waiting"))
+        for (auto& w : j["waiting"])
+            std::printf("%s v%llu waiting for wave (%s): position %.1f%%, wave now %.1f%%, %s\n",
+                        w.value("name", "").c_str(), static_cast<unsigned long long>(w.value("version", 0ull)),
+                        w.value("waves", "").c_str(), 100 * w.value("wave_position", 0.0),
+                        100 * w.value("wave_fraction", 0.0),
+                        w["turn_at"].is_null() ? "its turn comes only when the operator widens the wave"
+                                               : ("its turn at " + w.value("turn_at_utc", "")).c_str());
     auto& ps = j["patches"];
     if (ps.empty()) {
         std::printf("no patches\n");
@@ -187,10 +197,15 @@ int run_list(const SocketArgs& s, bool as_json) {
         std::printf("%s\n", (*j)["patches"].dump(2).c_str());
         return 0;
     }
-    for (auto& p : (*j)["patches"])
+    for (auto& p : (*j)["patches"]) {
+        // A patch waiting for its wave has no file yet; it says when its turn comes.
+        std::string out = p.value("out", "");
+        if (p.contains("turn_at"))
+            out = p["turn_at"].is_null() ? "until the operator widens the wave" : "until " + p.value("turn_at_utc", "");
         std::printf("%s  %-20s v%-6llu %-11s %5.1f%%  %s\n", p.value("id", "").substr(0, 16).c_str(),
                     p.value("name", "").c_str(), static_cast<unsigned long long>(p.value("version", 0ull)),
-                    p.value("state", "").c_str(), 100.0 * p.value("progress", 0.0), p.value("out", "").c_str());
+                    p.value("state", "").c_str(), 100.0 * p.value("progress", 0.0), out.c_str());
+    }
     return 0;
 }
 
@@ -346,6 +361,43 @@ int run_rollout(const SocketArgs& s, const std::string& name, std::uint64_t vers
     }
 }
 
+// `policy`: the vendor tells a running node the device's state; it prints what
+// the device policies allow now.
+void add_policy_command(CLI::App& app, Commands& out) {
+    auto* sub = app.add_subcommand("policy", "Tell a running node the device's battery, power and metered state, "
+                                             "and show what its device policies allow now");
+    auto s = std::make_shared<SocketArgs>();
+    auto args = std::make_shared<std::map<std::string, std::string>>();
+    auto as_json = std::make_shared<bool>(false);
+    s->add_to(sub);
+    for (auto [flag, key, help] : {std::tuple{"--battery", "battery", "Battery level in percent, or 'unknown'"},
+                                   std::tuple{"--on-ac", "on_ac", "yes: on mains power; no: on battery"},
+                                   std::tuple{"--metered", "metered", "yes: the link is metered (no uploads unless allowed)"}})
+        sub->add_option_function<std::string>(flag, [args, key = std::string(key)](const std::string& v) { (*args)[key] = v; }, help);
+    sub->add_flag("--json", *as_json, "Print JSON");
+    out.emplace_back(sub, [s, args, as_json] {
+        auto j = call_once(*s, "policy", *args);
+        if (!j) return fail("policy", j.error());
+        auto& p = (*j)["policy"];
+        if (*as_json) {
+            std::printf("%s\n", p.dump(2).c_str());
+            return 0;
+        }
+        std::string because = p["refused_because"].is_null() ? "" : " (" + p.value("refused_because", "") + ")";
+        std::printf("uploads %s%s; battery %s, %s, %s; uploaded this month %s%s%s\n", p.value("uploads", "").c_str(),
+                    because.c_str(), p["battery"].is_null() ? "unknown" : (std::to_string(p.value("battery", 0)) + "%").c_str(),
+                    p.value("on_ac", true) ? "on AC" : "on battery", p.value("metered", false) ? "metered" : "not metered",
+                    human_bytes(double(p.value("month_uploaded", 0ull))).c_str(),
+                    p.value("monthly_upload_cap", 0ull) ? (" of " + human_bytes(double(p.value("monthly_upload_cap", 0ull)))).c_str() : "",
+                    p.value("business_hours", false) ? "; business hours" : "");
+        if (p.value("caching_refused", 0ull))
+            std::printf("new downloads refused %llu times, last: %s\n",
+                        static_cast<unsigned long long>(p.value("caching_refused", 0ull)),
+                        p.value("caching_refused_last", "").c_str());
+        return 0;
+    });
+}
+
 }  // namespace
 
 void add_daemon_commands(CLI::App& app, Commands& out) {
@@ -420,6 +472,7 @@ void add_daemon_commands(CLI::App& app, Commands& out) {
             return 0;
         });
     }
+    add_policy_command(app, out);
 }
 
 }  // namespace ps::cli

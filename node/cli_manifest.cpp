@@ -41,6 +41,8 @@ struct PublishOpts {
     unsigned expires_days = 30;
     std::uint32_t segment_size = wire::kDefaultSegmentSize;
     bool mandatory = false;
+    bool urgent = false;
+    std::string waves;  // "10%,50%@1h,100%@1d"
     bool announce = false;
     SocketArgs origin;  // with --announce: the origin's control socket
 };
@@ -70,7 +72,14 @@ int run_publish(const PublishOpts& o) {
     m.created = now_unix();
     m.expires = m.created + std::int64_t{o.expires_days} * 86400;
     m.segment_size = o.segment_size;
-    m.mandatory = o.mandatory;
+    // Urgent and staged patches are ones devices must install.
+    m.mandatory = o.mandatory || o.urgent || !o.waves.empty();
+    m.urgent = o.urgent;
+    if (!o.waves.empty()) {
+        auto w = core::parse_waves(o.waves);
+        if (!w) return fail("publish", "--waves: " + w.error(), kExitUsage);
+        m.waves = std::move(*w);
+    }
     m.key_id = wire::key_id_of(signer_pk);
     // Check the fields that do not depend on the file before reading it.
     {
@@ -195,6 +204,9 @@ int run_inspect(const InspectOpts& o) {
         for (const auto& h : m->segment_hashes) hashes.push_back(to_hex(h));
         j["file_hash"] = to_hex(m->file_hash);
         j["mandatory"] = m->mandatory;
+        j["urgent"] = m->urgent;
+        auto& waves = j["waves"] = nlohmann::json::array();
+        for (const auto& w : m->waves) waves.push_back({{"after_s", w.after_s}, {"fraction", w.fraction / 1e6}});
         j["key_id"] = to_hex(m->key_id);
         j["signed"] = m->is_signed();
         j["signature"] = to_hex(m->signature);
@@ -206,12 +218,14 @@ int run_inspect(const InspectOpts& o) {
         "  name          %s\n  version       %llu\n  label         %s\n"
         "  created       %s\n  expires       %s\n  total size    %llu bytes\n"
         "  segments      %u of %u bytes\n  file hash     %s\n  mandatory     %s\n"
+        "  urgent        %s\n  waves         %s\n"
         "  signer key id %s\n  signature     %s\n",
         to_hex(id).c_str(), m->name.c_str(), static_cast<unsigned long long>(m->version),
         m->label.c_str(), node::format_utc(m->created).c_str(),
         node::format_utc(m->expires).c_str(), static_cast<unsigned long long>(m->total_size),
         m->segment_count(), m->segment_size, to_hex(m->file_hash).c_str(),
-        m->mandatory ? "yes" : "no", to_hex(m->key_id).c_str(),
+        m->mandatory ? "yes" : "no", m->urgent ? "yes" : "no", core::describe_waves(m->waves).c_str(),
+        to_hex(m->key_id).c_str(),
         m->is_signed() ? "present" : "NONE (unsigned)");
     if (o.segments)
         for (std::uint32_t i = 0; i < m->segment_count(); ++i)
@@ -314,6 +328,11 @@ void add_publish_command(CLI::App& app, Commands& out) {
         ->check(CLI::Range(wire::kMinSegmentSize, wire::kMaxSegmentSize))
         ->capture_default_str();
     sub->add_flag("--mandatory", o->mandatory, "Devices must install this patch (they fetch it when announced)");
+    sub->add_flag("--urgent", o->urgent,
+                  "Devices fetch it at once when announced: no waves, no start delay (implies --mandatory)");
+    sub->add_option("--waves", o->waves,
+                    "Staged rollout of a mandatory patch: PERCENT[@DELAY],... e.g. 10%,50%@6h,100%@1d "
+                    "(DELAY after publishing, in s/m/h/d)");
     sub->add_flag("--announce", o->announce,
                   "Then have the running origin serve the file and push the manifest into the network "
                   "(gossip to its peers, DHT under the patch name)");

@@ -203,6 +203,33 @@ Status read_serve(const Reader& r, const std::string& key, const toml::node& n, 
     return {};
 }
 
+// [policy]: what a device vendor allows (docs/daemon.md, "Device policies").
+std::map<std::string, KeyFn> policy_keys(Reader& r, DaemonConfig& cfg) {
+    auto& p = cfg.policy;
+    auto text = [&r, &cfg](Status (*parse)(std::string_view, core::DevicePolicy&)) -> KeyFn {
+        return [&r, &cfg, parse](const std::string& key, const toml::node& n) -> Status {
+            std::string v;
+            if (auto st = r.string(key, n, v); !st) return st;
+            if (auto st = parse(v, cfg.policy); !st) return cfg.problem(key, st.error());
+            return {};
+        };
+    };
+    auto size = [&r](std::uint64_t& out, const char* example) -> KeyFn {
+        return [&r, &out, example](const std::string& key, const toml::node& n) { return r.size(key, n, out, example); };
+    };
+    return {
+        {"min_battery", [&r, &p](const std::string& key, const toml::node& n) { return r.integer(key, n, p.min_battery, 0, 100); }},
+        {"metered", [&r, &cfg](const std::string& key, const toml::node& n) { return r.boolean(key, n, cfg.metered); }},
+        {"upload_on_metered", [&r, &p](const std::string& key, const toml::node& n) { return r.boolean(key, n, p.upload_on_metered); }},
+        {"monthly_upload_cap", size(p.monthly_upload_cap, "a size such as 500M or 20G (bytes)")},
+        {"business_hours", text(core::parse_business_hours)},
+        {"business_days", text(core::parse_business_days)},
+        {"business_upload", size(p.hours_upload_rate, "a rate such as 500K, 10M or 1G (bytes per second)")},
+        {"business_download", size(p.hours_download_rate, "a rate such as 500K, 10M or 1G (bytes per second)")},
+        {"min_free_disk", size(p.min_free_disk, "a size such as 500M or 20G (bytes)")},
+    };
+}
+
 Status read_document(const toml::table& doc, DaemonConfig& cfg) {
     Reader r{cfg};
     auto section = [&](std::map<std::string, KeyFn> fns) -> KeyFn {
@@ -278,6 +305,7 @@ Status read_document(const toml::table& doc, DaemonConfig& cfg) {
                            return r.duration(key, n, cfg.cache_busy_ms);
                        }},
                   })},
+        {"policy", section(policy_keys(r, cfg))},
         {"serve", [&](const std::string& key, const toml::node& n) { return read_serve(r, key, n, cfg); }},
     };
     return walk(cfg, "", doc, top);

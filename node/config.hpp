@@ -27,6 +27,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/device_policy.hpp"
 #include "core/result.hpp"
 
 namespace ps::node {
@@ -77,6 +78,10 @@ struct DaemonConfig {
     // [cache]
     bool prefetch = true;                  // super: fetch every announced patch at once
     std::uint64_t cache_busy_ms = 60'000;  // pinned this long after its last request
+    // [policy] device policies (core/device_policy.hpp, docs/daemon.md);
+    // `metered` is the vendor's starting value, changed live with `patchswarm policy`.
+    core::DevicePolicy policy;
+    bool metered = false;
     // [[serve]]
     std::vector<ServeEntry> serve;
 

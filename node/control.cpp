@@ -48,6 +48,7 @@ const std::map<std::string, CommandArgs>& commands() {
         {"reload", {{}, {}}},
         {"publish", {{"manifest", "file"}, {}}},
         {"rollout", {{"name"}, {"version"}}},
+        {"policy", {{}, {"battery", "on_ac", "metered"}}},  // the vendor's live state; none: just show
     };
     return m;
 }

@@ -193,6 +193,7 @@ Status Daemon::begin() {
     setup_.opts.on_announce = [this](const VerifiedManifest& vm) { on_announced(vm); };
     node_ = std::make_unique<Node>(loop_, setup_.opts, setup_.identity);
     if (auto st = node_->start(); !st) return st;
+    start_policy();
     for (std::size_t i = 0; i < cfg_.serve.size(); ++i) {
         auto& e = cfg_.serve[i];
         std::string key = cfg_.cli.count("serve") ? "serve" : "serve[" + std::to_string(i) + "]";
@@ -495,6 +496,10 @@ Status Daemon::reload() {
     cfg_.prefetch = c->prefetch;
     cfg_.cache_busy_ms = c->cache_busy_ms;
     cfg_.log_level = c->log_level;
+    cfg_.policy = c->policy;
+    cfg_.metered = c->metered;
+    policy_applied_ = false;  // the limits above are the configured ones: apply the policy's again
+    apply_policy();
     log::set_level(*log::parse_level(c->log_level));
     log::info("reloaded", {{"upload_limit", cfg_.upload_limit}, {"download_limit", cfg_.download_limit},
                            {"quota", cfg_.quota}, {"log_level", cfg_.log_level}});
@@ -506,6 +511,9 @@ void Daemon::shutdown(std::function<void()> done) {
     stopping_ = true;
     log::info("stopping", {});
     auto_pending_.clear();
+    wave_wait_.clear();
+    policy_timer_.reset();
+    if (month_dirty_) save_month();
     control_.reset();  // no new requests; the socket path is removed
     metrics_.reset();
     node_->shutdown([alive = std::weak_ptr<bool>(alive_), done = std::move(done)] {

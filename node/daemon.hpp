@@ -17,6 +17,9 @@
 // metrics), daemon_fetch.cpp (auto-fetch, prefetch, cache room, publish).
 #pragma once
 
+#include <nlohmann/json_fwd.hpp>
+
+#include <array>
 #include <functional>
 #include <list>
 #include <map>
@@ -26,7 +29,9 @@
 #include <string_view>
 #include <vector>
 
+#include "core/device_policy.hpp"
 #include "core/result.hpp"
+#include "core/rollout.hpp"
 #include "node/config.hpp"
 #include "node/node.hpp"
 #include "node/trust.hpp"
@@ -146,6 +151,22 @@ private:
     std::uint64_t reserved_bytes() const;
     void fold_totals();
     void node_metrics(std::string& out, const NodeStatus& ns) const;
+    // Rollout waves (daemon_waves.cpp): whether a device's automatic fetch of
+    // `vm` waits for its wave (then it is kept, with a timer for its turn).
+    core::WaveDecision wave_decision(const VerifiedManifest& vm) const;
+    bool wave_hold(const VerifiedManifest& vm);
+    nlohmann::json waiting_json() const;
+    // Device policies (daemon_policy.cpp).
+    void start_policy();
+    void policy_tick();
+    void apply_policy();
+    void save_month();
+    std::string month_path() const;
+    core::DeviceState device_state() const;
+    // Why a new download may not start now (policy.min_free_disk), counted.
+    std::optional<std::string> caching_refusal(const VerifiedManifest& vm);
+    nlohmann::json policy_json() const;
+    std::string cmd_policy(const std::string* battery, const std::string* on_ac, const std::string* metered);
 
     std::string cmd_status(const std::string* patch);
     std::string cmd_list();
@@ -190,6 +211,35 @@ private:
     // Automatic fetches waiting for their random start delay.
     std::map<Hash32, std::unique_ptr<transfer::Timer>> auto_pending_;
     std::vector<std::unique_ptr<transfer::Timer>> retired_timers_;  // fired; freed outside their callback
+    // Automatic fetches waiting for their rollout wave, and the fractions an
+    // operator raised per patch (none yet: the signed statement that carries
+    // them is the next step, docs/manifest.md).
+    struct WaveWait {
+        VerifiedManifest vm;
+        core::WaveDecision decision;
+        std::unique_ptr<transfer::Timer> timer;  // at the turn; none when only an operator can widen
+    };
+    std::map<Hash32, WaveWait> wave_wait_;
+    std::map<Hash32, std::uint32_t> wave_override_;
+    std::uint64_t wave_waits_ = 0;
+    // Device policies: the vendor's live state (empty: not told; metered then
+    // comes from the config), the month's upload count, the verdict in force.
+    struct VendorState {
+        std::optional<int> battery;
+        bool on_ac = true;
+        std::optional<bool> metered;
+    };
+    VendorState vendor_;
+    core::UploadMonth month_;
+    std::uint64_t month_sampled_ = 0;  // all patches' uploaded bytes at the last sample
+    bool month_dirty_ = false;
+    int month_save_tick_ = 0;
+    core::PolicyVerdict verdict_;
+    bool policy_applied_ = false;
+    std::array<std::uint64_t, core::kUploadRefusals> refusals_{};  // times uploads were turned off, by reason
+    std::uint64_t caching_refused_ = 0;
+    std::string caching_refused_why_;
+    std::unique_ptr<transfer::Timer> policy_timer_;
     // Cache LRU: unix milliseconds of each download's last use (added, completed).
     std::map<Hash32, std::int64_t> used_ms_;
     bool stopping_ = false;

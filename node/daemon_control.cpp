@@ -109,6 +109,7 @@ void Daemon::handle_control(std::string_view line, std::function<void(std::strin
         if (req->cmd == "resume") return respond(cmd_pause_resume(arg("patch"), false));
         if (req->cmd == "remove") return respond(cmd_remove(arg("patch")));
         if (req->cmd == "publish") return respond(cmd_publish(arg("manifest"), arg("file")));
+        if (req->cmd == "policy") return respond(cmd_policy(req->arg("battery"), req->arg("on_ac"), req->arg("metered")));
         if (req->cmd == "rollout") return cmd_rollout(arg("name"), req->arg("version"), respond);
         if (req->cmd == "reload") {
             if (auto st = reload(); !st) return respond(control::error_reply(st.error()));
@@ -180,8 +181,11 @@ std::string Daemon::cmd_status(const std::string* patch) {
         }
         patches.push_back(std::move(p));
     }
+    node["wave_waits"] = wave_waits_;
+    node["policy"] = policy_json();
     json j{{"node", node},
            {"patches", patches},
+           {"waiting", waiting_json()},
            {"uploads", {{"peers", ns.upload_peers}, {"bytes", uploaded}, {"rate", std::round(rate_up)}}},
            {"downloads", {{"rate", std::round(rate_down)}}}};
     return ok_reply(std::move(j));
@@ -224,6 +228,7 @@ std::string Daemon::cmd_list() {
                            {"progress", w.segments ? double(w.held) / w.segments : 1.0},
                            {"out", job != jobs_.end() ? job->second.out : w.out_path}});
     }
+    for (auto& w : waiting_json()) patches.push_back(w);
     return ok_reply({{"patches", patches}});
 }
 

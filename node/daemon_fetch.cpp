@@ -98,6 +98,7 @@ Status Daemon::add_job(const VerifiedManifest& vm, const std::string& out, const
     for (auto& id : node_->swarm_ids())
         if (id == vm.id) return err(control::kErrAlreadyHere, "patch " + desc + " is already here");
     if (auto st = rollback_->check(vm); !st) return err(control::kErrRollback, st.error());
+    if (auto refused = caching_refusal(vm)) return err("policy: " + *refused);
     auto victims = plan_room(vm);
     if (!victims) return std::move(victims).take_error();
     if (auto st = rollback_->accept(vm); !st) return err(control::kErrRollback, st.error());
@@ -136,8 +137,11 @@ void Daemon::on_announced(const VerifiedManifest& vm) {
         return;
     }
     if (auto_pending_.count(vm.id)) return;
-    // Devices spread their start over the delay window (flash crowd); a cache starts at once.
-    std::uint64_t delay = fetch && cfg_.start_delay_ms ? crypto::random_u64() % (cfg_.start_delay_ms + 1) : 0;
+    if (fetch && wave_hold(vm)) return;  // a staged rollout has not reached this device yet
+    // Devices spread their start over the delay window (flash crowd); a cache,
+    // and every node for an urgent patch, starts at once.
+    bool spread = fetch && cfg_.start_delay_ms && !vm.manifest.urgent;
+    std::uint64_t delay = spread ? crypto::random_u64() % (cfg_.start_delay_ms + 1) : 0;
     schedule_auto(vm, delay);
 }
 

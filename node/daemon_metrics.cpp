@@ -154,6 +154,17 @@ std::string Daemon::metrics_text() {
     t.single("patchswarm_downloads_completed_total", "counter", "Downloads completed and exported since start.", downloads_completed_);
     t.single("patchswarm_auto_fetches_total", "counter", "Downloads started on an announcement (device auto-fetch, super-node prefetch).", auto_fetches_);
     t.single("patchswarm_cache_evictions_total", "counter", "Cached patches evicted to stay under the quota.", evictions_);
+    t.single("patchswarm_wave_waits_total", "counter", "Automatic fetches held back until the rollout wave reached this device.", wave_waits_);
+    t.metric("patchswarm_policy_upload_refusals_total", "counter", "Times a device policy turned uploads off, by reason.");
+    for (int r = 1; r < core::kUploadRefusals; ++r)
+        t.sample("patchswarm_policy_upload_refusals_total", refusals_[r],
+                 std::string("reason=\"") + core::to_string(core::UploadRefusal(r)) + "\"");
+    t.single("patchswarm_policy_requests_refused_total", "counter", "Segment requests answered busy because a device policy refuses uploads.",
+             node_->uploads_refused_by_policy());
+    t.single("patchswarm_policy_downloads_refused_total", "counter", "New downloads refused below policy.min_free_disk.", caching_refused_);
+    t.single("patchswarm_policy_uploads_refused", "gauge", "1 while a device policy refuses uploads.", verdict_.may_upload() ? 0 : 1);
+    t.single("patchswarm_month_uploaded_bytes", "gauge", "Bytes uploaded this calendar month (what policy.monthly_upload_cap counts).",
+             device_state().month_uploaded);
     t.single("patchswarm_cache_bytes", "gauge", "Bytes the node's patches take or will take on disk (what the quota counts).", reserved_bytes());
     t.single("patchswarm_cache_quota_bytes", "gauge", "The disk quota (node.quota; 0 = none).", cfg_.quota);
     t.single("patchswarm_hooks_total", "counter", "On-complete hook runs since start, by outcome.", hooks_ok_, "result=\"ok\"");

@@ -66,6 +66,13 @@ void Node::set_rate_limits(std::uint64_t upload, std::uint64_t download) {
     run_actions();
 }
 
+void Node::set_uploads_refused(bool refused) {
+    engine_.set_uploads_refused(refused);
+    run_actions();
+}
+
+std::uint64_t Node::uploads_refused_by_policy() const { return engine_.refused_by_policy(); }
+
 Node::~Node() {
     *alive_ = false;
     peers_.clear();  // connections close their handles; no callbacks reach us any more

@@ -199,6 +199,10 @@ public:
     Status fetch(const VerifiedManifest& vm, const std::string& out_path, Done on_complete);
     // Changes the rate limits (bytes/s, 0 = unlimited) while running.
     void set_rate_limits(std::uint64_t upload, std::uint64_t download);
+    // A device policy refuses every upload while set (core::Engine::set_uploads_refused);
+    // the requests answered busy because of it, since start.
+    void set_uploads_refused(bool refused);
+    std::uint64_t uploads_refused_by_policy() const;
     // Changes the number of upload slots while running.
     void set_upload_slots(std::uint32_t slots);
     // Withdraws DHT records, closes every connection, stops the DHT; then `done`.

@@ -15,6 +15,7 @@
 #include <chrono>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <thread>
 #include <utility>
@@ -162,6 +163,69 @@ inline std::optional<std::uint64_t> sample(const std::string& text, const std::s
     if (p == std::string::npos) return std::nullopt;
     return std::stoull(text.substr(p + series.size() + 2));
 }
+
+// Daemons of a test swarm, each a `patchswarm node` process with its own data
+// folder under d; the first one started is everyone's DHT bootstrap.
+struct Swarm {
+    TempDir& d;
+    std::string pub;
+    std::vector<std::unique_ptr<Proc>> procs;
+    Reaper reaper;  // declared after procs: destroyed first, while they exist
+    std::string dht;  // the origin's DHT port, everyone's bootstrap
+
+    explicit Swarm(TempDir& dir) : d(dir), pub(dir / "op.public") {
+        auto k = run_cli(d, {"keygen", "--secret", d / "op.secret", "--public", pub});
+        REQUIRE_MESSAGE(k.code == 0, k.err);
+    }
+    std::string sock(const std::string& name) const { return d / (name + "/run/control.sock"); }
+    Proc& start(const std::string& name, const std::string& role, const std::string& domain,
+                std::vector<std::string> extra = {}) {
+        std::vector<std::string> args{"node", "--data", d / name, "--domain", domain, "--role", role,
+                                      "--trust", pub, "--log-level", "info"};
+        if (!dht.empty()) args.insert(args.end(), {"--bootstrap", "127.0.0.1:" + dht});
+        args.insert(args.end(), extra.begin(), extra.end());
+        procs.push_back(std::make_unique<Proc>(spawn(d, name, args)));
+        reaper.procs.push_back(procs.back().get());
+        auto line = ready(*procs.back());
+        if (dht.empty()) dht = field(line, "dht");
+        return *procs.back();
+    }
+    // A random patch, signed; with announce, pushed through the origin's socket.
+    // `extra` goes to `publish` as it is (e.g. --waves, --urgent).
+    std::string publish(const std::string& name, std::size_t size, std::uint64_t seed, bool mandatory, bool announce = true,
+                        int version = 1, const std::vector<std::string>& extra = {}) {
+        std::string v = std::to_string(version);
+        std::string file = d / (name + "-v" + v + ".bin"), manifest = d / (name + "-v" + v + ".manifest");
+        write_random_file(file, size, seed);
+        std::vector<std::string> args{"publish", "--key", d / "op.secret", "--file", file, "--name", name,
+                                      "--version", v, "--out", manifest};
+        if (mandatory) args.push_back("--mandatory");
+        args.insert(args.end(), extra.begin(), extra.end());
+        if (announce) args.insert(args.end(), {"--announce", "--data", d / "origin"});
+        auto r = run_cli(d, args);
+        REQUIRE_MESSAGE(r.code == 0, r.err);
+        if (announce) CHECK(r.out.find("announced " + name + " v" + v) != std::string::npos);
+        return file;
+    }
+    // Every node's socket answers and each has at least `n` peers.
+    void wait_connected(const std::vector<std::string>& names, int n) {
+        for (auto& name : names) {
+            bool ok = wait_for([&] { return ctl(sock(name), "status")["node"].value("peers", 0) >= n; }, 20'000);
+            INFO(name << " never reached " << n << " peers");
+            REQUIRE(ok);
+        }
+    }
+};
+
+// name -> state of a node's patches ("complete", "downloading", ...).
+inline std::map<std::string, std::string> states(const std::string& socket) {
+    std::map<std::string, std::string> m;
+    auto l = ctl(socket, "list");
+    for (auto& p : l["patches"]) m[p.value("name", "")] = p.value("state", "");
+    return m;
+}
+
+inline bool complete(const std::string& socket, const std::string& name) { return states(socket)[name] == "complete"; }
 
 
 }  // namespace ps::test

@@ -17,6 +17,13 @@ inline EngineConfig config(const NodeKey& self, Role role, const std::string& do
     return c;
 }
 
+// A node key of 32 equal bytes.
+inline NodeKey filled_key(std::uint8_t b) {
+    NodeKey k{};
+    k.fill(b);
+    return k;
+}
+
 template <typename T>
 std::vector<T> take(Engine& e) {
     std::vector<T> out;

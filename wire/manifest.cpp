@@ -10,8 +10,32 @@ namespace ps::wire {
 namespace {
 
 // Field order of the msgpack array; the signed encoding appends the signature.
+// A manifest with rollout fields (urgent, waves) has two more, before key_id's
+// successor, the signature: 14 unsigned / 15 signed.
 constexpr std::uint32_t kUnsignedFields = 12;
 constexpr std::uint32_t kSignedFields = kUnsignedFields + 1;
+constexpr std::uint32_t kRolloutFields = 2;
+
+bool has_rollout(const Manifest& m) { return m.urgent || !m.waves.empty(); }
+
+void put_be(Bytes& out, std::uint64_t v, int n) {
+    for (int i = n - 1; i >= 0; --i) out.push_back(static_cast<std::uint8_t>(v >> (8 * i)));
+}
+
+std::uint64_t get_be(const std::uint8_t* p, int n) {
+    std::uint64_t v = 0;
+    for (int i = 0; i < n; ++i) v = v << 8 | p[i];
+    return v;
+}
+
+Bytes encode_waves(const std::vector<core::WaveStep>& waves) {
+    Bytes out;
+    for (const auto& w : waves) {
+        put_be(out, static_cast<std::uint64_t>(w.after_s), 8);
+        put_be(out, w.fraction, 4);
+    }
+    return out;
+}
 constexpr std::string_view kSigningContext{"patchswarm-manifest-v1\0", 23};
 
 bool valid_name(std::string_view s) {
@@ -44,7 +68,8 @@ void pack_str(Packer& pk, const std::string& s) {
 }
 
 void pack_fields(Packer& pk, const Manifest& m, bool with_signature) {
-    pk.pack_array(with_signature ? kSignedFields : kUnsignedFields);
+    std::uint32_t extra = has_rollout(m) ? kRolloutFields : 0;
+    pk.pack_array((with_signature ? kSignedFields : kUnsignedFields) + extra);
     pk.pack_uint32(m.format);
     pack_str(pk, m.name);
     pk.pack_uint64(m.version);
@@ -64,6 +89,14 @@ void pack_fields(Packer& pk, const Manifest& m, bool with_signature) {
     else
         pk.pack_false();
     pack_bin(pk, m.key_id.data(), m.key_id.size());
+    if (extra) {
+        if (m.urgent)
+            pk.pack_true();
+        else
+            pk.pack_false();
+        Bytes w = encode_waves(m.waves);
+        pack_bin(pk, w.data(), w.size());
+    }
     if (with_signature) pack_bin(pk, m.signature.data(), m.signature.size());
 }
 
@@ -117,6 +150,24 @@ Result<std::array<std::uint8_t, N>> get_fixed(const msgpack::object& o, const ch
         dst = static_cast<decltype(dst)>(std::move(*r_)); \
     } while (0)
 
+// The two rollout fields: urgent (boolean), waves (a bin of 12-byte steps).
+Status rollout_from(const msgpack::object* f, Manifest& m) {
+    if (f[0].type != msgpack::type::BOOLEAN) return err("manifest: field 'urgent' is not a boolean");
+    m.urgent = f[0].via.boolean;
+    auto w = get_bin(f[1], "waves");
+    if (!w) return std::move(w).take_error();
+    if (w->size() % kWaveStepBytes != 0 || w->size() > core::kMaxWaveSteps * kWaveStepBytes)
+        return err("manifest: field 'waves' is " + std::to_string(w->size()) + " bytes, not at most " +
+                   std::to_string(core::kMaxWaveSteps) + " steps of " + std::to_string(kWaveStepBytes));
+    for (std::size_t i = 0; i < w->size(); i += kWaveStepBytes) {
+        std::uint64_t after = get_be(w->data() + i, 8);
+        if (after > static_cast<std::uint64_t>(kMaxValiditySeconds))
+            return err("manifest: wave step " + std::to_string(i / kWaveStepBytes + 1) + " is past any validity");
+        m.waves.push_back({static_cast<std::int64_t>(after), static_cast<std::uint32_t>(get_be(w->data() + i + 8, 4))});
+    }
+    return {};
+}
+
 Result<Manifest> from_object(const msgpack::object& root) {
     if (root.type != msgpack::type::ARRAY) return err("manifest: not a msgpack array");
     if (root.via.array.size == 0) return err("manifest: empty array");
@@ -129,9 +180,10 @@ Result<Manifest> from_object(const msgpack::object& root) {
     if (format != kManifestFormat)
         return err("manifest: unknown format version " + std::to_string(format) +
                    " (this build reads version " + std::to_string(kManifestFormat) + ")");
-    if (root.via.array.size != kSignedFields)
-        return err("manifest: has " + std::to_string(root.via.array.size) + " fields, expected " +
-                   std::to_string(kSignedFields));
+    const auto fields = root.via.array.size;
+    if (fields != kSignedFields && fields != kSignedFields + kRolloutFields)
+        return err("manifest: has " + std::to_string(fields) + " fields, expected " +
+                   std::to_string(kSignedFields) + " or " + std::to_string(kSignedFields + kRolloutFields));
     m.format = kManifestFormat;
     PS_TRY_ASSIGN(m.name, get_str(f[1], "name"));
     PS_TRY_ASSIGN(m.version, get_uint(f[2], "version"));
@@ -157,7 +209,12 @@ Result<Manifest> from_object(const msgpack::object& root) {
         return err("manifest: field 'mandatory' is not a boolean");
     m.mandatory = f[10].via.boolean;
     PS_TRY_ASSIGN(m.key_id, get_fixed<32>(f[11], "key_id"));
-    PS_TRY_ASSIGN(m.signature, get_fixed<crypto::kSignatureSize>(f[12], "signature"));
+    std::uint32_t sig = kUnsignedFields;
+    if (fields == kSignedFields + kRolloutFields) {
+        if (auto st = rollout_from(f + kUnsignedFields, m); !st) return std::move(st).take_error();
+        sig += kRolloutFields;
+    }
+    PS_TRY_ASSIGN(m.signature, get_fixed<crypto::kSignatureSize>(f[sig], "signature"));
     return m;
 }
 
@@ -225,6 +282,14 @@ Status validate_manifest(const Manifest& m) {
                    " in segments of " + std::to_string(m.segment_size) + " needs " +
                    std::to_string(want) + " segment hashes, found " +
                    std::to_string(m.segment_hashes.size()));
+    if (auto st = core::validate_waves(m.waves); !st) return err("manifest: " + st.error());
+    if (!m.waves.empty() && m.waves.back().after_s >= m.expires - m.created)
+        return err("manifest: waves: the last step (+" + std::to_string(m.waves.back().after_s) +
+                   "s) is not before the manifest expires");
+    if ((m.urgent || !m.waves.empty()) && !m.mandatory)
+        return err(std::string("manifest: ") + (m.urgent ? "urgent" : "waves") +
+                   " applies to mandatory patches only");
+    if (m.urgent && !m.waves.empty()) return err("manifest: an urgent patch skips waves; it cannot have them");
     return {};
 }
 
@@ -249,7 +314,7 @@ Result<Manifest> decode_manifest(ByteView data) {
             return err("manifest: " + std::to_string(data.size()) + " bytes is over the " +
                        std::to_string(kMaxManifestBytes) + "-byte limit");
         detail::UnpackLimits lim;
-        lim.array = 32;  // 13 fields today; room to report a newer format as such
+        lim.array = 32;  // 13 or 15 fields today; room to report a newer format as such
         lim.map = 0;
         lim.str = kMaxLabelLength > kMaxNameLength ? kMaxLabelLength : kMaxNameLength;
         lim.bin = std::size_t{kMaxSegments} * 32;

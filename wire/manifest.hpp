@@ -14,6 +14,7 @@
 
 #include "core/bytes.hpp"
 #include "core/result.hpp"
+#include "core/rollout.hpp"
 #include "crypto/crypto.hpp"
 
 namespace ps::wire {
@@ -46,6 +47,8 @@ inline constexpr std::int64_t kMaxValiditySeconds = std::int64_t{10} * 366 * 24 
 // Largest encoded manifest: the 2 MiB hash bin plus the fixed fields
 // (well under 1 KiB). Callers may refuse bigger inputs before reading them.
 inline constexpr std::size_t kMaxManifestBytes = std::size_t{kMaxSegments} * 32 + 1024;
+// One wave step on the wire: 8 bytes of seconds, 4 of millionths, big-endian.
+inline constexpr std::size_t kWaveStepBytes = 12;
 
 struct Manifest {
     std::uint32_t format = kManifestFormat;
@@ -59,6 +62,10 @@ struct Manifest {
     std::vector<Hash32> segment_hashes;  // BLAKE2b-256 of each segment; encoded as ONE flat bin
     Hash32 file_hash{};                  // BLAKE2b-256 of the whole file
     bool mandatory = false;
+    // Optional rollout fields (docs/manifest.md): encoded only when set, so a
+    // manifest without them has the original 13-field encoding.
+    bool urgent = false;                  // skip waves and the devices' start delay
+    std::vector<core::WaveStep> waves;    // staged rollout; empty: everyone at once
     Hash32 key_id{};                // key_id_of(signer's Ed25519 public key), full 32 bytes
     crypto::Signature signature{};  // Ed25519 over signing_bytes(); all zero = unsigned
 
