@@ -77,6 +77,10 @@ struct DaemonConfig {
     // [cache]
     bool prefetch = true;                  // super: fetch every announced patch at once
     std::uint64_t cache_busy_ms = 60'000;  // pinned this long after its last request
+    // [dashboard] (node/dashboard.hpp): origin and super-nodes only
+    std::string dashboard;                  // listen: "" = off; "IP:PORT" serves the rollout dashboard
+    bool dashboard_publish = false;         // publish: super-node puts its domain summary into the DHT (on with listen)
+    std::uint64_t dashboard_interval_ms = 3'000;  // interval: one sample per interval
     // [[serve]]
     std::vector<ServeEntry> serve;
 

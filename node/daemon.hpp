@@ -28,6 +28,7 @@
 
 #include "core/result.hpp"
 #include "node/config.hpp"
+#include "node/dashboard.hpp"
 #include "node/node.hpp"
 #include "node/trust.hpp"
 #include "transfer/http_server.hpp"
@@ -104,6 +105,7 @@ public:
     Node& node() { return *node_; }
     const DaemonConfig& config() const { return cfg_; }
     std::uint16_t metrics_port() const { return metrics_ ? metrics_->port() : 0; }
+    std::uint16_t dashboard_port() const { return dashboard_ ? dashboard_->port() : 0; }
 
 private:
     enum class JobState { Downloading, Paused, Complete, Failed };
@@ -146,6 +148,8 @@ private:
     std::uint64_t reserved_bytes() const;
     void fold_totals();
     void node_metrics(std::string& out, const NodeStatus& ns) const;
+    // [dashboard]: starts sampling (and serving, with dashboard.listen); daemon_dashboard.cpp.
+    Status start_dashboard();
 
     std::string cmd_status(const std::string* patch);
     std::string cmd_list();
@@ -163,6 +167,7 @@ private:
     std::unique_ptr<Node> node_;
     std::unique_ptr<transfer::LocalServer> control_;
     std::unique_ptr<transfer::HttpServer> metrics_;
+    std::unique_ptr<Dashboard> dashboard_;  // before node_ goes: it samples the node
     HookRunner hooks_;
     std::map<Hash32, Job> jobs_;
     // The newest version accepted per patch name, kept in DATA/accepted: an
