@@ -4,9 +4,11 @@
 #include <doctest/doctest.h>
 
 #include <atomic>
+#include <ctime>
 #include <thread>
 
 #include "daemon_support.hpp"
+#include "dht/dht.hpp"
 #include "node/config.hpp"
 #include "node/dashboard.hpp"
 #include "transfer/web_server.hpp"
@@ -27,6 +29,20 @@ std::string get_while_running(transfer::Loop& loop, std::uint16_t port, const st
     loop.run_until([&] { return done.load(); }, 10'000);
     client.join();
     return reply;
+}
+
+// The dashboard's JSON from a daemon on `port`, or null.
+json api_state(std::uint16_t port) {
+    auto r = http_get(port, "GET /api/state HTTP/1.0\r\n\r\n");
+    auto body = r.find("\r\n\r\n");
+    if (body == std::string::npos) return nullptr;
+    return json::parse(r.substr(body + 4), nullptr, false);
+}
+
+std::uint16_t dashboard_port(const std::string& ready_line) {
+    auto ep = field(ready_line, "dashboard");
+    REQUIRE_MESSAGE(ep.rfind("127.0.0.1:", 0) == 0, ready_line);
+    return static_cast<std::uint16_t>(std::stoi(ep.substr(10)));
 }
 
 }  // namespace
@@ -127,10 +143,7 @@ TEST_CASE("dashboard: an origin serves the page, uPlot and its samples as JSON o
     auto proc = spawn(d, "origin", {"node", "--data", d / "origin", "--domain", "core", "--role", "origin", "--trust", p.pub,
                                     "--serve", p.manifest + "=" + p.file, "--dashboard", "127.0.0.1:0",
                                     "--dashboard-interval", "500ms"});
-    auto line = ready(proc);
-    auto ep = field(line, "dashboard");
-    REQUIRE_MESSAGE(ep.rfind("127.0.0.1:", 0) == 0, line);
-    const auto port = static_cast<std::uint16_t>(std::stoi(ep.substr(10)));
+    const auto port = dashboard_port(ready(proc));
     auto page = http_get(port, "GET / HTTP/1.0\r\n\r\n");
     CHECK(page.find("HTTP/1.1 200") == 0);
     CHECK(page.find("Content-Type: text/html") != std::string::npos);
@@ -141,10 +154,7 @@ TEST_CASE("dashboard: an origin serves the page, uPlot and its samples as JSON o
     CHECK(http_get(port, "GET /nothing HTTP/1.0\r\n\r\n").find("HTTP/1.1 404") == 0);
     json state;
     bool sampled = wait_for([&] {
-        auto r = http_get(port, "GET /api/state HTTP/1.0\r\n\r\n");
-        auto body = r.find("\r\n\r\n");
-        if (body == std::string::npos) return false;
-        state = json::parse(r.substr(body + 4), nullptr, false);
+        state = api_state(port);
         return state.is_object() && state["samples"].size() >= 2;
     }, 10'000);
     REQUIRE_MESSAGE(sampled, state.dump());
@@ -153,4 +163,69 @@ TEST_CASE("dashboard: an origin serves the page, uPlot and its samples as JSON o
     CHECK(state["interval_s"] == 0.5);
     CHECK(state["samples"].back().contains("rejected"));
     CHECK(state["samples"].back()["rejected"].contains("segments"));
+}
+
+TEST_CASE("dashboard: the origin shows a domain's summary only when a super-node of that domain signed it") {
+    REQUIRE(crypto::init());
+    TempDir d;
+    auto p = make_patch(d, 200'000, 32, "dash");
+    auto proc = spawn(d, "origin", {"node", "--data", d / "origin", "--domain", "core", "--role", "origin", "--trust", p.pub,
+                                    "--serve", p.manifest + "=" + p.file, "--dashboard", "127.0.0.1:0",
+                                    "--dashboard-interval", "500ms"});
+    const auto line = ready(proc);
+    const auto port = dashboard_port(line);
+    json state;
+    REQUIRE(wait_for([&] { return (state = api_state(port)).is_object() && state["patch"].is_object(); }, 10'000));
+    auto raw_id = from_hex(state["patch"]["id"].get<std::string>());
+    REQUIRE(raw_id);
+    Hash32 id;
+    std::copy(raw_id->begin(), raw_id->end(), id.begin());
+
+    // A DHT node of this test's own joins through the origin and puts: a super-node
+    // membership record of domain "good" and that super's summary, and a summary
+    // of domain "evil" signed by a key with no membership record at all.
+    transfer::Loop loop;
+    dht::Config c;
+    c.max_peer_req_per_sec = -1;
+    c.bootstrap = {"127.0.0.1:" + field(line, "dht")};
+    auto dn = dht::Node::start(c, [&loop](std::function<void()> fn) { loop.post(std::move(fn)); });
+    REQUIRE_MESSAGE(dn, dn.error());
+    auto& node = **dn;
+    REQUIRE(loop.run_until([&] { return node.good_nodes() > 0; }, 10'000));
+    const auto good = crypto::generate_keypair(), evil = crypto::generate_keypair();
+    wire::HolderRecord member;
+    member.role = Role::Super;
+    member.domain = "good";
+    member.host = "127.0.0.1";
+    member.port = 40000;
+    member.issued = std::time(nullptr);
+    member.seq = 1;
+    auto summary = [&](const std::string& domain) {
+        wire::DomainSummary s;
+        s.domain = domain;
+        s.manifest_id = id;
+        s.issued = std::time(nullptr);
+        s.seq = 1;
+        s.online = s.holders = s.complete = 2;
+        return s;
+    };
+    int acked = 0;
+    auto ack = [&](bool ok) { acked += ok; };
+    node.announce(dht::global_holder_key(Hash32{}), 1, wire::encode_record(member, good.sk), ack);
+    node.announce(dht::summary_key(id), 2, wire::encode_summary(summary("good"), good.sk), ack, dht::ValueKind::Summary);
+    node.announce(dht::summary_key(id), 3, wire::encode_summary(summary("evil"), evil.sk), ack, dht::ValueKind::Summary);
+    REQUIRE(loop.run_until([&] { return acked == 3; }, 15'000));
+    bool shown = false;
+    loop.run_until([&] {
+        state = api_state(port);
+        shown = state.is_object() && !state["samples"].empty() && state["samples"].back()["domains"].contains("good");
+        return shown;
+    }, 20'000);
+    REQUIRE_MESSAGE(shown, state.dump());
+    const auto& latest = state["samples"].back()["domains"];
+    CHECK(latest["good"]["complete"] == 2);
+    CHECK_FALSE(latest.contains("evil"));
+    bool down = false;
+    node.shutdown([&] { down = true; });
+    loop.run_until([&] { return down; }, 10'000);
 }
