@@ -16,3 +16,6 @@ find_package(nlohmann_json 3 CONFIG REQUIRED)
 find_package(tomlplusplus 3 CONFIG REQUIRED)
 # Debian builds spdlog as a shared library against the system fmt (SPDLOG_FMT_EXTERNAL).
 find_package(spdlog CONFIG REQUIRED)
+# The dashboard's HTTP server (transfer/web_server.cpp): Debian ships cpp-httplib
+# as a shared library plus header (libcpp-httplib-dev).
+pkg_check_modules(HTTPLIB REQUIRED IMPORTED_TARGET GLOBAL cpp-httplib)

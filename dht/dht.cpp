@@ -1,4 +1,4 @@
-// The only translation unit that includes OpenDHT (each third-party library is
+// With dht/summary_type.cpp, the only translation units that include OpenDHT (each third-party library is
 // confined to one module, scripts/check_layering.py). Every OpenDHT
 // call that can throw is wrapped; every OpenDHT callback only copies data and
 // hands a closure to `post`.
@@ -26,6 +26,7 @@
 #include "dht/datagram.hpp"
 #include "dht/filtered_socket.hpp"
 #include "dht/newest_manifests.hpp"
+#include "dht/summary_type.hpp"
 #include "wire/manifest.hpp"
 #include "wire/record.hpp"
 
@@ -200,6 +201,7 @@ bool acceptable(const od::InfoHash& key, const od::Value& v, std::int64_t max_ag
 
 bool value_acceptable(std::uint16_t type, const od::InfoHash& key, const od::Value& v, std::int64_t max_age_s,
                       const ManifestCheck& check) {
+    if (type == kSummaryValueType) return summary_fits_key(v.data, to_key(key), unix_now());
     return type == kManifestValueType ? manifest_version(key, v.data, check).has_value()
                                       : acceptable(key, v, max_age_s);
 }
@@ -375,6 +377,9 @@ Result<std::unique_ptr<Node>> Node::start(const Config& cfg, Post post) {
         impl->runner->run(rc, std::move(ctx));
         impl->runner->registerType(impl->holder_type());
         impl->runner->registerType(impl->manifest_type());
+        impl->runner->registerType(summary_value_type(cfg.verify_records, [w = std::weak_ptr(impl->shared)] {
+            if (auto s = w.lock()) s->stores_refused++;
+        }));
         impl->port4 = impl->runner->getBoundPort(AF_INET);
         impl->port6 = impl->runner->getBoundPort(AF_INET6);
         impl->id_hex = impl->runner->getNodeId().toString();

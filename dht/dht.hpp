@@ -35,8 +35,12 @@ inline constexpr std::uint16_t kHolderValueType = 0x5A01;
 // manifest_key(name)); storing nodes check its structure, readers its signature.
 inline constexpr std::uint16_t kManifestValueType = 0x5A02;
 
+// OpenDHT value type of per-domain rollout summaries (wire/summary.hpp) under
+// summary_key(manifest_id); storing nodes keep only valid ones (dht/summary_type.cpp).
+inline constexpr std::uint16_t kSummaryValueType = 0x5A03;
+
 // Which kind of value an operation is about.
-enum class ValueKind : std::uint16_t { Holder = kHolderValueType, Manifest = kManifestValueType };
+enum class ValueKind : std::uint16_t { Holder = kHolderValueType, Manifest = kManifestValueType, Summary = kSummaryValueType };
 // Remote copies of a value expire this long after their last refresh; an
 // announcing node refreshes 10 s before that (OpenDHT REANNOUNCE_MARGIN).
 inline constexpr std::int64_t kHolderValueExpirySeconds = 600;

@@ -39,6 +39,24 @@ Key manifest_key(std::string_view patch_name) {
     return k;
 }
 
+Key summary_key(const Hash32& manifest_id) {
+    static constexpr std::uint8_t zero = 0;
+    Hash32 h = crypto::blake2b({as_bytes("patchswarm/summaries/v1"), ByteView(&zero, 1), ByteView(manifest_id)});
+    Key k;
+    std::copy_n(h.begin(), k.size(), k.begin());
+    return k;
+}
+
+bool summary_fits_key(ByteView value, const Key& key, std::int64_t now_unix, std::int64_t max_age_s,
+                      crypto::PublicKey* owner,
+                      std::uint64_t* seq) {
+    auto s = wire::decode_summary(value, now_unix, max_age_s);
+    if (!s || summary_key(s->manifest_id) != key) return false;
+    if (owner) *owner = s->node_key;
+    if (seq) *seq = s->seq;
+    return true;
+}
+
 Key global_holder_key(const Hash32& manifest_id) { return holder_key(kGlobalDomain, manifest_id); }
 
 bool record_matches(const wire::HolderRecord& rec, std::string_view domain, const Hash32& manifest_id) {

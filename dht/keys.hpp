@@ -14,6 +14,7 @@
 
 #include "core/bytes.hpp"
 #include "wire/record.hpp"
+#include "wire/summary.hpp"
 
 namespace ps::dht {
 
@@ -31,6 +32,14 @@ Key global_holder_key(const Hash32& manifest_id);
 // Where new manifests of a patch are announced:
 // BLAKE2b-256("patchswarm/manifests/v1" || 0 || name), first 20 bytes.
 Key manifest_key(std::string_view patch_name);
+// Where super-nodes put their domain's rollout summary of a patch
+// (wire/summary.hpp): BLAKE2b-256("patchswarm/summaries/v1" || 0 || manifest_id), first 20 bytes.
+Key summary_key(const Hash32& manifest_id);
+// A summary value a storing node keeps under `key`: valid, fresh, signed, and
+// about the patch of that key. Its signer and seq go to *owner / *seq when given.
+bool summary_fits_key(ByteView value, const Key& key, std::int64_t now_unix, std::int64_t max_age_s = 3600,
+                      crypto::PublicKey* owner = nullptr,
+                      std::uint64_t* seq = nullptr);
 
 // True when a record read from holder_key(domain, manifest_id) belongs there:
 // same manifest_id and, for a real domain, the same domain; for "*", any domain

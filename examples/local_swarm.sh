@@ -32,38 +32,13 @@ devices=${DEVICES_PER_DOMAIN:-4}
 read -r -a domains <<<"${DOMAINS:-east west north}"
 
 [ -x "$bin" ] || { echo "demo: $bin not built; run scripts/demo.sh" >&2; exit 2; }
-rm -rf "$out"
-mkdir -p "$out"
-# Unix socket paths are short (107 bytes): the sockets live in a folder of their own.
-sockdir=$(mktemp -d /tmp/patchswarm-demo.XXXXXX)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$sockdir"
-}
-trap cleanup EXIT
+who=demo
+. "$here/examples/daemons.sh"
+daemons_begin patchswarm-demo
 
 echo "== operator: key pair, a patch of ${size_mib} MiB + 123457 bytes"
 "$bin" keygen --secret "$out/operator.secret" --public "$out/operator.public" >/dev/null
 head -c $((size_mib * 1024 * 1024 + 123457)) /dev/urandom > "$out/patch.bin"
-
-nodes=()
-start() {  # name role domain [options...]
-  local name=$1 role=$2 domain=$3; shift 3
-  local boot=()
-  [ -n "${dht_port:-}" ] && boot=(--bootstrap "127.0.0.1:$dht_port")
-  mkdir -p "$sockdir/$name" && chmod 700 "$sockdir/$name"
-  "$bin" node --data "$out/$name" --role "$role" --domain "$domain" --trust "$out/operator.public" \
-    --control "$sockdir/$name/control.sock" --log-level info "${boot[@]}" "$@" \
-    > "$out/$name.ready" 2> "$out/$name.log" &
-  pids+=($!)
-  nodes+=("$name")
-}
-wait_ready() {  # name
-  for _ in $(seq 150); do grep -q '^ready' "$out/$1.ready" && return 0; sleep 0.1; done
-  cat "$out/$1.log" >&2; echo "demo: $1 did not start" >&2; exit 1
-}
 
 echo "== origin, then per domain a super-node and $devices devices (daemons)"
 start origin origin core

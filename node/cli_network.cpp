@@ -35,7 +35,7 @@ struct NetArgs {
     std::uint32_t max_peers = 32;
     std::uint32_t upload_slots = 0;
     // Daemon-only settings.
-    std::string quota, control, metrics, log_level, on_complete, auto_fetch, start_delay, patches, prefetch;
+    std::string quota, control, metrics, dashboard, dashboard_interval, log_level, on_complete, auto_fetch, start_delay, patches, prefetch;
     std::vector<std::string> serves;
 
     struct Bound {
@@ -122,6 +122,16 @@ struct NetArgs {
              [this](C& c) { c.control_socket = control; return Status{}; });
         bind(sub, "--metrics", metrics, "control.metrics", "Serve Prometheus metrics at http://IP:PORT/metrics (off by default)",
              [this](C& c) { c.metrics = metrics; return Status{}; });
+        bind(sub, "--dashboard", dashboard, "dashboard.listen",
+             "Serve the live rollout dashboard at http://IP:PORT/ (origin and super-nodes; off by default)",
+             [this](C& c) { c.dashboard = dashboard; return Status{}; });
+        bind(sub, "--dashboard-interval", dashboard_interval, "dashboard.interval",
+             "Time between two dashboard samples, e.g. 1s (default 3s)", [this](C& c) -> Status {
+                 auto v = node::parse_duration_ms(dashboard_interval);
+                 if (!v) return err("--dashboard-interval: " + v.error());
+                 c.dashboard_interval_ms = *v;
+                 return {};
+             });
         bind(sub, "--log-level", log_level, "log.level", "trace | debug | info | warn | error | off (default warn)",
              [this](C& c) { c.log_level = log_level; return Status{}; });
         bind(sub, "--on-complete", on_complete, "device.on_complete",

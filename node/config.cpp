@@ -230,6 +230,15 @@ std::map<std::string, KeyFn> policy_keys(Reader& r, DaemonConfig& cfg) {
     };
 }
 
+// [dashboard]: listen, publish, interval.
+std::map<std::string, KeyFn> dashboard_keys(Reader& r, DaemonConfig& cfg) {
+    return {
+        {"listen", [&r, &cfg](const std::string& k, const toml::node& v) { return r.string(k, v, cfg.dashboard); }},
+        {"publish", [&r, &cfg](const std::string& k, const toml::node& v) { return r.boolean(k, v, cfg.dashboard_publish); }},
+        {"interval", [&r, &cfg](const std::string& k, const toml::node& v) { return r.duration(k, v, cfg.dashboard_interval_ms); }},
+    };
+}
+
 Status read_document(const toml::table& doc, DaemonConfig& cfg) {
     Reader r{cfg};
     auto section = [&](std::map<std::string, KeyFn> fns) -> KeyFn {
@@ -306,6 +315,7 @@ Status read_document(const toml::table& doc, DaemonConfig& cfg) {
                        }},
                   })},
         {"policy", section(policy_keys(r, cfg))},
+        {"dashboard", section(dashboard_keys(r, cfg))},
         {"serve", [&](const std::string& key, const toml::node& n) { return read_serve(r, key, n, cfg); }},
     };
     return walk(cfg, "", doc, top);
@@ -339,6 +349,25 @@ Result<DaemonConfig> load_config(const std::string& path, DaemonConfig base) {
                         std::move(base));
 }
 
+namespace {
+
+// [dashboard]: an address to listen on, a role that has a dashboard, a sane interval.
+Status validate_dashboard(const DaemonConfig& c) {
+    if (c.dashboard_interval_ms < 500 || c.dashboard_interval_ms > 600'000)
+        return c.problem("dashboard.interval", "must be 500ms..10m");
+    if (c.dashboard.empty() && !c.dashboard_publish) return {};
+    if (c.role != "origin" && c.role != "super")
+        return c.problem(c.dashboard.empty() ? "dashboard.publish" : "dashboard.listen",
+                         "only the origin and super-nodes have a dashboard (this node's role is '" + c.role + "')");
+    if (c.dashboard_publish && c.role != "super")
+        return c.problem("dashboard.publish", "only super-nodes publish domain summaries");
+    if (!c.dashboard.empty())
+        if (auto ep = transfer::parse_endpoint(c.dashboard); !ep) return c.problem("dashboard.listen", ep.error());
+    return {};
+}
+
+}  // namespace
+
 Status validate_config(const DaemonConfig& c, bool need_role) {
     auto missing = [&](const std::string& key) {
         return c.problem(key, "missing (set it in the config file or on the command line)");
@@ -369,6 +398,7 @@ Status validate_config(const DaemonConfig& c, bool need_role) {
                              (c.control_socket.empty() ? " (set control.socket to a shorter path)" : ""));
     if (!c.metrics.empty())
         if (auto ep = transfer::parse_endpoint(c.metrics); !ep) return c.problem("control.metrics", ep.error());
+    if (auto st = validate_dashboard(c); !st) return st;
     if (auto l = log::parse_level(c.log_level); !l) return c.problem("log.level", l.error());
     if (!c.on_complete.empty()) {
         const std::string& prog = c.on_complete[0];

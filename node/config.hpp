@@ -82,6 +82,10 @@ struct DaemonConfig {
     // `metered` is the vendor's starting value, changed live with `patchswarm policy`.
     core::DevicePolicy policy;
     bool metered = false;
+    // [dashboard] (node/dashboard.hpp): origin and super-nodes only
+    std::string dashboard;                  // listen: "" = off; "IP:PORT" serves the rollout dashboard
+    bool dashboard_publish = false;         // publish: super-node puts its domain summary into the DHT (on with listen)
+    std::uint64_t dashboard_interval_ms = 3'000;  // interval: one sample per interval
     // [[serve]]
     std::vector<ServeEntry> serve;
 

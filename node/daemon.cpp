@@ -159,6 +159,7 @@ Daemon::Daemon(transfer::Loop& loop, DaemonConfig cfg, ConfigSource reload, Setu
 
 Daemon::~Daemon() {
     *alive_ = false;
+    dashboard_.reset();
     node_.reset();  // its callbacks point here
     control_.reset();
     metrics_.reset();
@@ -218,6 +219,7 @@ Status Daemon::begin() {
         if (!srv) return cfg_.problem("control.metrics", srv.error());
         metrics_ = std::move(*srv);
     }
+    if (auto st = start_dashboard(); !st) return st;
     if (auto why = advertise_warning(setup_.opts.advertise_host); !why.empty())
         log::warn("no_advertise_address", {{"reason", why}});
     log::info("started", {{"role", std::string(to_string(setup_.identity.role))}, {"domain", cfg_.domain},
@@ -235,6 +237,7 @@ std::string Daemon::ready_line() const {
         auto ep = transfer::parse_endpoint(cfg_.metrics);
         s += " metrics=" + (ep ? ep->first : std::string("?")) + ":" + std::to_string(metrics_->port());
     }
+    if (dashboard_ && dashboard_->port()) s += " dashboard=" + cfg_.dashboard.substr(0, cfg_.dashboard.rfind(':')) + ":" + std::to_string(dashboard_->port());
     return s;
 }
 
@@ -516,6 +519,7 @@ void Daemon::shutdown(std::function<void()> done) {
     if (month_dirty_) save_month();
     control_.reset();  // no new requests; the socket path is removed
     metrics_.reset();
+    dashboard_.reset();
     node_->shutdown([alive = std::weak_ptr<bool>(alive_), done = std::move(done)] {
         log::info("stopped", {});
         if (done) done();

@@ -33,6 +33,7 @@
 #include "core/result.hpp"
 #include "core/rollout.hpp"
 #include "node/config.hpp"
+#include "node/dashboard.hpp"
 #include "node/node.hpp"
 #include "node/trust.hpp"
 #include "transfer/http_server.hpp"
@@ -109,6 +110,7 @@ public:
     Node& node() { return *node_; }
     const DaemonConfig& config() const { return cfg_; }
     std::uint16_t metrics_port() const { return metrics_ ? metrics_->port() : 0; }
+    std::uint16_t dashboard_port() const { return dashboard_ ? dashboard_->port() : 0; }
 
 private:
     enum class JobState { Downloading, Paused, Complete, Failed };
@@ -167,6 +169,8 @@ private:
     std::optional<std::string> caching_refusal(const VerifiedManifest& vm);
     nlohmann::json policy_json() const;
     std::string cmd_policy(const std::string* battery, const std::string* on_ac, const std::string* metered);
+    // [dashboard]: starts sampling (and serving, with dashboard.listen); daemon_dashboard.cpp.
+    Status start_dashboard();
 
     std::string cmd_status(const std::string* patch);
     std::string cmd_list();
@@ -184,6 +188,7 @@ private:
     std::unique_ptr<Node> node_;
     std::unique_ptr<transfer::LocalServer> control_;
     std::unique_ptr<transfer::HttpServer> metrics_;
+    std::unique_ptr<Dashboard> dashboard_;  // before node_ goes: it samples the node
     HookRunner hooks_;
     std::map<Hash32, Job> jobs_;
     // The newest version accepted per patch name, kept in DATA/accepted: an

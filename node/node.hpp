@@ -27,6 +27,7 @@
 #include "transfer/connection.hpp"
 #include "transfer/loop.hpp"
 #include "wire/messages.hpp"
+#include "wire/summary.hpp"
 
 namespace ps::node {
 
@@ -228,7 +229,17 @@ public:
     // Counts, per domain, who holds a patch and who completed it (see Rollout).
     // Domains are those with super-nodes or origins in the cross-domain
     // membership key, plus this node's own and any in `extra_domains`.
-    void rollout(const Hash32& manifest_id, std::vector<std::string> extra_domains, std::function<void(Rollout)> done);
+    // With own_domain_only, this node's domain alone (two gets).
+    void rollout(const Hash32& manifest_id, std::vector<std::string> extra_domains, std::function<void(Rollout)> done,
+                 bool own_domain_only = false);
+    // The dashboard's network side (node/dashboard.hpp): a super-node puts its
+    // signed summary of its domain under dht::summary_key(manifest_id),
+    // replacing its previous one; readers take, per domain, the freshest
+    // summary (at most max_age_s old) whose signer has a super-node membership
+    // record of that domain under the cross-domain key.
+    void put_summary(const wire::DomainSummary& s);
+    void domain_summaries(const Hash32& manifest_id, std::int64_t max_age_s,
+                          std::function<void(std::vector<wire::DomainSummary>)> done);
     // The newest verified manifest seen per patch name.
     const std::map<std::string, VerifiedManifest>& latest_manifests() const { return latest_; }
     std::uint16_t listen_port() const;
@@ -350,6 +361,7 @@ private:
     std::vector<std::string> far_domains_;
     std::map<std::string, std::deque<std::uint64_t>> dials_;  // host:port -> loop times of dials in the last minute
     std::uint64_t member_value_id_ = 0;
+    std::uint64_t summary_seq_ = 0;
     std::uint64_t member_seq_ = 0;
     std::uint64_t last_join_ms_ = 0, last_member_ms_ = 0, last_watch_ms_ = 0;
     std::vector<dht::ListenToken> watch_listens_;

@@ -188,7 +188,8 @@ void Node::find_manifest(const std::string& name, std::function<void(std::option
     }, dht::ValueKind::Manifest);
 }
 
-void Node::rollout(const Hash32& id, std::vector<std::string> extra, std::function<void(Rollout)> done) {
+void Node::rollout(const Hash32& id, std::vector<std::string> extra, std::function<void(Rollout)> done,
+                   bool own_domain_only) {
     struct Gather {
         Rollout r;
         std::map<std::string, RolloutDomain> by_domain;
@@ -238,9 +239,13 @@ void Node::rollout(const Hash32& id, std::vector<std::string> extra, std::functi
         g->pending = 1;
         return finish();
     }
+    g->pending = 1;
+    if (own_domain_only) {
+        count_domain(self_.domain);
+        return finish();
+    }
     // First the domains: every super-node and origin is in the cross-domain
     // membership key; then two gets per domain.
-    g->pending = 1;
     dht_->get(dht::global_holder_key(Hash32{}), [this, g, extra, count_domain, finish](std::vector<Bytes> values) {
         std::set<std::string> domains(extra.begin(), extra.end());
         domains.insert(self_.domain);
@@ -249,6 +254,40 @@ void Node::rollout(const Hash32& id, std::vector<std::string> extra, std::functi
         for (auto& d : domains)
             if (valid_domain(d) && !stopping_) count_domain(d);
         finish();
+    });
+}
+
+void Node::put_summary(const wire::DomainSummary& s) {
+    if (!dht_ || stopping_) return;
+    wire::DomainSummary out = s;
+    out.domain = self_.domain;
+    out.seq = ++summary_seq_;
+    // One value per node and patch: a new summary replaces the previous one.
+    const std::uint64_t value_id = member_value_id_ ^ (std::uint64_t{s.manifest_id[0]} << 56 | s.manifest_id[1]);
+    dht_->announce(dht::summary_key(s.manifest_id), value_id, wire::encode_summary(out, self_.secret), {},
+                   dht::ValueKind::Summary);
+}
+
+void Node::domain_summaries(const Hash32& id, std::int64_t max_age_s,
+                            std::function<void(std::vector<wire::DomainSummary>)> done) {
+    if (!dht_ || stopping_) return done({});
+    dht_->get(dht::global_holder_key(Hash32{}), [this, id, max_age_s, done](std::vector<Bytes> members) {
+        if (stopping_) return done({});
+        std::set<std::pair<std::string, crypto::PublicKey>> supers;
+        for (auto& rec : dht::select_holders(members, dht::kGlobalDomain, Hash32{}, unix_now(), 3600, 4096))
+            if (rec.role == Role::Super) supers.insert({rec.domain, rec.node_key});
+        dht_->get(dht::summary_key(id), [id, max_age_s, done, supers](std::vector<Bytes> values) {
+            std::map<std::string, wire::DomainSummary> best;
+            for (auto& v : values) {
+                auto s = wire::decode_summary(v, unix_now(), max_age_s);
+                if (!s || s->manifest_id != id || !supers.count({s->domain, s->node_key})) continue;
+                auto it = best.find(s->domain);
+                if (it == best.end() || s->issued > it->second.issued) best[s->domain] = std::move(*s);
+            }
+            std::vector<wire::DomainSummary> out;
+            for (auto& [d, s] : best) out.push_back(std::move(s));
+            done(std::move(out));
+        }, dht::ValueKind::Summary);
     });
 }
 

@@ -24,6 +24,7 @@ THIRD_PARTY = {
     "msgpack": "wire",
     "opendht": "dht",
     "uv.h": "transfer",
+    "httplib.h": "transfer",
     "CLI/": "node",
     "nlohmann/": "node",
     "toml++/": "node",

@@ -138,4 +138,32 @@ code=$?
 set -e
 node_pid=
 [ $code -eq 0 ] || { cat "$work/node.err"; die "the node exited $code after SIGTERM, expected 0"; }
+
+step "the installed binary serves the dashboard, uPlot embedded (a super-node, --dashboard)"
+as_node patchswarm node --config /etc/patchswarm/patchswarm.toml --role super --control none \
+  --dashboard 127.0.0.1:0 > "$work/dash.out" 2> "$work/dash.err" &
+node_pid=$!
+for _ in $(seq 100); do
+  grep -q '^ready ' "$work/dash.out" && break
+  kill -0 "$node_pid" 2>/dev/null || break
+  sleep 0.2
+done
+port=$(sed -n 's/.* dashboard=127.0.0.1:\([0-9]*\).*/\1/p' "$work/dash.out")
+[ -n "$port" ] || { cat "$work/dash.err"; die "the node printed no dashboard address: $(cat "$work/dash.out")"; }
+netns=()
+if unshare --net true 2>/dev/null; then
+  netns=(nsenter -t "$node_pid" -n)
+  "${netns[@]}" ip link set lo up  # a new namespace's loopback is down
+fi
+get() { "${netns[@]}" bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1" && printf "GET %s HTTP/1.0\r\n\r\n" "$2" >&3 && cat <&3' _ "$port" "$1"; }
+grep -q 'id="domains"' <<<"$(get /)" || die "GET / is not the dashboard page"
+grep -q 'uPlot' <<<"$(get /uplot.js)" || die "GET /uplot.js has no uPlot (was web/node_modules there at build time?)"
+grep -q '"role":"super"' <<<"$(get /api/state)" || die "GET /api/state is not the node's state"
+kill -TERM "$node_pid"
+set +e
+wait "$node_pid"
+code=$?
+set -e
+node_pid=
+[ $code -eq 0 ] || { cat "$work/dash.err"; die "the dashboard node exited $code after SIGTERM, expected 0"; }
 step "passed in $(( $(date +%s) - started )) s"

@@ -11,6 +11,7 @@
 #include <fstream>
 #include <future>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include "crypto/crypto.hpp"
@@ -920,4 +921,64 @@ TEST_CASE("dht: ping_bootstrap reports which bootstrap entries answer, on the lo
     (*joiner)->ping_bootstrap([&](std::vector<std::string> a) { answered = std::move(a); });
     REQUIRE(loop.run_until([&] { return done == 2 && answered.has_value(); }));
     CHECK(answered->empty());
+}
+
+TEST_CASE("dht: storing nodes keep only valid summaries of the key's patch, and only their signer replaces one") {
+    REQUIRE(crypto::init());
+    constexpr auto kSummary = dht::ValueKind::Summary;
+    TestLoop loop;
+    Swarm swarm(loop);
+    swarm.start(4);
+    const auto id = manifest(0x71), other = manifest(0x72);
+    const auto key = dht::summary_key(id);
+    const auto a = crypto::generate_keypair(), b = crypto::generate_keypair();
+    auto summary = [&](const Hash32& patch, std::uint32_t online) {
+        wire::DomainSummary s;
+        s.domain = "east";
+        s.manifest_id = patch;
+        s.issued = now_unix();
+        s.seq = 4;
+        s.online = online;
+        return s;
+    };
+    const Bytes honest = wire::encode_summary(summary(id, 3), a.sk);
+    REQUIRE(swarm.announce(1, key, 77, honest, kSummary));
+    // An honest node refuses at once to publish a summary under another patch's key.
+    CHECK_FALSE(swarm.announce(1, key, 78, wire::encode_summary(summary(other, 3), a.sk), kSummary));
+
+    test::RawDhtNode attacker(swarm.nodes[0]->port());
+    REQUIRE(loop.run_until([&] { return attacker.good_nodes() > 0; }, 10s));
+    std::optional<test::RawDhtNode::Value> mine;
+    REQUIRE(loop.run_until([&] {
+        for (auto& v : attacker.get(key))
+            if (v.type == dht::kSummaryValueType) mine = v;
+        return mine.has_value();
+    }, 10s));
+    auto takeover = summary(id, 99);
+    takeover.seq = 9;
+    Bytes forged = wire::encode_summary(summary(id, 98), b.sk);
+    forged[forged.size() - 3] ^= 1;
+    // Another signer edits the honest value; another patch's summary, a forged
+    // one and a valid one of its own (the control) under fresh ids.
+    attacker.put(key, {mine->id, static_cast<std::uint16_t>(mine->seq + 1), dht::kSummaryValueType,
+                       wire::encode_summary(takeover, b.sk)});
+    attacker.put(key, {mine->id ^ 1, 1, dht::kSummaryValueType, wire::encode_summary(summary(other, 97), b.sk)});
+    attacker.put(key, {mine->id ^ 2, 1, dht::kSummaryValueType, forged});
+    attacker.put(key, {mine->id ^ 3, 1, dht::kSummaryValueType, wire::encode_summary(summary(id, 1), b.sk)});
+    attacker.stop();
+
+    for (int i : {0, 2, 3}) {
+        std::set<std::uint32_t> online;
+        for (auto& v : swarm.get(i, key, kSummary))
+            if (auto s = wire::decode_summary(v, now_unix())) online.insert(s->online);
+        CHECK_MESSAGE(online.count(3), "node " << i << " lost the honest summary");
+        CHECK_MESSAGE(online.count(1), "node " << i << " did not store the attacker's valid summary (the control)");
+        CHECK_MESSAGE(!online.count(99), "node " << i << " let another signer replace it");
+        CHECK_MESSAGE(!online.count(97), "node " << i << " stored another patch's summary");
+    }
+    std::uint64_t refused = 0;
+    for (auto& n : swarm.nodes) refused += n->stats().stores_refused;
+    CHECK(refused >= 2);
+    swarm.stop();
+    CHECK(swarm.wrong_thread == 0);
 }

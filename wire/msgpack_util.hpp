@@ -6,8 +6,12 @@
 
 #include <msgpack.hpp>
 
+#include <array>
 #include <cstdint>
+#include <cstring>
+#include <optional>
 #include <string>
+#include <string_view>
 
 #include "core/bytes.hpp"
 #include "core/result.hpp"
@@ -46,6 +50,67 @@ inline Result<msgpack::object_handle> unpack_bounded(ByteView data, const Unpack
     } catch (const std::exception& e) {
         return err(std::string(what) + ": not valid msgpack (" + e.what() + ")");
     }
+}
+
+// Shared by the signed DHT values (holder records, domain summaries): field
+// readers that check type and range, and the [body, signature] envelope.
+using Packer = msgpack::packer<msgpack::sbuffer>;
+
+inline void pack_bin(Packer& pk, ByteView b) {
+    pk.pack_bin(static_cast<std::uint32_t>(b.size()));
+    pk.pack_bin_body(reinterpret_cast<const char*>(b.data()), static_cast<std::uint32_t>(b.size()));
+}
+
+inline Bytes to_bytes(const msgpack::sbuffer& buf) {
+    auto p = reinterpret_cast<const std::uint8_t*>(buf.data());
+    return Bytes(p, p + buf.size());
+}
+
+// The outer encoding of a signed value: [bin body, bin signature].
+inline Bytes encode_signed_pair(ByteView body, ByteView sig) {
+    msgpack::sbuffer buf;
+    Packer pk(&buf);
+    pk.pack_array(2);
+    pack_bin(pk, body);
+    pack_bin(pk, sig);
+    return to_bytes(buf);
+}
+
+// What is signed: a domain-separation tag (with its NUL) followed by the body.
+inline Bytes tagged_message(std::string_view tag, ByteView body) {
+    Bytes msg(tag.size() + body.size());
+    std::memcpy(msg.data(), tag.data(), tag.size());
+    if (!body.empty()) std::memcpy(msg.data() + tag.size(), body.data(), body.size());
+    return msg;
+}
+
+inline std::optional<std::uint64_t> get_uint(const msgpack::object& o, std::uint64_t max) {
+    if (o.type != msgpack::type::POSITIVE_INTEGER || o.via.u64 > max) return std::nullopt;
+    return o.via.u64;
+}
+
+inline std::optional<std::int64_t> get_int(const msgpack::object& o) {
+    if (o.type == msgpack::type::NEGATIVE_INTEGER) return o.via.i64;
+    if (o.type == msgpack::type::POSITIVE_INTEGER && o.via.u64 <= INT64_MAX)
+        return static_cast<std::int64_t>(o.via.u64);
+    return std::nullopt;
+}
+
+inline std::optional<std::string> get_str(const msgpack::object& o, std::size_t max) {
+    if (o.type != msgpack::type::STR || o.via.str.size > max) return std::nullopt;
+    return std::string(o.via.str.ptr, o.via.str.size);
+}
+
+template <std::size_t N>
+bool get_bin(const msgpack::object& o, std::array<std::uint8_t, N>& out) {
+    if (o.type != msgpack::type::BIN || o.via.bin.size != N) return false;
+    std::memcpy(out.data(), o.via.bin.ptr, N);
+    return true;
+}
+
+inline std::optional<ByteView> get_bin_view(const msgpack::object& o) {
+    if (o.type != msgpack::type::BIN) return std::nullopt;
+    return ByteView(reinterpret_cast<const std::uint8_t*>(o.via.bin.ptr), o.via.bin.size);
 }
 
 }  // namespace ps::wire::detail

@@ -17,12 +17,7 @@ namespace {
 constexpr std::string_view kRecordTag{"patchswarm/holder-record/v1\0", 28};
 constexpr std::uint32_t kBodyFields = 11;
 
-using Packer = msgpack::packer<msgpack::sbuffer>;
-
-void pack_bin(Packer& pk, ByteView b) {
-    pk.pack_bin(static_cast<std::uint32_t>(b.size()));
-    pk.pack_bin_body(reinterpret_cast<const char*>(b.data()), static_cast<std::uint32_t>(b.size()));
-}
+using namespace detail;
 
 // The canonical body: a fixed-order array; msgpack-c always picks the smallest
 // encoding for each integer and length, which is what makes it canonical.
@@ -41,55 +36,12 @@ Bytes encode_body(const HolderRecord& r, const crypto::PublicKey& node_key) {
     pk.pack(r.segment_count);
     pk.pack(r.issued);
     pk.pack(r.seq);
-    auto p = reinterpret_cast<const std::uint8_t*>(buf.data());
-    return Bytes(p, p + buf.size());
+    return detail::to_bytes(buf);
 }
 
-Bytes encode_outer(ByteView body, const crypto::Signature& sig) {
-    msgpack::sbuffer buf;
-    Packer pk(&buf);
-    pk.pack_array(2);
-    pack_bin(pk, body);
-    pack_bin(pk, sig);
-    auto p = reinterpret_cast<const std::uint8_t*>(buf.data());
-    return Bytes(p, p + buf.size());
-}
+Bytes encode_outer(ByteView body, const crypto::Signature& sig) { return encode_signed_pair(body, sig); }
 
-Bytes signing_message(ByteView body) {
-    Bytes msg(kRecordTag.size() + body.size());
-    std::memcpy(msg.data(), kRecordTag.data(), kRecordTag.size());
-    if (!body.empty()) std::memcpy(msg.data() + kRecordTag.size(), body.data(), body.size());
-    return msg;
-}
-
-std::optional<std::uint64_t> get_uint(const msgpack::object& o, std::uint64_t max) {
-    if (o.type != msgpack::type::POSITIVE_INTEGER || o.via.u64 > max) return std::nullopt;
-    return o.via.u64;
-}
-
-std::optional<std::int64_t> get_int(const msgpack::object& o) {
-    if (o.type == msgpack::type::NEGATIVE_INTEGER) return o.via.i64;
-    if (o.type == msgpack::type::POSITIVE_INTEGER && o.via.u64 <= INT64_MAX)
-        return static_cast<std::int64_t>(o.via.u64);
-    return std::nullopt;
-}
-
-std::optional<std::string> get_str(const msgpack::object& o, std::size_t max) {
-    if (o.type != msgpack::type::STR || o.via.str.size > max) return std::nullopt;
-    return std::string(o.via.str.ptr, o.via.str.size);
-}
-
-template <std::size_t N>
-bool get_bin(const msgpack::object& o, std::array<std::uint8_t, N>& out) {
-    if (o.type != msgpack::type::BIN || o.via.bin.size != N) return false;
-    std::memcpy(out.data(), o.via.bin.ptr, N);
-    return true;
-}
-
-std::optional<ByteView> get_bin_view(const msgpack::object& o) {
-    if (o.type != msgpack::type::BIN) return std::nullopt;
-    return ByteView(reinterpret_cast<const std::uint8_t*>(o.via.bin.ptr), o.via.bin.size);
-}
+Bytes signing_message(ByteView body) { return tagged_message(kRecordTag, body); }
 
 Status check_host(const std::string& host) {
     if (host.empty() || host.size() > kMaxHostLength)
