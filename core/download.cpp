@@ -425,8 +425,8 @@ double Download::rate_of(PeerId peer) const {
 std::uint32_t Download::share_left() const {
     if (!share_) return 0;
     std::uint32_t n = 0;
-    auto& sh = share_->words();
-    auto& held = held_.words();
+    auto sh = share_->words();
+    auto held = held_.words();
     for (std::size_t i = 0; i < sh.size(); ++i) n += static_cast<std::uint32_t>(std::popcount(sh[i] & ~held[i]));
     return n;
 }

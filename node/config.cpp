@@ -203,6 +203,13 @@ Status read_serve(const Reader& r, const std::string& key, const toml::node& n, 
     return {};
 }
 
+constexpr const char* kSizeExample = "a size such as 500M or 20G (bytes)";
+constexpr const char* kRateExample = "a rate such as 500K, 10M or 1G (bytes per second)";
+
+KeyFn size_key(Reader& r, std::uint64_t& out, const char* example) {
+    return [&r, &out, example](const std::string& key, const toml::node& n) { return r.size(key, n, out, example); };
+}
+
 // [policy]: what a device vendor allows (docs/daemon.md, "Device policies").
 std::map<std::string, KeyFn> policy_keys(Reader& r, DaemonConfig& cfg) {
     auto& p = cfg.policy;
@@ -214,19 +221,16 @@ std::map<std::string, KeyFn> policy_keys(Reader& r, DaemonConfig& cfg) {
             return {};
         };
     };
-    auto size = [&r](std::uint64_t& out, const char* example) -> KeyFn {
-        return [&r, &out, example](const std::string& key, const toml::node& n) { return r.size(key, n, out, example); };
-    };
     return {
         {"min_battery", [&r, &p](const std::string& key, const toml::node& n) { return r.integer(key, n, p.min_battery, 0, 100); }},
         {"metered", [&r, &cfg](const std::string& key, const toml::node& n) { return r.boolean(key, n, cfg.metered); }},
         {"upload_on_metered", [&r, &p](const std::string& key, const toml::node& n) { return r.boolean(key, n, p.upload_on_metered); }},
-        {"monthly_upload_cap", size(p.monthly_upload_cap, "a size such as 500M or 20G (bytes)")},
+        {"monthly_upload_cap", size_key(r, p.monthly_upload_cap, kSizeExample)},
         {"business_hours", text(core::parse_business_hours)},
         {"business_days", text(core::parse_business_days)},
-        {"business_upload", size(p.hours_upload_rate, "a rate such as 500K, 10M or 1G (bytes per second)")},
-        {"business_download", size(p.hours_download_rate, "a rate such as 500K, 10M or 1G (bytes per second)")},
-        {"min_free_disk", size(p.min_free_disk, "a size such as 500M or 20G (bytes)")},
+        {"business_upload", size_key(r, p.hours_upload_rate, kRateExample)},
+        {"business_download", size_key(r, p.hours_download_rate, kRateExample)},
+        {"min_free_disk", size_key(r, p.min_free_disk, kSizeExample)},
     };
 }
 
@@ -250,11 +254,7 @@ Status read_document(const toml::table& doc, DaemonConfig& cfg) {
     auto str = [&](std::string& out) -> KeyFn {
         return [&r, &out](const std::string& key, const toml::node& n) { return r.string(key, n, out); };
     };
-    auto rate = [&r](std::uint64_t& out) -> KeyFn {
-        return [&r, &out](const std::string& key, const toml::node& n) {
-            return r.size(key, n, out, "a rate such as 500K, 10M or 1G (bytes per second)");
-        };
-    };
+    auto rate = [&r](std::uint64_t& out) { return size_key(r, out, kRateExample); };
     std::map<std::string, KeyFn> top{
         {"node", section({
                      {"data", str(cfg.data_dir)},
