@@ -39,6 +39,13 @@ Key manifest_key(std::string_view patch_name) {
     return k;
 }
 
+Key statements_key() {
+    const Hash32 h = crypto::blake2b(as_bytes("patchswarm/statements/v1"));
+    Key k;
+    std::copy_n(h.begin(), k.size(), k.begin());
+    return k;
+}
+
 Key global_holder_key(const Hash32& manifest_id) { return holder_key(kGlobalDomain, manifest_id); }
 
 bool record_matches(const wire::HolderRecord& rec, std::string_view domain, const Hash32& manifest_id) {
@@ -56,7 +63,8 @@ bool record_fits_key(const wire::HolderRecord& rec, const Key& key) {
 std::vector<wire::HolderRecord> select_holders(const std::vector<Bytes>& values, std::string_view domain,
                                                const Hash32& manifest_id, std::int64_t now_unix,
                                                std::int64_t max_age_s, std::size_t max_records,
-                                               DropCounts* drops) {
+                                               DropCounts* drops,
+                                               const std::function<bool(const wire::HolderRecord&)>& admit) {
     DropCounts local;
     DropCounts& d = drops ? *drops : local;
     std::map<crypto::PublicKey, wire::HolderRecord> best;
@@ -68,6 +76,10 @@ std::vector<wire::HolderRecord> select_holders(const std::vector<Bytes>& values,
         }
         if (!record_matches(*rec, domain, manifest_id)) {
             d.misplaced++;
+            continue;
+        }
+        if (admit && !admit(*rec)) {
+            d.unenrolled++;
             continue;
         }
         auto [it, inserted] = best.try_emplace(rec->node_key, *rec);

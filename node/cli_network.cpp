@@ -29,7 +29,7 @@ std::int64_t unix_now() { return static_cast<std::int64_t>(std::time(nullptr)); 
 // command line overrides the config file (--config).
 struct NetArgs {
     std::string config;
-    std::string data_dir, listen, domain, role, trust, dht_bind6, upload_limit, download_limit, uplink, device_uplink;
+    std::string data_dir, listen, domain, role, trust, certificate, dht_bind6, upload_limit, download_limit, uplink, device_uplink;
     std::uint16_t dht_port = 0;
     std::vector<std::string> bootstrap;
     std::uint32_t max_peers = 32;
@@ -81,6 +81,8 @@ struct NetArgs {
              [this](C& c) { c.role = role; return Status{}; });
         bind(sub, "--trust", trust, "node.trust", "Operator public key or trust file",
              [this](C& c) { c.trust = trust; return Status{}; });
+        bind(sub, "--certificate", certificate, "node.certificate", "Node certificate file (patchswarm enroll)",
+             [this](C& c) { c.certificate = certificate; return Status{}; });
         bind(sub, "--dht-bind6", dht_bind6, "dht.bind6", "IPv6 address for the DHT socket",
              [this](C& c) { c.dht_bind6 = dht_bind6; return Status{}; });
         bind(sub, "--max-peers", max_peers, "node.max_peers", "Most connections at once",

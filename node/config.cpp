@@ -225,6 +225,7 @@ Status read_document(const toml::table& doc, DaemonConfig& cfg) {
                      {"role", str(cfg.role)},
                      {"domain", str(cfg.domain)},
                      {"trust", str(cfg.trust)},
+                     {"certificate", str(cfg.certificate)},
                      {"listen", str(cfg.listen)},
                      {"advertise", str(cfg.advertise)},
                      {"max_peers", [&](const std::string& key, const toml::node& n) {

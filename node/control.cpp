@@ -48,6 +48,7 @@ const std::map<std::string, CommandArgs>& commands() {
         {"reload", {{}, {}}},
         {"publish", {{"manifest", "file"}, {}}},
         {"rollout", {{"name"}, {"version"}}},
+        {"statement", {{"statement"}, {}}},  // a signed operator statement, hex
     };
     return m;
 }

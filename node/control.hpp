@@ -10,7 +10,7 @@
 // Commands and their string arguments (docs/daemon.md has the replies):
 //   status [patch]   list   add (manifest | name) [out]   pause patch
 //   resume patch     remove patch   reload   publish manifest file
-//   rollout name [version]
+//   rollout name [version]   statement statement (hex of a signed operator statement)
 // `add` by name and `rollout` ask the network and answer when it replied.
 // A request must be a JSON object with "v": 1 and a known "cmd"; unknown
 // arguments, non-string arguments, and missing ones are errors. Bounds: a line

@@ -110,6 +110,12 @@ void Daemon::handle_control(std::string_view line, std::function<void(std::strin
         if (req->cmd == "remove") return respond(cmd_remove(arg("patch")));
         if (req->cmd == "publish") return respond(cmd_publish(arg("manifest"), arg("file")));
         if (req->cmd == "rollout") return cmd_rollout(arg("name"), req->arg("version"), respond);
+        if (req->cmd == "statement") {
+            auto bytes = from_hex(arg("statement"));
+            if (!bytes) return respond(control::error_reply("statement: not hex"));
+            if (auto st = node_->publish_statement(*bytes); !st) return respond(control::error_reply(st.error()));
+            return respond(ok_reply());
+        }
         if (req->cmd == "reload") {
             if (auto st = reload(); !st) return respond(control::error_reply(st.error()));
             return respond(ok_reply());
@@ -155,6 +161,18 @@ std::string Daemon::cmd_status(const std::string* patch) {
                 {"packets_in_by_kind", by_kind(ns.dht.in)},
                 {"packets_out_by_kind", by_kind(ns.dht.out)}}}};
     node["dht_join"] = dht_join_json(ns.dht_join, ns.now_ms);
+    // Enrollment refusals by kind: peers at the handshake, records read from
+    // the DHT, records this node refused to store.
+    json enroll{{"required", ns.enrollment_required}, {"stores_refused", ns.dht.stores_unenrolled}};
+    for (std::size_t k = 0; k < kCertRefusals; ++k) {
+        const char* why = to_string(static_cast<CertRefusal>(k));
+        enroll["peers_refused"][why] = ns.peers_refused.refused[k];
+        enroll["records_refused"][why] = ns.records_refused.refused[k];
+    }
+    node["enrollment"] = enroll;
+    node["statements"] = {{"received", ns.statements_received}, {"rejected", ns.statements_rejected},
+                          {"known", ns.statements_known}};
+    node["trust"] = {{"keys", ns.trusted_keys}, {"revoked_keys", ns.revoked_keys}};
     node["advertise"] = setup_.opts.advertise_host;
     node["warnings"] = json::array();
     if (auto why = advertise_warning(setup_.opts.advertise_host); !why.empty()) node["warnings"].push_back(why);

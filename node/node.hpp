@@ -22,6 +22,7 @@
 #include "core/histogram.hpp"
 #include "crypto/crypto.hpp"
 #include "dht/dht.hpp"
+#include "node/enroll.hpp"
 #include "node/store.hpp"
 #include "node/trust.hpp"
 #include "transfer/connection.hpp"
@@ -76,6 +77,10 @@ struct NodeOptions {
     // Operator keys: manifests announced by gossip are believed and forwarded
     // only when they verify under this store. Without it, gossip is ignored.
     std::optional<TrustStore> trust;
+    // Called on the loop thread when a signed operator statement (gossip, the
+    // DHT or publish_statement) changed the trust store: a key rotation or a
+    // certificate revocation. The daemon writes the trust file.
+    std::function<void(const TrustStore&)> on_trust_changed;
     // Called once per new manifest that verified (gossip or announce_manifest).
     std::function<void(const VerifiedManifest&)> on_announce;
     // Origin only: a segment is handed out again only after this (super-seeding).
@@ -161,6 +166,14 @@ struct NodeStatus {
     std::array<core::Histogram, core::kSourceClasses> fetch_seconds{};
     std::uint64_t segment_hashes = 0;  // by the segment stores: storing, serving, passes, scrub
     std::uint64_t scrub_dropped = 0;   // held segments the scrub found damaged and dropped
+    // Enrollment refusals (node/enroll.hpp), by kind: peers refused at the
+    // handshake, and holder/membership records dropped when read from the DHT.
+    bool enrollment_required = false;
+    CertCounters peers_refused, records_refused;
+    // Signed operator statements: received (gossip, DHT), refused, and known.
+    std::uint64_t statements_received = 0, statements_rejected = 0;
+    std::size_t statements_known = 0;
+    std::size_t trusted_keys = 0, revoked_keys = 0;  // the trust store now
     std::vector<SwarmStatus> swarms;
 };
 
@@ -214,6 +227,10 @@ public:
     Status remove(const Hash32& manifest_id);
     // The patches taking part, for lookups by name.
     std::vector<Hash32> swarm_ids() const;
+    // A signed operator statement from the operator (control socket): checked
+    // and applied as if it came by gossip, then spread to every peer and put in
+    // the DHT under dht::statements_key(). Fails naming the problem.
+    Status publish_statement(ByteView statement);
     // Spreads a verified manifest to every connected peer (and to each peer that
     // connects later); peers verify and forward it in turn.
     void announce_manifest(const VerifiedManifest& vm);
@@ -294,6 +311,18 @@ private:
     void accept(std::unique_ptr<transfer::Connection> c);
     void close_idle(std::uint64_t now_ms);
     void lookup(const Hash32& id);
+    // Enrollment (node_join.cpp): whether the trust store requires it; the
+    // check of a peer that finished its handshake (closes it when refused);
+    // select_holders with this node's check of each record's certificate.
+    bool enrollment_required() const { return opts_.trust && opts_.trust->require_enrollment(); }
+    bool admit_peer(transfer::Connection& c);
+    // Signed operator statements (node_statements.cpp): checks one under the
+    // trust store, applies it, forwards it to every peer but `from`.
+    Status on_statement(Peer* from, ByteView statement);
+    void fetch_statements();  // from the DHT, at start and in watch_dht
+    std::vector<wire::HolderRecord> holders_in(const std::vector<Bytes>& values, std::string_view domain,
+                                               const Hash32& id, std::size_t max_records = 64);
+    wire::HolderRecord own_record() const;  // role, domain, host, certificate
     void on_holders(const Hash32& id, const std::string& domain, std::vector<Bytes> values);
     void on_announce(Peer* from, ByteView manifest);
     void on_peers(Peer& from, const std::vector<wire::Contact>& contacts);
@@ -347,6 +376,11 @@ private:
     std::uint64_t last_join_ms_ = 0, last_member_ms_ = 0, last_watch_ms_ = 0;
     std::vector<dht::ListenToken> watch_listens_;
     std::uint64_t announces_received_ = 0, announces_rejected_ = 0;
+    CertCounters peers_refused_, records_refused_;
+    std::shared_ptr<SharedTrust> live_trust_;  // what the DHT's policies read
+    dht::ListenToken statements_listen_ = 0;
+    std::map<Hash32, Bytes> statements_;       // valid statements seen, by id (sent to each new peer)
+    std::uint64_t statements_received_ = 0, statements_rejected_ = 0;
     bool scrub_running_ = false;
     Hash32 scrub_last_{};  // the patch the last scrub step checked (round robin)
     std::uint64_t scrub_dropped_ = 0;

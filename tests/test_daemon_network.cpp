@@ -5,6 +5,7 @@
 // the DHT says. Separate processes, real OpenDHT nodes, loopback only.
 #include <doctest/doctest.h>
 
+#include <filesystem>
 #include <set>
 
 #include "daemon_support.hpp"
@@ -15,22 +16,42 @@ using namespace ps::test;
 
 namespace {
 
+// Every node is enrolled: the daemons' trust file requires it (the operator's
+// key and "require-enrollment"), and each gets a certificate for its role and
+// domain from `patchswarm enroll` before it starts.
 struct Swarm {
     TempDir& d;
-    std::string pub;
+    std::string pub, trust;
     std::vector<std::unique_ptr<Proc>> procs;
     Reaper reaper;  // declared after procs: destroyed first, while they exist
     std::string dht;  // the origin's DHT port, everyone's bootstrap
 
-    explicit Swarm(TempDir& dir) : d(dir), pub(dir / "op.public") {
+    explicit Swarm(TempDir& dir) : d(dir), pub(dir / "op.public"), trust(dir / "op.trust") {
         auto k = run_cli(d, {"keygen", "--secret", d / "op.secret", "--public", pub});
         REQUIRE_MESSAGE(k.code == 0, k.err);
+        auto key = slurp(pub).substr(slurp(pub).find('\n') + 1);
+        std::ofstream(trust) << "patchswarm-trust-v1\nkey " << key << "require-enrollment\n";
+    }
+    // Each node its own copy of the trust file: statements rewrite it.
+    std::string trust_of(const std::string& name) {
+        std::string t = d / (name + ".trust");
+        if (!std::filesystem::exists(t)) std::filesystem::copy_file(trust, t);
+        return t;
+    }
+    // `patchswarm enroll` for the node whose data folder is d/name; the certificate's path.
+    std::string enroll(const std::string& name, const std::string& role, const std::string& domain) {
+        std::string cert = d / (name + ".cert");
+        auto r = run_cli(d, {"enroll", "--key", d / "op.secret", "--data", d / name, "--role", role, "--domain", domain,
+                             "--out", cert});
+        REQUIRE_MESSAGE(r.code == 0, r.err);
+        return cert;
     }
     std::string sock(const std::string& name) const { return d / (name + "/run/control.sock"); }
     Proc& start(const std::string& name, const std::string& role, const std::string& domain,
                 std::vector<std::string> extra = {}) {
         std::vector<std::string> args{"node", "--data", d / name, "--domain", domain, "--role", role,
-                                      "--trust", pub, "--log-level", "info"};
+                                      "--trust", trust_of(name), "--certificate", enroll(name, role, domain),
+                                      "--log-level", "info"};
         if (!dht.empty()) args.insert(args.end(), {"--bootstrap", "127.0.0.1:" + dht});
         args.insert(args.end(), extra.begin(), extra.end());
         procs.push_back(std::make_unique<Proc>(spawn(d, name, args)));
@@ -137,7 +158,8 @@ TEST_CASE("daemon network: a patch is fetched by name, through a daemon and one-
     CHECK(slurp(d / "dev/patches/tool-v1") == slurp(file));
 
     // One-shot, without a daemon: the node finds the manifest under the name in the DHT.
-    auto one = run_cli(d, {"fetch", "--data", d / "oneshot", "--domain", "west", "--trust", s.pub, "--bootstrap",
+    auto one = run_cli(d, {"fetch", "--data", d / "oneshot", "--domain", "west", "--trust", s.trust, "--certificate",
+                           s.enroll("oneshot", "peer", "west"), "--bootstrap",
                            "127.0.0.1:" + s.dht, "--name", "tool", "--out", d / "oneshot.bin", "--seed-ratio", "0",
                            "--timeout", "60"});
     INFO(one.out << one.err);
@@ -338,4 +360,109 @@ TEST_CASE("daemon network: a device under its quota makes room for a new version
     REQUIRE(replaced);
     CHECK(slurp(d / "dev/patches/app-v2") == slurp(v2));
     CHECK(slurp(d / "dev.err").find("event=evicted") != std::string::npos);
+}
+
+TEST_CASE("daemon network: a key rotation and a certificate revocation spread to every node of a 3-domain swarm "
+          "without restart, and the revoked node is refused") {
+    TempDir d("ps-dnet-stmt");
+    Swarm s(d);
+    const std::vector<std::string> names{"origin", "super-a", "super-b", "super-c", "dev-a", "dev-b", "dev-c"};
+    s.start("origin", "origin", "core");
+    for (std::string dom : {"a", "b", "c"}) s.start("super-" + dom, "super", dom);
+    for (std::string dom : {"a", "b", "c"}) s.start("dev-" + dom, "peer", dom, {"--auto-fetch", "off"});
+    s.wait_connected(names, 1);
+
+    // The operator introduces a second key, as a statement handed to the origin only.
+    auto k = run_cli(d, {"keygen", "--secret", d / "new.secret", "--public", d / "new.public"});
+    REQUIRE_MESSAGE(k.code == 0, k.err);
+    auto rot = run_cli(d, {"rotate-key", "--key", d / "op.secret", "--new-public", d / "new.public", "--trust",
+                           d / "scratch.trust", "--statement-out", d / "rotation.statement"});
+    REQUIRE_MESSAGE(rot.code == 0, rot.err);
+    auto t0 = std::chrono::steady_clock::now();
+    auto sent = run_cli(d, {"statement", "--file", d / "rotation.statement", "--socket", s.sock("origin")});
+    REQUIRE_MESSAGE(sent.code == 0, sent.err);
+    auto keys = [&](const std::string& n) { return ctl(s.sock(n), "status")["node"]["trust"].value("keys", 0); };
+    for (auto& n : names) {
+        bool ok = wait_for([&] { return keys(n) == 2; }, 20'000);
+        INFO(n << " never trusted the new key");
+        CHECK(ok);
+    }
+    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
+    MESSAGE("the rotation reached all 7 nodes in " << ms << " ms");
+    for (std::size_t i = 0; i < s.procs.size(); ++i) {
+        CHECK(::kill(s.procs[i]->pid, 0) == 0);  // the same processes: no restart
+        CHECK(slurp(d / (names[i] + ".trust")).find("\nrotate ") != std::string::npos);  // and on disk
+    }
+
+    // The new key revokes dev-c's certificates: every node applies it, and dev-c is refused.
+    auto rev = run_cli(d, {"revoke-cert", "--key", d / "new.secret", "--node-public", d / "dev-c/node.public", "--out",
+                           d / "revoke.statement"});
+    REQUIRE_MESSAGE(rev.code == 0, rev.err);
+    sent = run_cli(d, {"statement", "--file", d / "revoke.statement", "--socket", s.sock("dev-a")});
+    REQUIRE_MESSAGE(sent.code == 0, sent.err);
+    auto refused_revoked = [&] {
+        std::uint64_t n = 0;
+        for (auto& name : names) {
+            auto e = ctl(s.sock(name), "status")["node"]["enrollment"];
+            n += e["peers_refused"].value("revoked", 0) + e["records_refused"].value("revoked", 0);
+        }
+        return n;
+    };
+    CHECK(wait_for([&] { return ctl(s.sock("dev-c"), "status")["node"].value("peers", 1) == 0; }, 20'000));
+    CHECK(refused_revoked() > 0);
+    for (auto& n : names) CHECK(slurp(d / (n + ".trust")).find("\nstatement ") != std::string::npos);
+    // It stays out: the others keep refusing it while it tries again.
+    std::this_thread::sleep_for(std::chrono::seconds(3));
+    CHECK(ctl(s.sock("dev-c"), "status")["node"].value("peers", 1) == 0);
+    CHECK(ctl(s.sock("dev-b"), "status")["node"].value("peers", 0) >= 1);
+}
+
+TEST_CASE("daemon network: a halt statement stops a running rollout in a 3-domain swarm within a bounded time, "
+          "also after a restart") {
+    TempDir d("ps-dnet-halt");
+    Swarm s(d);
+    const std::vector<std::string> names{"origin", "super-a", "super-b", "super-c", "dev-a", "dev-b", "dev-c"};
+    s.start("origin", "origin", "core", {"--upload-limit", "512K"});
+    for (std::string dom : {"a", "b", "c"}) s.start("super-" + dom, "super", dom, {"--download-limit", "256K"});
+    for (std::string dom : {"a", "b", "c"})
+        s.start("dev-" + dom, "peer", dom, {"--start-delay", "0", "--download-limit", "128K"});
+    s.wait_connected(names, 1);
+    s.publish("big", 24u << 20, 77, /*mandatory=*/true);  // minutes at these rates
+    auto downloading = [&](const std::string& n) {
+        const auto list = ctl(s.sock(n), "list");
+        for (auto& p : list["patches"])
+            if (p.value("name", "") == "big" && p.value("state", "") == "downloading" && p.value("progress", 0.0) > 0)
+                return true;
+        return false;
+    };
+    REQUIRE(wait_for([&] { return downloading("dev-a") || downloading("dev-b") || downloading("dev-c"); }, 60'000));
+    for (std::string dom : {"a", "b", "c"}) REQUIRE_FALSE(complete(s.sock("dev-" + dom), "big"));  // still rolling out
+
+    auto h = run_cli(d, {"halt", "--key", d / "op.secret", "--name", "big", "--version", "1", "--out", d / "halt.statement"});
+    REQUIRE_MESSAGE(h.code == 0, h.err);
+    const auto t0 = std::chrono::steady_clock::now();
+    auto sent = run_cli(d, {"statement", "--file", d / "halt.statement", "--socket", s.sock("origin")});
+    REQUIRE_MESSAGE(sent.code == 0, sent.err);
+    constexpr int kBoundMs = 10'000;
+    const bool stopped = wait_for([&] {
+        for (auto& n : names)
+            if (states(s.sock(n)).count("big")) return false;
+        return true;
+    }, kBoundMs);
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
+    MESSAGE("the halt stopped the rollout on all 7 nodes in " << ms << " ms (bound " << kBoundMs << " ms)");
+    CHECK(stopped);
+    CHECK(ms <= kBoundMs);
+    for (std::string dom : {"a", "b", "c"}) CHECK_FALSE(std::filesystem::exists(d / ("dev-" + dom + "/patches/big-v1")));
+    // Nobody takes it up again: not by name, not after a restart.
+    auto again = run_cli(d, {"add", "--socket", s.sock("dev-a"), "--name", "big"});
+    CHECK(again.code != 0);
+    Proc& dev = *s.procs[4];
+    ::kill(dev.pid, SIGTERM);
+    REQUIRE(finish(dev).code == 0);
+    std::filesystem::remove(d / "dev-a.out");
+    s.start("dev-a", "peer", "a", {"--start-delay", "0"});
+    std::this_thread::sleep_for(std::chrono::seconds(5));
+    CHECK(states(s.sock("dev-a")).count("big") == 0);
+    CHECK_FALSE(std::filesystem::exists(d / "dev-a/patches/big-v1"));
 }

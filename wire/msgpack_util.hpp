@@ -6,8 +6,11 @@
 
 #include <msgpack.hpp>
 
+#include <array>
 #include <cstdint>
+#include <cstring>
 #include <string>
+#include <string_view>
 
 #include "core/bytes.hpp"
 #include "core/result.hpp"
@@ -46,6 +49,47 @@ inline Result<msgpack::object_handle> unpack_bounded(ByteView data, const Unpack
     } catch (const std::exception& e) {
         return err(std::string(what) + ": not valid msgpack (" + e.what() + ")");
     }
+}
+
+// Encoding helpers of the signed, canonical [body: bin, signature: bin] formats
+// (certificates, statements): msgpack-c picks the smallest encoding of each
+// integer and length, which with a fixed field order makes them canonical.
+struct ByteSink {
+    Bytes& out;
+    void write(const char* p, std::size_t n) { out.insert(out.end(), p, p + n); }
+};
+using BytePacker = msgpack::packer<ByteSink>;
+
+inline void pack_bin(BytePacker& pk, ByteView b) {
+    pk.pack_bin(static_cast<std::uint32_t>(b.size()));
+    pk.pack_bin_body(reinterpret_cast<const char*>(b.data()), static_cast<std::uint32_t>(b.size()));
+}
+
+// [body, signature] as two bins.
+template <std::size_t N>
+Bytes encode_signed_pair(ByteView body, const std::array<std::uint8_t, N>& sig) {
+    Bytes out;
+    ByteSink sink{out};
+    BytePacker pk(sink);
+    pk.pack_array(2);
+    pack_bin(pk, body);
+    pack_bin(pk, sig);
+    return out;
+}
+
+// What is signed: a domain-separation tag, then the body.
+inline Bytes tagged(std::string_view tag, ByteView body) {
+    Bytes msg(tag.begin(), tag.end());
+    msg.insert(msg.end(), body.begin(), body.end());
+    return msg;
+}
+
+// A bin of exactly N bytes into out; false for anything else.
+template <std::size_t N>
+bool get_fixed_bin(const msgpack::object& o, std::array<std::uint8_t, N>& out) {
+    if (o.type != msgpack::type::BIN || o.via.bin.size != N) return false;
+    std::memcpy(out.data(), o.via.bin.ptr, N);
+    return true;
 }
 
 }  // namespace ps::wire::detail
