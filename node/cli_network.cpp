@@ -35,7 +35,8 @@ struct NetArgs {
     std::uint32_t max_peers = 32;
     std::uint32_t upload_slots = 0;
     // Daemon-only settings.
-    std::string quota, control, metrics, log_level, on_complete, auto_fetch, start_delay, patches, prefetch;
+    std::string quota, control, metrics, log_level, on_complete, auto_fetch, start_delay, patches, prefetch,
+        freshness_window;
     std::vector<std::string> serves;
 
     struct Bound {
@@ -58,6 +59,17 @@ struct NetArgs {
         return [flag, &text, field, example](node::DaemonConfig& c) -> Status {
             auto v = node::parse_size(text);
             if (!v) return err(flag + ": " + v.error() + " is not " + example);
+            c.*field = *v;
+            return {};
+        };
+    }
+
+    // Durations: "0", "500ms", "30s", "5m".
+    static std::function<Status(node::DaemonConfig&)> duration_into(const std::string& flag, const std::string& text,
+                                                                    std::uint64_t node::DaemonConfig::*field) {
+        return [flag, &text, field](node::DaemonConfig& c) -> Status {
+            auto v = node::parse_duration_ms(text);
+            if (!v) return err(flag + ": " + v.error() + " is not a duration such as 500ms, 30s or 5m");
             c.*field = *v;
             return {};
         };
@@ -141,12 +153,10 @@ struct NetArgs {
              on_off("--auto-fetch", auto_fetch, &C::auto_fetch));
         bind(sub, "--start-delay", start_delay, "device.start_delay",
              "Each automatic fetch waits a random time up to this (e.g. 0, 500ms, 30s, 5m; default 30s)",
-             [this](C& c) -> Status {
-                 auto v = node::parse_duration_ms(start_delay);
-                 if (!v) return err("--start-delay: " + v.error() + " is not a duration such as 500ms, 30s or 5m");
-                 c.start_delay_ms = *v;
-                 return {};
-             });
+             duration_into("--start-delay", start_delay, &C::start_delay_ms));
+        bind(sub, "--freshness-window", freshness_window, "node.freshness_window",
+             "Say stale when no freshness statement from the enrolled origin is this recent (e.g. 5m; default 0 = off)",
+             duration_into("--freshness-window", freshness_window, &C::freshness_window_ms));
         bind(sub, "--patches", patches, "device.patches", "Folder for automatically fetched patches (default DATA/patches)",
              [this](C& c) { c.patches_dir = patches; return Status{}; });
         bind(sub, "--prefetch", prefetch, "cache.prefetch",

@@ -50,6 +50,7 @@ struct DaemonConfig {
     std::string domain;
     std::string trust;
     std::string certificate;  // node certificate file (patchswarm enroll); "" = none
+    std::uint64_t freshness_window_ms = 0;  // stale without a freshness statement this recent; 0 = off
     std::string listen = "127.0.0.1:0";
     std::string advertise;  // host written into holder records; default: the listen host
     std::uint32_t max_peers = 32;

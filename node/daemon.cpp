@@ -114,6 +114,7 @@ Result<Setup> make_setup(const DaemonConfig& c) {
     s.opts.dht.bootstrap = c.bootstrap;
     if (loopback) s.opts.dht.max_peer_req_per_sec = -1;  // every loopback peer shares one IP
     s.opts.trust = s.trust;  // gossip: announcements are believed only when they verify
+    s.opts.freshness_window_s = static_cast<std::int64_t>(c.freshness_window_ms / 1000);
     s.identity.secret = *key;
     s.identity.key = key->public_key();
     s.identity.role = *role;
@@ -506,6 +507,7 @@ Status Daemon::reload() {
     restart("node.listen", c->listen != cfg_.listen);
     restart("node.trust", c->trust != cfg_.trust);
     restart("node.certificate", c->certificate != cfg_.certificate);
+    restart("node.freshness_window", c->freshness_window_ms != cfg_.freshness_window_ms);
     restart("dht", c->dht_port != cfg_.dht_port || c->bootstrap != cfg_.bootstrap);
     restart("control", c->control_socket != cfg_.control_socket || c->metrics != cfg_.metrics);
     if (c->upload_slots != cfg_.upload_slots) {

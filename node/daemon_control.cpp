@@ -173,6 +173,8 @@ std::string Daemon::cmd_status(const std::string* patch) {
     node["statements"] = {{"received", ns.statements_received}, {"rejected", ns.statements_rejected},
                           {"known", ns.statements_known}};
     node["trust"] = {{"keys", ns.trusted_keys}, {"revoked_keys", ns.revoked_keys}};
+    node["freshness"] = {{"stale", ns.stale}, {"issued_unix", ns.fresh_issued}, {"rejected", ns.freshness_rejected},
+                         {"window_s", setup_.opts.freshness_window_s}};
     node["advertise"] = setup_.opts.advertise_host;
     node["warnings"] = json::array();
     if (auto why = advertise_warning(setup_.opts.advertise_host); !why.empty()) node["warnings"].push_back(why);

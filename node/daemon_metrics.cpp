@@ -196,6 +196,11 @@ void Daemon::node_metrics(std::string& out, const NodeStatus& ns) const {
     t.single("patchswarm_statements_total", "counter", "Signed operator statements received (gossip, DHT), by outcome.",
              ns.statements_received - ns.statements_rejected, "result=\"accepted\"");
     t.sample("patchswarm_statements_total", ns.statements_rejected, "result=\"rejected\"");
+    t.single("patchswarm_stale", "gauge",
+             "1 when freshness is on and no valid freshness statement from the origin was seen within the window.",
+             std::uint64_t{ns.stale ? 1u : 0u});
+    t.single("patchswarm_freshness_rejected_total", "counter", "Freshness statements refused (not from an enrolled origin).",
+             ns.freshness_rejected);
     t.single("patchswarm_trusted_keys", "gauge", "Operator keys in the trust store, by state.", std::uint64_t{ns.trusted_keys},
              "state=\"trusted\"");
     t.sample("patchswarm_trusted_keys", std::uint64_t{ns.revoked_keys}, "state=\"revoked\"");

@@ -387,6 +387,7 @@ void Node::on_ready(transfer::Connection& c) {
         send_msg(p, peers_msg());
         for (auto& [name, vm] : latest_) send_msg(p, wire::MsgAnnounce{vm.bytes});
         for (auto& [sid, st] : statements_) send_msg(p, wire::MsgStatement{st});
+        if (!fresh_bytes_.empty()) send_msg(p, wire::MsgStatement{fresh_bytes_});
         for (auto& a : actions) engine_.actions().push_back(std::move(a));
     }
     run_actions();
@@ -554,6 +555,7 @@ void Node::housekeeping() {
             stale.push_back(p.conn.get());
     for (auto* c : stale) c->close(transfer::CloseCode::HandshakeTimeout, "handshake timed out");
     watch_dht();
+    refresh_freshness();
     close_idle(t);
     std::erase_if(dials_, [t](auto& e) { return e.second.empty() || t - e.second.back() >= 60'000; });
     if (t - last_member_ms_ >= 20 * 60 * 1000) announce_member();
@@ -646,6 +648,9 @@ NodeStatus Node::status() const {
     st.statements_received = statements_received_;
     st.statements_rejected = statements_rejected_;
     st.statements_known = statements_.size();
+    st.fresh_issued = fresh_issued_;
+    st.freshness_rejected = freshness_rejected_;
+    st.stale = opts_.freshness_window_s > 0 && (fresh_issued_ == 0 || unix_now() - fresh_issued_ > opts_.freshness_window_s);
     if (opts_.trust)
         for (auto& k : opts_.trust->keys()) (k.revoked ? st.revoked_keys : st.trusted_keys)++;
     st.peers_refused = peers_refused_;

@@ -28,6 +28,7 @@
 #include "transfer/connection.hpp"
 #include "transfer/loop.hpp"
 #include "wire/messages.hpp"
+#include "wire/statement.hpp"
 
 namespace ps::node {
 
@@ -85,6 +86,11 @@ struct NodeOptions {
     std::function<void(const VerifiedManifest&)> on_announce;
     // Origin only: a segment is handed out again only after this (super-seeding).
     std::uint64_t superseed_reserve_ms = core::EngineConfig{}.superseed_reserve;
+    // Freshness (node_statements.cpp): an enrolled origin signs a freshness
+    // statement this often (0 = never) and gossips it; a node that has seen no
+    // valid one issued within freshness_window_s says it is stale (0 = off).
+    std::uint64_t freshness_interval_ms = wire::kFreshnessIntervalMs;
+    std::int64_t freshness_window_s = 0;
     // Patch names whose announcements this node also follows in the DHT (under
     // dht::manifest_key(name)), besides gossip.
     std::vector<std::string> watch;
@@ -174,6 +180,11 @@ struct NodeStatus {
     std::uint64_t statements_received = 0, statements_rejected = 0;
     std::size_t statements_known = 0;
     std::size_t trusted_keys = 0, revoked_keys = 0;  // the trust store now
+    // Freshness: the issue time of the newest valid freshness statement (0:
+    // none seen), and whether it is older than the window (false when off).
+    std::int64_t fresh_issued = 0;
+    bool stale = false;
+    std::uint64_t freshness_rejected = 0;
     std::vector<SwarmStatus> swarms;
 };
 
@@ -320,6 +331,8 @@ private:
     // trust store, applies it, forwards it to every peer but `from`.
     Status on_statement(Peer* from, ByteView statement);
     void fetch_statements();  // from the DHT, at start and in watch_dht
+    Status on_freshness(Peer* from, const wire::Statement& st, ByteView bytes);
+    void refresh_freshness();  // origin: sign and spread a new one when due (housekeeping)
     std::vector<wire::HolderRecord> holders_in(const std::vector<Bytes>& values, std::string_view domain,
                                                const Hash32& id, std::size_t max_records = 64);
     wire::HolderRecord own_record() const;  // role, domain, host, certificate
@@ -381,6 +394,9 @@ private:
     dht::ListenToken statements_listen_ = 0;
     std::map<Hash32, Bytes> statements_;       // valid statements seen, by id (sent to each new peer)
     std::uint64_t statements_received_ = 0, statements_rejected_ = 0;
+    std::int64_t fresh_issued_ = 0;  // newest valid freshness statement's issue time
+    Bytes fresh_bytes_;              // ...and the statement (sent to each new peer)
+    std::uint64_t fresh_sent_ms_ = 0, fresh_seq_ = 0, freshness_rejected_ = 0;
     bool scrub_running_ = false;
     Hash32 scrub_last_{};  // the patch the last scrub step checked (round robin)
     std::uint64_t scrub_dropped_ = 0;

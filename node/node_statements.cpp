@@ -5,8 +5,11 @@
 // or from the operator (publish_statement). It is checked and applied under
 // the trust store (TrustStore::apply_statement: rotations, revocations), kept,
 // and forwarded once to every other peer. A new kind that changes trust is a
-// case in TrustStore::apply_statement; one that does not (halt, freshness)
-// would be a case here.
+// case in TrustStore::apply_statement. Freshness is the one kind that is not
+// the operator's: signed by the enrolled origin's node key, it is checked and
+// kept here (on_freshness), never in the trust store, the trust file or the DHT.
+#include <algorithm>
+
 #include "node/log.hpp"
 #include "node/node.hpp"
 #include "node/node_util.hpp"
@@ -22,6 +25,8 @@ constexpr std::size_t kMaxKeptStatements = 1024;
 Status Node::on_statement(Peer* from, ByteView bytes) {
     const Hash32 id = wire::statement_id(bytes);
     if (statements_.count(id)) return {};
+    if (auto fresh = wire::decode_statement(bytes); fresh && fresh->kind == wire::StatementKind::Freshness)
+        return on_freshness(from, *fresh, bytes);
     ++statements_received_;
     if (!opts_.trust) return err("statement: this node has no trust store");
     TrustStore next = *opts_.trust;
@@ -75,6 +80,51 @@ Status Node::publish_statement(ByteView bytes) {
     }
     run_actions();
     return {};
+}
+
+// Freshness: signed by the origin's node key (decode_statement checked the
+// signature), whose certificate (the payload) enrolls it as the origin under
+// this node's trust store, and not issued in the future. Only one newer than
+// the newest seen, and within the window, is news: kept (sent to each new
+// peer) and forwarded once. Gossip only: storing nodes take statements from
+// operator keys alone, and one a minute under the one statements key would
+// pile up there and wake every listener.
+Status Node::on_freshness(Peer* from, const wire::Statement& st, ByteView bytes) {
+    if (st.issued <= fresh_issued_) return {};
+    auto refuse = [&](const std::string& why) {
+        ++freshness_rejected_;
+        log::warn("freshness_rejected",
+                  {{"from", from ? from->conn->remote() : std::string("local or dht")}, {"reason", why}});
+        return err(why);
+    };
+    if (!opts_.trust) return refuse("freshness: this node has no trust store");
+    auto cert = wire::decode_cert(st.payload);
+    if (!cert) return refuse("freshness: " + cert.error());
+    if (auto bad = check_cert(st.payload, st.signer, Role::Origin, cert->domain, *opts_.trust, unix_now()))
+        return refuse("freshness: not from an enrolled origin: " + bad->reason);
+    const std::int64_t now = unix_now();
+    if (st.issued > now + kMaxManifestClockSkewSeconds) return refuse("freshness: issued " + std::to_string(st.issued - now) + " s ahead of this node's clock (at most " +
+                      std::to_string(kMaxManifestClockSkewSeconds) + " s)");
+    if (opts_.freshness_window_s > 0 && now - st.issued > opts_.freshness_window_s) return {};  // old news
+    fresh_issued_ = st.issued;
+    fresh_bytes_.assign(bytes.begin(), bytes.end());
+    for (auto& [cid, p] : peers_)
+        if (&p != from && p.conn->ready()) send_msg(p, wire::MsgStatement{bytes});
+    return {};
+}
+
+void Node::refresh_freshness() {
+    if (self_.role != Role::Origin || self_.cert.empty() || opts_.freshness_interval_ms == 0 || stopping_) return;
+    const auto t = loop_.now_ms();
+    if (fresh_sent_ms_ != 0 && t - fresh_sent_ms_ < opts_.freshness_interval_ms) return;
+    fresh_sent_ms_ = t;
+    wire::Statement st;
+    st.kind = wire::StatementKind::Freshness;
+    // Strictly increasing even within one second: receivers keep only newer ones.
+    st.issued = std::max(unix_now(), fresh_issued_ + 1);
+    st.seq = ++fresh_seq_;
+    st.payload = self_.cert;
+    (void)on_statement(nullptr, wire::encode_statement(st, self_.secret));
 }
 
 void Node::fetch_statements() {

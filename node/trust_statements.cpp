@@ -98,6 +98,7 @@ Result<bool> TrustStore::apply_statement(ByteView encoded) {
             halted_.push_back(std::move(*h));
             return true;
         }
+        case wire::StatementKind::Freshness: break;  // the node's business (node_statements.cpp)
     }
     return err(std::string("statement: kind ") + wire::to_string(st->kind) + " does not change trust");
 }

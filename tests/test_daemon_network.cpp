@@ -5,6 +5,7 @@
 // the DHT says. Separate processes, real OpenDHT nodes, loopback only.
 #include <doctest/doctest.h>
 
+#include <ctime>
 #include <filesystem>
 #include <set>
 
@@ -25,6 +26,7 @@ struct Swarm {
     std::vector<std::unique_ptr<Proc>> procs;
     Reaper reaper;  // declared after procs: destroyed first, while they exist
     std::string dht;  // the origin's DHT port, everyone's bootstrap
+    std::map<std::string, std::string> ready_lines;  // by node name
 
     explicit Swarm(TempDir& dir) : d(dir), pub(dir / "op.public"), trust(dir / "op.trust") {
         auto k = run_cli(d, {"keygen", "--secret", d / "op.secret", "--public", pub});
@@ -58,6 +60,7 @@ struct Swarm {
         reaper.procs.push_back(procs.back().get());
         auto line = ready(*procs.back());
         if (dht.empty()) dht = field(line, "dht");
+        ready_lines[name] = line;
         return *procs.back();
     }
     // A random patch, signed; with announce, pushed through the origin's socket.
@@ -465,4 +468,36 @@ TEST_CASE("daemon network: a halt statement stops a running rollout in a 3-domai
     std::this_thread::sleep_for(std::chrono::seconds(5));
     CHECK(states(s.sock("dev-a")).count("big") == 0);
     CHECK_FALSE(std::filesystem::exists(d / "dev-a/patches/big-v1"));
+}
+
+TEST_CASE("daemon network: a device with a freshness window says stale in status and metrics until the enrolled "
+          "origin's freshness reaches it") {
+    TempDir d("ps-dnet-fresh");
+    Swarm s(d);
+    // The device starts alone: nothing from the origin yet.
+    s.start("dev", "peer", "a", {"--freshness-window", "5m", "--metrics", "127.0.0.1:0", "--auto-fetch", "off"});
+    const auto mport = static_cast<std::uint16_t>(std::stoi(field(s.ready_lines["dev"], "metrics").substr(10)));
+    auto freshness = [&](const std::string& n) { return ctl(s.sock(n), "status")["node"]["freshness"]; };
+    auto stale_metric = [&] {
+        auto resp = http_get(mport, "GET /metrics HTTP/1.0\r\n\r\n");
+        return sample(resp.substr(resp.find("\r\n\r\n") + 2), "patchswarm_stale");
+    };
+    auto f = freshness("dev");
+    CHECK(f.value("stale", false));
+    CHECK(f.value("window_s", 0) == 300);
+    CHECK(f.value("issued_unix", -1) == 0);
+    CHECK(stale_metric() == 1u);
+
+    // The enrolled origin joins (bootstrapping from the device): its freshness reaches the device by gossip.
+    const auto before = std::time(nullptr);
+    s.start("origin", "origin", "core");
+    CHECK(wait_for([&] { return !freshness("dev").value("stale", true); }, 30'000));
+    f = freshness("dev");
+    CHECK(f.value("issued_unix", std::int64_t{0}) >= before - 1);
+    CHECK(f.value("rejected", 1) == 0);
+    CHECK(stale_metric() == 0u);
+    // Freshness off (no window): never stale, whatever it has seen.
+    auto o = freshness("origin");
+    CHECK_FALSE(o.value("stale", true));
+    CHECK(o.value("window_s", -1) == 0);
 }

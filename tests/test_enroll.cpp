@@ -349,3 +349,84 @@ TEST_CASE("statement: a halted release and a manifest created in the future are 
     CHECK(reason(node::verify_manifest_bytes(vm.bytes, fresh, vm.manifest.created - node::kMaxManifestClockSkewSeconds - 1))
               .find("lies in the future") != std::string::npos);
 }
+
+TEST_CASE("statement: a device is stale until an enrolled origin's freshness reaches it, refuses forged ones, and is stale again when the origin stops") {
+    REQUIRE(crypto::init());
+    TempDir dir("ps-fresh");
+    transfer::Loop loop;
+    auto op = crypto::generate_keypair();
+    const auto now = static_cast<std::int64_t>(std::time(nullptr));
+    auto enrolled = [&](const crypto::KeyPair& kp, Role role) {
+        transfer::Identity id{kp.sk, kp.pk, role, "d1"};
+        id.cert = wire::encode_cert(cert_for(kp.pk, role, "d1", now - 10, now + 3600), op.sk);
+        return id;
+    };
+    auto options = [&](const std::string& name, std::uint16_t bootstrap) {
+        node::NodeOptions o;
+        o.data_dir = dir / name;
+        o.dht.max_peer_req_per_sec = -1;
+        if (bootstrap) o.dht.bootstrap = {"127.0.0.1:" + std::to_string(bootstrap)};
+        o.trust = node::TrustStore::from_key(op.pk);
+        o.freshness_interval_ms = 1'000;
+        o.freshness_window_s = 3;
+        return o;
+    };
+    auto dev_kp = crypto::generate_keypair();
+    auto device = std::make_unique<node::Node>(loop, options("dev", 0), enrolled(dev_kp, Role::Peer));
+    REQUIRE(device->start());
+    CHECK(device->status().stale);  // nothing seen yet
+
+    // Forgeries over a real connection, each refused and counted; the device stays stale.
+    Hostile forger(loop);
+    auto fkp = crypto::generate_keypair();
+    forger.ids.push_back(enrolled(fkp, Role::Peer));
+    forger.conns.push_back(transfer::Connection::dial(loop, "127.0.0.1", device->listen_port(), forger.ids.back(), forger));
+    REQUIRE(run_until(loop, [&] { return !forger.ready_at.empty(); }, 5'000));
+    auto origin_kp = crypto::generate_keypair();
+    const auto origin_id = enrolled(origin_kp, Role::Origin);
+    auto freshness = [&](const Bytes& cert, const crypto::SecretKey& sk, std::int64_t issued) {
+        wire::Statement st;
+        st.kind = wire::StatementKind::Freshness;
+        st.issued = issued;
+        st.payload = cert;
+        forger.send(*forger.conns.back(), wire::MsgStatement{wire::encode_statement(st, sk)});
+    };
+    auto refused = [&](std::uint64_t n) {
+        return run_until(loop, [&] { return device->status().freshness_rejected == n; }, 5'000);
+    };
+    freshness(forger.ids.back().cert, fkp.sk, now);  // a peer's own certificate: wrong role
+    CHECK(refused(1));
+    freshness(origin_id.cert, fkp.sk, now);  // the origin's certificate, signed by another key
+    CHECK(refused(2));
+    auto rogue = crypto::generate_keypair();  // an origin enrolled by an operator key the device does not trust
+    freshness(wire::encode_cert(cert_for(origin_kp.pk, Role::Origin, "d1", now - 10, now + 3600), rogue.sk), origin_kp.sk,
+              now);
+    CHECK(refused(3));
+    // The origin's own, but a replay older than the window (a freeze): not news, not counted as forged.
+    freshness(origin_id.cert, origin_kp.sk, now - 60);
+    // ... and one dated an hour ahead (it would hold off staleness for that hour): refused.
+    freshness(origin_id.cert, origin_kp.sk, now + 3600);
+    CHECK(refused(4));
+    CHECK(device->status().fresh_issued == 0);
+    CHECK(device->status().stale);
+
+    // The enrolled origin's freshness reaches the device over a real connection.
+    auto origin = std::make_unique<node::Node>(loop, options("origin", device->dht_port()), origin_id);
+    REQUIRE(origin->start());
+    CHECK(run_until(loop, [&] { return !device->status().stale; }, 30'000));
+    CHECK(device->status().fresh_issued >= now);
+    CHECK(device->status().freshness_rejected == 4);  // the origin's own are never refused
+    CHECK(origin->status().freshness_rejected == 0);
+
+    // The origin stops: within the window (3 s) plus a refresh, the device says stale again.
+    bool down = false;
+    origin->shutdown([&] { down = true; });
+    REQUIRE(run_until(loop, [&] { return down; }, 10'000));
+    const auto t0 = loop.now_ms();
+    CHECK(run_until(loop, [&] { return device->status().stale; }, 6'000));
+    MESSAGE("stale " << loop.now_ms() - t0 << " ms after the origin stopped (window 3 s)");
+    origin.reset();
+    bool dev_down = false;
+    device->shutdown([&] { dev_down = true; });
+    run_until(loop, [&] { return dev_down; }, 10'000);
+}

@@ -75,6 +75,7 @@ std::optional<StatementKind> statement_kind(std::uint64_t v) {
         case 1: return StatementKind::RevokeCert;
         case 2: return StatementKind::KeyRotation;
         case 3: return StatementKind::Halt;
+        case 4: return StatementKind::Freshness;
     }
     return std::nullopt;
 }
@@ -84,6 +85,7 @@ const char* to_string(StatementKind k) {
         case StatementKind::RevokeCert: return "revoke-cert";
         case StatementKind::KeyRotation: return "key-rotation";
         case StatementKind::Halt: return "halt";
+        case StatementKind::Freshness: return "freshness";
     }
     return "?";
 }

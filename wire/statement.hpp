@@ -1,6 +1,6 @@
 // wire/statement: one channel for signed operator statements. A statement is a
 // kind, a bounded payload, a sequence number and an issue time, signed by an
-// operator key. Nodes spread statements by gossip (MsgStatement) and find them
+// operator key (freshness alone by the enrolled origin's node key). Nodes spread statements by gossip (MsgStatement) and find them
 // in the DHT under one well-known key; each kind has a handler in the node
 // (node/statements.hpp). A new kind is one enum value, a payload format here,
 // and a handler there.
@@ -28,10 +28,16 @@ inline constexpr std::size_t kMaxStatementPayload = 256;
 // A maximal statement is about 380 bytes: one OpenDHT packet, one small frame.
 inline constexpr std::size_t kMaxStatementBytes = 512;
 
+// Freshness: the enrolled origin signs a new one this often; a node's
+// freshness window (node.freshness_window) is two refreshes at least.
+inline constexpr std::uint64_t kFreshnessIntervalMs = 60'000;
+inline constexpr std::uint64_t kMinFreshnessWindowMs = 2 * kFreshnessIntervalMs;
+
 enum class StatementKind : std::uint8_t {
     RevokeCert = 1,   // payload: the node key (32 bytes) whose certificates stop counting
     KeyRotation = 2,  // payload: a key-rotation statement (node/trust.hpp), signed by this same signer
     Halt = 3,         // payload: version (8, big-endian) then the patch name: never fetch, serve or install it
+    Freshness = 4,    // payload: the origin's certificate; signed by the origin's node key: "the origin is alive"
 };
 // The kind named, or nothing for a value this build does not know.
 std::optional<StatementKind> statement_kind(std::uint64_t v);
