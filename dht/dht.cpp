@@ -26,6 +26,7 @@
 #include "dht/datagram.hpp"
 #include "dht/filtered_socket.hpp"
 #include "dht/newest_manifests.hpp"
+#include "dht/statement_type.hpp"
 #include "dht/summary_type.hpp"
 #include "wire/manifest.hpp"
 #include "wire/record.hpp"
@@ -84,6 +85,7 @@ bool keep_newest(std::vector<std::pair<std::uint64_t, Bytes>>& newest, std::size
 }
 
 using ManifestCheck = std::function<std::optional<std::uint64_t>(ByteView)>;
+using RecordCheck = std::function<bool(const wire::HolderRecord&)>;
 
 // The version of a manifest value stored under the key of its own patch name,
 // after `check` (when set) accepted it; nothing for anything else. Never throws.
@@ -109,6 +111,7 @@ struct Shared {
     std::atomic<bool> closed{false};  // set on the loop thread; no user callback runs after
     std::atomic<std::uint64_t> stores_refused{0};
     std::atomic<std::uint64_t> stores_older_refused{0};
+    std::atomic<std::uint64_t> stores_unenrolled{0};
     std::atomic<std::uint64_t> callbacks_failed{0};
     std::shared_ptr<DatagramDrops> drops = std::make_shared<DatagramDrops>();
     std::shared_ptr<DatagramTraffic> traffic = std::make_shared<DatagramTraffic>();
@@ -190,20 +193,25 @@ namespace {
 // Record checks run by storing nodes (OpenDHT thread). Policies are only called
 // for remote stores: the putting node's own copy is never checked, which is why
 // announce() also checks.
-bool acceptable(const od::InfoHash& key, const od::Value& v, std::int64_t max_age_s,
-                std::optional<wire::HolderRecord>* out = nullptr) {
+// `unenrolled` is set when the record is refused by the enrollment check only.
+bool acceptable(const od::InfoHash& key, const od::Value& v, std::int64_t max_age_s, const RecordCheck& check,
+                std::optional<wire::HolderRecord>* out = nullptr, bool* unenrolled = nullptr) {
     if (v.data.size() > wire::kMaxRecordBytes) return false;
     auto rec = wire::decode_record(v.data, unix_now(), max_age_s);
     if (!rec || !record_fits_key(*rec, to_key(key))) return false;
+    if (check && !check(*rec)) {
+        if (unenrolled) *unenrolled = true;
+        return false;
+    }
     if (out) *out = std::move(*rec);
     return true;
 }
 
-bool value_acceptable(std::uint16_t type, const od::InfoHash& key, const od::Value& v, std::int64_t max_age_s,
-                      const ManifestCheck& check) {
+bool value_acceptable(std::uint16_t type, const od::InfoHash& key, const od::Value& v, const Config& cfg) {
     if (type == kSummaryValueType) return summary_fits_key(v.data, to_key(key), unix_now());
-    return type == kManifestValueType ? manifest_version(key, v.data, check).has_value()
-                                      : acceptable(key, v, max_age_s);
+    if (type == kStatementValueType) return statement_acceptable(key, v.data, cfg.statement_check);
+    return type == kManifestValueType ? manifest_version(key, v.data, cfg.manifest_check).has_value()
+                                      : acceptable(key, v, cfg.record_max_age_s, cfg.record_check);
 }
 
 }  // namespace
@@ -258,32 +266,36 @@ od::ValueType Node::Impl::manifest_type() const {
 od::ValueType Node::Impl::holder_type() const {
     const bool verify = cfg.verify_records;
     const std::int64_t max_age = cfg.record_max_age_s;
+    const RecordCheck check = cfg.record_check;
     std::weak_ptr<Shared> weak = shared;
-    auto store = [verify, max_age, weak](od::InfoHash key, std::shared_ptr<od::Value>& v,
+    auto store = [verify, max_age, check, weak](od::InfoHash key, std::shared_ptr<od::Value>& v,
                                          const od::InfoHash&, const od::SockAddr&) {
         if (!v) return false;
         if (!verify) return v->size() <= od::MAX_VALUE_SIZE;
-        bool ok = false;
+        bool ok = false, unenrolled = false;
         try {
-            ok = acceptable(key, *v, max_age);
+            ok = acceptable(key, *v, max_age, check, nullptr, &unenrolled);
         } catch (...) {  // on OpenDHT's thread: refuse, never unwind into it
         }
         if (!ok)
-            if (auto s = weak.lock()) s->stores_refused++;
+            if (auto s = weak.lock()) {
+                s->stores_refused++;
+                if (unenrolled) s->stores_unenrolled++;
+            }
         return ok;
     };
     // An edit replaces a stored value with the same OpenDHT id (an updated record).
     // Only the record's own node may do it, and never back to an older seq: this
     // stops a replay of an old record and a takeover by anyone who saw the id.
-    auto edit = [verify, max_age, weak](od::InfoHash key, const std::shared_ptr<od::Value>& old_v,
+    auto edit = [verify, max_age, check, weak](od::InfoHash key, const std::shared_ptr<od::Value>& old_v,
                                         std::shared_ptr<od::Value>& new_v, const od::InfoHash&,
                                         const od::SockAddr&) {
         if (!new_v) return false;
         if (!verify) return new_v->size() <= od::MAX_VALUE_SIZE;
-        bool ok = false;
+        bool ok = false, unenrolled = false;
         try {
             std::optional<wire::HolderRecord> nr;
-            ok = acceptable(key, *new_v, max_age, &nr);
+            ok = acceptable(key, *new_v, max_age, check, &nr, &unenrolled);
             if (ok && old_v) {
                 // The old copy may be stale by now; it still names its owner.
                 auto orec = wire::decode_record(old_v->data, unix_now(),
@@ -294,7 +306,10 @@ od::ValueType Node::Impl::holder_type() const {
             ok = false;
         }
         if (!ok)
-            if (auto s = weak.lock()) s->stores_refused++;
+            if (auto s = weak.lock()) {
+                s->stores_refused++;
+                if (unenrolled) s->stores_unenrolled++;
+            }
         return ok;
     };
     return od::ValueType(kHolderValueType, "patchswarm-holder",
@@ -377,9 +392,9 @@ Result<std::unique_ptr<Node>> Node::start(const Config& cfg, Post post) {
         impl->runner->run(rc, std::move(ctx));
         impl->runner->registerType(impl->holder_type());
         impl->runner->registerType(impl->manifest_type());
-        impl->runner->registerType(summary_value_type(cfg.verify_records, [w = std::weak_ptr(impl->shared)] {
-            if (auto s = w.lock()) s->stores_refused++;
-        }));
+        auto refused = [w = std::weak_ptr(impl->shared)] { if (auto s = w.lock()) s->stores_refused++; };
+        impl->runner->registerType(summary_value_type(cfg.verify_records, refused));
+        impl->runner->registerType(statement_value_type(cfg.verify_records, cfg.statement_check, refused));
         impl->port4 = impl->runner->getBoundPort(AF_INET);
         impl->port6 = impl->runner->getBoundPort(AF_INET6);
         impl->id_hex = impl->runner->getNodeId().toString();
@@ -437,7 +452,7 @@ void Node::announce(const Key& key, std::uint64_t value_id, Bytes value, std::fu
     }
     if (im.cfg.verify_records) {
         od::Value probe(type, static_cast<const std::uint8_t*>(value.data()), value.size());
-        if (!value_acceptable(type, to_hash(key), probe, im.cfg.record_max_age_s, im.cfg.manifest_check)) {
+        if (!value_acceptable(type, to_hash(key), probe, im.cfg)) {
             sh->stats.announces_refused++;
             return fail();
         }
@@ -766,6 +781,7 @@ const std::vector<std::string>& Node::bootstrap_entries() const { return impl_->
 const Stats& Node::stats() const {
     impl_->shared->stats.stores_refused = impl_->shared->stores_refused.load();
     impl_->shared->stats.stores_older_refused = impl_->shared->stores_older_refused.load();
+    impl_->shared->stats.stores_unenrolled = impl_->shared->stores_unenrolled.load();
     impl_->shared->stats.datagrams_too_large = impl_->shared->drops->too_large.load();
     impl_->shared->stats.datagrams_malformed = impl_->shared->drops->malformed.load();
     impl_->shared->stats.datagrams_rate_limited = impl_->shared->drops->rate_limited.load();

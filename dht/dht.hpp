@@ -22,6 +22,7 @@
 #include "core/result.hpp"
 #include "dht/datagram.hpp"
 #include "dht/keys.hpp"
+#include "wire/record.hpp"
 
 namespace ps::dht {
 
@@ -38,9 +39,17 @@ inline constexpr std::uint16_t kManifestValueType = 0x5A02;
 // OpenDHT value type of per-domain rollout summaries (wire/summary.hpp) under
 // summary_key(manifest_id); storing nodes keep only valid ones (dht/summary_type.cpp).
 inline constexpr std::uint16_t kSummaryValueType = 0x5A03;
+// OpenDHT value type of signed operator statements (wire/statement.hpp), all
+// under statements_key(); storing nodes check them (Config::statement_check).
+inline constexpr std::uint16_t kStatementValueType = 0x5A04;
 
 // Which kind of value an operation is about.
-enum class ValueKind : std::uint16_t { Holder = kHolderValueType, Manifest = kManifestValueType, Summary = kSummaryValueType };
+enum class ValueKind : std::uint16_t {
+    Holder = kHolderValueType,
+    Manifest = kManifestValueType,
+    Summary = kSummaryValueType,
+    Statement = kStatementValueType,
+};
 // Remote copies of a value expire this long after their last refresh; an
 // announcing node refreshes 10 s before that (OpenDHT REANNOUNCE_MARGIN).
 inline constexpr std::int64_t kHolderValueExpirySeconds = 600;
@@ -66,6 +75,16 @@ struct Config {
     // stored record be replaced only by one from the same node_key with seq >=.
     bool verify_records = true;
     std::int64_t record_max_age_s = 3600;  // freshness bound used by that check
+    // Holder records: the node's enrollment check (its certificate under the
+    // node's trust store, node/enroll.hpp). When set, storing nodes refuse, and
+    // announce() refuses, records that fail it. Runs on OpenDHT's threads:
+    // must be thread-safe and quick. Empty: no enrollment check.
+    std::function<bool(const wire::HolderRecord&)> record_check;
+    // Statement values (kStatementValueType): with verify_records, storing nodes
+    // and announce() keep only values that decode as a signed statement under
+    // statements_key() and, when set, pass this check (the signer is trusted by
+    // the node's trust store). Thread-safe and quick, like manifest_check.
+    std::function<bool(ByteView)> statement_check;
     // Most values one get() returns (distinct OpenDHT value ids); the rest are
     // dropped and counted (whoever can put values under a key must not flood a device reading it).
     std::size_t max_values_per_get = 256;
@@ -106,6 +125,7 @@ struct Stats {
     std::uint64_t announces_refused = 0;  // announce() refused locally (size, or record check)
     std::uint64_t stores_refused = 0;     // remote puts/edits this node refused to store
     std::uint64_t stores_older_refused = 0;  // of those: a manifest older than the one held
+    std::uint64_t stores_unenrolled = 0;     // of those: a holder record refused by record_check
     // UDP datagrams dropped before OpenDHT saw them.
     std::uint64_t datagrams_too_large = 0, datagrams_malformed = 0, datagrams_rate_limited = 0;
     Traffic in, out;  // everything received (before the gate) and sent

@@ -20,31 +20,29 @@ bool better(const wire::HolderRecord& a, const wire::HolderRecord& b) {
     return a.issued > b.issued;
 }
 
+// A DHT key: the first 20 bytes of a BLAKE2b-256 hash.
+Key first_bytes(const Hash32& h) {
+    Key k;
+    std::copy_n(h.begin(), k.size(), k.begin());
+    return k;
+}
+
 }  // namespace
 
 Key holder_key(std::string_view domain, const Hash32& manifest_id) {
     static constexpr std::uint8_t zero = 0;
-    const Hash32 h = crypto::blake2b({as_bytes(kHolderTag), ByteView(&zero, 1), as_bytes(domain),
-                                      ByteView(&zero, 1), ByteView(manifest_id)});
-    Key k;
-    std::copy_n(h.begin(), k.size(), k.begin());
-    return k;
+    return first_bytes(crypto::blake2b({as_bytes(kHolderTag), ByteView(&zero, 1), as_bytes(domain),
+                                        ByteView(&zero, 1), ByteView(manifest_id)}));
 }
 
 Key manifest_key(std::string_view patch_name) {
     static constexpr std::uint8_t zero = 0;
-    Hash32 h = crypto::blake2b({as_bytes("patchswarm/manifests/v1"), ByteView(&zero, 1), as_bytes(patch_name)});
-    Key k;
-    std::copy_n(h.begin(), k.size(), k.begin());
-    return k;
+    return first_bytes(crypto::blake2b({as_bytes("patchswarm/manifests/v1"), ByteView(&zero, 1), as_bytes(patch_name)}));
 }
 
 Key summary_key(const Hash32& manifest_id) {
     static constexpr std::uint8_t zero = 0;
-    Hash32 h = crypto::blake2b({as_bytes("patchswarm/summaries/v1"), ByteView(&zero, 1), ByteView(manifest_id)});
-    Key k;
-    std::copy_n(h.begin(), k.size(), k.begin());
-    return k;
+    return first_bytes(crypto::blake2b({as_bytes("patchswarm/summaries/v1"), ByteView(&zero, 1), ByteView(manifest_id)}));
 }
 
 bool summary_fits_key(ByteView value, const Key& key, std::int64_t now_unix, std::int64_t max_age_s,
@@ -56,6 +54,8 @@ bool summary_fits_key(ByteView value, const Key& key, std::int64_t now_unix, std
     if (seq) *seq = s->seq;
     return true;
 }
+
+Key statements_key() { return first_bytes(crypto::blake2b(as_bytes("patchswarm/statements/v1"))); }
 
 Key global_holder_key(const Hash32& manifest_id) { return holder_key(kGlobalDomain, manifest_id); }
 
@@ -74,7 +74,8 @@ bool record_fits_key(const wire::HolderRecord& rec, const Key& key) {
 std::vector<wire::HolderRecord> select_holders(const std::vector<Bytes>& values, std::string_view domain,
                                                const Hash32& manifest_id, std::int64_t now_unix,
                                                std::int64_t max_age_s, std::size_t max_records,
-                                               DropCounts* drops) {
+                                               DropCounts* drops,
+                                               const std::function<bool(const wire::HolderRecord&)>& admit) {
     DropCounts local;
     DropCounts& d = drops ? *drops : local;
     std::map<crypto::PublicKey, wire::HolderRecord> best;
@@ -86,6 +87,10 @@ std::vector<wire::HolderRecord> select_holders(const std::vector<Bytes>& values,
         }
         if (!record_matches(*rec, domain, manifest_id)) {
             d.misplaced++;
+            continue;
+        }
+        if (admit && !admit(*rec)) {
+            d.unenrolled++;
             continue;
         }
         auto [it, inserted] = best.try_emplace(rec->node_key, *rec);

@@ -9,6 +9,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <string_view>
 #include <vector>
 
@@ -40,6 +41,9 @@ Key summary_key(const Hash32& manifest_id);
 bool summary_fits_key(ByteView value, const Key& key, std::int64_t now_unix, std::int64_t max_age_s = 3600,
                       crypto::PublicKey* owner = nullptr,
                       std::uint64_t* seq = nullptr);
+// Where signed operator statements live (one well-known key for the network):
+// BLAKE2b-256("patchswarm/statements/v1"), first 20 bytes.
+Key statements_key();
 
 // True when a record read from holder_key(domain, manifest_id) belongs there:
 // same manifest_id and, for a real domain, the same domain; for "*", any domain
@@ -57,17 +61,19 @@ struct DropCounts {
     std::uint64_t misplaced = 0;   // valid record, but not for this domain/manifest (record_matches)
     std::uint64_t superseded = 0;  // an older record (lower seq) from a node_key seen again
     std::uint64_t over_limit = 0;  // beyond max_records
+    std::uint64_t unenrolled = 0;  // valid record, refused by the reader's enrollment check
 };
 
 // Turns the raw values of a get()/listen() on holder_key(domain, manifest_id) into
 // the records a reader may use: decodes and verifies each, keeps only those that
-// record_matches, keeps one record per node_key (highest seq, then latest issued),
+// record_matches and `admit` (when set: the reader's enrollment check), keeps one record per node_key (highest seq, then latest issued),
 // and returns at most max_records of them (this caps what anyone putting values
 // under one key can make a device consider). Order: by node_key, so the result is deterministic.
 std::vector<wire::HolderRecord> select_holders(const std::vector<Bytes>& values, std::string_view domain,
                                                const Hash32& manifest_id, std::int64_t now_unix,
                                                std::int64_t max_age_s = 3600,
                                                std::size_t max_records = 64,
-                                               DropCounts* drops = nullptr);
+                                               DropCounts* drops = nullptr,
+                                               const std::function<bool(const wire::HolderRecord&)>& admit = {});
 
 }  // namespace ps::dht

@@ -28,6 +28,8 @@ using Commands = std::vector<std::pair<CLI::App*, Runner>>;
 
 // keygen, publish, verify (and, later, sign, inspect, rotate-key).
 void add_manifest_commands(CLI::App& app, Commands& out);
+// enroll (node certificates, node/cli_enroll.cpp).
+void add_enroll_command(CLI::App& app, Commands& out);
 // node, fetch.
 void add_network_commands(CLI::App& app, Commands& out);
 // status, list, add, pause, resume, remove, reload: a running node's control socket.

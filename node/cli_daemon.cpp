@@ -17,6 +17,7 @@
 #include "node/config.hpp"
 #include "node/control.hpp"
 #include "node/keys.hpp"
+#include "node/trust.hpp"
 #include "wire/manifest.hpp"
 
 namespace ps::cli {
@@ -400,7 +401,28 @@ void add_policy_command(CLI::App& app, Commands& out) {
 
 }  // namespace
 
+// `statement`: hands a signed operator statement to a running node.
+static void add_statement_command(CLI::App& app, Commands& out) {
+    {
+        auto o = std::make_shared<std::pair<SocketArgs, std::string>>();
+        auto* sub = app.add_subcommand("statement",
+                                       "Hand a signed operator statement (rotate-key --statement-out, revoke-cert) to a "
+                                       "running node, which applies it and spreads it to the whole network");
+        sub->add_option("--file", o->second, "Statement file")->required();
+        o->first.add_to(sub);
+        out.emplace_back(sub, [o] {
+            auto bytes = node::load_statement_file(o->second);
+            if (!bytes) return fail("statement", bytes.error());
+            auto j = call_once(o->first, "statement", {{"statement", to_hex(*bytes)}});
+            if (!j) return fail("statement", j.error());
+            std::printf("statement %s applied and spreading\n", o->second.c_str());
+            return kExitOk;
+        });
+    }
+}
+
 void add_daemon_commands(CLI::App& app, Commands& out) {
+    add_statement_command(app, out);
     {
         auto* sub = app.add_subcommand("status", "Show a running node: patches, progress, peers, rates, where bytes came from");
         auto s = std::make_shared<SocketArgs>();

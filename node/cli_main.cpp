@@ -42,6 +42,7 @@ int run(int argc, char** argv, const std::string& version, const std::vector<Add
     node::set_build_version(version);
     Commands commands;
     add_manifest_commands(app, commands);
+    add_enroll_command(app, commands);
     add_network_commands(app, commands);
     add_daemon_commands(app, commands);
     for (AddCommands add : more) add(app, commands);

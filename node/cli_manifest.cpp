@@ -9,6 +9,7 @@
 
 #include "node/cli.hpp"
 #include "node/keys.hpp"
+#include "wire/statement.hpp"
 #include "node/trust.hpp"
 #include "wire/manifest.hpp"
 
@@ -237,7 +238,7 @@ int run_inspect(const InspectOpts& o) {
 
 // ---- rotate-key (operator side) ----
 struct RotateOpts {
-    std::string key_path, new_public_path, trust_path, out_path;
+    std::string key_path, new_public_path, trust_path, out_path, statement_out;
     bool revoke_old = false;
 };
 
@@ -271,6 +272,15 @@ int run_rotate(const RotateOpts& o) {
         auto line = node::format_rotation(r) + "\n";
         if (auto s = node::write_file_atomic(o.out_path, as_bytes(line)); !s)
             return fail("rotate-key", s.error());
+    }
+    if (!o.statement_out.empty()) {
+        wire::Statement st;
+        st.kind = wire::StatementKind::KeyRotation;
+        st.seq = static_cast<std::uint64_t>(r.created);
+        st.issued = r.created;
+        st.payload = node::rotation_payload(r);
+        auto text = node::format_statement_file(wire::encode_statement(st, *sk));
+        if (auto s = node::write_file_atomic(o.statement_out, as_bytes(text)); !s) return fail("rotate-key", s.error());
     }
     std::printf("%s trust file %s: key %s introduced by key %s%s\n",
                 created ? "created" : "updated", o.trust_path.c_str(),
@@ -397,6 +407,9 @@ void add_manifest_commands(CLI::App& app, Commands& out) {
         sub->add_flag("--revoke-old", o->revoke_old, "Also revoke the current key");
         sub->add_option("--out", o->out_path,
                         "Also write the rotation statement alone, for 'trust-apply' on nodes");
+        sub->add_option("--statement-out", o->statement_out,
+                        "Also write it as a signed operator statement, for 'patchswarm statement' "
+                        "(spreads to every node by gossip and the DHT)");
         out.emplace_back(sub, [o] { return run_rotate(*o); });
     }
     {

@@ -29,13 +29,14 @@ std::int64_t unix_now() { return static_cast<std::int64_t>(std::time(nullptr)); 
 // command line overrides the config file (--config).
 struct NetArgs {
     std::string config;
-    std::string data_dir, listen, domain, role, trust, dht_bind6, upload_limit, download_limit, uplink, device_uplink;
+    std::string data_dir, listen, domain, role, trust, certificate, dht_bind6, upload_limit, download_limit, uplink, device_uplink;
     std::uint16_t dht_port = 0;
     std::vector<std::string> bootstrap;
     std::uint32_t max_peers = 32;
     std::uint32_t upload_slots = 0;
     // Daemon-only settings.
-    std::string quota, control, metrics, dashboard, dashboard_interval, log_level, on_complete, auto_fetch, start_delay, patches, prefetch;
+    std::string quota, control, metrics, dashboard, dashboard_interval, log_level, on_complete, auto_fetch, start_delay,
+        patches, prefetch, freshness_window;
     std::vector<std::string> serves;
 
     struct Bound {
@@ -63,6 +64,17 @@ struct NetArgs {
         };
     }
 
+    // Durations: "0", "500ms", "30s", "5m".
+    static std::function<Status(node::DaemonConfig&)> duration_into(const std::string& flag, const std::string& text,
+                                                                    std::uint64_t node::DaemonConfig::*field) {
+        return [flag, &text, field](node::DaemonConfig& c) -> Status {
+            auto v = node::parse_duration_ms(text);
+            if (!v) return err(flag + ": " + v.error() + " is not a duration such as 500ms, 30s or 5m");
+            c.*field = *v;
+            return {};
+        };
+    }
+
     void add_to(CLI::App* sub, bool daemon) {
         using C = node::DaemonConfig;
         const char* rate = "a rate such as 500K, 10M or 1G (bytes per second)";
@@ -81,6 +93,8 @@ struct NetArgs {
              [this](C& c) { c.role = role; return Status{}; });
         bind(sub, "--trust", trust, "node.trust", "Operator public key or trust file",
              [this](C& c) { c.trust = trust; return Status{}; });
+        bind(sub, "--certificate", certificate, "node.certificate", "Node certificate file (patchswarm enroll)",
+             [this](C& c) { c.certificate = certificate; return Status{}; });
         bind(sub, "--dht-bind6", dht_bind6, "dht.bind6", "IPv6 address for the DHT socket",
              [this](C& c) { c.dht_bind6 = dht_bind6; return Status{}; });
         bind(sub, "--max-peers", max_peers, "node.max_peers", "Most connections at once",
@@ -149,12 +163,10 @@ struct NetArgs {
              on_off("--auto-fetch", auto_fetch, &C::auto_fetch));
         bind(sub, "--start-delay", start_delay, "device.start_delay",
              "Each automatic fetch waits a random time up to this (e.g. 0, 500ms, 30s, 5m; default 30s)",
-             [this](C& c) -> Status {
-                 auto v = node::parse_duration_ms(start_delay);
-                 if (!v) return err("--start-delay: " + v.error() + " is not a duration such as 500ms, 30s or 5m");
-                 c.start_delay_ms = *v;
-                 return {};
-             });
+             duration_into("--start-delay", start_delay, &C::start_delay_ms));
+        bind(sub, "--freshness-window", freshness_window, "node.freshness_window",
+             "Say stale when no freshness statement from the enrolled origin is this recent (e.g. 5m; default 0 = off)",
+             duration_into("--freshness-window", freshness_window, &C::freshness_window_ms));
         bind(sub, "--patches", patches, "device.patches", "Folder for automatically fetched patches (default DATA/patches)",
              [this](C& c) { c.patches_dir = patches; return Status{}; });
         bind(sub, "--prefetch", prefetch, "cache.prefetch",

@@ -11,6 +11,7 @@
 #include "node/keys.hpp"
 #include "node/log.hpp"
 #include "transfer/connection.hpp"
+#include "wire/statement.hpp"
 
 namespace ps::node {
 
@@ -257,10 +258,10 @@ Status read_document(const toml::table& doc, DaemonConfig& cfg) {
     auto rate = [&r](std::uint64_t& out) { return size_key(r, out, kRateExample); };
     std::map<std::string, KeyFn> top{
         {"node", section({
-                     {"data", str(cfg.data_dir)},
-                     {"role", str(cfg.role)},
-                     {"domain", str(cfg.domain)},
-                     {"trust", str(cfg.trust)},
+                     {"data", str(cfg.data_dir)}, {"role", str(cfg.role)}, {"domain", str(cfg.domain)},
+                     {"trust", str(cfg.trust)}, {"certificate", str(cfg.certificate)},
+                     {"freshness_window",
+                      [&](const std::string& key, const toml::node& n) { return r.duration(key, n, cfg.freshness_window_ms); }},
                      {"listen", str(cfg.listen)},
                      {"advertise", str(cfg.advertise)},
                      {"max_peers", [&](const std::string& key, const toml::node& n) {
@@ -391,6 +392,10 @@ Status validate_config(const DaemonConfig& c, bool need_role) {
     if (!c.advertise.empty() && c.advertise.find_first_of(" \t\r\n/") != std::string::npos)
         return c.problem("node.advertise", "'" + c.advertise.substr(0, 128) + "' is not a host address");
     if (c.upload_slots > 1024) return c.problem("limits.upload_slots", "must be 0..1024");
+    if (c.freshness_window_ms != 0 && c.freshness_window_ms < wire::kMinFreshnessWindowMs)
+        return c.problem("node.freshness_window", "must be 0 (off) or at least " +
+                                                      std::to_string(wire::kMinFreshnessWindowMs / 1000) +
+                                                      "s (two of the origin's freshness refreshes)");
     if (auto path = c.control_path(); path.size() > kMaxUnixSocketPath)
         return c.problem(c.control_socket.empty() ? "node.data" : "control.socket",
                          "the control socket path " + path + " is " + std::to_string(path.size()) +

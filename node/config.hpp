@@ -4,7 +4,7 @@
 //   "/etc/patchswarm/patchswarm.toml: limits.upload: '10X' is not a rate such as 500K, 10M or 1G"
 //   "--role: must be origin, super or peer, not 'seed'"
 //
-//   [node]    data, role, domain, trust, listen, advertise, max_peers
+//   [node]    data, role, domain, trust, certificate, listen, advertise, max_peers
 //   [dht]     port, bootstrap, bind6
 //   [limits]  upload, download (bytes/s), upload_slots, quota (bytes of the data folder), scrub (bytes/s)
 //   [control] socket, metrics
@@ -50,6 +50,8 @@ struct DaemonConfig {
     std::string role;  // origin | super | peer
     std::string domain;
     std::string trust;
+    std::string certificate;  // node certificate file (patchswarm enroll); "" = none
+    std::uint64_t freshness_window_ms = 0;  // stale without a freshness statement this recent; 0 = off
     std::string listen = "127.0.0.1:0";
     std::string advertise;  // host written into holder records; default: the listen host
     std::uint32_t max_peers = 32;

@@ -49,6 +49,7 @@ const std::map<std::string, CommandArgs>& commands() {
         {"publish", {{"manifest", "file"}, {}}},
         {"rollout", {{"name"}, {"version"}}},
         {"policy", {{}, {"battery", "on_ac", "metered"}}},  // the vendor's live state; none: just show
+        {"statement", {{"statement"}, {}}},  // a signed operator statement, hex
     };
     return m;
 }

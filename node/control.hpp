@@ -11,6 +11,7 @@
 //   status [patch]   list   add (manifest | name) [out]   pause patch
 //   resume patch     remove patch   reload   publish manifest file
 //   rollout name [version]   policy [battery] [on_ac] [metered]
+//   statement statement (hex of a signed operator statement)
 // `add` by name and `rollout` ask the network and answer when it replied.
 // A request must be a JSON object with "v": 1 and a known "cmd"; unknown
 // arguments, non-string arguments, and missing ones are errors. Bounds: a line

@@ -29,16 +29,18 @@ namespace fs = std::filesystem;
 using json = nlohmann::json;
 using namespace daemon_util;
 
-namespace {
-
-
 Result<crypto::SecretKey> node_key(const std::string& data_dir) {
     std::string sec = data_dir + "/node.secret", pub = data_dir + "/node.public";
     if (fs::exists(sec)) return load_secret_key(sec);
+    std::error_code ec;
+    fs::create_directories(data_dir, ec);
+    if (ec) return err("cannot create " + data_dir + ": " + ec.message());
     auto kp = crypto::generate_keypair();
     if (auto st = write_keypair(sec, pub, kp); !st) return std::move(st).take_error();
     return kp.sk;
 }
+
+namespace {
 
 // The address to advertise when listening on every address: the first global
 // address of an interface that is up (not loopback, link-local or 0/8); IPv4
@@ -112,10 +114,23 @@ Result<Setup> make_setup(const DaemonConfig& c) {
     s.opts.dht.bootstrap = c.bootstrap;
     if (loopback) s.opts.dht.max_peer_req_per_sec = -1;  // every loopback peer shares one IP
     s.opts.trust = s.trust;  // gossip: announcements are believed only when they verify
+    s.opts.freshness_window_s = static_cast<std::int64_t>(c.freshness_window_ms / 1000);
     s.identity.secret = *key;
     s.identity.key = key->public_key();
     s.identity.role = *role;
     s.identity.domain = c.domain;
+    if (!c.certificate.empty()) {
+        auto cert = load_cert_file(c.certificate);
+        if (!cert) return c.problem("node.certificate", cert.error());
+        s.identity.cert = std::move(*cert);
+    }
+    // Our own certificate under our own trust: a node that would be refused by
+    // every peer says so at start, naming the problem.
+    if (s.trust.require_enrollment())
+        if (auto bad = check_cert(s.identity.cert, s.identity.key, s.identity.role, c.domain, s.trust,
+                                  static_cast<std::int64_t>(std::time(nullptr))))
+            return c.problem(c.certificate.empty() ? "node.trust" : "node.certificate",
+                             "the trust store requires enrollment: " + bad->reason);
     return s;
 }
 
@@ -192,6 +207,20 @@ Status Daemon::begin() {
     if (!guard) return cfg_.problem("node.data", guard.error() + " (remove the file to start over)");
     rollback_ = std::move(*guard);
     setup_.opts.on_announce = [this](const VerifiedManifest& vm) { on_announced(vm); };
+    // A statement changed trust (rotation, revocation): manifests are verified
+    // under the new store at once, and the trust file is rewritten atomically
+    // (a public key file becomes a trust file) so that it survives a restart.
+    setup_.opts.on_trust_changed = [this](const TrustStore& t) {
+        setup_.trust = t;
+        auto st = write_file_atomic(cfg_.trust, as_bytes(t.to_text()), 0644);
+        if (!st) log::error("trust_file_not_written", {{"path", cfg_.trust}, {"reason", st.error()}});
+        else log::info("trust_file_updated", {{"path", cfg_.trust}});
+        for (auto& w : node_->status().swarms)
+            if (t.halted(w.name, w.version)) {
+                log::warn("patch_halted", {{"name", w.name}, {"version", w.version}});
+                (void)drop_patch(w.id);
+            }
+    };
     node_ = std::make_unique<Node>(loop_, setup_.opts, setup_.identity);
     if (auto st = node_->start(); !st) return st;
     start_policy();
@@ -481,6 +510,8 @@ Status Daemon::reload() {
     restart("node.domain", c->domain != cfg_.domain);
     restart("node.listen", c->listen != cfg_.listen);
     restart("node.trust", c->trust != cfg_.trust);
+    restart("node.certificate", c->certificate != cfg_.certificate);
+    restart("node.freshness_window", c->freshness_window_ms != cfg_.freshness_window_ms);
     restart("dht", c->dht_port != cfg_.dht_port || c->bootstrap != cfg_.bootstrap);
     restart("control", c->control_socket != cfg_.control_socket || c->metrics != cfg_.metrics);
     if (c->upload_slots != cfg_.upload_slots) {

@@ -34,6 +34,7 @@
 #include "core/rollout.hpp"
 #include "node/config.hpp"
 #include "node/dashboard.hpp"
+#include "node/enroll.hpp"
 #include "node/node.hpp"
 #include "node/trust.hpp"
 #include "transfer/http_server.hpp"
@@ -51,6 +52,8 @@ struct Setup {
     TrustStore trust;
 };
 Result<Setup> make_setup(const DaemonConfig& cfg);
+// The node key in DATA/node.secret; created (with DATA/node.public) when missing.
+Result<crypto::SecretKey> node_key(const std::string& data_dir);
 
 // The version `patchswarm --version` prints (cli::run sets it), for the
 // patchswarm_build_info metric. "unknown" until set.

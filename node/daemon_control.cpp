@@ -111,6 +111,12 @@ void Daemon::handle_control(std::string_view line, std::function<void(std::strin
         if (req->cmd == "publish") return respond(cmd_publish(arg("manifest"), arg("file")));
         if (req->cmd == "policy") return respond(cmd_policy(req->arg("battery"), req->arg("on_ac"), req->arg("metered")));
         if (req->cmd == "rollout") return cmd_rollout(arg("name"), req->arg("version"), respond);
+        if (req->cmd == "statement") {
+            auto bytes = from_hex(arg("statement"));
+            if (!bytes) return respond(control::error_reply("statement: not hex"));
+            if (auto st = node_->publish_statement(*bytes); !st) return respond(control::error_reply(st.error()));
+            return respond(ok_reply());
+        }
         if (req->cmd == "reload") {
             if (auto st = reload(); !st) return respond(control::error_reply(st.error()));
             return respond(ok_reply());
@@ -119,6 +125,24 @@ void Daemon::handle_control(std::string_view line, std::function<void(std::strin
         return respond(control::error_reply(std::string("internal error: ") + e.what()));
     }
     respond(control::error_reply("unknown command '" + req->cmd + "'"));
+}
+
+// Enrollment refusals by kind (peers at the handshake, records read from the
+// DHT, records this node refused to store), operator statements, the trust
+// store and freshness, into status's `node`.
+static void add_trust_json(json& node, const NodeStatus& ns, std::int64_t freshness_window_s) {
+    json enroll{{"required", ns.enrollment_required}, {"stores_refused", ns.dht.stores_unenrolled}};
+    for (std::size_t k = 0; k < kCertRefusals; ++k) {
+        const char* why = to_string(static_cast<CertRefusal>(k));
+        enroll["peers_refused"][why] = ns.peers_refused.refused[k];
+        enroll["records_refused"][why] = ns.records_refused.refused[k];
+    }
+    node["enrollment"] = enroll;
+    node["statements"] = {{"received", ns.statements_received}, {"rejected", ns.statements_rejected},
+                          {"known", ns.statements_known}};
+    node["trust"] = {{"keys", ns.trusted_keys}, {"revoked_keys", ns.revoked_keys}};
+    node["freshness"] = {{"stale", ns.stale}, {"issued_unix", ns.fresh_issued}, {"rejected", ns.freshness_rejected},
+                         {"window_s", freshness_window_s}};
 }
 
 std::string Daemon::cmd_status(const std::string* patch) {
@@ -156,6 +180,7 @@ std::string Daemon::cmd_status(const std::string* patch) {
                 {"packets_in_by_kind", by_kind(ns.dht.in)},
                 {"packets_out_by_kind", by_kind(ns.dht.out)}}}};
     node["dht_join"] = dht_join_json(ns.dht_join, ns.now_ms);
+    add_trust_json(node, ns, setup_.opts.freshness_window_s);
     node["advertise"] = setup_.opts.advertise_host;
     node["warnings"] = json::array();
     if (auto why = advertise_warning(setup_.opts.advertise_host); !why.empty()) node["warnings"].push_back(why);

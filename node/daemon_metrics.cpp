@@ -196,6 +196,25 @@ void Daemon::node_metrics(std::string& out, const NodeStatus& ns) const {
     t.single("patchswarm_dht_values_dropped_total", "counter", "DHT values dropped (over the per-get bound or malformed).", ns.dht.values_dropped);
     t.single("patchswarm_dht_refused_total", "counter", "DHT records refused, by side.", ns.dht.announces_refused, "side=\"announce\"");
     t.sample("patchswarm_dht_refused_total", ns.dht.stores_refused, "side=\"store\"");
+    t.metric("patchswarm_enrollment_refused_total", "counter",
+             "Peers (at the handshake) and DHT records (read, or offered to store) refused for their node certificate, by reason.");
+    for (std::size_t k = 0; k < kCertRefusals; ++k) {
+        const std::string why = to_string(static_cast<CertRefusal>(k));
+        t.sample("patchswarm_enrollment_refused_total", ns.peers_refused.refused[k], "what=\"peer\",reason=\"" + why + "\"");
+        t.sample("patchswarm_enrollment_refused_total", ns.records_refused.refused[k], "what=\"record\",reason=\"" + why + "\"");
+    }
+    t.sample("patchswarm_enrollment_refused_total", ns.dht.stores_unenrolled, "what=\"store\",reason=\"any\"");
+    t.single("patchswarm_statements_total", "counter", "Signed operator statements received (gossip, DHT), by outcome.",
+             ns.statements_received - ns.statements_rejected, "result=\"accepted\"");
+    t.sample("patchswarm_statements_total", ns.statements_rejected, "result=\"rejected\"");
+    t.single("patchswarm_stale", "gauge",
+             "1 when freshness is on and no valid freshness statement from the origin was seen within the window.",
+             std::uint64_t{ns.stale ? 1u : 0u});
+    t.single("patchswarm_freshness_rejected_total", "counter", "Freshness statements refused (not from an enrolled origin).",
+             ns.freshness_rejected);
+    t.single("patchswarm_trusted_keys", "gauge", "Operator keys in the trust store, by state.", std::uint64_t{ns.trusted_keys},
+             "state=\"trusted\"");
+    t.sample("patchswarm_trusted_keys", std::uint64_t{ns.revoked_keys}, "state=\"revoked\"");
     t.single("patchswarm_announcements_total", "counter", "Manifest announcements received by gossip, by outcome.", ns.announces_received - ns.announces_rejected, "result=\"accepted\"");
     t.sample("patchswarm_announcements_total", ns.announces_rejected, "result=\"rejected\"");
     t.single("patchswarm_rate_limit_bytes_per_second", "gauge", "Configured rate limits (0 = none).", ns.upload_rate_limit, "direction=\"upload\"");

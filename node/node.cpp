@@ -89,7 +89,12 @@ Status Node::start() {
         });
     };
     auto dht_cfg = opts_.dht;  // storing nodes and readers check manifests under our trust
-    if (opts_.trust && !dht_cfg.manifest_check) dht_cfg.manifest_check = manifest_version_check(*opts_.trust);
+    if (opts_.trust) {
+        live_trust_ = std::make_shared<SharedTrust>(*opts_.trust);
+        if (!dht_cfg.manifest_check) dht_cfg.manifest_check = manifest_version_check(live_trust_);
+        if (!dht_cfg.record_check) dht_cfg.record_check = record_cert_check(live_trust_);
+        if (!dht_cfg.statement_check) dht_cfg.statement_check = statement_signer_check(live_trust_);
+    }
     auto d = dht::Node::start(dht_cfg, post);
     if (!d) return err("dht: " + d.error());
     dht_ = std::move(*d);
@@ -110,6 +115,7 @@ Status Node::start() {
     member_value_id_ = crypto::random_u64();
     announce_member();
     join_gossip();
+    fetch_statements();
     for (auto& name : opts_.watch) {
         auto t = dht_->listen(dht::manifest_key(name), [this](std::vector<Bytes> values, bool expired) {
             if (!expired)
@@ -371,6 +377,7 @@ void Node::on_ready(transfer::Connection& c) {
     if (it == peers_.end()) return;
     Peer& p = it->second;
     const auto& who = c.peer();
+    if (!admit_peer(c)) return;
     p.last_useful_ms = loop_.now_ms();
     p.up = engine_.conn_up(core::ConnId{c.id()}, core::PeerIdentity{who.key, who.role, who.domain}, c.dialer(), now());
     if (p.up && c.dialer())
@@ -386,6 +393,8 @@ void Node::on_ready(transfer::Connection& c) {
         engine_.actions().clear();
         send_msg(p, peers_msg());
         for (auto& [name, vm] : latest_) send_msg(p, wire::MsgAnnounce{vm.bytes});
+        for (auto& [sid, st] : statements_) send_msg(p, wire::MsgStatement{st});
+        if (!fresh_bytes_.empty()) send_msg(p, wire::MsgStatement{fresh_bytes_});
         for (auto& a : actions) engine_.actions().push_back(std::move(a));
     }
     run_actions();
@@ -434,6 +443,8 @@ void Node::on_message(transfer::Connection& c, ByteView frame) {
                 on_announce(&p, m.manifest);
             } else if constexpr (std::is_same_v<T, wire::MsgPeers>) {
                 on_peers(p, m.contacts);
+            } else if constexpr (std::is_same_v<T, wire::MsgStatement>) {
+                (void)on_statement(&p, m.statement);
             } else if constexpr (std::is_same_v<T, wire::MsgHave>) {
                 engine_.on_have(cid, m.manifest, m.bitfield, t);
             } else if constexpr (std::is_same_v<T, wire::MsgAssign>) {
@@ -551,6 +562,7 @@ void Node::housekeeping() {
             stale.push_back(p.conn.get());
     for (auto* c : stale) c->close(transfer::CloseCode::HandshakeTimeout, "handshake timed out");
     watch_dht();
+    refresh_freshness();
     close_idle(t);
     std::erase_if(dials_, [t](auto& e) { return e.second.empty() || t - e.second.back() >= 60'000; });
     if (t - last_member_ms_ >= 20 * 60 * 1000) announce_member();
@@ -639,6 +651,17 @@ NodeStatus Node::status() const {
     st.now_ms = loop_.now_ms();
     st.segment_hashes = hashes_of_removed_;
     st.scrub_dropped = scrub_dropped_;
+    st.enrollment_required = enrollment_required();
+    st.statements_received = statements_received_;
+    st.statements_rejected = statements_rejected_;
+    st.statements_known = statements_.size();
+    st.fresh_issued = fresh_issued_;
+    st.freshness_rejected = freshness_rejected_;
+    st.stale = opts_.freshness_window_s > 0 && (fresh_issued_ == 0 || unix_now() - fresh_issued_ > opts_.freshness_window_s);
+    if (opts_.trust)
+        for (auto& k : opts_.trust->keys()) (k.revoked ? st.revoked_keys : st.trusted_keys)++;
+    st.peers_refused = peers_refused_;
+    st.records_refused = records_refused_;
     for (auto& [id, s] : swarms_) {
         st.segment_hashes += s.store->hashes();
         SwarmStatus w;

@@ -22,12 +22,14 @@
 #include "core/histogram.hpp"
 #include "crypto/crypto.hpp"
 #include "dht/dht.hpp"
+#include "node/enroll.hpp"
 #include "node/store.hpp"
 #include "node/trust.hpp"
 #include "transfer/connection.hpp"
 #include "transfer/loop.hpp"
 #include "wire/messages.hpp"
 #include "wire/summary.hpp"
+#include "wire/statement.hpp"
 
 namespace ps::node {
 
@@ -77,10 +79,19 @@ struct NodeOptions {
     // Operator keys: manifests announced by gossip are believed and forwarded
     // only when they verify under this store. Without it, gossip is ignored.
     std::optional<TrustStore> trust;
+    // Called on the loop thread when a signed operator statement (gossip, the
+    // DHT or publish_statement) changed the trust store: a key rotation or a
+    // certificate revocation. The daemon writes the trust file.
+    std::function<void(const TrustStore&)> on_trust_changed;
     // Called once per new manifest that verified (gossip or announce_manifest).
     std::function<void(const VerifiedManifest&)> on_announce;
     // Origin only: a segment is handed out again only after this (super-seeding).
     std::uint64_t superseed_reserve_ms = core::EngineConfig{}.superseed_reserve;
+    // Freshness (node_statements.cpp): an enrolled origin signs a freshness
+    // statement this often (0 = never) and gossips it; a node that has seen no
+    // valid one issued within freshness_window_s says it is stale (0 = off).
+    std::uint64_t freshness_interval_ms = wire::kFreshnessIntervalMs;
+    std::int64_t freshness_window_s = 0;
     // Patch names whose announcements this node also follows in the DHT (under
     // dht::manifest_key(name)), besides gossip.
     std::vector<std::string> watch;
@@ -162,6 +173,19 @@ struct NodeStatus {
     std::array<core::Histogram, core::kSourceClasses> fetch_seconds{};
     std::uint64_t segment_hashes = 0;  // by the segment stores: storing, serving, passes, scrub
     std::uint64_t scrub_dropped = 0;   // held segments the scrub found damaged and dropped
+    // Enrollment refusals (node/enroll.hpp), by kind: peers refused at the
+    // handshake, and holder/membership records dropped when read from the DHT.
+    bool enrollment_required = false;
+    CertCounters peers_refused, records_refused;
+    // Signed operator statements: received (gossip, DHT), refused, and known.
+    std::uint64_t statements_received = 0, statements_rejected = 0;
+    std::size_t statements_known = 0;
+    std::size_t trusted_keys = 0, revoked_keys = 0;  // the trust store now
+    // Freshness: the issue time of the newest valid freshness statement (0:
+    // none seen), and whether it is older than the window (false when off).
+    std::int64_t fresh_issued = 0;
+    bool stale = false;
+    std::uint64_t freshness_rejected = 0;
     std::vector<SwarmStatus> swarms;
 };
 
@@ -219,6 +243,10 @@ public:
     Status remove(const Hash32& manifest_id);
     // The patches taking part, for lookups by name.
     std::vector<Hash32> swarm_ids() const;
+    // A signed operator statement from the operator (control socket): checked
+    // and applied as if it came by gossip, then spread to every peer and put in
+    // the DHT under dht::statements_key(). Fails naming the problem.
+    Status publish_statement(ByteView statement);
     // Spreads a verified manifest to every connected peer (and to each peer that
     // connects later); peers verify and forward it in turn.
     void announce_manifest(const VerifiedManifest& vm);
@@ -309,6 +337,20 @@ private:
     void accept(std::unique_ptr<transfer::Connection> c);
     void close_idle(std::uint64_t now_ms);
     void lookup(const Hash32& id, bool far);
+    // Enrollment (node_join.cpp): whether the trust store requires it; the
+    // check of a peer that finished its handshake (closes it when refused);
+    // select_holders with this node's check of each record's certificate.
+    bool enrollment_required() const { return opts_.trust && opts_.trust->require_enrollment(); }
+    bool admit_peer(transfer::Connection& c);
+    // Signed operator statements (node_statements.cpp): checks one under the
+    // trust store, applies it, forwards it to every peer but `from`.
+    Status on_statement(Peer* from, ByteView statement);
+    void fetch_statements();  // from the DHT, at start and in watch_dht
+    Status on_freshness(Peer* from, const wire::Statement& st, ByteView bytes);
+    void refresh_freshness();  // origin: sign and spread a new one when due (housekeeping)
+    std::vector<wire::HolderRecord> holders_in(const std::vector<Bytes>& values, std::string_view domain,
+                                               const Hash32& id, std::size_t max_records = 64);
+    wire::HolderRecord own_record() const;  // role, domain, host, certificate
     void on_holders(const Hash32& id, const std::string& domain, std::vector<Bytes> values);
     void on_announce(Peer* from, ByteView manifest);
     void on_peers(Peer& from, const std::vector<wire::Contact>& contacts);
@@ -366,6 +408,14 @@ private:
     std::uint64_t last_join_ms_ = 0, last_member_ms_ = 0, last_watch_ms_ = 0;
     std::vector<dht::ListenToken> watch_listens_;
     std::uint64_t announces_received_ = 0, announces_rejected_ = 0;
+    CertCounters peers_refused_, records_refused_;
+    std::shared_ptr<SharedTrust> live_trust_;  // what the DHT's policies read
+    dht::ListenToken statements_listen_ = 0;
+    std::map<Hash32, Bytes> statements_;       // valid statements seen, by id (sent to each new peer)
+    std::uint64_t statements_received_ = 0, statements_rejected_ = 0;
+    std::int64_t fresh_issued_ = 0;  // newest valid freshness statement's issue time
+    Bytes fresh_bytes_;              // ...and the statement (sent to each new peer)
+    std::uint64_t fresh_sent_ms_ = 0, fresh_seq_ = 0, freshness_rejected_ = 0;
     bool scrub_running_ = false;
     Hash32 scrub_last_{};  // the patch the last scrub step checked (round robin)
     std::uint64_t scrub_dropped_ = 0;

@@ -41,12 +41,7 @@ void Node::check_watched() {
 
 void Node::announce_member() {
     if (!dht_ || stopping_ || listen_port() < 1024) return;
-    wire::HolderRecord r;
-    r.role = self_.role;
-    r.domain = self_.domain;
-    r.host = opts_.advertise_host;
-    r.port = listen_port();
-    r.issued = unix_now();
+    wire::HolderRecord r = own_record();
     r.seq = ++member_seq_;
     Bytes value = wire::encode_record(r, self_.secret);
     dht_->announce(dht::holder_key(self_.domain, Hash32{}), member_value_id_, value);
@@ -60,7 +55,7 @@ void Node::join_gossip() {
     for (std::string domain : {self_.domain, std::string(dht::kGlobalDomain)}) {
         auto key = domain == dht::kGlobalDomain ? dht::global_holder_key(Hash32{}) : dht::holder_key(domain, Hash32{});
         dht_->get(key, [this, domain](std::vector<Bytes> values) {
-            for (auto& rec : dht::select_holders(values, domain, Hash32{}, unix_now()))
+            for (auto& rec : holders_in(values, domain, Hash32{}))
                 remember(wire::Contact{rec.node_key, rec.host, rec.port, rec.role, rec.domain});
             feed_domain_supers();
             run_actions();
@@ -209,16 +204,16 @@ void Node::rollout(const Hash32& id, std::vector<std::string> extra, std::functi
     auto count_domain = [this, g, id, cap, finish](const std::string& domain) {
         g->by_domain[domain].domain = domain;
         g->pending += 2;
-        dht_->get(dht::holder_key(domain, Hash32{}), [g, domain, cap, finish](std::vector<Bytes> values) {
+        dht_->get(dht::holder_key(domain, Hash32{}), [this, g, domain, cap, finish](std::vector<Bytes> values) {
             if (values.size() >= cap) g->r.capped = true;
             g->by_domain[domain].online =
-                static_cast<std::uint32_t>(dht::select_holders(values, domain, Hash32{}, unix_now(), 3600, kMost).size());
+                static_cast<std::uint32_t>(holders_in(values, domain, Hash32{}, kMost).size());
             finish();
         });
-        dht_->get(dht::holder_key(domain, id), [g, domain, id, cap, finish](std::vector<Bytes> values) {
+        dht_->get(dht::holder_key(domain, id), [this, g, domain, id, cap, finish](std::vector<Bytes> values) {
             if (values.size() >= cap) g->r.capped = true;
             auto& rd = g->by_domain[domain];
-            for (auto& rec : dht::select_holders(values, domain, id, unix_now(), 3600, kMost)) {
+            for (auto& rec : holders_in(values, domain, id, kMost)) {
                 bool full = rec.segment_count > 0 && rec.segments_held == rec.segment_count;
                 log::debug("rollout_record", {{"domain", domain}, {"key", key_prefix(rec.node_key)},
                                               {"held", rec.segments_held}, {"of", rec.segment_count},
@@ -249,7 +244,7 @@ void Node::rollout(const Hash32& id, std::vector<std::string> extra, std::functi
     dht_->get(dht::global_holder_key(Hash32{}), [this, g, extra, count_domain, finish](std::vector<Bytes> values) {
         std::set<std::string> domains(extra.begin(), extra.end());
         domains.insert(self_.domain);
-        for (auto& rec : dht::select_holders(values, dht::kGlobalDomain, Hash32{}, unix_now(), 3600, kMost))
+        for (auto& rec : holders_in(values, dht::kGlobalDomain, Hash32{}, kMost))
             domains.insert(rec.domain);
         for (auto& d : domains)
             if (valid_domain(d) && !stopping_) count_domain(d);
@@ -317,7 +312,7 @@ void Node::lookup(const Hash32& id, bool far) {
 
 void Node::on_holders(const Hash32& id, const std::string& domain, std::vector<Bytes> values) {
     if (stopping_ || !swarm(id)) return;
-    auto recs = dht::select_holders(values, domain, id, unix_now());
+    auto recs = holders_in(values, domain, id);
     if (domain == dht::kGlobalDomain)
         for (auto& rec : recs)
             if (rec.role == Role::Super && rec.domain != self_.domain && far_domains_.size() < kFarDomainsKept &&
@@ -387,16 +382,10 @@ void Node::announce(Swarm& s, std::uint32_t held, std::uint32_t segments) {
         s.put_again = false;
     }
     s.announced_full = full;
-    wire::HolderRecord r;
-    r.role = self_.role;
-    r.domain = self_.domain;
+    wire::HolderRecord r = own_record();
     r.manifest_id = s.vm.id;
-    r.host = opts_.advertise_host;
-    r.port = listen_port();
-    r.node_key = self_.key;
     r.segments_held = held;
     r.segment_count = segments;
-    r.issued = unix_now();
     r.seq = ++s.seq;
     Bytes value = wire::encode_record(r, self_.secret);
     Hash32 id = s.vm.id;

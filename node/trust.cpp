@@ -157,12 +157,18 @@ Result<TrustStore> TrustStore::parse_trust_file(std::string_view text, const std
                 if (!t.rotations_.empty())
                     return err(where + "'key' lines must come before 'rotate' lines");
                 if (auto s = t.add_anchor(pk); !s) return err(where + s.error());
+            } else if (line == "require-enrollment") {
+                t.require_enrollment_ = true;
+            } else if (line.substr(0, 10) == "statement ") {
+                auto b = from_hex(line.substr(10));
+                if (!b) return err(where + "'statement' must be followed by hex");
+                if (auto a = t.apply_statement(*b); !a) return err(where + a.error());
             } else if (line.substr(0, 7) == "rotate ") {
                 auto r = parse_rotation(line);
                 if (!r) return err(where + r.error());
                 if (auto s = t.apply_rotation(*r); !s) return err(where + s.error());
             } else {
-                return err(where + "expected 'key', 'rotate', a comment or a blank line");
+                return err(where + "expected 'key', 'rotate', 'require-enrollment', a comment or a blank line");
             }
         }
         if (t.keys_.empty()) return err(what + ": lists no key");
@@ -211,13 +217,15 @@ Status TrustStore::apply_rotation(const KeyRotation& r) {
         for (auto& k : keys_)
             if (k.pk == r.signer) k.revoked = true;
     rotations_.push_back(r);
+    log_.push_back(format_rotation(r));
     return {};
 }
 
 std::string TrustStore::to_text() const {
     std::string out = std::string(kTrustFileHeader) + "\n";
     for (auto& a : anchors_) out += "key " + to_hex(a) + "\n";
-    for (auto& r : rotations_) out += format_rotation(r) + "\n";
+    if (require_enrollment_) out += "require-enrollment\n";
+    for (auto& l : log_) out += l + "\n";
     return out;
 }
 
@@ -240,6 +248,11 @@ Result<VerifiedManifest> verify_manifest_bytes(ByteView bytes, const TrustStore&
         auto pk = trust.signer(m->key_id);
         if (!pk) return std::move(pk).take_error();
         if (auto s = wire::check_signature(*m, *pk); !s) return std::move(s).take_error();
+        if (trust.halted(m->name, m->version))
+            return err("manifest " + m->name + " v" + std::to_string(m->version) + " was halted by the operator");
+        if (m->created > now_unix + kMaxManifestClockSkewSeconds)
+            return err("manifest created at " + format_utc(m->created) + " lies in the future (now " +
+                       format_utc(now_unix) + ")");
         if (now_unix >= m->expires)
             return err("manifest expired at " + format_utc(m->expires) + " (now " +
                        format_utc(now_unix) + ")");
@@ -254,10 +267,13 @@ Result<VerifiedManifest> verify_manifest_bytes(ByteView bytes, const TrustStore&
 }
 
 std::function<std::optional<std::uint64_t>(ByteView)> manifest_version_check(TrustStore trust) {
-    auto t = std::make_shared<const TrustStore>(std::move(trust));
-    return [t](ByteView bytes) -> std::optional<std::uint64_t> {
+    return manifest_version_check(std::make_shared<SharedTrust>(std::move(trust)));
+}
+
+std::function<std::optional<std::uint64_t>(ByteView)> manifest_version_check(std::shared_ptr<SharedTrust> trust) {
+    return [trust](ByteView bytes) -> std::optional<std::uint64_t> {
         try {
-            auto v = verify_manifest_bytes(bytes, *t, static_cast<std::int64_t>(std::time(nullptr)));
+            auto v = verify_manifest_bytes(bytes, *trust->get(), static_cast<std::int64_t>(std::time(nullptr)));
             if (!v) return std::nullopt;
             return v->manifest.version;
         } catch (...) {  // bad_alloc: the value is dropped, the caller goes on

@@ -13,6 +13,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -30,6 +31,9 @@ inline constexpr const char* kTrustFileHeader = "patchswarm-trust-v1";
 inline constexpr std::size_t kMaxTrustFileBytes = 64 * 1024;
 inline constexpr std::size_t kMaxTrustedKeys = 64;  // keys, revoked ones included
 inline constexpr std::size_t kMaxRotations = 256;   // as TUF's max_root_rotations
+inline constexpr std::size_t kMaxStatements = 1024;  // statements applied (revocations, halts)
+// How far in the future a manifest's creation time may lie (clock skew).
+inline constexpr std::int64_t kMaxManifestClockSkewSeconds = 300;
 
 // A statement, signed by a currently trusted key, that introduces new_key and
 // optionally revokes the signer. One text line:
@@ -73,7 +77,25 @@ public:
     // is already applied is a no-op. On error the store is unchanged.
     Status apply_rotation(const KeyRotation&);
 
-    // The trust file text: anchor keys, then the rotations in the order applied.
+    // Applies a signed operator statement (wire/statement.hpp) that changes
+    // trust: a certificate revocation or a key rotation. The signer must be
+    // trusted and not revoked. Returns true when the store changed, false for a
+    // statement already applied; on error the store is unchanged. Other kinds
+    // are refused here ("statement: kind halt does not change trust").
+    Result<bool> apply_statement(ByteView encoded);
+    // Whether a revocation statement revoked this node key's certificates.
+    bool node_revoked(const crypto::PublicKey& node_key) const;
+    // Whether a halt statement stopped this release: verify_manifest_bytes
+    // then refuses it ("... was halted by the operator").
+    bool halted(const std::string& name, std::uint64_t version) const;
+
+    // Whether nodes must present a certificate signed by one of these keys
+    // (node/enroll.hpp) to take part: the trust file line "require-enrollment".
+    bool require_enrollment() const { return require_enrollment_; }
+    void set_require_enrollment(bool on) { require_enrollment_ = on; }
+
+    // The trust file text: anchor keys, "require-enrollment" when set, then
+    // the rotations in the order applied.
     std::string to_text() const;
     const std::vector<Key>& keys() const { return keys_; }
 
@@ -82,6 +104,44 @@ private:
     std::vector<Key> keys_;
     std::vector<crypto::PublicKey> anchors_;
     std::vector<KeyRotation> rotations_;
+    bool require_enrollment_ = false;
+    std::vector<crypto::PublicKey> revoked_nodes_;
+    std::vector<std::pair<std::string, std::uint64_t>> halted_;
+    std::vector<Hash32> statement_ids_;  // applied statements (duplicates are no-ops)
+    // The trust file's lines after the anchors, in the order applied: "rotate ..."
+    // and "statement <hex>" (a statement is valid when its signer was trusted then).
+    std::vector<std::string> log_;
+};
+
+// A key rotation as a statement payload: new key (32), revoke flag (1),
+// created (8, big-endian), rotation signature (64); the signer is the
+// statement's.
+Bytes rotation_payload(const KeyRotation&);
+// A statement file: "patchswarm-statement-v1", then the statement in hex.
+inline constexpr const char* kStatementFileHeader = "patchswarm-statement-v1";
+std::string format_statement_file(ByteView statement);
+Result<Bytes> load_statement_file(const std::string& path);  // decoded and signature-checked
+Result<KeyRotation> rotation_from_payload(ByteView payload, const crypto::PublicKey& signer);
+
+// A trust store that changes while the node runs (statements applied by the
+// node's loop) and is read from other threads (the DHT's store policies):
+// readers take a snapshot, the writer replaces it whole. Thread-safe.
+class SharedTrust {
+public:
+    explicit SharedTrust(TrustStore t) : cur_(std::make_shared<const TrustStore>(std::move(t))) {}
+    std::shared_ptr<const TrustStore> get() const {
+        std::lock_guard lock(mu_);
+        return cur_;
+    }
+    void set(TrustStore t) {
+        auto next = std::make_shared<const TrustStore>(std::move(t));
+        std::lock_guard lock(mu_);
+        cur_ = std::move(next);
+    }
+
+private:
+    mutable std::mutex mu_;
+    std::shared_ptr<const TrustStore> cur_;
 };
 
 struct VerifiedManifest {
@@ -101,6 +161,11 @@ Result<VerifiedManifest> verify_manifest_bytes(ByteView bytes, const TrustStore&
 // For dht::Config::manifest_check: a thread-safe check returning the version of
 // a manifest that verifies under (a copy of) `trust` at the time of the call.
 std::function<std::optional<std::uint64_t>(ByteView)> manifest_version_check(TrustStore trust);
+// The same under whatever `trust` holds at the time of each call.
+std::function<std::optional<std::uint64_t>(ByteView)> manifest_version_check(std::shared_ptr<SharedTrust> trust);
+// For dht::Config::statement_check: a statement whose signer `trust` holds
+// and has not revoked (at the time of the call). Thread-safe.
+std::function<bool(ByteView)> statement_signer_check(std::shared_ptr<SharedTrust> trust);
 Result<VerifiedManifest> load_verified_manifest(const std::string& manifest_path, const TrustStore&,
                                                 std::int64_t now_unix);
 

@@ -13,6 +13,8 @@
 #include <sys/wait.h>
 
 #include <chrono>
+#include <filesystem>
+#include <fstream>
 #include <functional>
 #include <map>
 #include <memory>
@@ -165,29 +167,51 @@ inline std::optional<std::uint64_t> sample(const std::string& text, const std::s
 }
 
 // Daemons of a test swarm, each a `patchswarm node` process with its own data
-// folder under d; the first one started is everyone's DHT bootstrap.
+// folder under d; the first one started is everyone's DHT bootstrap. Every node
+// is enrolled: the daemons' trust file requires it (the operator's key and
+// "require-enrollment"), and each gets a certificate for its role and domain
+// from `patchswarm enroll` before it starts.
 struct Swarm {
     TempDir& d;
-    std::string pub;
+    std::string pub, trust;
     std::vector<std::unique_ptr<Proc>> procs;
     Reaper reaper;  // declared after procs: destroyed first, while they exist
     std::string dht;  // the origin's DHT port, everyone's bootstrap
+    std::map<std::string, std::string> ready_lines;  // by node name
 
-    explicit Swarm(TempDir& dir) : d(dir), pub(dir / "op.public") {
+    explicit Swarm(TempDir& dir) : d(dir), pub(dir / "op.public"), trust(dir / "op.trust") {
         auto k = run_cli(d, {"keygen", "--secret", d / "op.secret", "--public", pub});
         REQUIRE_MESSAGE(k.code == 0, k.err);
+        auto key = slurp(pub).substr(slurp(pub).find('\n') + 1);
+        std::ofstream(trust) << "patchswarm-trust-v1\nkey " << key << "require-enrollment\n";
+    }
+    // Each node its own copy of the trust file: statements rewrite it.
+    std::string trust_of(const std::string& name) {
+        std::string t = d / (name + ".trust");
+        if (!std::filesystem::exists(t)) std::filesystem::copy_file(trust, t);
+        return t;
+    }
+    // `patchswarm enroll` for the node whose data folder is d/name; the certificate's path.
+    std::string enroll(const std::string& name, const std::string& role, const std::string& domain) {
+        std::string cert = d / (name + ".cert");
+        auto r = run_cli(d, {"enroll", "--key", d / "op.secret", "--data", d / name, "--role", role, "--domain", domain,
+                             "--out", cert});
+        REQUIRE_MESSAGE(r.code == 0, r.err);
+        return cert;
     }
     std::string sock(const std::string& name) const { return d / (name + "/run/control.sock"); }
     Proc& start(const std::string& name, const std::string& role, const std::string& domain,
                 std::vector<std::string> extra = {}) {
         std::vector<std::string> args{"node", "--data", d / name, "--domain", domain, "--role", role,
-                                      "--trust", pub, "--log-level", "info"};
+                                      "--trust", trust_of(name), "--certificate", enroll(name, role, domain),
+                                      "--log-level", "info"};
         if (!dht.empty()) args.insert(args.end(), {"--bootstrap", "127.0.0.1:" + dht});
         args.insert(args.end(), extra.begin(), extra.end());
         procs.push_back(std::make_unique<Proc>(spawn(d, name, args)));
         reaper.procs.push_back(procs.back().get());
         auto line = ready(*procs.back());
         if (dht.empty()) dht = field(line, "dht");
+        ready_lines[name] = line;
         return *procs.back();
     }
     // A random patch, signed; with announce, pushed through the origin's socket.

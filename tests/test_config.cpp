@@ -101,6 +101,11 @@ TEST_CASE("config: a complete file parses into every setting") {
     CHECK(m->start_delay_ms == 30'000);
     CHECK(m->prefetch);
     CHECK(m->cache_busy_ms == 60'000);
+    CHECK(m->freshness_window_ms == 0);  // freshness off
+    auto f = node::parse_config(minimal("freshness_window = \"5m\"\n"), "f.toml");
+    REQUIRE(f);
+    CHECK(f->freshness_window_ms == 300'000);
+    CHECK(node::validate_config(*f));
     // Durations: milliseconds, seconds (bare or "s"), minutes, hours.
     CHECK(node::parse_duration_ms("250ms").value() == 250);
     CHECK(node::parse_duration_ms("45").value() == 45'000);
@@ -132,6 +137,8 @@ TEST_CASE("config: each wrong setting names its key and the problem") {
         {"[node]\ndata = \"/d\"\nrole = \"peer\"\ndomain = \"East Side\"\ntrust = \"/t\"\n",
          "node.domain: 'East Side' is not 1-63 characters"},
         {minimal("listen = \"localhost\"\n"), "node.listen: 'localhost' has no :port"},
+        {minimal("freshness_window = \"soon\"\n"), "node.freshness_window: 'soon' is not a duration"},
+        {minimal("freshness_window = \"30s\"\n"), "node.freshness_window: must be 0 (off) or at least 120s"},
         {minimal("[log]\nlevel = \"chatty\"\n"), "log.level: 'chatty' is not a log level"},
         {minimal("[control]\nmetrics = \"127.0.0.1\"\n"), "control.metrics: '127.0.0.1' has no :port"},
         {minimal("[control]\nsocket = \"/" + std::string(120, 's') + "\"\n"), "control.socket: the control socket path"},
@@ -200,6 +207,9 @@ TEST_CASE("config: `patchswarm node --config` stops at a wrong setting, naming t
     auto r5 = run_cli(d, {"node", "--config", d / "good.toml", "--start-delay", "later"});
     CHECK(r5.code == 2);
     CHECK_MESSAGE(r5.err.find("--start-delay: 'later' is not a duration") != std::string::npos, r5.err);
+    auto r6 = run_cli(d, {"node", "--config", d / "good.toml", "--freshness-window", "60s"});
+    CHECK(r6.code == 2);
+    CHECK_MESSAGE(r6.err.find("--freshness-window: must be 0 (off) or at least 120s") != std::string::npos, r6.err);
     // Without a config file, missing settings are named as options.
     auto r3 = run_cli(d, {"node", "--data", d / "data", "--role", "peer", "--trust", d / "op.public"});
     CHECK(r3.code == 2);

@@ -5,6 +5,8 @@
 // the DHT says. Separate processes, real OpenDHT nodes, loopback only.
 #include <doctest/doctest.h>
 
+#include <ctime>
+#include <filesystem>
 #include <set>
 
 #include "daemon_support.hpp"
@@ -74,7 +76,8 @@ TEST_CASE("daemon network: a patch is fetched by name, through a daemon and one-
     CHECK(slurp(d / "dev/patches/tool-v1") == slurp(file));
 
     // One-shot, without a daemon: the node finds the manifest under the name in the DHT.
-    auto one = run_cli(d, {"fetch", "--data", d / "oneshot", "--domain", "west", "--trust", s.pub, "--bootstrap",
+    auto one = run_cli(d, {"fetch", "--data", d / "oneshot", "--domain", "west", "--trust", s.trust, "--certificate",
+                           s.enroll("oneshot", "peer", "west"), "--bootstrap",
                            "127.0.0.1:" + s.dht, "--name", "tool", "--out", d / "oneshot.bin", "--seed-ratio", "0",
                            "--timeout", "60"});
     INFO(one.out << one.err);
@@ -279,4 +282,141 @@ TEST_CASE("daemon network: a device under its quota makes room for a new version
     REQUIRE(replaced);
     CHECK(slurp(d / "dev/patches/app-v2") == slurp(v2));
     CHECK(slurp(d / "dev.err").find("event=evicted") != std::string::npos);
+}
+
+TEST_CASE("daemon network: a key rotation and a certificate revocation spread to every node of a 3-domain swarm "
+          "without restart, and the revoked node is refused") {
+    TempDir d("ps-dnet-stmt");
+    Swarm s(d);
+    const std::vector<std::string> names{"origin", "super-a", "super-b", "super-c", "dev-a", "dev-b", "dev-c"};
+    s.start("origin", "origin", "core");
+    for (std::string dom : {"a", "b", "c"}) s.start("super-" + dom, "super", dom);
+    for (std::string dom : {"a", "b", "c"}) s.start("dev-" + dom, "peer", dom, {"--auto-fetch", "off"});
+    s.wait_connected(names, 1);
+
+    // The operator introduces a second key, as a statement handed to the origin only.
+    auto k = run_cli(d, {"keygen", "--secret", d / "new.secret", "--public", d / "new.public"});
+    REQUIRE_MESSAGE(k.code == 0, k.err);
+    auto rot = run_cli(d, {"rotate-key", "--key", d / "op.secret", "--new-public", d / "new.public", "--trust",
+                           d / "scratch.trust", "--statement-out", d / "rotation.statement"});
+    REQUIRE_MESSAGE(rot.code == 0, rot.err);
+    auto t0 = std::chrono::steady_clock::now();
+    auto sent = run_cli(d, {"statement", "--file", d / "rotation.statement", "--socket", s.sock("origin")});
+    REQUIRE_MESSAGE(sent.code == 0, sent.err);
+    auto keys = [&](const std::string& n) { return ctl(s.sock(n), "status")["node"]["trust"].value("keys", 0); };
+    for (auto& n : names) {
+        bool ok = wait_for([&] { return keys(n) == 2; }, 20'000);
+        INFO(n << " never trusted the new key");
+        CHECK(ok);
+    }
+    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
+    MESSAGE("the rotation reached all 7 nodes in " << ms << " ms");
+    for (std::size_t i = 0; i < s.procs.size(); ++i) {
+        CHECK(::kill(s.procs[i]->pid, 0) == 0);  // the same processes: no restart
+        CHECK(slurp(d / (names[i] + ".trust")).find("\nrotate ") != std::string::npos);  // and on disk
+    }
+
+    // The new key revokes dev-c's certificates: every node applies it, and dev-c is refused.
+    auto rev = run_cli(d, {"revoke-cert", "--key", d / "new.secret", "--node-public", d / "dev-c/node.public", "--out",
+                           d / "revoke.statement"});
+    REQUIRE_MESSAGE(rev.code == 0, rev.err);
+    sent = run_cli(d, {"statement", "--file", d / "revoke.statement", "--socket", s.sock("dev-a")});
+    REQUIRE_MESSAGE(sent.code == 0, sent.err);
+    auto refused_revoked = [&] {
+        std::uint64_t n = 0;
+        for (auto& name : names) {
+            auto e = ctl(s.sock(name), "status")["node"]["enrollment"];
+            n += e["peers_refused"].value("revoked", 0) + e["records_refused"].value("revoked", 0);
+        }
+        return n;
+    };
+    CHECK(wait_for([&] { return ctl(s.sock("dev-c"), "status")["node"].value("peers", 1) == 0; }, 20'000));
+    CHECK(refused_revoked() > 0);
+    for (auto& n : names) CHECK(slurp(d / (n + ".trust")).find("\nstatement ") != std::string::npos);
+    // It stays out: the others keep refusing it while it tries again.
+    std::this_thread::sleep_for(std::chrono::seconds(3));
+    CHECK(ctl(s.sock("dev-c"), "status")["node"].value("peers", 1) == 0);
+    CHECK(ctl(s.sock("dev-b"), "status")["node"].value("peers", 0) >= 1);
+}
+
+TEST_CASE("daemon network: a halt statement stops a running rollout in a 3-domain swarm within a bounded time, "
+          "also after a restart") {
+    TempDir d("ps-dnet-halt");
+    Swarm s(d);
+    const std::vector<std::string> names{"origin", "super-a", "super-b", "super-c", "dev-a", "dev-b", "dev-c"};
+    s.start("origin", "origin", "core", {"--upload-limit", "512K"});
+    for (std::string dom : {"a", "b", "c"}) s.start("super-" + dom, "super", dom, {"--download-limit", "256K"});
+    for (std::string dom : {"a", "b", "c"})
+        s.start("dev-" + dom, "peer", dom, {"--start-delay", "0", "--download-limit", "128K"});
+    s.wait_connected(names, 1);
+    s.publish("big", 24u << 20, 77, /*mandatory=*/true);  // minutes at these rates
+    auto downloading = [&](const std::string& n) {
+        const auto list = ctl(s.sock(n), "list");
+        for (auto& p : list["patches"])
+            if (p.value("name", "") == "big" && p.value("state", "") == "downloading" && p.value("progress", 0.0) > 0)
+                return true;
+        return false;
+    };
+    REQUIRE(wait_for([&] { return downloading("dev-a") || downloading("dev-b") || downloading("dev-c"); }, 60'000));
+    for (std::string dom : {"a", "b", "c"}) REQUIRE_FALSE(complete(s.sock("dev-" + dom), "big"));  // still rolling out
+
+    auto h = run_cli(d, {"halt", "--key", d / "op.secret", "--name", "big", "--version", "1", "--out", d / "halt.statement"});
+    REQUIRE_MESSAGE(h.code == 0, h.err);
+    const auto t0 = std::chrono::steady_clock::now();
+    auto sent = run_cli(d, {"statement", "--file", d / "halt.statement", "--socket", s.sock("origin")});
+    REQUIRE_MESSAGE(sent.code == 0, sent.err);
+    constexpr int kBoundMs = 10'000;
+    const bool stopped = wait_for([&] {
+        for (auto& n : names)
+            if (states(s.sock(n)).count("big")) return false;
+        return true;
+    }, kBoundMs);
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
+    MESSAGE("the halt stopped the rollout on all 7 nodes in " << ms << " ms (bound " << kBoundMs << " ms)");
+    CHECK(stopped);
+    CHECK(ms <= kBoundMs);
+    for (std::string dom : {"a", "b", "c"}) CHECK_FALSE(std::filesystem::exists(d / ("dev-" + dom + "/patches/big-v1")));
+    // Nobody takes it up again: not by name, not after a restart.
+    auto again = run_cli(d, {"add", "--socket", s.sock("dev-a"), "--name", "big"});
+    CHECK(again.code != 0);
+    Proc& dev = *s.procs[4];
+    ::kill(dev.pid, SIGTERM);
+    REQUIRE(finish(dev).code == 0);
+    std::filesystem::remove(d / "dev-a.out");
+    s.start("dev-a", "peer", "a", {"--start-delay", "0"});
+    std::this_thread::sleep_for(std::chrono::seconds(5));
+    CHECK(states(s.sock("dev-a")).count("big") == 0);
+    CHECK_FALSE(std::filesystem::exists(d / "dev-a/patches/big-v1"));
+}
+
+TEST_CASE("daemon network: a device with a freshness window says stale in status and metrics until the enrolled "
+          "origin's freshness reaches it") {
+    TempDir d("ps-dnet-fresh");
+    Swarm s(d);
+    // The device starts alone: nothing from the origin yet.
+    s.start("dev", "peer", "a", {"--freshness-window", "5m", "--metrics", "127.0.0.1:0", "--auto-fetch", "off"});
+    const auto mport = static_cast<std::uint16_t>(std::stoi(field(s.ready_lines["dev"], "metrics").substr(10)));
+    auto freshness = [&](const std::string& n) { return ctl(s.sock(n), "status")["node"]["freshness"]; };
+    auto stale_metric = [&] {
+        auto resp = http_get(mport, "GET /metrics HTTP/1.0\r\n\r\n");
+        return sample(resp.substr(resp.find("\r\n\r\n") + 2), "patchswarm_stale");
+    };
+    auto f = freshness("dev");
+    CHECK(f.value("stale", false));
+    CHECK(f.value("window_s", 0) == 300);
+    CHECK(f.value("issued_unix", -1) == 0);
+    CHECK(stale_metric() == 1u);
+
+    // The enrolled origin joins (bootstrapping from the device): its freshness reaches the device by gossip.
+    const auto before = std::time(nullptr);
+    s.start("origin", "origin", "core");
+    CHECK(wait_for([&] { return !freshness("dev").value("stale", true); }, 30'000));
+    f = freshness("dev");
+    CHECK(f.value("issued_unix", std::int64_t{0}) >= before - 1);
+    CHECK(f.value("rejected", 1) == 0);
+    CHECK(stale_metric() == 0u);
+    // Freshness off (no window): never stale, whatever it has seen.
+    auto o = freshness("origin");
+    CHECK_FALSE(o.value("stale", true));
+    CHECK(o.value("window_s", -1) == 0);
 }

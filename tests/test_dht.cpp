@@ -17,6 +17,7 @@
 #include "crypto/crypto.hpp"
 #include "dht/dht.hpp"
 #include "dht/keys.hpp"
+#include "node/enroll.hpp"
 #include "node/trust.hpp"
 #include "wire/manifest.hpp"
 #include "wire/record.hpp"
@@ -981,4 +982,62 @@ TEST_CASE("dht: storing nodes keep only valid summaries of the key's patch, and 
     CHECK(refused >= 2);
     swarm.stop();
     CHECK(swarm.wrong_thread == 0);
+}
+
+TEST_CASE("dht: with an enrollment check, storing nodes refuse and readers drop holder records without a valid certificate") {
+    REQUIRE(crypto::init());
+    auto op = crypto::generate_keypair(), stranger = crypto::generate_keypair();
+    auto trust = node::TrustStore::from_key(op.pk);
+    trust.set_require_enrollment(true);
+    TestLoop loop;
+    Swarm swarm(loop);
+    // Nodes 0-3 check certificates under the operator's trust; node 4 is an
+    // attacker that stores and announces anything.
+    swarm.start(5, [&](int i, dht::Config& c) {
+        if (i != 4) c.record_check = node::record_cert_check(trust);
+        else c.verify_records = false;
+    });
+    const auto id = manifest(0x7e);
+    const auto key = dht::holder_key("a", id);
+    auto with_cert = [&](Holder& h, const crypto::KeyPair& signer, std::int64_t expires) {
+        wire::NodeCert c;
+        c.node_key = h.kp.pk;
+        c.role = h.rec.role;
+        c.domain = h.rec.domain;
+        c.issued = now_unix() - 7200;
+        c.expires = expires;
+        h.rec.cert = wire::encode_cert(c, signer.sk);
+        h.rec.format = wire::kRecordFormatCert;
+    };
+    Holder enrolled("a", id, 4800), bare("a", id, 4801), forged("a", id, 4802), expired("a", id, 4803);
+    with_cert(enrolled, op, now_unix() + 3600);
+    with_cert(forged, stranger, now_unix() + 3600);
+    with_cert(expired, op, now_unix() - 60);
+    CHECK(swarm.announce(4, key, 1, enrolled.encode()));  // the control
+    CHECK(swarm.announce(4, key, 2, bare.encode()));
+    CHECK(swarm.announce(4, key, 3, forged.encode()));
+    CHECK(swarm.announce(4, key, 4, expired.encode()));
+    // An honest node refuses to publish the unenrolled ones itself, at once.
+    CHECK_FALSE(swarm.announce(1, key, 5, bare.encode()));
+    CHECK(swarm.nodes[1]->stats().announces_refused == 1);
+
+    // Without the attacker's own copies, storing nodes hold the enrolled record only.
+    bool down = false;
+    swarm.nodes[4]->shutdown([&] { down = true; });
+    REQUIRE(loop.run_until([&] { return down; }));
+    swarm.nodes[4].reset();
+    auto values = swarm.get(0, key);
+    CHECK(values.size() == 1);
+    std::uint64_t unenrolled = 0;
+    for (int i = 0; i < 4; ++i) unenrolled += swarm.nodes[i]->stats().stores_unenrolled;
+    CHECK(unenrolled >= 3);
+    // A reader drops them too, whatever it is handed.
+    dht::DropCounts drops;
+    auto check = node::record_cert_check(trust);
+    auto kept = dht::select_holders({enrolled.encode(), bare.encode(), forged.encode(), expired.encode()}, "a", id,
+                                    now_unix(), 3600, 64, &drops, check);
+    REQUIRE(kept.size() == 1);
+    CHECK(kept[0].node_key == enrolled.kp.pk);
+    CHECK(drops.unenrolled == 3);
+    swarm.stop();
 }

@@ -177,6 +177,7 @@ Status Connection::handle_hello(ByteView b) {
     a.node_key = self_.key;
     a.role = self_.role;
     a.domain = self_.domain;
+    a.cert = self_.cert;
     a.sig = crypto::sign(self_.secret, wire::auth_payload(transcript_, dialer_, self_.role, self_.domain));
     queue_frame(wire::encode_auth(a));
     state_ = State::AwaitHeader;
@@ -190,7 +191,7 @@ Status Connection::handle_auth(ByteView plain) {
         return err("handshake: peer failed to prove its node key");
     if (a->node_key == self_.key) return err("handshake: connected to itself");
     if (expect_ && *expect_ != a->node_key) return err("handshake: peer is not the node its record names");
-    peer_ = PeerInfo{a->node_key, a->role, a->domain};
+    peer_ = PeerInfo{a->node_key, a->role, a->domain, std::move(a->cert)};
     return {};
 }
 

@@ -32,13 +32,16 @@ struct Identity {
     crypto::PublicKey key{};
     Role role = Role::Peer;
     std::string domain;
+    Bytes cert{};  // encoded node certificate (wire/cert.hpp), sent in Auth; empty: none
 };
 
-// What an authenticated peer proved about itself.
+// What an authenticated peer proved about itself, and the certificate it
+// presented (not checked here: the node checks it against its trust store).
 struct PeerInfo {
     crypto::PublicKey key{};
     Role role = Role::Peer;
     std::string domain;
+    Bytes cert{};
 };
 
 class Connection;

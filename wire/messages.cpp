@@ -4,12 +4,15 @@
 #include <cstring>
 
 #include "wire/msgpack_util.hpp"
+#include "wire/statement.hpp"
 
 namespace ps::wire {
 namespace {
 
 using detail::unpack_bounded;
 using detail::UnpackLimits;
+using detail::ByteSink;
+using detail::pack_bin;
 
 // Decoding helpers over one msgpack array. Each returns false on a type or
 // range mismatch; the caller turns that into one error naming the message.
@@ -46,17 +49,6 @@ struct Fields {
         out.assign(v[i].via.str.ptr, v[i].via.str.size);
         return true;
     }
-};
-
-template <typename Packer>
-void pack_bin(Packer& pk, ByteView b) {
-    pk.pack_bin(static_cast<std::uint32_t>(b.size()));
-    pk.pack_bin_body(reinterpret_cast<const char*>(b.data()), static_cast<std::uint32_t>(b.size()));
-}
-
-struct ByteSink {  // msgpack "buffer" that appends to a Bytes
-    Bytes& out;
-    void write(const char* p, std::size_t n) { out.insert(out.end(), p, p + n); }
 };
 
 constexpr std::size_t kMaxByeReason = 256;
@@ -105,6 +97,9 @@ void encode_message(const Message& m, Bytes& out) {
             } else if constexpr (std::is_same_v<T, MsgAnnounce>) {
                 pk.pack_array(2).pack(std::uint8_t(MsgType::Announce));
                 pack_bin(pk, msg.manifest);
+            } else if constexpr (std::is_same_v<T, MsgStatement>) {
+                pk.pack_array(2).pack(std::uint8_t(MsgType::Statement));
+                pack_bin(pk, msg.statement);
             } else if constexpr (std::is_same_v<T, MsgAssign>) {
                 pk.pack_array(3).pack(std::uint8_t(MsgType::Assign));
                 pack_bin(pk, msg.manifest);
@@ -212,6 +207,9 @@ Result<Message> decode_message(ByteView frame) {
             if (!count(2) || !f.bin(1, kMaxFrame, m.manifest) || m.manifest.empty()) return bad("announce");
             return Message{m};
         }
+        case MsgType::Statement:
+            if (MsgStatement m; count(2) && f.bin(1, kMaxStatementBytes, m.statement) && !m.statement.empty()) return Message{m};
+            return bad("statement");
         case MsgType::Assign: {
             MsgAssign m;
             ByteView bf;
@@ -272,24 +270,29 @@ Bytes encode_auth(const Auth& a) {
     Bytes out;
     ByteSink sink{out};
     msgpack::packer<ByteSink> pk(sink);
-    pk.pack_array(4);
+    pk.pack_array(5);
     pack_bin(pk, a.node_key);
     pk.pack(static_cast<std::uint8_t>(a.role));
     pk.pack(a.domain);
     pack_bin(pk, a.sig);
+    pack_bin(pk, a.cert);
     return out;
 }
 
 Result<Auth> decode_auth(ByteView b) {
-    auto oh = unpack_bounded(b, {.array = 4, .map = 0, .str = kMaxDomain, .bin = 64, .ext = 0, .depth = 1}, "auth");
+    auto oh = unpack_bounded(b, {.array = 5, .map = 0, .str = kMaxDomain, .bin = kMaxCertBytes, .ext = 0, .depth = 1},
+                             "auth");
     if (!oh) return std::move(oh).take_error();
     const msgpack::object& o = oh->get();
-    if (o.type != msgpack::type::ARRAY || o.via.array.size != 4) return err("auth: not a 4-element array");
+    if (o.type != msgpack::type::ARRAY || o.via.array.size != 5) return err("auth: not a 5-element array");
     Fields f{o.via.array.ptr, o.via.array.size};
     Auth a;
     std::uint64_t role;
-    if (!f.fixed(0, a.node_key) || !f.uint(1, 255, role) || !f.str(2, kMaxDomain, a.domain) || !f.fixed(3, a.sig))
+    ByteView cert;
+    if (!f.fixed(0, a.node_key) || !f.uint(1, 255, role) || !f.str(2, kMaxDomain, a.domain) || !f.fixed(3, a.sig) ||
+        !f.bin(4, kMaxCertBytes, cert))
         return err("auth: malformed fields");
+    a.cert.assign(cert.begin(), cert.end());
     auto r = role_from_wire(role);
     if (!r) return err("auth: unknown role " + std::to_string(role));
     a.role = *r;

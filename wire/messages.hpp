@@ -16,6 +16,7 @@
 #include "core/result.hpp"
 #include "core/types.hpp"
 #include "crypto/crypto.hpp"
+#include "wire/cert.hpp"
 
 namespace ps::wire {
 
@@ -31,7 +32,7 @@ inline constexpr std::size_t kMaxWireFrame = kMaxFrame + crypto::kStreamOverhead
 
 enum class MsgType : std::uint8_t {
     Have = 1, HaveOne = 2, Request = 3, Data = 4, Reject = 5, Cancel = 6, Keepalive = 7, Bye = 8,
-    Announce = 9, Peers = 10, Assign = 11
+    Announce = 9, Peers = 10, Assign = 11, Statement = 12
 };
 
 // Contacts a Peers message may carry: enough to rebuild a partial view.
@@ -80,6 +81,11 @@ struct MsgAssign {
 struct MsgAnnounce {
     ByteView manifest;
 };
+// Gossip: a signed operator statement (wire/statement.hpp); the receiver
+// checks it under its trust store before it acts on or forwards it.
+struct MsgStatement {
+    ByteView statement;
+};
 // A node the sender knows, as the receiver would dial it (unauthenticated:
 // the handshake proves the key when someone dials).
 struct Contact {
@@ -95,7 +101,7 @@ struct MsgPeers {
 };
 
 using Message = std::variant<MsgHave, MsgHaveOne, MsgRequest, MsgData, MsgReject, MsgCancel, MsgKeepalive, MsgBye,
-                             MsgAnnounce, MsgPeers, MsgAssign>;
+                             MsgAnnounce, MsgPeers, MsgAssign, MsgStatement>;
 
 // Appends the encoding of `m` to `out`.
 void encode_message(const Message& m, Bytes& out);
@@ -120,6 +126,10 @@ struct Auth {
     Role role = Role::Peer;
     std::string domain;
     crypto::Signature sig{};
+    // The node's encoded certificate (wire/cert.hpp), empty without one. Not
+    // covered by sig: it binds itself to node_key with the operator's
+    // signature, which the receiving node checks against its trust store.
+    Bytes cert{};
 };
 // What Auth.sig signs: a tag, the transcript hash, which side speaks, role, domain.
 Bytes auth_payload(const Hash32& transcript, bool from_dialer, Role role, const std::string& domain);

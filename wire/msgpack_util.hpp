@@ -52,11 +52,21 @@ inline Result<msgpack::object_handle> unpack_bounded(ByteView data, const Unpack
     }
 }
 
-// Shared by the signed DHT values (holder records, domain summaries): field
-// readers that check type and range, and the [body, signature] envelope.
+// Shared by the signed, canonical [body: bin, signature: bin] formats (holder
+// records, domain summaries, certificates, statements): msgpack-c picks the
+// smallest encoding of each integer and length, which with a fixed field order
+// makes them canonical; field readers that check type and range.
 using Packer = msgpack::packer<msgpack::sbuffer>;
 
-inline void pack_bin(Packer& pk, ByteView b) {
+// msgpack "buffer" that appends to a Bytes.
+struct ByteSink {
+    Bytes& out;
+    void write(const char* p, std::size_t n) { out.insert(out.end(), p, p + n); }
+};
+using BytePacker = msgpack::packer<ByteSink>;
+
+template <class Pk>
+void pack_bin(Pk& pk, ByteView b) {
     pk.pack_bin(static_cast<std::uint32_t>(b.size()));
     pk.pack_bin_body(reinterpret_cast<const char*>(b.data()), static_cast<std::uint32_t>(b.size()));
 }
@@ -68,19 +78,20 @@ inline Bytes to_bytes(const msgpack::sbuffer& buf) {
 
 // The outer encoding of a signed value: [bin body, bin signature].
 inline Bytes encode_signed_pair(ByteView body, ByteView sig) {
-    msgpack::sbuffer buf;
-    Packer pk(&buf);
+    Bytes out;
+    ByteSink sink{out};
+    BytePacker pk(sink);
     pk.pack_array(2);
     pack_bin(pk, body);
     pack_bin(pk, sig);
-    return to_bytes(buf);
+    return out;
 }
 
-// What is signed: a domain-separation tag (with its NUL) followed by the body.
+// What is signed: a domain-separation tag (with its NUL where the format has
+// one) followed by the body.
 inline Bytes tagged_message(std::string_view tag, ByteView body) {
-    Bytes msg(tag.size() + body.size());
-    std::memcpy(msg.data(), tag.data(), tag.size());
-    if (!body.empty()) std::memcpy(msg.data() + tag.size(), body.data(), body.size());
+    Bytes msg(tag.begin(), tag.end());
+    msg.insert(msg.end(), body.begin(), body.end());
     return msg;
 }
 
@@ -101,6 +112,7 @@ inline std::optional<std::string> get_str(const msgpack::object& o, std::size_t 
     return std::string(o.via.str.ptr, o.via.str.size);
 }
 
+// A bin of exactly N bytes into out; false for anything else.
 template <std::size_t N>
 bool get_bin(const msgpack::object& o, std::array<std::uint8_t, N>& out) {
     if (o.type != msgpack::type::BIN || o.via.bin.size != N) return false;

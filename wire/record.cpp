@@ -15,7 +15,7 @@ namespace {
 // Domain separation: a record signature can never be confused with a manifest
 // or handshake signature made by the same key.
 constexpr std::string_view kRecordTag{"patchswarm/holder-record/v1\0", 28};
-constexpr std::uint32_t kBodyFields = 11;
+constexpr std::uint32_t kBodyFields = 11;  // format 1; format 2 adds the certificate
 
 using namespace detail;
 
@@ -24,8 +24,9 @@ using namespace detail;
 Bytes encode_body(const HolderRecord& r, const crypto::PublicKey& node_key) {
     msgpack::sbuffer buf;
     Packer pk(&buf);
-    pk.pack_array(kBodyFields);
-    pk.pack(r.format);
+    const bool with_cert = !r.cert.empty();
+    pk.pack_array(kBodyFields + (with_cert ? 1 : 0));
+    pk.pack(with_cert ? kRecordFormatCert : kRecordFormat);
     pk.pack(static_cast<std::uint8_t>(r.role));
     pk.pack(r.domain);
     pack_bin(pk, r.manifest_id);
@@ -36,6 +37,7 @@ Bytes encode_body(const HolderRecord& r, const crypto::PublicKey& node_key) {
     pk.pack(r.segment_count);
     pk.pack(r.issued);
     pk.pack(r.seq);
+    if (with_cert) pack_bin(pk, r.cert);
     return detail::to_bytes(buf);
 }
 
@@ -81,10 +83,11 @@ Result<HolderRecord> fields_from(const msgpack::object& o) {
     if (a.size < 1) return err("record: empty body");
     auto format = get_uint(a.ptr[0], UINT32_MAX);
     if (!format) return err("record: format is not an integer");
-    if (*format != kRecordFormat)
+    if (*format != kRecordFormat && *format != kRecordFormatCert)
         return err("record: unknown format " + std::to_string(*format));
-    if (a.size != kBodyFields)
-        return err("record: body has " + std::to_string(a.size) + " fields, expected 11");
+    const std::uint32_t fields = *format == kRecordFormatCert ? kBodyFields + 1 : kBodyFields;
+    if (a.size != fields)
+        return err("record: body has " + std::to_string(a.size) + " fields, expected " + std::to_string(fields));
     HolderRecord r;
     r.format = static_cast<std::uint32_t>(*format);
     auto role_num = get_uint(a.ptr[1], 255);
@@ -114,13 +117,19 @@ Result<HolderRecord> fields_from(const msgpack::object& o) {
     auto seq = get_uint(a.ptr[10], UINT64_MAX);
     if (!seq) return err("record: seq is not an unsigned integer");
     r.seq = *seq;
+    if (*format == kRecordFormatCert) {
+        auto cert = get_bin_view(a.ptr[11]);
+        if (!cert || cert->empty()) return err("record: certificate is not a non-empty bin");
+        r.cert.assign(cert->begin(), cert->end());
+    }
     return r;
 }
 
 }  // namespace
 
 Status validate_record_fields(const HolderRecord& r) {
-    if (r.format != kRecordFormat) return err("record: unknown format " + std::to_string(r.format));
+    if (r.format != kRecordFormat && r.format != kRecordFormatCert)
+        return err("record: unknown format " + std::to_string(r.format));
     if (!role_from_wire(static_cast<std::uint8_t>(r.role))) return err("record: unknown role");
     if (!valid_domain(r.domain)) return err("record: invalid domain '" + r.domain.substr(0, 63) + "'");
     if (auto s = check_host(r.host); !s) return s;
@@ -161,7 +170,7 @@ Result<HolderRecord> decode_record(ByteView data, std::int64_t now_unix, std::in
         if (!get_bin(o.via.array.ptr[1], sig)) return err("record: signature is not a 64-byte bin");
 
         // 32 array slots, not 11: room to report a newer format as such.
-        detail::UnpackLimits body_lim{.array = 32, .map = 0, .str = 63, .bin = 32,
+        detail::UnpackLimits body_lim{.array = 32, .map = 0, .str = 63, .bin = kMaxCertBytes,
                                       .ext = 0, .depth = 2};
         auto inner = detail::unpack_bounded(*body, body_lim, "record body");
         if (!inner) return err("record: " + inner.error());
@@ -176,6 +185,12 @@ Result<HolderRecord> decode_record(ByteView data, std::int64_t now_unix, std::in
             return err("record: not in canonical encoding");
 
         if (auto s = validate_record_fields(r); !s) return std::move(s).take_error();
+        if (!r.cert.empty()) {
+            auto cert = decode_cert(r.cert);
+            if (!cert) return err("record: " + cert.error());
+            if (cert->node_key != r.node_key || cert->role != r.role || cert->domain != r.domain)
+                return err("record: certificate is for another node, role or domain");
+        }
         // Compared in 128 bits: issued is attacker-chosen and may be INT64_MIN/MAX.
         const __int128 age = static_cast<__int128>(now_unix) - r.issued;
         if (age > max_age_s)

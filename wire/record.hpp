@@ -14,6 +14,7 @@
 #include <string>
 
 #include "core/bytes.hpp"
+#include "wire/cert.hpp"
 #include "core/result.hpp"
 #include "core/types.hpp"
 #include "crypto/crypto.hpp"
@@ -21,8 +22,11 @@
 namespace ps::wire {
 
 inline constexpr std::uint32_t kRecordFormat = 1;
+// A record that carries the node's certificate (wire/cert.hpp) as a 12th field.
+inline constexpr std::uint32_t kRecordFormatCert = 2;
 // Whole encoded record, signature included. A maximal record (63-char domain,
-// 39-char IPv6 host, every integer at its widest) is 273 bytes; the cap stays under
+// 39-char IPv6 host, every integer at its widest) is 273 bytes, about 500 with a
+// maximal certificate; the cap stays under
 // OpenDHT's 600-byte single-packet limit (MAX_PACKET_VALUE_SIZE), so a holder
 // record never triggers multi-packet "value parts" (a spoofed-source get cannot
 // be amplified into large replies).
@@ -49,6 +53,11 @@ struct HolderRecord {
     std::uint32_t segment_count = 0;  // <= kMaxRecordSegments, >= segments_held
     std::int64_t issued = 0;       // unix seconds
     std::uint64_t seq = 0;         // increases with each update from the same node
+    // The node's encoded certificate (wire/cert.hpp), empty when it has none.
+    // Set: the record is format 2, and decode_record checks that the
+    // certificate decodes and names this node_key, role and domain (whether its
+    // operator key is trusted is for the reader's trust store).
+    Bytes cert{};
 
     bool operator==(const HolderRecord&) const = default;
 };
