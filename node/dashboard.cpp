@@ -20,6 +20,14 @@ Counters rejected_counters(const NodeStatus& ns) {
     m["segments"] = segments;                     // failed their hash (the sender is banned)
     m["announcements"] = ns.announces_rejected;   // manifests that did not verify
     m["dht_records"] = ns.dht.stores_refused;     // values refused as a storing node
+    std::uint64_t certs = 0, unenrolled = 0;
+    for (std::size_t k = 0; k < kCertRefusals; ++k) {
+        certs += ns.peers_refused.refused[k];        // peers refused at the handshake (enrollment)
+        unenrolled += ns.records_refused.refused[k];  // holder records read without a valid certificate
+    }
+    m["certificates"] = certs;
+    m["unenrolled_records"] = unenrolled;
+    m["statements"] = ns.statements_rejected + ns.freshness_rejected;  // operator statements that did not verify
     return Counters(m.begin(), m.end());
 }
 

@@ -229,3 +229,25 @@ TEST_CASE("dashboard: the origin shows a domain's summary only when a super-node
     node.shutdown([&] { down = true; });
     loop.run_until([&] { return down; }, 10'000);
 }
+
+TEST_CASE("dashboard: peers refused for their certificate show in the origin's rejected counters") {
+    TempDir d;
+    Swarm s(d);  // every daemon enrolled, enrollment required
+    s.start("origin", "origin", "core", {"--dashboard", "127.0.0.1:0", "--dashboard-interval", "500ms"});
+    const auto port = dashboard_port(s.ready_lines["origin"]);
+    s.publish("cert", 300'000, 43, false);
+    // A device with no certificate (its trust file names the key only) finds
+    // the origin in the DHT and dials it: refused at the handshake.
+    auto r = run_cli(d, {"fetch", "--data", d / "stranger", "--domain", "east", "--trust", s.pub, "--bootstrap",
+                         "127.0.0.1:" + s.dht, "--manifest", d / "cert-v1.manifest", "--out", d / "out.bin",
+                         "--seed-ratio", "0", "--timeout", "8"});
+    CHECK(r.code != 0);
+    json state;
+    bool counted = wait_for([&] {
+        state = api_state(port);
+        return state.is_object() && !state["samples"].empty() &&
+               state["samples"].back()["rejected"].value("certificates", 0) >= 1;
+    }, 10'000);
+    CHECK_MESSAGE(counted, state.dump());
+    CHECK(ctl(s.sock("origin"), "status")["node"]["enrollment"]["peers_refused"].value("missing", 0) >= 1);
+}
