@@ -221,6 +221,7 @@ Status Daemon::begin() {
                 log::warn("patch_halted", {{"name", w.name}, {"version", w.version}});
                 (void)drop_patch(w.id);
             }
+        drop_halted_waits();
         apply_widenings();
     };
     node_ = std::make_unique<Node>(loop_, setup_.opts, setup_.identity);

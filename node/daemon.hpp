@@ -162,6 +162,7 @@ private:
     bool wave_hold(const VerifiedManifest& vm);
     void wave_turn(const Hash32& id);
     void apply_widenings();
+    void drop_halted_waits();
     nlohmann::json wave_json(const VerifiedManifest& vm) const;
     void add_wave_fields(nlohmann::json& p, const Hash32& id) const;
     nlohmann::json waiting_json() const;

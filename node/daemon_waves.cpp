@@ -90,6 +90,22 @@ void Daemon::apply_widenings() {
     }
 }
 
+// A waiting patch the operator halted stops waiting, so that neither its turn
+// nor a widening starts its fetch (the node drops only the patches it takes
+// part in). Whenever a statement changed the trust store.
+void Daemon::drop_halted_waits() {
+    for (auto it = wave_wait_.begin(); it != wave_wait_.end();) {
+        const auto& m = it->second.vm.manifest;
+        if (!setup_.trust.halted(m.name, m.version)) {
+            ++it;
+            continue;
+        }
+        log::warn("patch_halted", {{"name", m.name}, {"version", m.version}, {"was", "waiting for wave"}});
+        retired_timers_.push_back(std::move(it->second.timer));
+        it = wave_wait_.erase(it);
+    }
+}
+
 // The fraction of devices a patch's wave takes in now (its schedule, or the
 // operator's widening when higher) and the widening (null: none), in
 // millionths divided out: what status, list and rollout show.

@@ -42,19 +42,20 @@ json listed(const std::string& socket, const std::string& name) {
     return json::object();
 }
 
-// Signs `file` as fix v1 into `manifest` with the schedule `waves`, whose
+// Signs `file` as fix v`version` into `manifest` with the schedule `waves`, whose
 // first step takes in 30% of devices, again and again (another label each
 // time: the wave is drawn from the manifest id) until that wave splits the
 // devices: some in, some out. The devices in it; `created` is when the last
 // signing began.
 std::set<std::string> sign_until_split(const TempDir& d, const std::string& file, const std::string& manifest,
                                        const std::string& waves, const std::map<std::string, Hash32>& keys,
-                                       std::int64_t& created) {
+                                       std::int64_t& created, int version = 1) {
     std::set<std::string> in_wave;
     for (int attempt = 0; attempt < 40 && (in_wave.empty() || in_wave.size() == keys.size()); ++attempt) {
         created = std::time(nullptr);
-        auto r = run_cli(d, {"publish", "--key", d / "op.secret", "--file", file, "--name", "fix", "--version", "1",
-                             "--label", "try-" + std::to_string(attempt), "--waves", waves, "--out", manifest});
+        auto r = run_cli(d, {"publish", "--key", d / "op.secret", "--file", file, "--name", "fix", "--version",
+                             std::to_string(version), "--label", "try-" + std::to_string(attempt), "--waves", waves,
+                             "--out", manifest});
         REQUIRE_MESSAGE(r.code == 0, r.err);
         Hash32 id = hash_of_hex(manifest_id_in(r.out));
         in_wave.clear();
@@ -163,7 +164,8 @@ TEST_CASE("daemon waves: an urgent patch is fetched at once by every device, pas
 }
 
 TEST_CASE("daemon waves: an operator's widen statement handed to the origin brings every waiting device in at once, "
-          "a lower or untrusted one changes nothing, and the widening survives a restart") {
+          "a lower or untrusted one changes nothing, the widening survives a restart, and a halted release stops "
+          "waiting") {
     TempDir d("ps-widen");
     Swarm s(d);
     s.start("origin", "origin", "core");
@@ -276,4 +278,35 @@ TEST_CASE("daemon waves: an operator's widen statement handed to the origin brin
     auto again = listed(s.sock(waiting[0]), "fix");
     INFO(again.dump());
     CHECK(again.value("widened_to", 0.0) == doctest::Approx(1.0));
+
+    // The next release, halted while devices wait for it: they stop waiting,
+    // and a widening of it then starts nothing.
+    std::string file2 = d / "fix2.bin", manifest2 = d / "fix2.manifest";
+    write_random_file(file2, 1024 * 1024 + 3, 52);
+    const auto in_wave2 = sign_until_split(d, file2, manifest2, "30%", keys, created, 2);
+    pub = ctl(s.sock("origin"), "publish", {{"manifest", manifest2}, {"file", file2}});
+    REQUIRE_MESSAGE(pub.value("ok", false), pub.dump());
+    auto v2_state = [&](const std::string& n) {
+        auto l = ctl(s.sock(n), "list");
+        for (auto& p : l["patches"])
+            if (p.value("name", "") == "fix" && p.value("version", 0) == 2) return p.value("state", "");
+        return std::string();
+    };
+    std::vector<std::string> waiting2;
+    for (auto& n : devices)
+        if (!in_wave2.count(n)) waiting2.push_back(n);
+    for (auto& n : waiting2) REQUIRE_MESSAGE(wait_for([&] { return v2_state(n) == "waiting for wave"; }, 10'000), n);
+    auto h = run_cli(d, {"halt", "--key", d / "op.secret", "--name", "fix", "--version", "2", "--out", d / "halt.statement"});
+    REQUIRE_MESSAGE(h.code == 0, h.err);
+    REQUIRE(run_cli(d, {"statement", "--file", d / "halt.statement", "--socket", s.sock("origin")}).code == 0);
+    for (auto& n : waiting2) CHECK_MESSAGE(wait_for([&] { return v2_state(n).empty(); }, 10'000), n);
+    auto w2 = run_cli(d, {"widen", "--key", d / "op.secret", "--manifest", manifest2, "--to", "100%", "--out",
+                          d / "widen2.statement"});
+    REQUIRE_MESSAGE(w2.code == 0, w2.err);
+    REQUIRE(run_cli(d, {"statement", "--file", d / "widen2.statement", "--socket", s.sock("origin")}).code == 0);
+    std::this_thread::sleep_for(std::chrono::seconds(3));
+    for (auto& n : waiting2) {
+        CHECK_MESSAGE(v2_state(n).empty(), n);
+        CHECK_FALSE(std::filesystem::exists(d / (n + "/patches/fix-v2")));
+    }
 }
