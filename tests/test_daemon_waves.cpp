@@ -251,6 +251,9 @@ TEST_CASE("daemon waves: an operator's widen statement handed to the origin brin
     CHECK(after.value("widened_to", 0.0) == doctest::Approx(1.0));
     auto rollout = ctl(s.sock("origin"), "rollout", {{"name", "fix"}});
     CHECK(rollout.value("widened_to", 0.0) == doctest::Approx(1.0));
+    CHECK(run_cli(d, {"list", "--socket", s.sock(waiting[0])}).out.find("wave 100% (widened)") != std::string::npos);
+    CHECK(run_cli(d, {"rollout", "--socket", s.sock("origin"), "fix"}).out.find("wave 100% (widened) of devices") !=
+          std::string::npos);
 
     // A lower widening later: accepted as a statement, changes nothing, not kept.
     auto lower = run_cli(d, {"widen", "--key", d / "op.secret", "--manifest", manifest, "--to", "50%", "--out",
