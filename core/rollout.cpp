@@ -22,36 +22,6 @@ std::uint64_t absorb(std::uint64_t h, const Hash32& bytes) {
     return h;
 }
 
-std::string percent(std::uint32_t fraction) {
-    std::string s = std::to_string(fraction / 10'000);
-    if (std::uint32_t rest = fraction % 10'000) {
-        std::string frac = std::to_string(rest);
-        frac.insert(0, 4 - frac.size(), '0');
-        while (frac.back() == '0') frac.pop_back();
-        s += "." + frac;
-    }
-    return s + "%";
-}
-
-// "12.5" -> 125000 millionths; at most 4 decimals.
-std::optional<std::uint32_t> parse_percent(std::string_view t) {
-    if (!t.empty() && t.back() == '%') t.remove_suffix(1);
-    std::uint64_t whole = 0, frac = 0;
-    std::size_t i = 0, digits = 0, decimals = 0;
-    for (; i < t.size() && t[i] >= '0' && t[i] <= '9'; ++i, ++digits) whole = whole * 10 + (t[i] - '0');
-    if (digits == 0 || digits > 3) return std::nullopt;
-    if (i < t.size() && t[i] == '.') {
-        for (++i; i < t.size() && t[i] >= '0' && t[i] <= '9' && decimals < 4; ++i, ++decimals)
-            frac = frac * 10 + (t[i] - '0');
-        if (decimals == 0) return std::nullopt;
-    }
-    if (i != t.size()) return std::nullopt;
-    while (decimals++ < 4) frac *= 10;
-    std::uint64_t v = whole * 10'000 + frac;
-    if (v > kWaveAll) return std::nullopt;
-    return static_cast<std::uint32_t>(v);
-}
-
 std::optional<std::int64_t> parse_delay(std::string_view t) {
     std::int64_t mult = 1;
     if (!t.empty()) switch (t.back()) {
@@ -71,6 +41,35 @@ std::optional<std::int64_t> parse_delay(std::string_view t) {
 }
 
 }  // namespace
+
+std::string format_percent(std::uint32_t fraction) {
+    std::string s = std::to_string(fraction / 10'000);
+    if (std::uint32_t rest = fraction % 10'000) {
+        std::string frac = std::to_string(rest);
+        frac.insert(0, 4 - frac.size(), '0');
+        while (frac.back() == '0') frac.pop_back();
+        s += "." + frac;
+    }
+    return s + "%";
+}
+
+std::optional<std::uint32_t> parse_percent(std::string_view t) {
+    if (!t.empty() && t.back() == '%') t.remove_suffix(1);
+    std::uint64_t whole = 0, frac = 0;
+    std::size_t i = 0, digits = 0, decimals = 0;
+    for (; i < t.size() && t[i] >= '0' && t[i] <= '9'; ++i, ++digits) whole = whole * 10 + (t[i] - '0');
+    if (digits == 0 || digits > 3) return std::nullopt;
+    if (i < t.size() && t[i] == '.') {
+        for (++i; i < t.size() && t[i] >= '0' && t[i] <= '9' && decimals < 4; ++i, ++decimals)
+            frac = frac * 10 + (t[i] - '0');
+        if (decimals == 0) return std::nullopt;
+    }
+    if (i != t.size()) return std::nullopt;
+    while (decimals++ < 4) frac *= 10;
+    std::uint64_t v = whole * 10'000 + frac;
+    if (v > kWaveAll) return std::nullopt;
+    return static_cast<std::uint32_t>(v);
+}
 
 Result<std::vector<WaveStep>> parse_waves(std::string_view text) {
     std::vector<WaveStep> steps;
@@ -108,8 +107,8 @@ Status validate_waves(std::span<const WaveStep> steps) {
         if (i > 0 && s.after_s <= steps[i - 1].after_s)
             return err(which + " is not later than step " + std::to_string(i));
         if (i > 0 && s.fraction < steps[i - 1].fraction)
-            return err(which + " narrows the wave (" + percent(s.fraction) + " after " +
-                       percent(steps[i - 1].fraction) + ")");
+            return err(which + " narrows the wave (" + format_percent(s.fraction) + " after " +
+                       format_percent(steps[i - 1].fraction) + ")");
     }
     return {};
 }
@@ -150,7 +149,7 @@ std::string describe_waves(std::span<const WaveStep> steps) {
     std::string out;
     for (const auto& s : steps) {
         if (!out.empty()) out += ", ";
-        out += percent(s.fraction) + (s.after_s ? " at +" + std::to_string(s.after_s) + "s" : " at once");
+        out += format_percent(s.fraction) + (s.after_s ? " at +" + std::to_string(s.after_s) + "s" : " at once");
     }
     return out;
 }

@@ -75,6 +75,12 @@ WaveDecision decide_wave(const WaveInput& in);
 // no @ is at once). Checked with validate_waves; the error names the step.
 Result<std::vector<WaveStep>> parse_waves(std::string_view text);
 
+// "12.5%" or "12.5" -> 125000 millionths: at most 4 decimals, at most 100%;
+// nothing for anything else. 0 is a valid answer (the caller decides).
+std::optional<std::uint32_t> parse_percent(std::string_view text);
+// 125000 -> "12.5%".
+std::string format_percent(std::uint32_t fraction);
+
 // "10% now, 50% at +3600s, 100% at +86400s" style text, for status and inspect.
 std::string describe_waves(std::span<const WaveStep> steps);
 

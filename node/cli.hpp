@@ -39,6 +39,10 @@ void add_daemon_commands(CLI::App& app, Commands& out);
 int fetch_via_daemon(const std::string& socket, const std::string& manifest, const std::string& name,
                      const std::string& out, double timeout);
 
+// The manifest id (hex) of the release `name` v`version` in a running node's
+// list (the patches it serves, downloads or waits for); an error names what is missing.
+Result<std::string> listed_manifest_id(const SocketArgs& s, const std::string& name, std::uint64_t version);
+
 // `publish --announce`: has the running origin serve the file and announce it.
 int announce_via_daemon(const SocketArgs& s, const std::string& manifest, const std::string& file);
 

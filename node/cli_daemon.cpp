@@ -191,6 +191,14 @@ int run_status(const SocketArgs& s, bool as_json, const std::string& patch) {
     return 0;
 }
 
+// "wave 30%", "wave 100% (widened)": a staged patch's wave now, from list or rollout.
+std::string wave_text(const json& p) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "wave %g%%%s", 100.0 * p.value("wave_fraction", 0.0),
+                  p.contains("widened_to") && !p["widened_to"].is_null() ? " (widened)" : "");
+    return buf;
+}
+
 int run_list(const SocketArgs& s, bool as_json) {
     auto j = call_once(s, "list");
     if (!j) return fail("list", j.error());
@@ -203,6 +211,7 @@ int run_list(const SocketArgs& s, bool as_json) {
         std::string out = p.value("out", "");
         if (p.contains("turn_at"))
             out = p["turn_at"].is_null() ? "until the operator widens the wave" : "until " + p.value("turn_at_utc", "");
+        if (p.contains("wave_fraction")) out += (out.empty() ? "" : "  ") + wave_text(p);
         std::printf("%s  %-20s v%-6llu %-11s %5.1f%%  %s\n", p.value("id", "").substr(0, 16).c_str(),
                     p.value("name", "").c_str(), static_cast<unsigned long long>(p.value("version", 0ull)),
                     p.value("state", "").c_str(), 100.0 * p.value("progress", 0.0), out.c_str());
@@ -257,6 +266,8 @@ void print_rollout(const json& j) {
                 j.value("id", "").substr(0, 16).c_str(), static_cast<unsigned long long>(complete),
                 static_cast<unsigned long long>(online), j["domains"].size(),
                 j.value("capped", false) ? " (some counts reached the DHT's per-key limit)" : "");
+    if (j.value("wave_fraction", 1.0) < 1.0 || !j.value("widened_to", json()).is_null())
+        std::printf("%s of devices\n", wave_text(j).c_str());
     std::printf("%-20s %7s %8s %9s %7s %9s\n", "DOMAIN", "ONLINE", "HOLDING", "COMPLETE", "SUPER", "SEGMENTS");
     for (auto& d : j["domains"]) {
         auto total = d.value("segments_total", 0ull);
@@ -401,13 +412,22 @@ void add_policy_command(CLI::App& app, Commands& out) {
 
 }  // namespace
 
+Result<std::string> listed_manifest_id(const SocketArgs& s, const std::string& name, std::uint64_t version) {
+    auto j = call_once(s, "list");
+    if (!j) return std::move(j).take_error();
+    for (auto& p : (*j)["patches"])
+        if (p.value("name", "") == name && p.value("version", 0ull) == version) return p.value("id", std::string());
+    return err("the node does not list " + name + " v" + std::to_string(version) +
+               " (it lists the patches it serves, downloads or waits for); give --manifest FILE");
+}
+
 // `statement`: hands a signed operator statement to a running node.
 static void add_statement_command(CLI::App& app, Commands& out) {
     {
         auto o = std::make_shared<std::pair<SocketArgs, std::string>>();
         auto* sub = app.add_subcommand("statement",
-                                       "Hand a signed operator statement (rotate-key --statement-out, revoke-cert) to a "
-                                       "running node, which applies it and spreads it to the whole network");
+                                       "Hand a signed operator statement (rotate-key --statement-out, revoke-cert, halt, "
+                                       "widen) to a running node, which applies it and spreads it to the whole network");
         sub->add_option("--file", o->second, "Statement file")->required();
         o->first.add_to(sub);
         out.emplace_back(sub, [o] {

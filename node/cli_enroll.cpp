@@ -1,8 +1,10 @@
-// `patchswarm enroll`: the operator signs a node certificate (node/enroll.hpp).
+// `patchswarm enroll`: the operator signs a node certificate (node/enroll.hpp);
+// `halt`, `revoke-cert` and `widen`: the operator signs a statement (wire/statement.hpp).
 #include <cstdio>
 #include <ctime>
 #include <memory>
 
+#include "core/rollout.hpp"
 #include "core/types.hpp"
 #include "node/cli.hpp"
 #include "node/daemon.hpp"
@@ -97,9 +99,66 @@ int run_halt(const HaltOpts& o) {
     return kExitOk;
 }
 
+struct WidenOpts {
+    std::string key_path, manifest_path, name, to, out_path;
+    std::uint64_t version = 0;
+    SocketArgs node;  // with --name: a running node that lists the release
+};
+
+// The manifest id to widen: the manifest file's, or that of the release a
+// running node lists under this name and version.
+Result<Hash32> widen_target(const WidenOpts& o) {
+    if (!o.manifest_path.empty()) {
+        auto bytes = node::read_file_limited(o.manifest_path, wire::kMaxManifestBytes);
+        if (!bytes) return err(o.manifest_path + ": " + bytes.error());
+        if (auto m = wire::decode_manifest(*bytes); !m) return err(o.manifest_path + ": " + m.error());
+        return wire::manifest_id(*bytes);
+    }
+    auto hex = listed_manifest_id(o.node, o.name, o.version);
+    if (!hex) return std::move(hex).take_error();
+    auto b = from_hex(*hex);
+    Hash32 id{};
+    if (!b || b->size() != id.size()) return err("the node listed '" + hex->substr(0, 80) + "' as the manifest id");
+    std::copy(b->begin(), b->end(), id.begin());
+    return id;
+}
+
+int run_widen(const WidenOpts& o) {
+    if (o.manifest_path.empty() == o.name.empty())
+        return fail("widen", "give the release as exactly one of --manifest or --name (with --version)", kExitUsage);
+    if (!o.name.empty() && o.version == 0) return fail("widen", "--name needs --version", kExitUsage);
+    auto fraction = core::parse_percent(o.to);
+    if (!fraction || *fraction == 0)
+        return fail("widen", "--to '" + o.to + "' is not a percentage above 0 and at most 100, e.g. 50%", kExitUsage);
+    auto id = widen_target(o);
+    if (!id) return fail("widen", id.error());
+    auto payload = wire::widen_payload(*id, *fraction);
+    if (auto s = write_statement(wire::StatementKind::Widen, std::move(payload), o.key_path, o.out_path); !s)
+        return fail("widen", s.error());
+    std::printf("statement %s: the wave of manifest %s widened to %s; spread it with 'patchswarm statement --file %s'\n",
+                o.out_path.c_str(), to_hex(ByteView(*id).first(8)).c_str(), core::format_percent(*fraction).c_str(),
+                o.out_path.c_str());
+    return kExitOk;
+}
+
 }  // namespace
 
 void add_enroll_command(CLI::App& app, Commands& out) {
+    {
+        auto o = std::make_shared<WidenOpts>();
+        auto* sub = app.add_subcommand("widen", "Sign a statement widening a staged release's wave: devices up to this "
+                                                "fraction take it now");
+        sub->add_option("--key", o->key_path, "Operator secret key file")->required();
+        sub->add_option("--manifest", o->manifest_path, "The release's manifest file");
+        sub->add_option("--name", o->name, "Or: the patch name, whose manifest id a running node's list gives");
+        sub->add_option("--version", o->version, "With --name: the patch version")
+            ->check(CLI::Range(std::uint64_t{1}, UINT64_MAX));
+        sub->add_option("--to", o->to, "Fraction of devices, e.g. 50% (never narrows: a lower one changes nothing)")
+            ->required();
+        sub->add_option("--out", o->out_path, "Statement file to write")->required();
+        o->node.add_to(sub);
+        out.emplace_back(sub, [o] { return run_widen(*o); });
+    }
     {
         auto o = std::make_shared<HaltOpts>();
         auto* sub = app.add_subcommand("halt", "Sign a statement halting a release: nodes stop fetching, serving and installing it");

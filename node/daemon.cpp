@@ -207,9 +207,10 @@ Status Daemon::begin() {
     if (!guard) return cfg_.problem("node.data", guard.error() + " (remove the file to start over)");
     rollback_ = std::move(*guard);
     setup_.opts.on_announce = [this](const VerifiedManifest& vm) { on_announced(vm); };
-    // A statement changed trust (rotation, revocation): manifests are verified
-    // under the new store at once, and the trust file is rewritten atomically
-    // (a public key file becomes a trust file) so that it survives a restart.
+    // A statement changed trust (rotation, revocation, halt, widening):
+    // manifests are verified under the new store at once, and the trust file
+    // is rewritten atomically (a public key file becomes a trust file) so that
+    // it survives a restart; halted patches go, widened waves take devices in.
     setup_.opts.on_trust_changed = [this](const TrustStore& t) {
         setup_.trust = t;
         auto st = write_file_atomic(cfg_.trust, as_bytes(t.to_text()), 0644);
@@ -220,9 +221,12 @@ Status Daemon::begin() {
                 log::warn("patch_halted", {{"name", w.name}, {"version", w.version}});
                 (void)drop_patch(w.id);
             }
+        drop_halted_waits();
+        apply_widenings();
     };
     node_ = std::make_unique<Node>(loop_, setup_.opts, setup_.identity);
     if (auto st = node_->start(); !st) return st;
+    apply_widenings();  // the ones kept in the trust file
     start_policy();
     for (std::size_t i = 0; i < cfg_.serve.size(); ++i) {
         auto& e = cfg_.serve[i];

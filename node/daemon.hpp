@@ -160,6 +160,11 @@ private:
     // `vm` waits for its wave (then it is kept, with a timer for its turn).
     core::WaveDecision wave_decision(const VerifiedManifest& vm) const;
     bool wave_hold(const VerifiedManifest& vm);
+    void wave_turn(const Hash32& id);
+    void apply_widenings();
+    void drop_halted_waits();
+    nlohmann::json wave_json(const VerifiedManifest& vm) const;
+    void add_wave_fields(nlohmann::json& p, const Hash32& id) const;
     nlohmann::json waiting_json() const;
     // Device policies (daemon_policy.cpp).
     void start_policy();
@@ -220,8 +225,7 @@ private:
     std::map<Hash32, std::unique_ptr<transfer::Timer>> auto_pending_;
     std::vector<std::unique_ptr<transfer::Timer>> retired_timers_;  // fired; freed outside their callback
     // Automatic fetches waiting for their rollout wave, and the fractions an
-    // operator raised per patch (none yet: the signed statement that carries
-    // them is the next step, docs/manifest.md).
+    // operator raised per patch (widen statements, from the trust store).
     struct WaveWait {
         VerifiedManifest vm;
         core::WaveDecision decision;

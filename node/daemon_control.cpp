@@ -204,6 +204,7 @@ std::string Daemon::cmd_status(const std::string* patch) {
         } else {
             p["out"] = w.out_path;
         }
+        add_wave_fields(p, w.id);
         patches.push_back(std::move(p));
     }
     node["wave_waits"] = wave_waits_;
@@ -246,12 +247,14 @@ std::string Daemon::cmd_list() {
         auto job = jobs_.find(w.id);
         std::string state = !w.downloading ? "serving" : w.complete ? "complete" : w.paused ? "paused" : "downloading";
         if (job != jobs_.end() && job->second.state == JobState::Failed) state = "failed";
-        patches.push_back({{"id", to_hex(w.id)},
-                           {"name", w.name},
-                           {"version", w.version},
-                           {"state", state},
-                           {"progress", w.segments ? double(w.held) / w.segments : 1.0},
-                           {"out", job != jobs_.end() ? job->second.out : w.out_path}});
+        json p{{"id", to_hex(w.id)},
+               {"name", w.name},
+               {"version", w.version},
+               {"state", state},
+               {"progress", w.segments ? double(w.held) / w.segments : 1.0},
+               {"out", job != jobs_.end() ? job->second.out : w.out_path}};
+        add_wave_fields(p, w.id);
+        patches.push_back(std::move(p));
     }
     for (auto& w : waiting_json()) patches.push_back(w);
     return ok_reply({{"patches", patches}});
@@ -306,7 +309,7 @@ void Daemon::cmd_rollout(const std::string& name, const std::string* version, st
         want = std::stoull(*version);
     }
     auto run = [this, respond](const VerifiedManifest& vm) {
-        node_->rollout(vm.id, {}, [vm, respond](Rollout r) {
+        node_->rollout(vm.id, {}, [vm, respond, waves = wave_json(vm)](Rollout r) {
             json domains = json::array();
             std::uint64_t online = 0, holders = 0, complete = 0;
             for (auto& d : r.domains) {
@@ -322,14 +325,16 @@ void Daemon::cmd_rollout(const std::string& name, const std::string* version, st
                                    {"segments_held", d.segments_held},
                                    {"segments_total", d.segments_total}});
             }
-            respond(ok_reply({{"id", to_hex(vm.id)},
-                              {"name", vm.manifest.name},
-                              {"version", vm.manifest.version},
-                              {"domains", domains},
-                              {"online", online},
-                              {"holders", holders},
-                              {"complete", complete},
-                              {"capped", r.capped}}));
+            json j{{"id", to_hex(vm.id)},
+                   {"name", vm.manifest.name},
+                   {"version", vm.manifest.version},
+                   {"domains", domains},
+                   {"online", online},
+                   {"holders", holders},
+                   {"complete", complete},
+                   {"capped", r.capped}};
+            j.update(waves);
+            respond(ok_reply(std::move(j)));
         });
     };
     // A manifest this node serves or downloads first (the version asked for, or

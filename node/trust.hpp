@@ -78,16 +78,24 @@ public:
     Status apply_rotation(const KeyRotation&);
 
     // Applies a signed operator statement (wire/statement.hpp) that changes
-    // trust: a certificate revocation or a key rotation. The signer must be
-    // trusted and not revoked. Returns true when the store changed, false for a
-    // statement already applied; on error the store is unchanged. Other kinds
-    // are refused here ("statement: kind halt does not change trust").
+    // trust or is kept with it: a certificate revocation, a key rotation, a
+    // halt or a widening. The signer must be trusted and not revoked. Returns
+    // true when the store changed, false for a statement already applied (or
+    // a widening no higher than the one kept); on error the store is
+    // unchanged. Freshness is refused here ("statement: kind freshness does
+    // not change trust").
     Result<bool> apply_statement(ByteView encoded);
     // Whether a revocation statement revoked this node key's certificates.
     bool node_revoked(const crypto::PublicKey& node_key) const;
     // Whether a halt statement stopped this release: verify_manifest_bytes
     // then refuses it ("... was halted by the operator").
     bool halted(const std::string& name, std::uint64_t version) const;
+    // The highest fraction (millionths) a widen statement raised this
+    // manifest's rollout wave to, 0 when none did. Widen statements are
+    // monotone: one no higher than the fraction kept changes nothing (false
+    // from apply_statement); a higher one replaces it, also in the text.
+    std::uint32_t widened(const Hash32& manifest_id) const;
+    std::map<Hash32, std::uint32_t> widenings() const;
 
     // Whether nodes must present a certificate signed by one of these keys
     // (node/enroll.hpp) to take part: the trust file line "require-enrollment".
@@ -107,6 +115,12 @@ private:
     bool require_enrollment_ = false;
     std::vector<crypto::PublicKey> revoked_nodes_;
     std::vector<std::pair<std::string, std::uint64_t>> halted_;
+    struct Widened {
+        std::uint32_t fraction = 0;
+        std::string line;  // its "statement <hex>" line in log_
+    };
+    std::map<Hash32, Widened> widened_;  // by manifest id, at most kMaxStatements
+    Result<bool> apply_widen(ByteView encoded, ByteView payload);
     std::vector<Hash32> statement_ids_;  // applied statements (duplicates are no-ops)
     // The trust file's lines after the anchors, in the order applied: "rotate ..."
     // and "statement <hex>" (a statement is valid when its signer was trusted then).

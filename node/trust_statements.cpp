@@ -1,6 +1,7 @@
 // TrustStore's handlers of signed operator statements (wire/statement.hpp):
-// the kinds that change trust. A new kind that changes trust is a case here;
-// kinds that do not (halt, freshness) are handled by the node.
+// the kinds that change trust or are kept with it (halt, widen: the trust file
+// is where a node keeps statements across restarts). A new such kind is a case
+// here; freshness, which is not the operator's, is handled by the node.
 #include <algorithm>
 #include <cstring>
 
@@ -98,9 +99,38 @@ Result<bool> TrustStore::apply_statement(ByteView encoded) {
             halted_.push_back(std::move(*h));
             return true;
         }
+        case wire::StatementKind::Widen: return apply_widen(encoded, st->payload);
         case wire::StatementKind::Freshness: break;  // the node's business (node_statements.cpp)
     }
     return err(std::string("statement: kind ") + wire::to_string(st->kind) + " does not change trust");
+}
+
+// Only the highest widening per manifest is kept, and only its line stays in
+// the text: a replayed or lower one changes nothing, and widening a release
+// step by step does not grow the trust file.
+Result<bool> TrustStore::apply_widen(ByteView encoded, ByteView payload) {
+    auto w = wire::parse_widen_payload(payload);
+    if (!w) return std::move(w).take_error();
+    auto it = widened_.find(w->manifest_id);
+    if (it != widened_.end() && it->second.fraction >= w->fraction) return false;
+    if (it == widened_.end() && widened_.size() >= kMaxStatements)
+        return err("widen: more than " + std::to_string(kMaxStatements) + " releases widened");
+    std::string line = "statement " + to_hex(encoded);
+    if (it != widened_.end()) std::erase(log_, it->second.line);
+    log_.push_back(line);
+    widened_[w->manifest_id] = Widened{w->fraction, std::move(line)};
+    return true;
+}
+
+std::uint32_t TrustStore::widened(const Hash32& manifest_id) const {
+    auto it = widened_.find(manifest_id);
+    return it == widened_.end() ? 0 : it->second.fraction;
+}
+
+std::map<Hash32, std::uint32_t> TrustStore::widenings() const {
+    std::map<Hash32, std::uint32_t> out;
+    for (auto& [id, w] : widened_) out[id] = w.fraction;
+    return out;
 }
 
 std::function<bool(ByteView)> statement_signer_check(std::shared_ptr<SharedTrust> trust) {

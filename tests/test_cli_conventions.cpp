@@ -60,6 +60,14 @@ TEST_CASE("cli: every usage error exits 2, from the parser and from the commands
                       "--out is required");
     check_usage_error(d, {"node", "--data", d / "data", "--domain", "east", "--role", "seed", "--trust", d / "t"},
                       "seed");
+    check_usage_error(d, {"widen", "--key", d / "k", "--to", "50%", "--out", d / "w"},
+                      "exactly one of --manifest or --name");
+    check_usage_error(d, {"widen", "--key", d / "k", "--name", "fix", "--to", "50%", "--out", d / "w"},
+                      "--name needs --version");
+    check_usage_error(d, {"widen", "--key", d / "k", "--manifest", d / "m", "--to", "0%", "--out", d / "w"},
+                      "--to '0%' is not a percentage above 0");
+    check_usage_error(d, {"widen", "--key", d / "k", "--manifest", d / "m", "--to", "100.5%", "--out", d / "w"},
+                      "--to '100.5%'");
     check_usage_error(d, {"sim", "--plots", "maybe", "--out", d / "sim"}, "maybe");
     check_usage_error(d, {"sim", "--model", "bittorrent", "--plots", "no", "--out", d / "sim"}, "bittorrent");
 }

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "core/rollout.hpp"
 #include "hostile.hpp"
 #include "node/enroll.hpp"
 #include "node/node.hpp"
@@ -317,6 +318,85 @@ TEST_CASE("statement: a trust store applies rotations and revocations once, from
     CHECK(back->trusts(next.pk));
     CHECK_FALSE(back->trusts(op.pk));
     CHECK(back->to_text() == trust.to_text());
+}
+
+TEST_CASE("statement: a widening keeps the highest fraction per manifest, never narrows, survives the trust file, "
+          "and bad payloads, untrusted signers and too many releases are refused") {
+    REQUIRE(crypto::init());
+    auto op = crypto::generate_keypair(), stranger = crypto::generate_keypair();
+    auto trust = node::TrustStore::from_key(op.pk);
+    Hash32 m1{}, m2{};
+    m1[0] = 1;
+    m2[0] = 2;
+    std::uint64_t seq = 0;
+    auto widen = [&](const Hash32& id, std::uint32_t fraction, const crypto::KeyPair& by) {
+        wire::Statement st;
+        st.kind = wire::StatementKind::Widen;
+        st.seq = ++seq;
+        st.issued = kNow + static_cast<std::int64_t>(seq);  // each later than the one before
+        st.payload = wire::widen_payload(id, fraction);
+        return wire::encode_statement(st, by.sk);
+    };
+    auto p = wire::parse_widen_payload(wire::widen_payload(m1, 500'000));
+    REQUIRE_MESSAGE(p, reason(p));
+    CHECK(p->manifest_id == m1);
+    CHECK(p->fraction == 500'000u);
+    CHECK(reason(wire::parse_widen_payload(Bytes(35, 1))) == "widen: payload is 35 bytes, expected 36 (manifest id, fraction)");
+    CHECK(reason(wire::parse_widen_payload(wire::widen_payload(m1, 0))) == "widen: fraction 0 is not in 1..1000000 millionths");
+    CHECK(reason(wire::parse_widen_payload(wire::widen_payload(m1, 1'000'001))).find("widen: fraction 1000001 is not in") == 0);
+    auto decoded = wire::decode_statement(widen(m1, 1, op));
+    REQUIRE_MESSAGE(decoded, reason(decoded));
+    CHECK(decoded->kind == wire::StatementKind::Widen);
+    CHECK(std::string(wire::to_string(decoded->kind)) == "widen");
+
+    // Refused, store unchanged: a bad fraction, a signer it does not trust.
+    CHECK(reason(trust.apply_statement(widen(m1, 0, op))).find("widen: fraction 0") == 0);
+    CHECK(reason(trust.apply_statement(widen(m1, core::kWaveAll, stranger))).find("not trusted") != std::string::npos);
+    CHECK(trust.widened(m1) == 0u);
+    const std::string empty = trust.to_text();
+
+    const Bytes half = widen(m1, 500'000, op);
+    auto a = trust.apply_statement(half);
+    REQUIRE_MESSAGE(a, reason(a));
+    CHECK(*a);
+    CHECK(trust.widened(m1) == 500'000u);
+    // Lower (though signed later), the same fraction again, a replay: nothing changes.
+    CHECK_FALSE(*trust.apply_statement(widen(m1, 300'000, op)));
+    CHECK_FALSE(*trust.apply_statement(widen(m1, 500'000, op)));
+    CHECK_FALSE(*trust.apply_statement(half));
+    CHECK(trust.widened(m1) == 500'000u);
+    CHECK(*trust.apply_statement(widen(m2, 100'000, op)));  // each manifest its own
+    const Bytes all = widen(m1, core::kWaveAll, op);
+    CHECK(*trust.apply_statement(all));
+    CHECK(trust.widened(m1) == core::kWaveAll);
+    CHECK(trust.widenings() == std::map<Hash32, std::uint32_t>{{m1, core::kWaveAll}, {m2, 100'000}});
+
+    // The text keeps the highest per manifest only, and reads back to the same store,
+    // where the older one still changes nothing.
+    const std::string text = trust.to_text();
+    CHECK(text.find(to_hex(all)) != std::string::npos);
+    CHECK(text.find(to_hex(half)) == std::string::npos);
+    CHECK(text.size() - empty.size() == 2 * ("statement " + to_hex(all) + "\n").size());
+    auto back = node::TrustStore::parse_trust_file(text, "t");
+    REQUIRE_MESSAGE(back, reason(back));
+    CHECK(back->widened(m1) == core::kWaveAll);
+    CHECK(back->widened(m2) == 100'000u);
+    CHECK(back->to_text() == text);
+    CHECK_FALSE(*back->apply_statement(half));
+    CHECK(back->widened(m1) == core::kWaveAll);
+
+    // Bounded: at most kMaxStatements releases widened; raising one kept still works.
+    for (std::size_t i = 2; i < node::kMaxStatements; ++i) {
+        Hash32 id{};
+        id[0] = 3;
+        id[1] = static_cast<std::uint8_t>(i >> 8);
+        id[2] = static_cast<std::uint8_t>(i);
+        REQUIRE(*trust.apply_statement(widen(id, 10, op)));
+    }
+    Hash32 one_more{};
+    one_more[0] = 4;
+    CHECK(reason(trust.apply_statement(widen(one_more, 10, op))) == "widen: more than 1024 releases widened");
+    CHECK(*trust.apply_statement(widen(m2, 200'000, op)));
 }
 
 TEST_CASE("statement: a halted release and a manifest created in the future are refused by verification") {

@@ -3,6 +3,7 @@
 #include <cstring>
 #include <string_view>
 
+#include "core/rollout.hpp"
 #include "wire/manifest.hpp"
 #include "wire/msgpack_util.hpp"
 
@@ -73,6 +74,7 @@ std::optional<StatementKind> statement_kind(std::uint64_t v) {
         case 2: return StatementKind::KeyRotation;
         case 3: return StatementKind::Halt;
         case 4: return StatementKind::Freshness;
+        case 5: return StatementKind::Widen;
     }
     return std::nullopt;
 }
@@ -83,6 +85,7 @@ const char* to_string(StatementKind k) {
         case StatementKind::KeyRotation: return "key-rotation";
         case StatementKind::Halt: return "halt";
         case StatementKind::Freshness: return "freshness";
+        case StatementKind::Widen: return "widen";
     }
     return "?";
 }
@@ -102,6 +105,24 @@ Result<std::pair<std::string, std::uint64_t>> parse_halt_payload(ByteView p) {
     if (version == 0) return err("halt: version 0");
     if (!valid_patch_name(name)) return err("halt: invalid patch name");
     return std::make_pair(std::move(name), version);
+}
+
+Bytes widen_payload(const Hash32& manifest_id, std::uint32_t fraction) {
+    Bytes out(manifest_id.begin(), manifest_id.end());
+    for (int i = 3; i >= 0; --i) out.push_back(static_cast<std::uint8_t>(fraction >> (8 * i)));
+    return out;
+}
+
+Result<Widening> parse_widen_payload(ByteView p) {
+    Widening w;
+    if (p.size() != w.manifest_id.size() + 4)
+        return err("widen: payload is " + std::to_string(p.size()) + " bytes, expected 36 (manifest id, fraction)");
+    std::memcpy(w.manifest_id.data(), p.data(), w.manifest_id.size());
+    for (std::size_t i = w.manifest_id.size(); i < p.size(); ++i) w.fraction = w.fraction << 8 | p[i];
+    if (w.fraction == 0 || w.fraction > core::kWaveAll)
+        return err("widen: fraction " + std::to_string(w.fraction) + " is not in 1.." + std::to_string(core::kWaveAll) +
+                   " millionths");
+    return w;
 }
 
 Bytes encode_statement(Statement s, const crypto::SecretKey& secret) {

@@ -38,6 +38,7 @@ enum class StatementKind : std::uint8_t {
     KeyRotation = 2,  // payload: a key-rotation statement (node/trust.hpp), signed by this same signer
     Halt = 3,         // payload: version (8, big-endian) then the patch name: never fetch, serve or install it
     Freshness = 4,    // payload: the origin's certificate; signed by the origin's node key: "the origin is alive"
+    Widen = 5,        // payload: manifest id (32) then a fraction in millionths (4, big-endian): widen its wave
 };
 // The kind named, or nothing for a value this build does not know.
 std::optional<StatementKind> statement_kind(std::uint64_t v);
@@ -57,6 +58,16 @@ struct Statement {
 // The payload of a Halt statement, and back (valid_patch_name, version >= 1).
 Bytes halt_payload(const std::string& name, std::uint64_t version);
 Result<std::pair<std::string, std::uint64_t>> parse_halt_payload(ByteView payload);
+
+// The payload of a Widen statement: devices whose wave position for the
+// manifest is below `fraction` (millionths, 1..core::kWaveAll) take it now.
+struct Widening {
+    Hash32 manifest_id{};
+    std::uint32_t fraction = 0;
+};
+Bytes widen_payload(const Hash32& manifest_id, std::uint32_t fraction);
+// Exactly 36 bytes and a fraction in 1..kWaveAll; errors start with "widen: ".
+Result<Widening> parse_widen_payload(ByteView payload);
 
 // Signs (signer and signature are set from `secret`) and encodes.
 Bytes encode_statement(Statement s, const crypto::SecretKey& secret);
