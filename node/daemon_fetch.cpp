@@ -163,6 +163,10 @@ void Daemon::schedule_auto(const VerifiedManifest& vm, std::uint64_t delay) {
         if (stopping_) return;
         for (auto& id : node_->swarm_ids())
             if (id == copy.id) return;  // added by hand meanwhile
+        if (setup_.trust.halted(copy.manifest.name, copy.manifest.version)) {  // halted during the delay
+            log::warn("patch_halted", {{"name", copy.manifest.name}, {"version", copy.manifest.version}, {"was", "start delay"}});
+            return;
+        }
         auto added = add_job(copy, default_out(copy), "auto_fetch");
         if (added) {
             ++auto_fetches_;

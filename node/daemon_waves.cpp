@@ -92,7 +92,8 @@ void Daemon::apply_widenings() {
 
 // A waiting patch the operator halted stops waiting, so that neither its turn
 // nor a widening starts its fetch (the node drops only the patches it takes
-// part in). Whenever a statement changed the trust store.
+// part in; an automatic fetch still in its start delay checks for a halt when
+// its timer fires). Whenever a statement changed the trust store.
 void Daemon::drop_halted_waits() {
     for (auto it = wave_wait_.begin(); it != wave_wait_.end();) {
         const auto& m = it->second.vm.manifest;

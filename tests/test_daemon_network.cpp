@@ -420,3 +420,37 @@ TEST_CASE("daemon network: a device with a freshness window says stale in status
     CHECK_FALSE(o.value("stale", true));
     CHECK(o.value("window_s", -1) == 0);
 }
+
+TEST_CASE("daemon network: a release halted while devices are still in their start delay is never fetched") {
+    TempDir d("ps-dnet-halt-delay");
+    Swarm s(d);
+    s.start("origin", "origin", "core");
+    std::vector<std::string> devs;
+    for (int i = 0; i < 6; ++i) {
+        devs.push_back("dev" + std::to_string(i));
+        s.start(devs.back(), "peer", "east", {"--start-delay", "6s"});
+    }
+    s.wait_connected(devs, 1);
+    auto h = run_cli(d, {"halt", "--key", d / "op.secret", "--name", "late", "--version", "1", "--out", d / "halt.statement"});
+    REQUIRE_MESSAGE(h.code == 0, h.err);
+    s.publish("late", 1024 * 1024 + 17, 91, /*mandatory=*/true);
+    auto sent = run_cli(d, {"statement", "--file", d / "halt.statement", "--socket", s.sock("origin")});
+    REQUIRE_MESSAGE(sent.code == 0, sent.err);
+    const auto halted_at = std::chrono::steady_clock::now();
+    // The devices whose drawn delay ends well after the halt went out.
+    std::vector<std::string> late;
+    for (auto& n : devs) {
+        std::string log;
+        REQUIRE(wait_for([&] { return (log = slurp(d / (n + ".err"))).find("event=auto_fetch_scheduled") != std::string::npos; },
+                         10'000));
+        if (std::stoull(field(log.substr(log.find("event=auto_fetch_scheduled")), "delay_ms")) >= 2'000) late.push_back(n);
+    }
+    REQUIRE_MESSAGE(!late.empty(), "every device drew a delay under 2 s (chance 1 in 700): nothing to check");
+    std::this_thread::sleep_until(halted_at + std::chrono::milliseconds(6'500));  // past the longest delay
+    for (auto& n : late) {
+        INFO(n);
+        CHECK(states(s.sock(n)).count("late") == 0);
+        CHECK_FALSE(std::filesystem::exists(d / (n + "/patches/late-v1")));
+        CHECK(slurp(d / (n + ".err")).find("was=\"start delay\"") != std::string::npos);
+    }
+}
