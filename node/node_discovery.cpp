@@ -269,7 +269,7 @@ void Node::domain_summaries(const Hash32& id, std::int64_t max_age_s,
     dht_->get(dht::global_holder_key(Hash32{}), [this, id, max_age_s, done](std::vector<Bytes> members) {
         if (stopping_) return done({});
         std::set<std::pair<std::string, crypto::PublicKey>> supers;
-        for (auto& rec : dht::select_holders(members, dht::kGlobalDomain, Hash32{}, unix_now(), 3600, 4096))
+        for (auto& rec : holders_in(members, dht::kGlobalDomain, Hash32{}, 4096))
             if (rec.role == Role::Super) supers.insert({rec.domain, rec.node_key});
         dht_->get(dht::summary_key(id), [id, max_age_s, done, supers](std::vector<Bytes> values) {
             std::map<std::string, wire::DomainSummary> best;
