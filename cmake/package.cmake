@@ -11,7 +11,7 @@ install(FILES packaging/patchswarm.service DESTINATION lib/systemd/system)
 install(FILES packaging/patchswarm.sysusers DESTINATION lib/sysusers.d RENAME patchswarm.conf)
 install(FILES packaging/patchswarm.tmpfiles DESTINATION lib/tmpfiles.d RENAME patchswarm.conf)
 install(FILES packaging/patchswarm.toml DESTINATION /etc/patchswarm)
-install(FILES README.md docs/cli.md docs/daemon.md docs/manifest.md docs/packaging.md
+install(FILES README.md docs/cli.md docs/daemon.md docs/manifest.md docs/packaging.md docs/embedding.md
         DESTINATION ${CMAKE_INSTALL_DOCDIR})
 
 find_package(Python3 COMPONENTS Interpreter REQUIRED)
