@@ -17,7 +17,7 @@ cleanup() {
   origin_pid=
 }
 trap cleanup EXIT
-fail() { echo "check_embed: $*" >&2; for f in "$work"/*.log "$work"/*.err; do [ -f "$f" ] && { echo "--- $f"; tail -20 "$f"; }; done >&2; exit 1; }
+fail() { echo "check_embed: $*" >&2; for f in "$work"/*.log "$work"/*.err; do [ "$f" = "$work/install.log" ] && continue; [ -f "$f" ] && { echo "--- $f"; tail -20 "$f"; }; done >&2; exit 1; }
 
 # DESTDIR: the package's config goes to an absolute /etc/patchswarm, kept
 # inside the staging root this way.
@@ -84,6 +84,19 @@ TOML
   grep -q "^complete " "$work/$name.log" || fail "$name: no complete line"
   echo "check_embed: $name: downloaded and verified in $((SECONDS - t0)) s ($(grep -c '^progress' "$work/$name.log") progress callbacks)"
 }
+# The error paths, with plain cc and pkg-config (no CMake).
+cc -std=c11 -Wall -Wextra -Werror "$here/tests/embed/api_checks.c" -o "$work/api_checks" \
+  $(PKG_CONFIG_PATH=$(dirname "$pc") pkg-config --cflags --libs patchswarm) \
+  -Wl,-rpath,"$(PKG_CONFIG_PATH=$(dirname "$pc") pkg-config --variable=libdir patchswarm)" >"$work/api.log" 2>&1 \
+  || fail "cc with pkg-config failed"
+mkdir -p "$work/api"
+printf '[node]\ndomain = "east"\nrole = "peer"\ndata = "%s"\ntrust = "%s"\nlisten = "127.0.0.1:0"\n[dht]\nport = 0\n[log]\nlevel = "off"\n' \
+  "$work/api/data" "$work/op.public" >"$work/api/node.toml"
+sed "s|$work/op.public|$work/api/missing.public|" "$work/api/node.toml" >"$work/api/bad.toml"
+"$work/api_checks" "$work/api/node.toml" "$work/api/bad.toml" "$work/patch.manifest" "$work/api" >>"$work/api.log" 2>&1 \
+  || fail "api_checks failed"
+echo "check_embed: $(tail -1 "$work/api.log")"
+
 run_example find_package "$work/ex-cmake/embed_fetch"
 run_example pkg_config "$work/ex-pc/embed_fetch"
 echo "check_embed: ok"
