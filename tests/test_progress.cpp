@@ -107,6 +107,7 @@ struct Origin {
     TempDir& d;
     pid_t pid = -1;
     std::string dht;
+    explicit Origin(TempDir& dir) : d(dir) {}
     ~Origin() {
         if (pid > 0) {
             ::kill(pid, SIGTERM);
@@ -145,7 +146,7 @@ std::vector<std::string> fetch_args(const TempDir& d, const Origin& o) {
 
 TEST_CASE("progress: `patchswarm fetch` with its output in a file prints plain progress lines") {
     TempDir d("ps-progress");
-    Origin o{d};
+    Origin o(d);
     start_origin(o, 3 << 20, 64 << 10);  // 48 segments of 64 KiB, about 3 s at 1 MiB/s
     auto r = run_cli(d, fetch_args(d, o));
     INFO(r.out << r.err);
@@ -177,7 +178,7 @@ TEST_CASE("progress: `patchswarm fetch` with its output in a file prints plain p
 
 TEST_CASE("progress: `patchswarm fetch` on a terminal redraws one bar in place") {
     TempDir d("ps-progress-tty");
-    Origin o{d};
+    Origin o(d);
     start_origin(o, 2 << 20, 1 << 20);  // 2 segments of 1 MiB, about 2 s at 1 MiB/s
     int master = -1;
     pid_t pid = ::forkpty(&master, nullptr, nullptr, nullptr);
