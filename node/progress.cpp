@@ -104,7 +104,11 @@ void ProgressPrinter::update(std::uint64_t now_ms, std::uint64_t held, std::uint
     if (terminal_) {
         if (drawn_ms_ && now_ms < *drawn_ms_ + redraw_ms_ && held < total) return;
         drawn_ms_ = now_ms;
-        std::fprintf(out_, "\r%s\033[K", progress_bar(last_).c_str());
+        pending_ = false;
+        auto bar = progress_bar(last_);
+        if (bar == drawn_) return;
+        drawn_ = std::move(bar);
+        std::fprintf(out_, "\r%s\033[K", drawn_.c_str());
         open_line_ = true;
     } else {
         if (!pacer_.due(now_ms, fraction(held, total), state)) return;
@@ -116,7 +120,7 @@ void ProgressPrinter::update(std::uint64_t now_ms, std::uint64_t held, std::uint
 
 void ProgressPrinter::finish() {
     if (pending_) {
-        if (terminal_) std::fprintf(out_, "\r%s\033[K", progress_bar(last_).c_str());
+        if (terminal_) std::fprintf(out_, "\r%s\033[K", progress_bar(last_).c_str());  // a sample the pace skipped
         else std::fprintf(out_, "%s\n", progress_line(last_).c_str());
         open_line_ = open_line_ || terminal_;
         pending_ = false;

@@ -88,6 +88,7 @@ private:
     RateWindow rate_;
     PlainPacer pacer_;
     std::optional<std::uint64_t> drawn_ms_;
+    std::string drawn_;  // the bar last drawn: not drawn again unchanged
     ProgressView last_;
     bool pending_ = false, open_line_ = false;
 };

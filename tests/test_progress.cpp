@@ -10,6 +10,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
+#include <cstdlib>
 #include <regex>
 #include <sstream>
 #include <thread>
@@ -99,6 +101,64 @@ TEST_CASE("progress: plain lines come at the first sample, every 10%, every few 
     CHECK(q.due(0, 0.0, "downloading"));
     CHECK(q.due(10, 0.95, "downloading"));
     CHECK_FALSE(q.due(20, 0.97, "downloading"));
+}
+
+namespace {
+
+// What a ProgressPrinter writes, through a memory stream.
+struct Captured {
+    char* buf = nullptr;
+    std::size_t size = 0;
+    std::FILE* f = ::open_memstream(&buf, &size);
+    ~Captured() {
+        if (f) std::fclose(f);
+        std::free(buf);
+    }
+    std::string text() {
+        std::fflush(f);
+        return std::string(buf, size);
+    }
+    long redraws() {
+        auto t = text();
+        return std::count(t.begin(), t.end(), '\r');
+    }
+};
+
+}  // namespace
+
+TEST_CASE("progress: the terminal bar is redrawn at most every 250 ms, only when it changed, and at once when complete") {
+    Captured out;
+    const std::uint64_t total = 100ull << 20;
+    node::ProgressPrinter p(out.f, /*terminal=*/true);
+    p.update(0, 0, total, "downloading");
+    p.update(300, 0, total, "downloading");  // nothing moved: the same bar, not drawn again
+    p.update(600, 0, total, "downloading");
+    CHECK(out.redraws() == 1);
+    p.update(700, 10ull << 20, total, "downloading");  // 100 ms after the last redraw: waits
+    CHECK(out.redraws() == 1);
+    p.update(900, 20ull << 20, total, "downloading");
+    CHECK(out.redraws() == 2);
+    p.update(950, total, total, "complete");  // the end is never held back
+    auto text = out.text();
+    CHECK(out.redraws() == 3);
+    CHECK(text.find("] 100.0%  100.0 MiB/100.0 MiB") != std::string::npos);
+    CHECK(text.find('\n') == std::string::npos);
+    p.finish();
+    CHECK(out.text().back() == '\n');
+}
+
+TEST_CASE("progress: plain lines over a whole download: the first, one per 10%, the end") {
+    Captured out;
+    const std::uint64_t total = 1000;
+    node::ProgressPrinter p(out.f, /*terminal=*/false);
+    for (std::uint64_t i = 0; i <= 100; ++i)  // 1% every 40 ms: 4 s in all
+        p.update(i * 40, i * total / 100, total, i == 100 ? "complete" : "downloading");
+    p.finish();
+    auto text = out.text();
+    auto lines = std::count(text.begin(), text.end(), '\n');
+    CHECK(lines == 11);  // 0%, 10%, ..., 90%, and 100% with the state complete
+    CHECK(text.find("progress 100.0% 1000 B of 1000 B rate 250 B/s eta 0:00 state complete\n") != std::string::npos);
+    CHECK(text.find('\r') == std::string::npos);
 }
 
 namespace {
