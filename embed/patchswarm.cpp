@@ -33,7 +33,7 @@ struct ps_node {
     std::uint32_t interval_ms = 500;
 
     std::thread thread;
-    std::thread::id loop_thread;
+    std::thread::id loop_thread;           // set by the node's thread first thing
     std::mutex mu;                         // guards loop
     ps::transfer::Loop* loop = nullptr;    // while the node runs
     bool ran = false;                      // started once (a node is started at most once)
@@ -95,10 +95,14 @@ void report(ps_node* n) {
 
 // The node's thread: starts the daemon, says how that went, runs the loop.
 void run(ps_node* n, std::promise<ps::Status> started) {
+    n->loop_thread = std::this_thread::get_id();  // before any callback can ask
     ps::transfer::Loop loop;
     const std::string path = n->config_path;
     auto d = ps::node::Daemon::start(loop, n->config, [path] { return ps::node::load_config(path); });
-    if (!d) return started.set_value(std::move(d).take_error());
+    if (!d) {
+        n->loop_thread = {};
+        return started.set_value(std::move(d).take_error());
+    }
     n->daemon = std::move(*d);
     n->ticker = std::make_unique<ps::transfer::Timer>(loop);
     n->ticker->start(0, n->interval_ms, [n] { report(n); });
@@ -116,6 +120,7 @@ void run(ps_node* n, std::promise<ps::Status> started) {
     n->ticker.reset();
     n->guard.reset();
     n->daemon.reset();
+    n->loop_thread = {};  // (a later thread may get the same id)
 }
 
 // Posts `fn` to the node's loop; false when it does not run.
@@ -128,7 +133,7 @@ bool post(ps_node* n, std::function<void()> fn) {
 
 ps_status check_caller(ps_node* n) {
     if (!n) return fail(PS_ERR_ARGUMENT, "node is NULL");
-    if (n->thread.joinable() && std::this_thread::get_id() == n->loop_thread)
+    if (std::this_thread::get_id() == n->loop_thread)
         return fail(PS_ERR_STATE, "called from the node's own thread (a progress callback)");
     return PS_OK;
 }
@@ -227,7 +232,6 @@ ps_status ps_node_start(ps_node* n) {
         auto result = started.get_future();
         n->ran = true;
         n->thread = std::thread(run, n, std::move(started));
-        n->loop_thread = n->thread.get_id();
         auto st = result.get();
         if (st) return ok();
         n->thread.join();
@@ -277,7 +281,7 @@ ps_status ps_node_stop(ps_node* n) {
 
 void ps_node_free(ps_node* n) {
     if (!n) return;
-    if (n->thread.joinable() && std::this_thread::get_id() == n->loop_thread) return;  // from a callback: not allowed
+    if (std::this_thread::get_id() == n->loop_thread) return;  // from a callback: not allowed
     (void)ps_node_stop(n);
     delete n;
 }
