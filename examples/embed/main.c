@@ -6,6 +6,7 @@
  * signed manifest to OUT (an absolute path), prints its progress as the node
  * reports it, and stops the node once the file is complete (exit 0), failed
  * (1) or late (3). */
+#define _POSIX_C_SOURCE 200809L /* clock_gettime, pthread_cond_timedwait */
 #include <patchswarm/patchswarm.h>
 
 #include <errno.h>

@@ -4,6 +4,9 @@
 # then pkg-config), and runs each build against a real local origin
 # (`patchswarm node --role origin --serve ...`): the example's embedded node
 # downloads a small patch, which must match byte for byte.
+# WRAP runs the C programs under a wrapper (WRAP="timeout 60", say). For a
+# -DPS_SANITIZE=ON build, link the programs with -fsanitize=address instead:
+# an LD_PRELOADed libasan hangs at exit in p11-kit's destructor.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/../.." && pwd)
 build=${1:?usage: check_embed.sh BUILD_DIR [WORK_DIR]}
@@ -77,7 +80,7 @@ auto_fetch = false
 level = "warn"
 TOML
   local t0=$SECONDS
-  "$exe" "$work/$name/node.toml" "$work/patch.manifest" "$work/$name/out.bin" 25 >"$work/$name.log" 2>"$work/$name.err" \
+  ${WRAP:-} "$exe" "$work/$name/node.toml" "$work/patch.manifest" "$work/$name/out.bin" 25 >"$work/$name.log" 2>"$work/$name.err" \
     || fail "$name: the example exited $?"
   cmp -s "$work/patch.bin" "$work/$name/out.bin" || fail "$name: the downloaded file differs"
   grep -q "^progress embedded v1: 3145805 of 3145805 bytes, complete" "$work/$name.log" || fail "$name: no complete progress"
@@ -93,7 +96,7 @@ mkdir -p "$work/api"
 printf '[node]\ndomain = "east"\nrole = "peer"\ndata = "%s"\ntrust = "%s"\nlisten = "127.0.0.1:0"\n[dht]\nport = 0\n[log]\nlevel = "off"\n' \
   "$work/api/data" "$work/op.public" >"$work/api/node.toml"
 sed "s|$work/op.public|$work/api/missing.public|" "$work/api/node.toml" >"$work/api/bad.toml"
-"$work/api_checks" "$work/api/node.toml" "$work/api/bad.toml" "$work/patch.manifest" "$work/api" >>"$work/api.log" 2>&1 \
+${WRAP:-} "$work/api_checks" "$work/api/node.toml" "$work/api/bad.toml" "$work/patch.manifest" "$work/api" >>"$work/api.log" 2>&1 \
   || fail "api_checks failed"
 echo "check_embed: $(tail -1 "$work/api.log")"
 
