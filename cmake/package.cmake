@@ -11,7 +11,7 @@ install(FILES packaging/patchswarm.service DESTINATION lib/systemd/system)
 install(FILES packaging/patchswarm.sysusers DESTINATION lib/sysusers.d RENAME patchswarm.conf)
 install(FILES packaging/patchswarm.tmpfiles DESTINATION lib/tmpfiles.d RENAME patchswarm.conf)
 install(FILES packaging/patchswarm.toml DESTINATION /etc/patchswarm)
-install(FILES README.md docs/cli.md docs/daemon.md docs/manifest.md docs/packaging.md
+install(FILES README.md docs/cli.md docs/daemon.md docs/manifest.md docs/packaging.md docs/embedding.md
         DESTINATION ${CMAKE_INSTALL_DOCDIR})
 
 find_package(Python3 COMPONENTS Interpreter REQUIRED)
@@ -60,10 +60,13 @@ set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)
 # binary, through dpkg-shlibdeps; systemd for sysusers/tmpfiles is optional.
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
 set(CPACK_DEBIAN_PACKAGE_DEPENDS "passwd")
+# libpatchswarm.so (cmake/library.cmake): a shlibs file and the ldconfig trigger.
+set(CPACK_DEBIAN_PACKAGE_GENERATE_SHLIBS ON)
 set(CPACK_DEBIAN_PACKAGE_SUGGESTS "systemd")
 set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA
     ${CMAKE_SOURCE_DIR}/packaging/debian/conffiles ${CMAKE_SOURCE_DIR}/packaging/debian/postinst
-    ${CMAKE_SOURCE_DIR}/packaging/debian/prerm ${CMAKE_SOURCE_DIR}/packaging/debian/postrm)
+    ${CMAKE_SOURCE_DIR}/packaging/debian/prerm ${CMAKE_SOURCE_DIR}/packaging/debian/postrm
+    ${CMAKE_SOURCE_DIR}/packaging/debian/triggers)
 set(CPACK_DEBIAN_PACKAGE_CONTROL_STRICT_PERMISSION TRUE)
 set(CPACK_OUTPUT_FILE_PREFIX ${CMAKE_BINARY_DIR}/package)
 include(CPack)

@@ -17,6 +17,7 @@
 #include "node/config.hpp"
 #include "node/control.hpp"
 #include "node/keys.hpp"
+#include "node/progress.hpp"
 #include "node/trust.hpp"
 #include "wire/manifest.hpp"
 
@@ -78,25 +79,10 @@ Result<json> call_once(const SocketArgs& s, const std::string& cmd, const std::m
     return call(*c, cmd, args);
 }
 
-std::string human_bytes(double b) {
-    const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-    int u = 0;
-    while (b >= 1024 && u < 4) {
-        b /= 1024;
-        ++u;
-    }
-    char buf[32];
-    std::snprintf(buf, sizeof buf, u == 0 ? "%.0f %s" : "%.1f %s", b, units[u]);
-    return buf;
-}
+std::string human_bytes(double b) { return node::format_bytes(b); }
 
 std::string human_secs(const json& v) {
-    if (!v.is_number()) return "-";
-    long s = static_cast<long>(v.get<double>());
-    char buf[32];
-    if (s >= 3600) std::snprintf(buf, sizeof buf, "%ld:%02ld:%02ld", s / 3600, s / 60 % 60, s % 60);
-    else std::snprintf(buf, sizeof buf, "%ld:%02ld", s / 60, s % 60);
-    return buf;
+    return v.is_number() ? node::format_eta(v.get<double>()) : "-";
 }
 
 std::string limit(std::uint64_t v) { return v ? human_bytes(double(v)) + "/s" : "none"; }
@@ -300,9 +286,8 @@ int fetch_via_daemon(const std::string& socket, const std::string& manifest, con
     bool existed = false;
     auto id = add(*c, manifest, name, out, &existed);
     if (!id) return fail(cmd, id.error());
-    const bool tty = ::isatty(1) == 1;
+    node::ProgressPrinter progress(stdout, ::isatty(1) == 1);
     auto started = std::chrono::steady_clock::now();
-    double last_line = -10;
     for (;;) {
         auto j = call(*c, "status", {{"patch", *id}});
         if (!j) return fail(cmd, j.error());
@@ -310,36 +295,27 @@ int fetch_via_daemon(const std::string& socket, const std::string& manifest, con
         if (ps.empty()) return fail(cmd, "the node no longer has the patch (removed?)");
         auto& p = ps[0];
         std::string state = p.value("state", "");
-        double progress = p.value("progress", 0.0), rate = p.value("rate_down", 0.0);
-        double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-        if (tty) {
-            int width = 30, filled = static_cast<int>(progress * width);
-            std::string bar(static_cast<std::size_t>(filled), '#');
-            bar.resize(static_cast<std::size_t>(width), '-');
-            std::printf("\r[%s] %5.1f%%  %10s/s  ETA %-8s %-11s", bar.c_str(), 100 * progress, human_bytes(rate).c_str(),
-                        human_secs(p["eta_seconds"]).c_str(), state.c_str());
-            std::fflush(stdout);
-        } else if (secs - last_line >= 1.0 || state != "downloading") {
-            last_line = secs;
-            std::printf("progress %.1f%% rate %.0f B/s eta %s state %s\n", 100 * progress, rate,
-                        human_secs(p["eta_seconds"]).c_str(), state.c_str());
-            std::fflush(stdout);
-        }
+        auto elapsed = std::chrono::steady_clock::now() - started;
+        double secs = std::chrono::duration<double>(elapsed).count();
+        std::uint64_t total = p.value("size", 0ull), held = p.value("held_bytes", 0ull);
+        progress.update(std::uint64_t(std::chrono::duration_cast<std::chrono::milliseconds>(elapsed).count()), held,
+                        total, state);
         if (state == "complete") {
-            if (tty) std::printf("\n");
+            progress.finish();
             std::printf("complete %s in %.2f s%s\n", p.value("out", out).c_str(), secs, existed ? " (already added)" : "");
             return 0;
         }
         if (state == "failed") {
-            if (tty) std::printf("\n");
+            progress.finish();
             return fail(cmd, p.value("error", std::string("download failed")));
         }
         if (timeout > 0 && secs >= timeout) {
-            if (tty) std::printf("\n");
+            progress.finish();
             return fail(cmd, "timed out after " + std::to_string(int(timeout)) + " s at " +
-                                 std::to_string(int(100 * progress)) + "% (the node keeps downloading)", kExitTimeout);
+                                 std::to_string(int(100 * node::fraction(held, total))) + "% (the node keeps downloading)",
+                        kExitTimeout);
         }
-        std::this_thread::sleep_for(std::chrono::milliseconds(tty ? 250 : 500));
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
     }
 }
 

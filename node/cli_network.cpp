@@ -3,6 +3,8 @@
 // while, exit; or, with --daemon, the same through a running node).
 #include <nlohmann/json.hpp>
 
+#include <unistd.h>
+
 #include <csignal>
 #include <cstdio>
 #include <ctime>
@@ -15,6 +17,7 @@
 #include "node/keys.hpp"
 #include "node/log.hpp"
 #include "node/node.hpp"
+#include "node/progress.hpp"
 #include "node/trust.hpp"
 #include "transfer/loop.hpp"
 #include "transfer/sd_notify.hpp"
@@ -269,14 +272,9 @@ int run_node(const NetArgs& a) {
     auto source = [&a]() { return a.build(); };
     auto cfg = source();
     if (!cfg) return fail(cmd, cfg.error(), kExitUsage);
-    if (auto st = node::validate_config(*cfg); !st) return fail(cmd, st.error(), kExitUsage);
-    // A fresh install has no operator key yet: a wrong setting (status 2, so
-    // systemd does not restart the node every few seconds), not a failure.
-    if (std::error_code ec; !std::filesystem::exists(cfg->trust, ec))
-        return fail(cmd,
-                    cfg->problem("node.trust", cfg->trust + " does not exist: put the operator's public key (or trust "
-                                               "file) there").reason,
-                    kExitUsage);
+    // A wrong setting, or no operator key yet on a fresh install: status 2,
+    // so systemd does not restart the node every few seconds.
+    if (auto st = node::check_settings(*cfg); !st) return fail(cmd, st.error(), kExitUsage);
     transfer::Loop loop;
     auto daemon = node::Daemon::start(loop, std::move(*cfg), source);
     if (!daemon) return fail(cmd, daemon.error());
@@ -354,6 +352,28 @@ Result<node::VerifiedManifest> find_by_name(Runtime& rt, const std::string& name
     return std::move(*vm);
 }
 
+// The verified --manifest, or nothing for a valid --name; on an error, says
+// why and sets `code` to the exit status.
+std::optional<node::VerifiedManifest> given_manifest(const FetchArgs& f, const node::TrustStore& trust, int& code) {
+    code = 0;
+    if (!f.manifest.empty()) {
+        auto loaded = node::load_verified_manifest(f.manifest, trust, unix_now());
+        if (loaded) return std::move(*loaded);
+        code = fail("fetch", f.manifest + ": " + loaded.error());
+    } else if (!wire::valid_patch_name(f.name)) {
+        code = fail("fetch", "--name: '" + f.name + "' is not a patch name ([a-z0-9._-], at most 64)", kExitUsage);
+    }
+    return std::nullopt;
+}
+
+// The download's bytes held so far, to the progress bar or lines on stdout.
+void show_progress(node::ProgressPrinter& out, const node::Node& n, const Hash32& id, std::uint64_t now_ms) {
+    for (auto& w : n.status().swarms) {
+        if (w.id != id) continue;
+        out.update(now_ms, w.held_bytes, w.total_size, w.held == w.segments ? "complete" : "downloading");
+    }
+}
+
 int run_fetch(const NetArgs& a, const FetchArgs& f) {
     const std::string cmd = "fetch";
     if (f.manifest.empty() == f.name.empty()) return fail(cmd, "give either --manifest or --name", kExitUsage);
@@ -364,14 +384,9 @@ int run_fetch(const NetArgs& a, const FetchArgs& f) {
     if (auto st = node::validate_config(*cfg, /*need_role=*/false); !st) return fail(cmd, st.error(), kExitUsage);
     auto setup = node::make_setup(*cfg);
     if (!setup) return fail(cmd, setup.error());
-    std::optional<node::VerifiedManifest> vm;
-    if (!f.manifest.empty()) {
-        auto loaded = node::load_verified_manifest(f.manifest, setup->trust, unix_now());
-        if (!loaded) return fail(cmd, f.manifest + ": " + loaded.error());
-        vm = std::move(*loaded);
-    } else if (!wire::valid_patch_name(f.name)) {
-        return fail(cmd, "--name: '" + f.name + "' is not a patch name ([a-z0-9._-], at most 64)", kExitUsage);
-    }
+    int code = 0;
+    auto vm = given_manifest(f, setup->trust, code);
+    if (code) return code;
 
     Runtime rt;
     rt.node = std::make_unique<node::Node>(rt.loop, setup->opts, setup->identity);
@@ -393,6 +408,7 @@ int run_fetch(const NetArgs& a, const FetchArgs& f) {
     rt.on_stopped = write_stats;
 
     auto started = rt.loop.now_ms();
+    node::ProgressPrinter progress(stdout, ::isatty(1) == 1);
     auto st = rt.node->fetch(*vm, f.out, [&](Status s) {
         if (!s) {
             exit_code = kExitFailure;
@@ -400,6 +416,8 @@ int run_fetch(const NetArgs& a, const FetchArgs& f) {
             return rt.stop();
         }
         done_at = rt.loop.now_ms();
+        show_progress(progress, *rt.node, vm->id, *done_at - started);
+        progress.finish();  // the bar's line ends before "complete"
         std::printf("complete %s in %.2f s\n", f.out.c_str(), double(*done_at - started) / 1000.0);
         std::fflush(stdout);
         write_stats();
@@ -412,6 +430,7 @@ int run_fetch(const NetArgs& a, const FetchArgs& f) {
         const node::SwarmStats* s = rt.node ? rt.node->stats(vm->id) : nullptr;
         if (!s) return;
         if (!done_at) {
+            show_progress(progress, *rt.node, vm->id, now - started);
             if (f.timeout > 0 && double(now - started) / 1000.0 >= f.timeout) {
                 exit_code = kExitTimeout;
                 failure = "timed out after " + std::to_string(int(f.timeout)) + " s with " +
@@ -428,6 +447,7 @@ int run_fetch(const NetArgs& a, const FetchArgs& f) {
     });
     rt.watch_signals();
     rt.loop.run();
+    progress.finish();
     rt.node.reset();
     if (exit_code) return fail(cmd, failure, exit_code);
     if (!done_at) return fail(cmd, "stopped before the download completed", kExitIncomplete);

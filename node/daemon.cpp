@@ -180,6 +180,13 @@ Daemon::~Daemon() {
     metrics_.reset();
 }
 
+Status check_settings(const DaemonConfig& cfg) {
+    if (auto st = validate_config(cfg); !st) return st;
+    if (std::error_code ec; !fs::exists(cfg.trust, ec))
+        return cfg.problem("node.trust", cfg.trust + " does not exist: put the operator's public key (or trust file) there");
+    return {};
+}
+
 Result<std::unique_ptr<Daemon>> Daemon::start(transfer::Loop& loop, DaemonConfig cfg, ConfigSource reload) {
     if (auto st = validate_config(cfg); !st) return std::move(st).take_error();
     log::set_level(*log::parse_level(cfg.log_level));

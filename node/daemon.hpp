@@ -55,6 +55,11 @@ Result<Setup> make_setup(const DaemonConfig& cfg);
 // The node key in DATA/node.secret; created (with DATA/node.public) when missing.
 Result<crypto::SecretKey> node_key(const std::string& data_dir);
 
+// What a node checks before it starts (`patchswarm node`, the C API): the
+// settings are valid and the operator's key or trust file is there (a fresh
+// install has none yet: a wrong setting, not a failure).
+Status check_settings(const DaemonConfig& cfg);
+
 // The version `patchswarm --version` prints (cli::run sets it), for the
 // patchswarm_build_info metric. "unknown" until set.
 void set_build_version(std::string version);
@@ -103,6 +108,21 @@ public:
     // `respond` is called once, at once or, for requests that ask the network
     // (add by name, rollout), when the answer is there.
     void handle_control(std::string_view line, std::function<void(std::string)> respond);
+    // Typed forms of `add` and `status` for embedding (embed/, the C API), on
+    // the loop thread. A manifest file, or the newest manifest of a patch name
+    // (asks the DHT: `done` comes later, on the loop thread); out "" is the
+    // default path. The error's code is a control::ErrorCode.
+    Result<Hash32> add_manifest(const std::string& manifest, const std::string& out);
+    void add_by_name(const std::string& name, const std::string& out, std::function<void(Result<Hash32>)> done);
+    struct Progress {
+        Hash32 id{};
+        std::string name;
+        std::string state;  // as `status` names it: downloading, paused, complete, serving, failed
+        std::string error;  // why it failed
+        std::string out;    // the exported file ("" for a cached copy)
+        std::uint64_t version = 0, held_bytes = 0, total = 0;
+    };
+    std::vector<Progress> progress() const;
     // The Prometheus text exposition of the node's counters.
     std::string metrics_text();
 
@@ -184,6 +204,9 @@ private:
     std::string cmd_list();
     std::string cmd_add(const std::string& manifest, const std::string& out);
     void cmd_add_by_name(const std::string& name, const std::string& out, std::function<void(std::string)> respond);
+    // The newest verified manifest named `name` (gossip or the DHT), or why none.
+    void find_named(const std::string& name, std::function<void(Result<VerifiedManifest>)> done);
+    Result<Hash32> add_verified(const VerifiedManifest& vm, const std::string& out);
     std::string cmd_publish(const std::string& manifest, const std::string& file);
     void cmd_rollout(const std::string& name, const std::string* version, std::function<void(std::string)> respond);
     std::string cmd_pause_resume(const std::string& patch, bool pause);

@@ -9,6 +9,7 @@
 #include "node/daemon.hpp"
 #include "node/daemon_util.hpp"
 #include "node/log.hpp"
+#include "node/progress.hpp"
 #include "wire/manifest.hpp"
 
 namespace ps::node {
@@ -43,10 +44,15 @@ json dht_join_json(const DhtJoin& j, std::uint64_t now_ms) {
             {"unanswered", j.unanswered}};
 }
 
+// A patch's state as `status` names it (the daemon's job may say failed).
+std::string patch_state(const SwarmStatus& w) {
+    return !w.downloading ? "serving" : w.complete ? "complete" : w.paused ? "paused" : "downloading";
+}
+
 // One patch in a status reply, as the node sees it (the daemon adds its job).
 // now_unix and now_loop are the same moment on the wall clock and the loop's.
 json swarm_json(const SwarmStatus& w, double now_unix, double now_loop) {
-    std::string state = !w.downloading ? "serving" : w.complete ? "complete" : w.paused ? "paused" : "downloading";
+    std::string state = patch_state(w);
     json p{{"id", to_hex(w.id)},
            {"name", w.name},
            {"version", w.version},
@@ -75,10 +81,9 @@ json swarm_json(const SwarmStatus& w, double now_unix, double now_loop) {
                                                : json(nullptr);
     p["seconds_to_complete"] =
         w.stats.completed_ms ? json(double(*w.stats.completed_ms - w.stats.started_ms) / 1000.0) : json(nullptr);
-    std::uint64_t left = 0;
-    if (w.segments && w.held < w.segments)
-        left = w.total_size - std::min<std::uint64_t>(w.total_size, std::uint64_t(w.held) * wire::kDefaultSegmentSize);
-    p["eta_seconds"] = state == "downloading" && w.rate_down > 1 ? json(std::round(double(left) / w.rate_down)) : json(nullptr);
+    p["held_bytes"] = w.held_bytes;
+    auto eta = eta_seconds(w.held_bytes, w.total_size, w.rate_down);
+    p["eta_seconds"] = state == "downloading" && eta ? json(std::round(*eta)) : json(nullptr);
     // Holder lookups (the engine's schedule): a download with no holder yet says when it looks again.
     const auto now_ms = static_cast<std::uint64_t>(now_loop * 1000.0);
     p["holders"] = w.lookup.holders;
@@ -267,15 +272,57 @@ std::string Daemon::cmd_add(const std::string& manifest, const std::string& out)
 }
 
 void Daemon::cmd_add_by_name(const std::string& name, const std::string& out, std::function<void(std::string)> respond) {
-    if (!wire::valid_patch_name(name))
-        return respond(control::error_reply("'" + name.substr(0, 80) + "' is not a patch name ([a-z0-9._-], at most 64)"));
-    node_->find_manifest(name, [this, name, out, respond](std::optional<VerifiedManifest> vm) {
-        if (stopping_) return respond(control::error_reply("the node is shutting down"));
-        if (!vm)
-            return respond(control::error_reply("no manifest named '" + name +
-                                                "' is known: none was announced to this node, and none is in the DHT"));
+    find_named(name, [this, out, respond](Result<VerifiedManifest> vm) {
+        if (!vm) return respond(control::error_reply(vm.error()));
         respond(add_download(*vm, out.empty() ? default_out(*vm) : out, "added"));
     });
+}
+
+void Daemon::find_named(const std::string& name, std::function<void(Result<VerifiedManifest>)> done) {
+    if (!wire::valid_patch_name(name))
+        return done(err("'" + name.substr(0, 80) + "' is not a patch name ([a-z0-9._-], at most 64)"));
+    node_->find_manifest(name, [this, name, done](std::optional<VerifiedManifest> vm) {
+        if (stopping_) return done(err("the node is shutting down"));
+        if (!vm)
+            return done(err("no manifest named '" + name +
+                            "' is known: none was announced to this node, and none is in the DHT"));
+        done(std::move(*vm));
+    });
+}
+
+Result<Hash32> Daemon::add_manifest(const std::string& manifest, const std::string& out) {
+    auto vm = load_verified_manifest(manifest, setup_.trust, unix_now());
+    if (!vm) return err(manifest + ": " + vm.error());
+    return add_verified(*vm, out);
+}
+
+void Daemon::add_by_name(const std::string& name, const std::string& out, std::function<void(Result<Hash32>)> done) {
+    find_named(name, [this, out, done](Result<VerifiedManifest> vm) {
+        if (!vm) return done(std::move(vm).take_error());
+        done(add_verified(*vm, out));
+    });
+}
+
+Result<Hash32> Daemon::add_verified(const VerifiedManifest& vm, const std::string& out) {
+    if (stopping_) return err("the node is shutting down");
+    if (auto st = add_job(vm, out.empty() ? default_out(vm) : out, "added"); !st) return std::move(st).take_error();
+    return vm.id;
+}
+
+std::vector<Daemon::Progress> Daemon::progress() const {
+    std::vector<Progress> out;
+    for (auto& w : node_->status().swarms) {
+        Progress p{w.id, w.name, patch_state(w), "", w.out_path, w.version, w.held_bytes, w.total_size};
+        if (auto job = jobs_.find(w.id); job != jobs_.end()) {
+            p.out = job->second.out;
+            if (job->second.state == JobState::Failed) {
+                p.state = "failed";
+                p.error = job->second.error;
+            }
+        }
+        out.push_back(std::move(p));
+    }
+    return out;
 }
 
 std::string Daemon::cmd_pause_resume(const std::string& patch, bool pause) {

@@ -23,6 +23,13 @@ namespace ps::node {
 
 using namespace node_util;
 
+std::uint64_t held_bytes(const Bitfield& held, const wire::Manifest& m) {
+    const std::uint32_t n = held.size();
+    if (n == 0) return 0;
+    std::uint64_t bytes = std::uint64_t(held.count() - (held.test(n - 1) ? 1 : 0)) * m.segment_size;
+    return bytes + (held.test(n - 1) ? m.segment_length(n - 1) : 0);
+}
+
 namespace {
 
 core::EngineConfig engine_config(const NodeOptions& o, const transfer::Identity& id) {
@@ -671,6 +678,7 @@ NodeStatus Node::status() const {
         w.total_size = s.vm.manifest.total_size;
         w.segments = s.store->held().size();
         w.held = s.store->held().count();
+        w.held_bytes = held_bytes(s.store->held(), s.vm.manifest);
         w.downloading = s.downloading;
         w.paused = engine_.paused(id);
         w.complete = s.store->complete() && !s.finishing && s.store->durable_all();  // exported, durable

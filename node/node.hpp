@@ -127,6 +127,9 @@ struct DhtJoin {
 };
 const char* to_string(DhtJoin::State);
 
+// The bytes of the segments `held` marks (the last segment may be shorter).
+std::uint64_t held_bytes(const Bitfield& held, const wire::Manifest& m);
+
 // A download's holder lookups (the engine's schedule, read only).
 struct LookupStatus {
     std::size_t holders = 0;          // holders of the patch connected now
@@ -142,6 +145,7 @@ struct SwarmStatus {
     std::uint64_t total_size = 0;
     std::uint32_t segments = 0;
     std::uint32_t held = 0;
+    std::uint64_t held_bytes = 0;  // the held segments' bytes (the last one may be shorter)
     bool downloading = false;  // false: serving only
     bool paused = false;
     bool complete = false;

@@ -17,6 +17,8 @@ ALLOWED = {
     "transfer": {"core", "crypto", "wire"},
     "sim": {"core"},
     "node": {"core", "crypto", "wire", "dht", "transfer", "sim"},
+    # libpatchswarm's C API (include/patchswarm/patchswarm.h): composes the daemon
+    "embed": {"core", "crypto", "wire", "dht", "transfer", "node"},
 }
 # third-party header prefix -> the only module that may include it
 THIRD_PARTY = {

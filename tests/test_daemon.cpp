@@ -380,6 +380,8 @@ TEST_CASE("daemon: `fetch --daemon` shows progress and the on-complete hook gets
     auto r = finish(fetch);
     CHECK_MESSAGE(r.code == 0, r.err);
     CHECK(r.out.find("progress ") != std::string::npos);  // plain lines: stdout is not a terminal
+    CHECK(r.out.find(" of 3.0 MiB rate ") != std::string::npos);  // bytes, from the status's held_bytes
+    CHECK(r.out.find("progress 100.0% 3.0 MiB of 3.0 MiB") != std::string::npos);
     CHECK(r.out.find("complete " + d / "out bin") != std::string::npos);
     REQUIRE(wait_for([&] { return fs::exists(d / "hook.env"); }, 5'000));
     CHECK(slurp(d / "hooked.bin") == slurp(p.file));  // a path with a space arrives as one argument

@@ -27,4 +27,13 @@ for f in ./usr/bin/patchswarm ./usr/lib/systemd/system/patchswarm.service ./usr/
          ./usr/share/bash-completion/completions/patchswarm; do
   grep -q " $f\$" <<<"$contents" || grep -q " ${f/usr\/lib\/systemd/lib\/systemd}\$" <<<"$contents" || fail "the package has no $f"
 done
+# libpatchswarm (docs/embedding.md): the library, its header, pkg-config file and CMake package; a shlibs
+# file and the ldconfig trigger.
+for f in 'usr/lib/\(x86_64-linux-gnu/\)\?libpatchswarm\.so\.0' 'usr/include/patchswarm/patchswarm\.h' \
+         'usr/lib/\(x86_64-linux-gnu/\)\?pkgconfig/patchswarm\.pc' \
+         'usr/lib/\(x86_64-linux-gnu/\)\?cmake/patchswarm/patchswarmConfig\.cmake'; do
+  grep -q " \./$f\( ->.*\)\?\$" <<<"$contents" || fail "the package has no $f"
+done
+grep -q '^libpatchswarm 0 patchswarm' "$ctrl/shlibs" || fail "no shlibs entry for libpatchswarm"
+grep -q '^activate-noawait ldconfig' "$ctrl/triggers" || fail "no ldconfig trigger"
 echo "check_deb: ok ($(du -k "$deb" | cut -f1) KiB)"
