@@ -320,8 +320,8 @@ void Engine::on_request(ConnId c, const PatchId& p, Segment seg, Instant now) {
     // could pass it on), and so does one whose uplink outruns all its
     // devices together. The origin always spares its uplink.
     bool uplink_busy = cfg_.role == Role::Origin || (buffered() > 0 && !outruns_devices());
-    if (s->superseed && held && !exporting && uplink_busy && !s->superseed->allow(idx(seg), now.ms, reserve_for(*k)))
-        return reject(RejectReason::Busy);
+    SuperSeeding* reserve = held && !exporting && uplink_busy ? reserve_of(*s, *k, false) : nullptr;
+    if (reserve && !reserve->allow(idx(seg), now.ms, reserve_for(*k))) return reject(RejectReason::Busy);
     // A device paces a segment toward its own domain (peer_pace).
     bool pace = s->paced && held && k->who.domain == cfg_.domain;
     if (pace) sample_drain(now.ms);
@@ -571,7 +571,7 @@ void Engine::pump_uploads(Instant now) {
         total += len;
         out_.push_back(act::Serve{c, by_index_[pi], Segment{seg}, len});
         uploads_.sent(now.ms, len);
-        if (s->superseed) s->superseed->served(seg, now.ms);
+        if (SuperSeeding* reserve = reserve_of(*s, k, true)) reserve->served(seg, now.ms);
         if (s->paced && k.who.domain == cfg_.domain) s->paced->served(seg, now.ms);
         s->stats.bytes_uploaded += len;
         s->last_served = now.ms;

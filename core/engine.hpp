@@ -378,6 +378,9 @@ private:
         Bitfield held;
         std::optional<Download> dl;
         std::optional<SuperSeeding> superseed;
+        // The origin's reserve toward devices of a domain without a super-node
+        // here, one per such domain (reserve_of): at most kReserveDomains.
+        std::map<std::string, SuperSeeding, std::less<>> domain_reserve;
         // A device's pacing toward its own domain: when each segment was last
         // queued for or handed to a peer of the domain (peer_pace).
         std::optional<SuperSeeding> paced;
@@ -418,6 +421,8 @@ private:
     double self_weight(const Patch& s, const std::vector<ConnId>& devices) const;
     bool outruns_devices() const;
     Millis reserve_for(const Conn& k) const;
+    SuperSeeding* reserve_of(Patch& s, const Conn& k, bool create);
+    static constexpr std::size_t kReserveDomains = 4096;  // domains with a reserve of their own, per patch
     void assigner_gone(ConnId c);
     void run_steps(const PatchId& id, Patch& s, std::vector<Action>& steps);
     void dial(const Holder& h);

@@ -97,6 +97,26 @@ Millis Engine::reserve_for(const Conn& k) const {
     return supers_by_domain_.contains(k.who.domain) ? cfg_.origin_reserve : cfg_.superseed_reserve;
 }
 
+// Which record of first copies a request is checked against. Super-nodes see
+// each other across domains, so for them and for devices of a domain with a
+// super-node here one record serves all: a copy given to any of them reaches
+// the rest without the origin. A device of a domain without a super-node here
+// finds its copies in its own domain, so its domain has a record of its own;
+// one shared by every domain would hold the origin to one copy of a segment
+// per reserve for the whole network, and devices online only briefly would
+// queue for it without end. Past kReserveDomains domains the records start
+// over (fail open: a few more copies, never a bound on memory broken).
+SuperSeeding* Engine::reserve_of(Patch& s, const Conn& k, bool create) {
+    if (!s.superseed) return nullptr;
+    if (cfg_.role != Role::Origin || k.who.role == Role::Super || supers_by_domain_.contains(k.who.domain))
+        return &*s.superseed;
+    auto it = s.domain_reserve.find(k.who.domain);
+    if (it != s.domain_reserve.end()) return &it->second;
+    if (!create) return nullptr;
+    if (s.domain_reserve.size() >= kReserveDomains) s.domain_reserve.clear();
+    return &s.domain_reserve.try_emplace(k.who.domain, s.shape.segments, cfg_.superseed_reserve).first->second;
+}
+
 void Engine::coordinate_all(Instant now) {
     for (auto& [id, s] : patches_) coordinate(id, s, now);
 }

@@ -171,14 +171,40 @@ TEST_CASE("engine: two connections between the same pair: both ends keep the sam
     CHECK(closed(b) == std::vector<std::uint64_t>{20});
 }
 
-TEST_CASE("engine: the origin hands a segment out once per reserve period") {
+TEST_CASE("engine: the origin hands a segment out once per reserve period and domain") {
     auto cfg = config(1, Role::Origin, "core");
     cfg.origin_reserve = 2'000;
     cfg.superseed_reserve = 2'000;
-    auto o = seeder(cfg, {{key(2), Role::Peer, "d1"}, {key(3), Role::Peer, "d2"}});
+    auto o = seeder(cfg, {{key(2), Role::Peer, "d1"}, {key(3), Role::Peer, "d1"}, {key(4), Role::Peer, "d2"}});
     CHECK(ask(*o, 1, 0, 0) == std::nullopt);
-    CHECK(ask(*o, 2, 0, 1'000) == RejectReason::Busy);
+    CHECK(ask(*o, 2, 0, 1'000) == RejectReason::Busy);  // d1 has its copy
+    // d2 has no super-node here and sees no d1 device: its own first copy.
+    CHECK(ask(*o, 3, 0, 1'000) == std::nullopt);
     CHECK(ask(*o, 2, 0, 2'001) == std::nullopt);
+}
+
+TEST_CASE("engine: the origin keeps reserve records for a bounded number of domains") {
+    auto cfg = config(1, Role::Origin, "core");
+    cfg.superseed_reserve = 60'000;
+    auto o = seeder(cfg, {});
+    // One device of each of 5,000 domains: each connects, asks, and leaves.
+    auto visit = [&](int i, Millis t) {
+        NodeKey k{};
+        k[0] = 0xAA;
+        k[1] = static_cast<std::uint8_t>(i >> 8);
+        k[2] = static_cast<std::uint8_t>(i);
+        ConnId c{static_cast<std::uint64_t>(100'000 + t)};
+        REQUIRE(o->conn_up(c, PeerIdentity{k, Role::Peer, "d" + std::to_string(i)}, false, Instant{t}));
+        auto r = ask(*o, raw(c), 0, t);
+        o->conn_down(c, Instant{t});
+        return r;
+    };
+    // Every domain's first device is served: none is held back by another domain's copy.
+    for (int i = 0; i < 5'000; ++i) REQUIRE(visit(i, 1'000 + i) == std::nullopt);
+    // Past the bound the records started over: the first domains' records are
+    // gone (a second copy, never unbounded memory); the latest are kept.
+    CHECK(visit(0, 10'000) == std::nullopt);
+    CHECK(visit(4'999, 10'001) == RejectReason::Busy);
 }
 
 TEST_CASE("engine: Data that was not asked for, or out of order, is dropped or ends the connection") {
@@ -250,6 +276,7 @@ TEST_CASE("engine: the origin's long reserve holds for a domain with a super-nod
     // Once d2's super-node is connected, d2 waits the long reserve: the
     // segment reaches it through the super-nodes.
     REQUIRE(o->conn_up(ConnId{3}, PeerIdentity{key(4), Role::Super, "d2"}, false, Instant{2'002}));
+    CHECK(ask(*o, 3, 0, 3'000) == std::nullopt);
     CHECK(ask(*o, 2, 0, 4'100) == RejectReason::Busy);
     // The super-node gone, d2 has the ordinary reserve again.
     o->conn_down(ConnId{3}, Instant{4'200});
