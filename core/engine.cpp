@@ -311,16 +311,12 @@ void Engine::on_request(ConnId c, const PatchId& p, Segment seg, Instant now) {
     if (!s) return reject(RejectReason::UnknownPatch);
     if (cfg_.fault_ignore_requests) return;
     bool held = s->held.test(idx(seg));
-    // Every super-node needs every segment, and a device of another domain
-    // asks afar only for its domain's import: neither is a copy its own
-    // domain could have made instead.
-    bool exporting = cfg_.role == Role::Super && (k->who.role == Role::Super || k->who.domain != cfg_.domain);
     // A super-node's super-seeding spares a busy uplink; an idle one serves
     // whatever is asked (on a fast link the copy is through before anyone
     // could pass it on), and so does one whose uplink outruns all its
     // devices together. The origin always spares its uplink.
     bool uplink_busy = cfg_.role == Role::Origin || (buffered() > 0 && !outruns_devices());
-    SuperSeeding* reserve = held && !exporting && uplink_busy ? reserve_of(*s, *k, false) : nullptr;
+    SuperSeeding* reserve = held && uplink_busy ? reserve_of(*s, *k, false) : nullptr;
     if (reserve && !reserve->allow(idx(seg), now.ms, reserve_for(*k))) return reject(RejectReason::Busy);
     // A device paces a segment toward its own domain (peer_pace).
     bool pace = s->paced && held && k->who.domain == cfg_.domain;

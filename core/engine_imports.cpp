@@ -106,8 +106,15 @@ Millis Engine::reserve_for(const Conn& k) const {
 // per reserve for the whole network, and devices online only briefly would
 // queue for it without end. Past kReserveDomains domains the records start
 // over (fail open: a few more copies, never a bound on memory broken).
+// A super-node's export has none: every super-node needs every segment, and a
+// device of another domain asks afar only for its domain's import, so neither
+// is a copy its own domain could have made instead, nor one its own devices
+// can take from anyone (handing seg 22 to another domain must not refuse it
+// to the own domain for the reserve: in the loopback demo a domain's last
+// devices waited 8 s on that).
 SuperSeeding* Engine::reserve_of(Patch& s, const Conn& k, bool create) {
     if (!s.superseed) return nullptr;
+    if (cfg_.role == Role::Super && (k.who.role == Role::Super || k.who.domain != cfg_.domain)) return nullptr;
     if (cfg_.role != Role::Origin || k.who.role == Role::Super || supers_by_domain_.contains(k.who.domain))
         return &*s.superseed;
     auto it = s.domain_reserve.find(k.who.domain);

@@ -4,7 +4,7 @@
 # anew) and, for the messages, $who. Each node gets a data folder
 # $out/NAME, its `ready` line in $out/NAME.ready, its log in $out/NAME.log and
 # a control socket in a 0700 folder of its own under $sockdir (Unix socket
-# paths are short: 107 bytes). Nodes started after $dht_port is set bootstrap
+# paths are short: 107 bytes); LOG_LEVEL sets the nodes' level (info). Nodes started after $dht_port is set bootstrap
 # from it. Every node is stopped (SIGTERM) when the script exits.
 
 daemons_begin() {  # prefix of the socket folder in /tmp
@@ -28,7 +28,7 @@ start() {  # name role domain [options...]
   [ -n "${dht_port:-}" ] && boot=(--bootstrap "127.0.0.1:$dht_port")
   mkdir -p "$sockdir/$name" && chmod 700 "$sockdir/$name"
   "$bin" node --data "$out/$name" --role "$role" --domain "$domain" --trust "$out/operator.public" \
-    --control "$sockdir/$name/control.sock" --log-level info "${boot[@]}" "$@" \
+    --control "$sockdir/$name/control.sock" --log-level "${LOG_LEVEL:-info}" "${boot[@]}" "$@" \
     > "$out/$name.ready" 2> "$out/$name.log" &
   pids+=($!)
   nodes+=("$name")

@@ -183,6 +183,22 @@ TEST_CASE("engine: the origin hands a segment out once per reserve period and do
     CHECK(ask(*o, 2, 0, 2'001) == std::nullopt);
 }
 
+TEST_CASE("engine: a super-node's exports do not hold back its own domain's first copy") {
+    auto cfg = config(1, Role::Super, "d1");
+    cfg.superseed_reserve = 10'000;
+    auto e = seeder(cfg, {{key(2), Role::Super, "d2"}, {key(3), Role::Peer, "d1"}, {key(4), Role::Peer, "d1"},
+                          {key(5), Role::Peer, "d2"}});
+    CHECK(ask(*e, 1, 0, 0) == std::nullopt);  // to another domain's super-node: an export
+    CHECK(ask(*e, 4, 0, 50) == std::nullopt);  // and to another domain's device
+    // Its uplink is busy now. The own domain has no copy yet: its first
+    // device is served at once (it used to wait out the reserve)...
+    CHECK(ask(*e, 2, 0, 100) == std::nullopt);
+    // ...and the next one takes it from that device.
+    CHECK(ask(*e, 3, 0, 200) == RejectReason::Busy);
+    // Exports are never held back by the reserve.
+    CHECK(ask(*e, 1, 0, 300) == std::nullopt);
+}
+
 TEST_CASE("engine: the origin keeps reserve records for a bounded number of domains") {
     auto cfg = config(1, Role::Origin, "core");
     cfg.superseed_reserve = 60'000;
