@@ -328,6 +328,10 @@ void Engine::on_request(ConnId c, const PatchId& p, Segment seg, Instant now) {
     switch (uploads_.request(raw(c), cookie(*s, idx(seg)), held, banned, priority)) {
         case Uploads::Verdict::Queued:
             if (pace) s->paced->served(idx(seg), now.ms);
+            // The copy is promised now: a second request for the segment
+            // while this one waits in the queue is refused as if it were out
+            // (marked again when it goes out; pump_uploads).
+            if (SuperSeeding* r = reserve_of(*s, *k, true)) r->served(idx(seg), now.ms);
             s->last_served = now.ms;  // a cache must not evict what peers are downloading
             return pump_uploads(now);
         case Uploads::Verdict::Busy: return reject(RejectReason::Busy);

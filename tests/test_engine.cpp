@@ -199,6 +199,21 @@ TEST_CASE("engine: a super-node's exports do not hold back its own domain's firs
     CHECK(ask(*e, 1, 0, 300) == std::nullopt);
 }
 
+TEST_CASE("engine: a segment queued for one requester is not promised to a second while it waits") {
+    auto cfg = config(1, Role::Origin, "core");
+    cfg.origin_reserve = 30'000;
+    cfg.upload_buffer = kShape.segment_size;  // one segment in flight: the rest wait in the queue
+    auto o = seeder(cfg, {{key(2), Role::Super, "d1"}, {key(3), Role::Super, "d2"}, {key(4), Role::Super, "d3"}});
+    CHECK(ask(*o, 1, 0, 0) == std::nullopt);  // out at once: the buffer is full now
+    o->actions().clear();
+    o->on_request(ConnId{2}, kId, Segment{1}, Instant{10});
+    CHECK(take<act::Serve>(*o).empty());  // queued behind segment 0
+    CHECK(take<act::SendReject>(*o).empty());
+    // A second super-node asking for segment 1 meanwhile: it is promised, so busy
+    // (it used to be queued too, and the origin sent two copies).
+    CHECK(ask(*o, 3, 1, 20) == RejectReason::Busy);
+}
+
 TEST_CASE("engine: the origin keeps reserve records for a bounded number of domains") {
     auto cfg = config(1, Role::Origin, "core");
     cfg.superseed_reserve = 60'000;
