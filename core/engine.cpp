@@ -317,7 +317,7 @@ void Engine::on_request(ConnId c, const PatchId& p, Segment seg, Instant now) {
     // devices together. The origin always spares its uplink.
     bool uplink_busy = cfg_.role == Role::Origin || (buffered() > 0 && !outruns_devices());
     SuperSeeding* reserve = held && uplink_busy ? reserve_of(*s, *k, false) : nullptr;
-    if (reserve && !reserve->allow(idx(seg), now.ms, reserve_for(*k))) return reject(RejectReason::Busy);
+    if (reserve && !reserve->allow(idx(seg), now.ms)) return reject(RejectReason::Busy);
     // A device paces a segment toward its own domain (peer_pace).
     bool pace = s->paced && held && k->who.domain == cfg_.domain;
     if (pace) sample_drain(now.ms);

@@ -420,7 +420,6 @@ private:
     void coordinate_all(Instant now);
     double self_weight(const Patch& s, const std::vector<ConnId>& devices) const;
     bool outruns_devices() const;
-    Millis reserve_for(const Conn& k) const;
     SuperSeeding* reserve_of(Patch& s, const Conn& k, bool create);
     static constexpr std::size_t kReserveDomains = 4096;  // domains with a reserve of their own, per patch
     void assigner_gone(ConnId c);
@@ -463,7 +462,7 @@ private:
     // Counts over conns_ kept as connections come and go, so that a request
     // does not walk every connection (the origin and super-nodes have thousands):
     std::uint64_t own_devices_ = 0;  // devices of the own domain (outruns_devices)
-    std::map<std::string, std::uint32_t, std::less<>> supers_by_domain_;  // super-nodes, by domain (reserve_for)
+    std::map<std::string, std::uint32_t, std::less<>> supers_by_domain_;  // super-nodes, by domain (reserve_of)
     std::vector<PeerId> requesters_;  // prefer_nearby()'s scratch
 };
 

@@ -87,31 +87,22 @@ bool Engine::outruns_devices() const {
     return cfg_.uplink_capacity >= own_devices_ * cfg_.device_uplink;
 }
 
-// The origin's long reserve counts on a segment reaching a domain through
-// the super-nodes, which see each other across domains. A device whose domain
-// has no super-node connected here may have no other way to the segment: it
-// gets the ordinary reserve.
-Millis Engine::reserve_for(const Conn& k) const {
-    if (cfg_.role != Role::Origin) return cfg_.superseed_reserve;
-    if (k.who.role == Role::Super) return cfg_.origin_reserve;
-    return supers_by_domain_.contains(k.who.domain) ? cfg_.origin_reserve : cfg_.superseed_reserve;
-}
-
-// Which record of first copies a request is checked against. Super-nodes see
-// each other across domains, so for them and for devices of a domain with a
-// super-node here one record serves all: a copy given to any of them reaches
-// the rest without the origin. A device of a domain without a super-node here
-// finds its copies in its own domain, so its domain has a record of its own;
-// one shared by every domain would hold the origin to one copy of a segment
-// per reserve for the whole network, and devices online only briefly would
-// queue for it without end. Past kReserveDomains domains the records start
-// over (fail open: a few more copies, never a bound on memory broken).
-// A super-node's export has none: every super-node needs every segment, and a
-// device of another domain asks afar only for its domain's import, so neither
-// is a copy its own domain could have made instead, nor one its own devices
-// can take from anyone (handing seg 22 to another domain must not refuse it
-// to the own domain for the reserve: in the loopback demo a domain's last
-// devices waited 8 s on that).
+// Which record of first copies a request is checked against, and so which
+// reserve holds for it.
+// - Super-nodes see each other across domains: for them, and for devices of a
+//   domain with a super-node here, one record serves all, with the origin's
+//   long reserve (the copy travels on through the super-nodes).
+// - A device of a domain without a super-node here finds its copies only in
+//   its own domain, which has a record of its own with the ordinary reserve.
+//   One record for every domain would hold the origin to one copy of a
+//   segment per reserve for the whole network, and devices online only
+//   briefly would queue for it without end. Past kReserveDomains domains the
+//   records start over (fail open: a few more copies, memory stays bounded).
+// - A super-node's export has none: every super-node needs every segment, and
+//   a device of another domain asks afar only for its domain's import, so
+//   neither is a copy its own devices can take from anyone. Recording it
+//   refused the own domain for the reserve (in the loopback demo a domain's
+//   last devices waited 8 s on that).
 SuperSeeding* Engine::reserve_of(Patch& s, const Conn& k, bool create) {
     if (!s.superseed) return nullptr;
     if (cfg_.role == Role::Super && (k.who.role == Role::Super || k.who.domain != cfg_.domain)) return nullptr;

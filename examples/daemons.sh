@@ -4,8 +4,9 @@
 # anew) and, for the messages, $who. Each node gets a data folder
 # $out/NAME, its `ready` line in $out/NAME.ready, its log in $out/NAME.log and
 # a control socket in a 0700 folder of its own under $sockdir (Unix socket
-# paths are short: 107 bytes); LOG_LEVEL sets the nodes' level (info). Nodes started after $dht_port is set bootstrap
-# from it. Every node is stopped (SIGTERM) when the script exits.
+# paths are short: 107 bytes). LOG_LEVEL sets the nodes' log level (info).
+# Nodes started after $dht_port is set bootstrap from it. Every node is
+# stopped (SIGTERM) when the script exits.
 
 daemons_begin() {  # prefix of the socket folder in /tmp
   rm -rf "$out"
