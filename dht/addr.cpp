@@ -12,6 +12,20 @@
 
 namespace ps::dht {
 
+std::string host_string(const sockaddr* sa) {
+    char buf[INET6_ADDRSTRLEN] = {};
+    if (sa && sa->sa_family == AF_INET) {
+        ::inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(sa)->sin_addr, buf, sizeof buf);
+    } else if (sa && sa->sa_family == AF_INET6) {
+        const auto& a6 = reinterpret_cast<const sockaddr_in6*>(sa)->sin6_addr;
+        if (IN6_IS_ADDR_V4MAPPED(&a6))
+            ::inet_ntop(AF_INET, a6.s6_addr + 12, buf, sizeof buf);
+        else
+            ::inet_ntop(AF_INET6, &a6, buf, sizeof buf);
+    }
+    return buf;
+}
+
 std::optional<IpAddr> parse_ip(const std::string& ip, std::uint16_t port) {
     IpAddr out;
     auto* sin = reinterpret_cast<sockaddr_in*>(&out.ss);

@@ -22,6 +22,10 @@ struct IpAddr {
     socklen_t len = 0;
 };
 
+// The host of a socket address as a canonical literal ("1.2.3.4", "::1"; an
+// IPv4-mapped IPv6 address as its IPv4 form); "" for anything else.
+std::string host_string(const sockaddr* sa);
+
 // A numeric IPv4 or IPv6 address with a port; nothing for anything else.
 std::optional<IpAddr> parse_ip(const std::string& ip, std::uint16_t port);
 

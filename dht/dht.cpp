@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <type_traits>
 #include <atomic>
 #include <chrono>
 #include <cstring>
@@ -58,6 +59,17 @@ Key to_key(const od::InfoHash& h) {
 Bytes to_bytes(const od::Blob& b) { return Bytes(b.begin(), b.end()); }
 
 od::SockAddr to_sockaddr(const IpAddr& a) { return od::SockAddr(reinterpret_cast<const sockaddr*>(&a.ss), a.len); }
+
+// A call into OpenDHT whose exception must not leave the adapter: on one, a
+// default value (nothing for void).
+template <typename F>
+auto quietly(F&& f) {
+    try {
+        return f();
+    } catch (const std::exception&) {
+        if constexpr (!std::is_void_v<decltype(f())>) return decltype(f()){};
+    }
+}
 
 // One get() in flight: filled on the OpenDHT thread, read on the loop thread
 // after the DHT thread has handed it over through `post` (or after join()).
@@ -320,11 +332,7 @@ void Node::Impl::join() {
     if (pinger.joinable()) pinger.join();
     if (joined || !runner) return;
     joined = true;
-    try {
-        runner->join();
-    } catch (const std::exception&) {
-        // Nothing useful to do: the threads are gone or were never started.
-    }
+    quietly([&] { runner->join(); });  // on failure the threads are gone or were never started
 }
 
 void Node::Impl::complete_pending() {
@@ -429,12 +437,19 @@ std::string Node::id_hex() const { return impl_->id_hex; }
 
 std::size_t Node::good_nodes() const {
     if (impl_->joined) return 0;
-    try {
+    return quietly([&] {
         return std::size_t{impl_->runner->getNodesStats(AF_INET).good_nodes} +
                impl_->runner->getNodesStats(AF_INET6).good_nodes;
-    } catch (const std::exception&) {
-        return 0;
-    }
+    });
+}
+
+std::vector<std::string> Node::public_addresses() const {
+    std::vector<std::string> out;
+    if (impl_->joined) return out;
+    for (const auto& a : quietly([&] { return impl_->runner->getPublicAddress(); }))
+        if (auto h = host_string(a.get()); !h.empty() && std::find(out.begin(), out.end(), h) == out.end())
+            out.push_back(std::move(h));
+    return out;
 }
 
 void Node::announce(const Key& key, std::uint64_t value_id, Bytes value, std::function<void(bool)> done,
@@ -471,10 +486,7 @@ void Node::announce(const Key& key, std::uint64_t value_id, Bytes value, std::fu
             seq = slot.value->seq;  // same content: re-put the same value (a no-op refresh)
         } else if (slot.value->seq == std::numeric_limits<std::uint16_t>::max()) {
             // seq would wrap, and storing nodes only take a higher seq: move to a new id.
-            try {
-                im.runner->cancelPut(hash, slot.dht_id);
-            } catch (const std::exception&) {
-            }
+            quietly([&] { im.runner->cancelPut(hash, slot.dht_id); });
             slot.generation++;
             slot.dht_id = 0;
         } else {
@@ -512,12 +524,7 @@ void Node::withdraw(const Key& key, std::uint64_t value_id) {
     auto& im = *impl_;
     auto it = im.slots.find({key, value_id});
     if (it == im.slots.end()) return;
-    if (!im.joined) {
-        try {
-            im.runner->cancelPut(to_hash(key), it->second.dht_id);
-        } catch (const std::exception&) {
-        }
-    }
+    if (!im.joined) quietly([&] { im.runner->cancelPut(to_hash(key), it->second.dht_id); });
     im.slots.erase(it);
 }
 
@@ -676,12 +683,7 @@ void Node::cancel_listen(ListenToken token) {
     auto it = im.listens.find(token);
     if (it == im.listens.end()) return;
     *it->second.cancelled = true;
-    if (!im.joined) {
-        try {
-            im.runner->cancelListen(it->second.key, it->second.token);
-        } catch (const std::exception&) {
-        }
-    }
+    if (!im.joined) quietly([&] { im.runner->cancelListen(it->second.key, it->second.token); });
     im.listens.erase(it);
 }
 

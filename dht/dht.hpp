@@ -151,6 +151,10 @@ public:
     std::uint16_t port6() const; // bound IPv6 UDP port, 0 if none
     std::string id_hex() const;  // OpenDHT node id, 40 hex digits
     std::size_t good_nodes() const;  // good routing-table entries, IPv4 + IPv6
+    // The addresses (host only, canonical literal) other DHT nodes report
+    // seeing this node's requests come from, most reported first; empty until
+    // some have answered. Behind a NAT this is the router's public address.
+    std::vector<std::string> public_addresses() const;
 
     // Pings every bootstrap entry of the Config once more, each resolved again
     // off the loop thread, and calls done(answered): the entries that answered,
