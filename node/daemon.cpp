@@ -10,12 +10,15 @@
 #include <net/if.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <ctime>
 #include <filesystem>
 
+#include "dht/addr.hpp"
 #include "node/control.hpp"
 #include "node/daemon_util.hpp"
 #include "node/job_file.hpp"
@@ -69,6 +72,30 @@ std::string detect_advertise_host(bool ipv6_first) {
     return v4;
 }
 
+// The address the kernel would send from toward the first bootstrap entry
+// that resolves (a UDP connect sends nothing): on a host with several
+// interfaces, the one facing the network the node joins. "" when none
+// resolves. IPv6 sources only when listening on "::".
+std::string source_toward_bootstrap(const std::vector<std::string>& bootstrap, bool ipv6_ok) {
+    for (auto& entry : bootstrap) {
+        auto hp = dht::parse_host_port(entry);
+        if (!hp) continue;
+        for (auto& a : dht::resolve(*hp)) {
+            int family = a.ss.ss_family;
+            if (family != AF_INET && !(family == AF_INET6 && ipv6_ok)) continue;
+            int fd = ::socket(family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+            if (fd < 0) continue;
+            sockaddr_storage self{};
+            socklen_t len = sizeof self;
+            bool ok = ::connect(fd, reinterpret_cast<const sockaddr*>(&a.ss), a.len) == 0 &&
+                      ::getsockname(fd, reinterpret_cast<sockaddr*>(&self), &len) == 0;
+            ::close(fd);
+            if (auto host = ok ? dht::host_string(reinterpret_cast<sockaddr*>(&self)) : ""; !host.empty()) return host;
+        }
+    }
+    return "";
+}
+
 }  // namespace
 
 // ---- setup ----
@@ -92,11 +119,17 @@ Result<Setup> make_setup(const DaemonConfig& c) {
     s.opts.listen_host = ep->first;
     s.opts.listen_port = ep->second;
     s.opts.advertise_host = c.advertise;
+    s.opts.advertise_configured = !c.advertise.empty();
     if (s.opts.advertise_host.empty()) {
         bool any = ep->first == "0.0.0.0" || ep->first == "::";
-        std::string found = any ? detect_advertise_host(ep->first == "::") : "";
+        // Toward the bootstrap nodes first, else the first global address of
+        // an interface; DHT nodes then tell whether others see us there
+        // (node_reach.cpp).
+        std::string found = any ? source_toward_bootstrap(c.bootstrap, ep->first == "::") : "";
+        const char* via = "bootstrap";
+        if (any && found.empty()) found = detect_advertise_host(ep->first == "::"), via = "interface";
         s.opts.advertise_host = found.empty() ? ep->first : found;
-        if (!found.empty()) log::info("advertise_detected", {{"host", found}, {"listen", c.listen}});
+        if (!found.empty()) log::info("advertise_detected", {{"host", found}, {"listen", c.listen}, {"via", via}});
     }
     s.opts.max_peers = c.max_peers;
     s.opts.upload_rate = c.upload_limit;

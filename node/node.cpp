@@ -569,6 +569,7 @@ void Node::housekeeping() {
             stale.push_back(p.conn.get());
     for (auto* c : stale) c->close(transfer::CloseCode::HandshakeTimeout, "handshake timed out");
     watch_dht();
+    check_reachability();
     refresh_freshness();
     close_idle(t);
     std::erase_if(dials_, [t](auto& e) { return e.second.empty() || t - e.second.back() >= 60'000; });
@@ -669,6 +670,8 @@ NodeStatus Node::status() const {
         for (auto& k : opts_.trust->keys()) (k.revoked ? st.revoked_keys : st.trusted_keys)++;
     st.peers_refused = peers_refused_;
     st.records_refused = records_refused_;
+    st.reachability = reachability();
+    st.seen_as = seen_as_;
     for (auto& [id, s] : swarms_) {
         st.segment_hashes += s.store->hashes();
         SwarmStatus w;
@@ -742,16 +745,9 @@ void Node::shutdown(std::function<void()> done) {
     if (join_timer_) join_timer_->stop();
     for (auto& [id, s] : swarms_)  // last chance to make written segments durable
         if (auto st = s.store->sync(); !st) log::error("store_sync_failed", {{"error", st.error()}});
-    if (dht_) {
+    if (dht_)
         for (auto t : watch_listens_) dht_->cancel_listen(t);
-        dht_->withdraw(dht::holder_key(self_.domain, Hash32{}), member_value_id_);
-        if (self_.role != Role::Peer) dht_->withdraw(dht::global_holder_key(Hash32{}), member_value_id_);
-    }
-    for (auto& [id, s] : swarms_)
-        if (s.announced && dht_) {
-            dht_->withdraw(dht::holder_key(self_.domain, s.vm.id), s.value_id);
-            if (self_.role != Role::Peer) dht_->withdraw(dht::global_holder_key(s.vm.id), s.value_id);
-        }
+    withdraw_records();
     std::vector<transfer::Connection*> open;
     for (auto& [id, p] : peers_) open.push_back(p.conn.get());
     for (auto* c : open) c->close(transfer::CloseCode::Shutdown, "node shutting down");

@@ -38,6 +38,9 @@ struct NodeOptions {
     std::string listen_host = "127.0.0.1";
     std::uint16_t listen_port = 0;      // 0 = ephemeral
     std::string advertise_host;         // what holder records say; default listen_host
+    // Set by the operator (node.advertise), not worked out: kept even when
+    // the DHT's nodes see us from another address (a port forward).
+    bool advertise_configured = false;
     dht::Config dht;
     core::DownloadConfig download;
     core::Uploads::Config uploads;       // upload slots and per-peer queue
@@ -191,6 +194,12 @@ struct NodeStatus {
     bool stale = false;
     std::uint64_t freshness_rejected = 0;
     std::vector<SwarmStatus> swarms;
+    // Whether other nodes can dial the advertised address (node_reach.cpp):
+    // "unknown" until DHT nodes report where they see us from, "reachable",
+    // "unreachable" (they see another address: a NAT; nothing is advertised),
+    // or "configured" (they see another address, but the operator set it).
+    std::string reachability = "unknown";
+    std::vector<std::string> seen_as;  // the addresses DHT nodes see us at, most reported first
 };
 
 // A patch's rollout as the DHT shows it: per domain, the holder records of the
@@ -365,6 +374,13 @@ private:
     void join_gossip();
     wire::MsgPeers peers_msg() const;
     void announce_member();
+    // node_reach.cpp
+    enum class Reach : std::uint8_t { Unknown, Reachable, Unreachable, Configured };
+    void check_reachability();
+    bool advertising() const { return reach_ != Reach::Unreachable; }
+    std::string reachability() const;
+    void withdraw_records();
+    void announce_records();
     void check_watched();
     void dial(const core::Holder& h);
     void announce(Swarm& s, std::uint32_t held, std::uint32_t segments);
@@ -410,6 +426,9 @@ private:
     std::uint64_t summary_seq_ = 0;
     std::uint64_t member_seq_ = 0;
     std::uint64_t last_join_ms_ = 0, last_member_ms_ = 0, last_watch_ms_ = 0;
+    Reach reach_ = Reach::Unknown;
+    std::uint64_t next_reach_check_ms_ = 0;
+    std::vector<std::string> seen_as_;
     std::vector<dht::ListenToken> watch_listens_;
     std::uint64_t announces_received_ = 0, announces_rejected_ = 0;
     CertCounters peers_refused_, records_refused_;

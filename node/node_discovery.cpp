@@ -40,7 +40,7 @@ void Node::check_watched() {
 // from. From then on Peers messages keep a passive view without the DHT.
 
 void Node::announce_member() {
-    if (!dht_ || stopping_ || listen_port() < 1024) return;
+    if (!dht_ || stopping_ || listen_port() < 1024 || !advertising()) return;
     wire::HolderRecord r = own_record();
     r.seq = ++member_seq_;
     Bytes value = wire::encode_record(r, self_.secret);
@@ -99,7 +99,7 @@ void Node::contact_failed(const crypto::PublicKey& key) {
 
 wire::MsgPeers Node::peers_msg() const {
     wire::MsgPeers m;
-    m.contacts.push_back({self_.key, opts_.advertise_host, listen_port(), self_.role, self_.domain});
+    if (advertising()) m.contacts.push_back({self_.key, opts_.advertise_host, listen_port(), self_.role, self_.domain});
     // Then the contacts we reached ourselves, as far as the message allows.
     for (auto& [key, k] : contacts_) {
         if (m.contacts.size() >= wire::kMaxContacts) break;
@@ -356,7 +356,7 @@ void Node::dial(const core::Holder& h) {
 }
 
 void Node::announce(Swarm& s, std::uint32_t held, std::uint32_t segments) {
-    if (!dht_ || stopping_) return;
+    if (!dht_ || stopping_ || !advertising()) return;
     // Completion goes out as a new DHT value, not as an update of the partial
     // record: OpenDHT 2.4 can keep an updated value stale on storing nodes (an
     // acknowledgement of the previous put counts for the new content), and
