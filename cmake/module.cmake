@@ -12,6 +12,13 @@ if(PS_SANITIZE)
                                                   -fno-sanitize-recover=undefined)
   target_link_options(ps_build_flags INTERFACE -fsanitize=address,undefined)
 endif()
+if(PS_TSAN)
+  if(PS_SANITIZE)
+    message(FATAL_ERROR "PS_TSAN and PS_SANITIZE cannot be combined: build them in separate trees")
+  endif()
+  target_compile_options(ps_build_flags INTERFACE -fsanitize=thread -fno-omit-frame-pointer)
+  target_link_options(ps_build_flags INTERFACE -fsanitize=thread)
+endif()
 
 # ps_add_module(name DIR dir [DEPS ...] [PRIVATE_DEPS ...] [EXCLUDE files...])
 # One static library per folder; the repository root is the only include root,
