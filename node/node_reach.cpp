@@ -6,7 +6,8 @@
 // seen at the router's public one: nobody outside can dial what it advertises,
 // and every holder record it publishes costs its readers a dial that times out.
 //
-// So, once DHT nodes have reported where they see it:
+// So, once DHT nodes of the advertised address's family (IPv4 or IPv6) have
+// reported where they see it:
 //  - the advertised host among the addresses seen: reachable (nodes of its own
 //    LAN see the private address, and those are the ones that can dial it);
 //  - not among them, advertise worked out by the node: unreachable. It
@@ -51,8 +52,13 @@ void Node::check_reachability() {
     next_reach_check_ms_ = t + (reach_ == Reach::Unknown ? 1'000 : 10'000);
     auto seen = dht_->public_addresses();
     if (seen.size() > 8) seen.resize(8);
+    // Only reports of the advertised address's family decide: a dual-stack
+    // node advertising IPv6 that has heard only from IPv4 nodes cannot tell.
+    auto is_v6 = [](const std::string& h) { return h.find(':') != std::string::npos; };
+    bool v6 = is_v6(opts_.advertise_host);
+    bool any_same_family = std::any_of(seen.begin(), seen.end(), [&](auto& h) { return is_v6(h) == v6; });
     Reach next = Reach::Unknown;
-    if (!seen.empty()) {
+    if (any_same_family) {
         bool listed = std::find(seen.begin(), seen.end(), opts_.advertise_host) != seen.end();
         next = listed ? Reach::Reachable : opts_.advertise_configured ? Reach::Configured : Reach::Unreachable;
     }
