@@ -19,3 +19,11 @@ find_package(spdlog CONFIG REQUIRED)
 # The dashboard's HTTP server (transfer/web_server.cpp): Debian ships cpp-httplib
 # as a shared library plus header (libcpp-httplib-dev).
 pkg_check_modules(HTTPLIB REQUIRED IMPORTED_TARGET GLOBAL cpp-httplib)
+# Port mapping on home routers (portmap/): miniupnpc has a pkg-config file,
+# libnatpmp (libnatpmp-dev) only a header and a library.
+pkg_check_modules(MINIUPNPC REQUIRED IMPORTED_TARGET GLOBAL miniupnpc)
+find_path(NATPMP_INCLUDE_DIR natpmp.h REQUIRED)
+find_library(NATPMP_LIBRARY natpmp REQUIRED)
+add_library(ps_natpmp INTERFACE)
+target_include_directories(ps_natpmp INTERFACE ${NATPMP_INCLUDE_DIR})
+target_link_libraries(ps_natpmp INTERFACE ${NATPMP_LIBRARY})

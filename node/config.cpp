@@ -264,6 +264,7 @@ Status read_document(const toml::table& doc, DaemonConfig& cfg) {
                       [&](const std::string& key, const toml::node& n) { return r.duration(key, n, cfg.freshness_window_ms); }},
                      {"listen", str(cfg.listen)},
                      {"advertise", str(cfg.advertise)},
+                     {"portmap", str(cfg.portmap)},
                      {"max_peers", [&](const std::string& key, const toml::node& n) {
                           return r.integer(key, n, cfg.max_peers, 1, 4096);
                       }},
@@ -391,6 +392,8 @@ Status validate_config(const DaemonConfig& c, bool need_role) {
             return c.problem("dht.bootstrap", "'" + b.substr(0, 128) + "' is not HOST:PORT");
     if (!c.advertise.empty() && c.advertise.find_first_of(" \t\r\n/") != std::string::npos)
         return c.problem("node.advertise", "'" + c.advertise.substr(0, 128) + "' is not a host address");
+    if (c.portmap != "auto" && c.portmap != "upnp" && c.portmap != "natpmp" && c.portmap != "off")
+        return c.problem("node.portmap", "must be auto, upnp, natpmp or off, not '" + c.portmap.substr(0, 64) + "'");
     if (c.upload_slots > 1024) return c.problem("limits.upload_slots", "must be 0..1024");
     if (c.freshness_window_ms != 0 && c.freshness_window_ms < wire::kMinFreshnessWindowMs)
         return c.problem("node.freshness_window", "must be 0 (off) or at least " +

@@ -4,7 +4,7 @@
 //   "/etc/patchswarm/patchswarm.toml: limits.upload: '10X' is not a rate such as 500K, 10M or 1G"
 //   "--role: must be origin, super or peer, not 'seed'"
 //
-//   [node]    data, role, domain, trust, certificate, listen, advertise, max_peers
+//   [node]    data, role, domain, trust, certificate, listen, advertise, portmap, max_peers
 //   [dht]     port, bootstrap, bind6
 //   [limits]  upload, download (bytes/s), upload_slots, quota (bytes of the data folder), scrub (bytes/s)
 //   [control] socket, metrics
@@ -54,6 +54,9 @@ struct DaemonConfig {
     std::uint64_t freshness_window_ms = 0;  // stale without a freshness statement this recent; 0 = off
     std::string listen = "127.0.0.1:0";
     std::string advertise;  // host written into holder records; default: the listen host
+    // Port mapping on the LAN's gateway when unreachable: auto (UPnP IGD, then
+    // NAT-PMP), upnp, natpmp or off.
+    std::string portmap = "auto";
     std::uint32_t max_peers = 32;
     // [dht]
     std::uint16_t dht_port = 0;

@@ -131,6 +131,8 @@ Result<Setup> make_setup(const DaemonConfig& c) {
         s.opts.advertise_host = found.empty() ? ep->first : found;
         if (!found.empty()) log::info("advertise_detected", {{"host", found}, {"listen", c.listen}, {"via", via}});
     }
+    s.opts.portmap_upnp = c.portmap == "auto" || c.portmap == "upnp";
+    s.opts.portmap_natpmp = c.portmap == "auto" || c.portmap == "natpmp";
     s.opts.max_peers = c.max_peers;
     s.opts.upload_rate = c.upload_limit;
     s.opts.uplink_capacity = c.uplink;

@@ -187,14 +187,16 @@ std::string Daemon::cmd_status(const std::string* patch) {
     node["dht_join"] = dht_join_json(ns.dht_join, ns.now_ms);
     add_trust_json(node, ns, setup_.opts.freshness_window_s);
     node["advertise"] = setup_.opts.advertise_host;
-    node["reachability"] = {{"state", ns.reachability}, {"seen_as", ns.seen_as}};
+    node["reachability"] = {{"state", ns.reachability}, {"seen_as", ns.seen_as}, {"advertise", ns.advertise},
+                            {"portmap", ns.portmap}, {"portmap_error", ns.portmap_error}};
     node["warnings"] = json::array();
     if (auto why = advertise_warning(setup_.opts.advertise_host); !why.empty()) node["warnings"].push_back(why);
     if (ns.reachability == "unreachable")
         node["warnings"].push_back("unreachable: DHT nodes see this node at " + (ns.seen_as.empty() ? std::string("?") : ns.seen_as[0]) +
                                    ", not at the advertised " + setup_.opts.advertise_host +
-                                   " (a NAT?); it downloads but publishes no records; set node.advertise to a "
-                                   "forwarded address to serve");
+                                   " (a NAT?); it downloads but publishes no records; " +
+                                   (ns.portmap_error.empty() ? std::string() : "port mapping failed (" + ns.portmap_error + "); ") +
+                                   "set node.advertise to a forwarded address to serve");
     json patches = json::array();
     std::uint64_t uploaded = 0;
     double rate_up = 0, rate_down = 0;

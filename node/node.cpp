@@ -82,6 +82,8 @@ std::uint64_t Node::uploads_refused_by_policy() const { return engine_.refused_b
 
 Node::~Node() {
     *alive_ = false;
+    portmap_cancel_->store(true);
+    portmap_join();  // a request or the deletion under way: bounded by their timeouts
     peers_.clear();  // connections close their handles; no callbacks reach us any more
 }
 
@@ -570,6 +572,7 @@ void Node::housekeeping() {
     for (auto* c : stale) c->close(transfer::CloseCode::HandshakeTimeout, "handshake timed out");
     watch_dht();
     check_reachability();
+    portmap_tick();
     refresh_freshness();
     close_idle(t);
     std::erase_if(dials_, [t](auto& e) { return e.second.empty() || t - e.second.back() >= 60'000; });
@@ -671,6 +674,11 @@ NodeStatus Node::status() const {
     st.peers_refused = peers_refused_;
     st.records_refused = records_refused_;
     st.reachability = reachability();
+    st.advertise = (opts_.advertise_host.find(':') != std::string::npos ? "[" + opts_.advertise_host + "]"
+                                                                         : opts_.advertise_host) +
+                   ":" + std::to_string(advertised_port());
+    if (mapping_) st.portmap = portmap::describe(*mapping_);
+    st.portmap_error = portmap_error_;
     st.seen_as = seen_as_;
     for (auto& [id, s] : swarms_) {
         st.segment_hashes += s.store->hashes();
@@ -748,6 +756,7 @@ void Node::shutdown(std::function<void()> done) {
     if (dht_)
         for (auto t : watch_listens_) dht_->cancel_listen(t);
     withdraw_records();
+    portmap_release();
     std::vector<transfer::Connection*> open;
     for (auto& [id, p] : peers_) open.push_back(p.conn.get());
     for (auto* c : open) c->close(transfer::CloseCode::Shutdown, "node shutting down");

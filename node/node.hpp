@@ -9,6 +9,7 @@
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <deque>
 #include <functional>
 #include <map>
@@ -16,6 +17,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <thread>
 
 #include "core/backoff.hpp"
 #include "core/engine.hpp"
@@ -25,6 +27,7 @@
 #include "node/enroll.hpp"
 #include "node/store.hpp"
 #include "node/trust.hpp"
+#include "portmap/portmap.hpp"
 #include "transfer/connection.hpp"
 #include "transfer/loop.hpp"
 #include "wire/messages.hpp"
@@ -41,6 +44,9 @@ struct NodeOptions {
     // Set by the operator (node.advertise), not worked out: kept even when
     // the DHT's nodes see us from another address (a port forward).
     bool advertise_configured = false;
+    // Port mapping on the LAN's gateway (UPnP IGD, NAT-PMP) once DHT nodes
+    // show this node unreachable (node_portmap.cpp); both off: never asked.
+    bool portmap_upnp = true, portmap_natpmp = true;
     dht::Config dht;
     core::DownloadConfig download;
     core::Uploads::Config uploads;       // upload slots and per-peer queue
@@ -200,6 +206,9 @@ struct NodeStatus {
     // or "configured" (they see another address, but the operator set it).
     std::string reachability = "unknown";
     std::vector<std::string> seen_as;  // the addresses DHT nodes see us at, most reported first
+    std::string advertise;             // host:port in our records now (a mapped one included)
+    std::string portmap;               // the gateway's mapping in use (portmap::describe), "" none
+    std::string portmap_error;         // why the last attempt failed, "" none
 };
 
 // A patch's rollout as the DHT shows it: per domain, the holder records of the
@@ -381,6 +390,13 @@ private:
     std::string reachability() const;
     void withdraw_records();
     void announce_records();
+    // node_portmap.cpp
+    void portmap_tick();
+    void portmap_start(bool renewal);
+    void portmap_done(Result<portmap::Mapping> r, bool renewal);
+    void portmap_release();
+    void portmap_join();
+    std::uint16_t advertised_port() const;
     void check_watched();
     void dial(const core::Holder& h);
     void announce(Swarm& s, std::uint32_t held, std::uint32_t segments);
@@ -429,6 +445,16 @@ private:
     Reach reach_ = Reach::Unknown;
     std::uint64_t next_reach_check_ms_ = 0;
     std::vector<std::string> seen_as_;
+    // The gateway's port mapping (node_portmap.cpp). The blocking requests run
+    // on portmap_thread_; their answer comes back through loop_.post.
+    std::optional<portmap::Mapping> mapping_;
+    std::string unmapped_host_;  // opts_.advertise_host before a mapping replaced it
+    std::string portmap_error_;
+    std::thread portmap_thread_;
+    std::shared_ptr<std::atomic<bool>> portmap_cancel_ = std::make_shared<std::atomic<bool>>(false);
+    bool portmap_busy_ = false;
+    std::uint64_t next_portmap_ms_ = 0;
+    int portmap_failures_ = 0;
     std::vector<dht::ListenToken> watch_listens_;
     std::uint64_t announces_received_ = 0, announces_rejected_ = 0;
     CertCounters peers_refused_, records_refused_;

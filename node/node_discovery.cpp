@@ -99,7 +99,7 @@ void Node::contact_failed(const crypto::PublicKey& key) {
 
 wire::MsgPeers Node::peers_msg() const {
     wire::MsgPeers m;
-    if (advertising()) m.contacts.push_back({self_.key, opts_.advertise_host, listen_port(), self_.role, self_.domain});
+    if (advertising()) m.contacts.push_back({self_.key, opts_.advertise_host, advertised_port(), self_.role, self_.domain});
     // Then the contacts we reached ourselves, as far as the message allows.
     for (auto& [key, k] : contacts_) {
         if (m.contacts.size() >= wire::kMaxContacts) break;

@@ -39,7 +39,7 @@ wire::HolderRecord Node::own_record() const {
     r.role = self_.role;
     r.domain = self_.domain;
     r.host = opts_.advertise_host;
-    r.port = listen_port();
+    r.port = advertised_port();
     r.node_key = self_.key;
     r.cert = self_.cert;
     r.format = r.cert.empty() ? wire::kRecordFormat : wire::kRecordFormatCert;

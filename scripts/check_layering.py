@@ -16,7 +16,8 @@ ALLOWED = {
     "dht": {"core", "crypto", "wire"},
     "transfer": {"core", "crypto", "wire"},
     "sim": {"core"},
-    "node": {"core", "crypto", "wire", "dht", "transfer", "sim"},
+    "portmap": {"core"},
+    "node": {"core", "crypto", "wire", "dht", "portmap", "transfer", "sim"},
     # libpatchswarm's C API (include/patchswarm/patchswarm.h): composes the daemon
     "embed": {"core", "crypto", "wire", "dht", "transfer", "node"},
 }
@@ -27,6 +28,8 @@ THIRD_PARTY = {
     "opendht": "dht",
     "uv.h": "transfer",
     "httplib.h": "transfer",
+    "miniupnpc/": "portmap",
+    "natpmp.h": "portmap",
     "CLI/": "node",
     "nlohmann/": "node",
     "toml++/": "node",

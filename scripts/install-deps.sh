@@ -12,6 +12,7 @@ PKGS=(
   iproute2 procps gnuplot-nox
   libnetfilter-queue-dev libmnl-dev iptables nginx-light curl
   libcpp-httplib-dev chromium
+  libminiupnpc-dev libnatpmp-dev miniupnpd-iptables
 )
 # Node.js and npm for web/ (the dashboard's uPlot, the browser test's
 # puppeteer-core): Debian's, unless a node with npm is already there.
