@@ -1,8 +1,9 @@
-// With dht/summary_type.cpp, the only translation units that include OpenDHT (each third-party library is
+// With the other .cpp files of dht/ (dht_join, summary_type, statement_type), the only translation units that include OpenDHT (each third-party library is
 // confined to one module, scripts/check_layering.py). Every OpenDHT
 // call that can throw is wrapped; every OpenDHT callback only copies data and
 // hands a closure to `post`.
 #include "dht/dht.hpp"
+#include "dht/dht_impl.hpp"
 
 #include <opendht/dhtrunner.h>
 #include <opendht/network_utils.h>
@@ -35,8 +36,6 @@
 namespace ps::dht {
 namespace {
 
-namespace od = ::dht;
-
 // fds a DhtRunner opens: 2 sockets + a stop pipe (2). OpenDHT 2.4.12 select()s
 // on them and aborts the process on an fd >= FD_SETSIZE (FD_SET past the end of
 // the fd_set is a fortified-libc abort); leave room
@@ -57,8 +56,6 @@ Key to_key(const od::InfoHash& h) {
 }
 
 Bytes to_bytes(const od::Blob& b) { return Bytes(b.begin(), b.end()); }
-
-od::SockAddr to_sockaddr(const IpAddr& a) { return od::SockAddr(reinterpret_cast<const sockaddr*>(&a.ss), a.len); }
 
 // A call into OpenDHT whose exception must not leave the adapter: on one, a
 // default value (nothing for void).
@@ -116,89 +113,7 @@ std::optional<std::uint64_t> manifest_version(const od::InfoHash& key, const od:
     }
 }
 
-// Shared between the Node, OpenDHT callbacks and posted closures. Stats and the
-// pending-op table are touched on the loop thread only; the atomics on any thread.
-struct Shared {
-    Post post;
-    std::atomic<bool> closed{false};  // set on the loop thread; no user callback runs after
-    std::atomic<std::uint64_t> stores_refused{0};
-    std::atomic<std::uint64_t> stores_older_refused{0};
-    std::atomic<std::uint64_t> stores_unenrolled{0};
-    std::atomic<std::uint64_t> callbacks_failed{0};
-    std::shared_ptr<DatagramDrops> drops = std::make_shared<DatagramDrops>();
-    std::shared_ptr<DatagramTraffic> traffic = std::make_shared<DatagramTraffic>();
-    NewestManifests newest_manifests;
-    Stats stats;
-    std::uint64_t next_op = 1;
-    std::map<std::uint64_t, std::function<void()>> pending;  // op id -> abort (completes the op)
-
-    // From any thread: run fn on the loop thread unless the node has closed by then.
-    static void deliver(const std::shared_ptr<Shared>& self, std::function<void()> fn) {
-        if (self->closed) return;
-        self->post([self, fn = std::move(fn)] {
-            if (self->closed) return;
-            // The adapter's boundary with the event loop: nothing thrown by a
-            // completion (bad_alloc, say) unwinds into the loop's callback.
-            try {
-                fn();
-            } catch (...) {
-                self->callbacks_failed++;
-            }
-        });
-    }
-};
-
 }  // namespace
-
-struct Node::Impl {
-    struct Slot {
-        std::uint64_t generation = 0;
-        od::Value::Id dht_id = 0;
-        std::shared_ptr<od::Value> value;
-    };
-    struct Listen {
-        od::InfoHash key;
-        std::shared_future<std::size_t> token;
-        std::shared_ptr<std::atomic<bool>> cancelled;
-    };
-
-    Config cfg;
-    std::shared_ptr<Shared> shared = std::make_shared<Shared>();
-    std::unique_ptr<od::DhtRunner> runner;
-    bool joined = false;
-    bool stopping = false;
-    std::uint16_t port4 = 0, port6 = 0;
-    std::string id_hex;
-    std::array<std::uint8_t, 16> salt{};
-    std::map<std::pair<Key, std::uint64_t>, Slot> slots;
-    std::map<ListenToken, Listen> listens;
-    ListenToken next_listen = 1;
-    // ping_bootstrap(): resolves and pings off the loop thread; joined before the runner.
-    std::thread pinger;
-    std::atomic<bool> pinging{false};
-
-    // OpenDHT value ids are derived, not the caller's: a fresh salt per run means a
-    // restarted node never collides with its own not-yet-expired copies (whose
-    // OpenDHT seq it no longer knows; storing nodes would keep refreshing the old
-    // content), and `generation` moves to a new id when the 16-bit seq wraps.
-    od::Value::Id derive_id(std::uint64_t value_id, std::uint64_t generation) const {
-        std::uint8_t v[16];
-        for (int i = 0; i < 8; ++i) {
-            v[i] = static_cast<std::uint8_t>(value_id >> (8 * i));
-            v[8 + i] = static_cast<std::uint8_t>(generation >> (8 * i));
-        }
-        const Hash32 h = crypto::blake2b({as_bytes("patchswarm/dht-value-id/v1"), ByteView(salt),
-                                          ByteView(v, sizeof v)});
-        od::Value::Id id = 0;
-        for (int i = 0; i < 8; ++i) id |= od::Value::Id{h[i]} << (8 * i);
-        return id == od::Value::INVALID_ID ? 1 : id;
-    }
-
-    od::ValueType holder_type() const;
-    od::ValueType manifest_type() const;
-    void join();
-    void complete_pending();
-};
 
 namespace {
 
@@ -713,72 +628,6 @@ void Node::shutdown(std::function<void()> done) {
         if (done) done();
     });
 }
-
-namespace {
-
-// One ping_bootstrap(): pings out, and the entries that answered.
-struct PingOp {
-    std::mutex mu;
-    std::size_t left = 0;
-    std::vector<std::string> answered;
-};
-
-// On the pinger thread: resolves each entry (DNS may block) and pings every
-// address; the last answer or time-out hands `finish` to the loop.
-void ping_all(od::DhtRunner& runner, const std::vector<std::string>& entries, const std::shared_ptr<Shared>& sh,
-              const std::shared_ptr<PingOp>& op, const std::function<void()>& finish) {
-    std::vector<std::pair<std::string, IpAddr>> addrs;
-    for (auto& e : entries)
-        if (auto hp = parse_host_port(e))
-            for (auto& a : resolve(*hp)) addrs.emplace_back(e, a);
-    op->left = addrs.size();
-    if (addrs.empty()) return Shared::deliver(sh, finish);
-    for (auto& [entry, addr] : addrs) {
-        auto answer = [sh, op, finish, entry = entry](bool ok) {
-            bool last = false;
-            {
-                std::lock_guard lock(op->mu);
-                if (ok && std::find(op->answered.begin(), op->answered.end(), entry) == op->answered.end())
-                    op->answered.push_back(entry);
-                last = --op->left == 0;
-            }
-            if (last) Shared::deliver(sh, finish);
-        };
-        try {
-            runner.bootstrap(to_sockaddr(addr), od::DoneCallbackSimple(answer));
-        } catch (const std::exception&) {
-            answer(false);
-        }
-    }
-}
-
-}  // namespace
-
-void Node::ping_bootstrap(std::function<void(std::vector<std::string>)> done) {
-    auto& im = *impl_;
-    auto sh = im.shared;
-    auto ping = std::make_shared<PingOp>();
-    const std::uint64_t op = sh->next_op++;
-    auto finish = [sh, op, ping, done] {  // loop thread, once: from the last answer or from shutdown
-        if (!sh->pending.erase(op)) return;
-        std::vector<std::string> answered;
-        {
-            std::lock_guard lock(ping->mu);
-            answered = ping->answered;
-        }
-        if (done) done(std::move(answered));
-    };
-    sh->pending[op] = finish;
-    if (im.stopping || im.cfg.bootstrap.empty() || im.pinging) return Shared::deliver(sh, finish);
-    if (im.pinger.joinable()) im.pinger.join();  // the previous one has handed its pings over
-    im.pinging = true;
-    im.pinger = std::thread([&im, sh, ping, finish] {
-        ping_all(*im.runner, im.cfg.bootstrap, sh, ping, finish);
-        im.pinging = false;
-    });
-}
-
-const std::vector<std::string>& Node::bootstrap_entries() const { return impl_->cfg.bootstrap; }
 
 const Stats& Node::stats() const {
     impl_->shared->stats.stores_refused = impl_->shared->stores_refused.load();

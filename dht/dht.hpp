@@ -164,6 +164,9 @@ public:
     // no entries, or while the previous ping is still resolving.
     void ping_bootstrap(std::function<void(std::vector<std::string> answered)> done);
     const std::vector<std::string>& bootstrap_entries() const;
+    // A DHT node found by other means (LAN discovery): pinged once, taken
+    // into the routing table when it answers. An IP literal; anything else is ignored.
+    void add_node(const std::string& ip, std::uint16_t port);
 
     // Publishes `value` under `key` and keeps it alive (refreshed before remote
     // copies expire) until withdraw() or shutdown(). Announcing again with the same
