@@ -32,7 +32,7 @@ std::int64_t unix_now() { return static_cast<std::int64_t>(std::time(nullptr)); 
 // command line overrides the config file (--config).
 struct NetArgs {
     std::string config;
-    std::string data_dir, listen, domain, role, trust, certificate, dht_bind6, portmap, upload_limit, download_limit, uplink, device_uplink;
+    std::string data_dir, listen, domain, role, trust, certificate, dht_bind6, portmap, lan_discovery, upload_limit, download_limit, uplink, device_uplink;
     std::uint16_t dht_port = 0;
     std::vector<std::string> bootstrap;
     std::uint32_t max_peers = 32;
@@ -100,6 +100,9 @@ struct NetArgs {
              [this](C& c) { c.certificate = certificate; return Status{}; });
         bind(sub, "--dht-bind6", dht_bind6, "dht.bind6", "IPv6 address for the DHT socket",
              [this](C& c) { c.dht_bind6 = dht_bind6; return Status{}; });
+        bind(sub, "--lan-discovery", lan_discovery, "dht.lan_discovery",
+             "Find DHT nodes on the LAN by multicast: auto (when no --bootstrap) | on | off",
+             [this](C& c) { c.lan_discovery = lan_discovery; return Status{}; });
         bind(sub, "--portmap", portmap, "node.portmap",
              "Port mapping on the router when unreachable: auto | upnp | natpmp | off",
              [this](C& c) { c.portmap = portmap; return Status{}; });

@@ -277,6 +277,7 @@ Status read_document(const toml::table& doc, DaemonConfig& cfg) {
                          return r.strings(key, n, cfg.bootstrap);
                      }},
                     {"bind6", str(cfg.dht_bind6)},
+                    {"lan_discovery", str(cfg.lan_discovery)},
                 })},
         {"limits", section({
                        {"upload", rate(cfg.upload_limit)},
@@ -392,6 +393,8 @@ Status validate_config(const DaemonConfig& c, bool need_role) {
             return c.problem("dht.bootstrap", "'" + b.substr(0, 128) + "' is not HOST:PORT");
     if (!c.advertise.empty() && c.advertise.find_first_of(" \t\r\n/") != std::string::npos)
         return c.problem("node.advertise", "'" + c.advertise.substr(0, 128) + "' is not a host address");
+    if (c.lan_discovery != "auto" && c.lan_discovery != "on" && c.lan_discovery != "off")
+        return c.problem("dht.lan_discovery", "must be auto, on or off, not '" + c.lan_discovery.substr(0, 64) + "'");
     if (c.portmap != "auto" && c.portmap != "upnp" && c.portmap != "natpmp" && c.portmap != "off")
         return c.problem("node.portmap", "must be auto, upnp, natpmp or off, not '" + c.portmap.substr(0, 64) + "'");
     if (c.upload_slots > 1024) return c.problem("limits.upload_slots", "must be 0..1024");

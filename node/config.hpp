@@ -5,7 +5,7 @@
 //   "--role: must be origin, super or peer, not 'seed'"
 //
 //   [node]    data, role, domain, trust, certificate, listen, advertise, portmap, max_peers
-//   [dht]     port, bootstrap, bind6
+//   [dht]     port, bootstrap, bind6, lan_discovery
 //   [limits]  upload, download (bytes/s), upload_slots, quota (bytes of the data folder), scrub (bytes/s)
 //   [control] socket, metrics
 //   [log]     level
@@ -61,6 +61,9 @@ struct DaemonConfig {
     // [dht]
     std::uint16_t dht_port = 0;
     std::vector<std::string> bootstrap;
+    // LAN discovery: auto (on when bootstrap is empty and the node does not
+    // listen on loopback), on, off.
+    std::string lan_discovery = "auto";
     std::string dht_bind6;  // default: ::1 for a loopback listen address, else ::
     // [limits]
     std::uint64_t upload_limit = 0, download_limit = 0;  // bytes/s, 0 = none

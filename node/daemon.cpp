@@ -141,6 +141,7 @@ Result<Setup> make_setup(const DaemonConfig& c) {
     s.opts.scrub_rate = c.scrub_rate;
     s.opts.uploads.slots = c.upload_slots ? c.upload_slots : default_upload_slots(*role);
     bool loopback = ep->first.rfind("127.", 0) == 0 || ep->first == "::1";
+    s.opts.lan_discovery = c.lan_discovery == "on" || (c.lan_discovery == "auto" && c.bootstrap.empty() && !loopback);
     // "::" is dual-stack: the transfer socket takes IPv4 too (transfer::Stream::bind),
     // and so does the DHT, or IPv4 bootstrap nodes and peers could not reach it.
     s.opts.dht.bind4 = ep->first == "::" ? "0.0.0.0" : ep->first.find(':') == std::string::npos ? ep->first : "";

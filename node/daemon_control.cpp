@@ -150,6 +150,26 @@ static void add_trust_json(json& node, const NodeStatus& ns, std::int64_t freshn
                          {"window_s", freshness_window_s}};
 }
 
+// How the node reaches and is reached: LAN discovery, trust, reachability and
+// port mapping, and the warnings about them.
+static void add_network_json(json& node, const NodeStatus& ns, const std::string& advertise_host,
+                      std::int64_t freshness_window_s) {
+    node["lan_discovery"] = {{"enabled", ns.lan_discovery}, {"sent", ns.lan.sent}, {"heard", ns.lan.heard},
+                             {"refused", ns.lan.refused}, {"found", ns.lan.found}};
+    add_trust_json(node, ns, freshness_window_s);
+    node["advertise"] = advertise_host;
+    node["reachability"] = {{"state", ns.reachability}, {"seen_as", ns.seen_as}, {"advertise", ns.advertise},
+                            {"portmap", ns.portmap}, {"portmap_error", ns.portmap_error}};
+    node["warnings"] = json::array();
+    if (auto why = advertise_warning(advertise_host); !why.empty()) node["warnings"].push_back(why);
+    if (ns.reachability == "unreachable")
+        node["warnings"].push_back("unreachable: DHT nodes see this node at " + (ns.seen_as.empty() ? std::string("?") : ns.seen_as[0]) +
+                                   ", not at the advertised " + advertise_host +
+                                   " (a NAT?); it downloads but publishes no records; " +
+                                   (ns.portmap_error.empty() ? std::string() : "port mapping failed (" + ns.portmap_error + "); ") +
+                                   "set node.advertise to a forwarded address to serve");
+}
+
 std::string Daemon::cmd_status(const std::string* patch) {
     std::optional<Hash32> only;
     if (patch) {
@@ -185,18 +205,7 @@ std::string Daemon::cmd_status(const std::string* patch) {
                 {"packets_in_by_kind", by_kind(ns.dht.in)},
                 {"packets_out_by_kind", by_kind(ns.dht.out)}}}};
     node["dht_join"] = dht_join_json(ns.dht_join, ns.now_ms);
-    add_trust_json(node, ns, setup_.opts.freshness_window_s);
-    node["advertise"] = setup_.opts.advertise_host;
-    node["reachability"] = {{"state", ns.reachability}, {"seen_as", ns.seen_as}, {"advertise", ns.advertise},
-                            {"portmap", ns.portmap}, {"portmap_error", ns.portmap_error}};
-    node["warnings"] = json::array();
-    if (auto why = advertise_warning(setup_.opts.advertise_host); !why.empty()) node["warnings"].push_back(why);
-    if (ns.reachability == "unreachable")
-        node["warnings"].push_back("unreachable: DHT nodes see this node at " + (ns.seen_as.empty() ? std::string("?") : ns.seen_as[0]) +
-                                   ", not at the advertised " + setup_.opts.advertise_host +
-                                   " (a NAT?); it downloads but publishes no records; " +
-                                   (ns.portmap_error.empty() ? std::string() : "port mapping failed (" + ns.portmap_error + "); ") +
-                                   "set node.advertise to a forwarded address to serve");
+    add_network_json(node, ns, setup_.opts.advertise_host, setup_.opts.freshness_window_s);
     json patches = json::array();
     std::uint64_t uploaded = 0;
     double rate_up = 0, rate_down = 0;

@@ -124,6 +124,7 @@ Status Node::start() {
     member_value_id_ = crypto::random_u64();
     announce_member();
     join_gossip();
+    lan_start();
     fetch_statements();
     for (auto& name : opts_.watch) {
         auto t = dht_->listen(dht::manifest_key(name), [this](std::vector<Bytes> values, bool expired) {
@@ -573,6 +574,7 @@ void Node::housekeeping() {
     watch_dht();
     check_reachability();
     portmap_tick();
+    lan_tick();
     refresh_freshness();
     close_idle(t);
     std::erase_if(dials_, [t](auto& e) { return e.second.empty() || t - e.second.back() >= 60'000; });
@@ -679,6 +681,8 @@ NodeStatus Node::status() const {
                    ":" + std::to_string(advertised_port());
     if (mapping_) st.portmap = portmap::describe(*mapping_);
     st.portmap_error = portmap_error_;
+    st.lan_discovery = lan_ != nullptr;
+    st.lan = lan_counts_;
     st.seen_as = seen_as_;
     for (auto& [id, s] : swarms_) {
         st.segment_hashes += s.store->hashes();
@@ -757,6 +761,7 @@ void Node::shutdown(std::function<void()> done) {
         for (auto t : watch_listens_) dht_->cancel_listen(t);
     withdraw_records();
     portmap_release();
+    lan_.reset();
     std::vector<transfer::Connection*> open;
     for (auto& [id, p] : peers_) open.push_back(p.conn.get());
     for (auto* c : open) c->close(transfer::CloseCode::Shutdown, "node shutting down");

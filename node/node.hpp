@@ -30,6 +30,7 @@
 #include "portmap/portmap.hpp"
 #include "transfer/connection.hpp"
 #include "transfer/loop.hpp"
+#include "transfer/multicast.hpp"
 #include "wire/messages.hpp"
 #include "wire/summary.hpp"
 #include "wire/statement.hpp"
@@ -47,6 +48,11 @@ struct NodeOptions {
     // Port mapping on the LAN's gateway (UPnP IGD, NAT-PMP) once DHT nodes
     // show this node unreachable (node_portmap.cpp); both off: never asked.
     bool portmap_upnp = true, portmap_natpmp = true;
+    // LAN discovery (node_lan.cpp): multicast beacons to this group and port,
+    // and a ping to the DHT port of each node heard. IPv4.
+    bool lan_discovery = false;
+    std::string lan_group = "239.255.83.76";
+    std::uint16_t lan_port = 7409;
     dht::Config dht;
     core::DownloadConfig download;
     core::Uploads::Config uploads;       // upload slots and per-peer queue
@@ -209,6 +215,12 @@ struct NodeStatus {
     std::string advertise;             // host:port in our records now (a mapped one included)
     std::string portmap;               // the gateway's mapping in use (portmap::describe), "" none
     std::string portmap_error;         // why the last attempt failed, "" none
+    // LAN discovery (node_lan.cpp): on, and its beacons sent, heard (ours
+    // excluded), refused (malformed), and distinct DHT nodes found.
+    bool lan_discovery = false;
+    struct LanCounts {
+        std::uint64_t sent = 0, heard = 0, refused = 0, found = 0;
+    } lan;
 };
 
 // A patch's rollout as the DHT shows it: per domain, the holder records of the
@@ -390,6 +402,10 @@ private:
     std::string reachability() const;
     void withdraw_records();
     void announce_records();
+    // node_lan.cpp
+    void lan_start();
+    void lan_tick();
+    void on_beacon(ByteView data, const std::string& from);
     // node_portmap.cpp
     void portmap_tick();
     void portmap_start(bool renewal);
@@ -455,6 +471,12 @@ private:
     bool portmap_busy_ = false;
     std::uint64_t next_portmap_ms_ = 0;
     int portmap_failures_ = 0;
+    // LAN discovery (node_lan.cpp)
+    std::unique_ptr<transfer::MulticastSocket> lan_;
+    std::uint64_t lan_sender_ = 0, next_beacon_ms_ = 0;
+    std::map<std::string, std::uint64_t> lan_pinged_;  // "ip:port" -> loop time pinged
+    std::set<std::string> lan_found_;
+    NodeStatus::LanCounts lan_counts_;
     std::vector<dht::ListenToken> watch_listens_;
     std::uint64_t announces_received_ = 0, announces_rejected_ = 0;
     CertCounters peers_refused_, records_refused_;

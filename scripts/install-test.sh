@@ -4,7 +4,10 @@
 # user and folders, the bash completion, and a node started from the packaged
 # config (as the patchswarm user, in its own network namespace) that refuses to
 # start without the operator key (status 2), then comes up, answers `status`
-# (warning that it has no address to advertise) and stops cleanly on SIGTERM.
+# (warning that it has no address to advertise) and stops cleanly on SIGTERM;
+# then, with only its domain set besides the operator key, joins an origin and
+# a super-node on its LAN (no bootstrap node: LAN discovery), fetches the
+# urgent patch they announce and is counted complete by the origin's rollout.
 #
 #   scripts/install-test.sh DEB|DIR [WORK_DIR]      (as root; CTest: package_install)
 #
@@ -52,8 +55,13 @@ fi
 
 root=$(mktemp -d "$work/root.XXXXXX")
 node_pid=
+swarm_pids=()
+lan=pkglan$$
 cleanup() {
   [ -n "$node_pid" ] && kill -KILL "$node_pid" 2>/dev/null
+  for p in "${swarm_pids[@]}"; do kill -KILL "$p" 2>/dev/null; done
+  ip netns del "$lan-ops" 2>/dev/null || true
+  ip netns del "$lan-dev" 2>/dev/null || true
   umount "$root/proc" 2>/dev/null || true
   umount "$root/var/cache/apt/archives" 2>/dev/null || true
   rm -rf "$root"
@@ -166,4 +174,60 @@ code=$?
 set -e
 node_pid=
 [ $code -eq 0 ] || { cat "$work/dash.err"; die "the dashboard node exited $code after SIGTERM, expected 0"; }
+step "the packaged node, with only its domain and the operator key set, joins a swarm on its LAN and is counted by rollout"
+# Two namespaces on one link (a LAN): the operator's origin and the domain's
+# super-node (the installed binary, as root) on 10.80.0.1, the packaged node
+# (as its user, from /etc/patchswarm/patchswarm.toml) on 10.80.0.2. Nobody is
+# given a bootstrap node: LAN discovery joins them (docs/daemon.md).
+if ! ip netns add "$lan-ops" 2>/dev/null; then
+  step "skipped: cannot make network namespaces here"
+else
+  ip netns add "$lan-dev"
+  ip link add "$lan-a" type veth peer name "$lan-b"
+  ip link set "$lan-a" netns "$lan-ops"; ip link set "$lan-b" netns "$lan-dev"
+  for pair in ops:$lan-a:10.80.0.1 dev:$lan-b:10.80.0.2; do
+    IFS=: read -r n dev addr <<<"$pair"
+    ip -n "$lan-$n" link set lo up
+    ip -n "$lan-$n" addr add "$addr/24" dev "$dev"
+    ip -n "$lan-$n" link set "$dev" up
+    ip -n "$lan-$n" route add 224.0.0.0/4 dev "$dev"
+  done
+  head -c $((3 * 1024 * 1024 + 5)) /dev/urandom > "$root/root/patch.bin"
+  in_root patchswarm publish --key /root/operator.secret --file /root/patch.bin --name pkgpatch --version 1 \
+    --urgent --out /root/patch.manifest > /dev/null || die "publish in the root failed"
+  ops() {  # NAME ARGS...: a node of the operator's, in the ops namespace, as root
+    local name=$1; shift
+    ip netns exec "$lan-ops" chroot "$root" env -i PATH=/usr/bin:/bin HOME=/root patchswarm node \
+      --data "/root/$name" --trust /etc/patchswarm/operator.public --log-level info \
+      --listen 0.0.0.0:$((7500 + ${#swarm_pids[@]} * 10)) --dht-port $((7501 + ${#swarm_pids[@]} * 10)) "$@" \
+      > "$work/$name.out" 2> "$work/$name.err" &
+    swarm_pids+=($!)
+  }
+  ops origin --role origin --domain core --serve /root/patch.manifest=/root/patch.bin
+  ops super --role super --domain d1
+  # The one edit besides the operator key (already in place): the domain.
+  sed -i 's/^domain = "default"/domain = "d1"/' "$root/etc/patchswarm/patchswarm.toml"
+  grep -q '^domain = "d1"' "$root/etc/patchswarm/patchswarm.toml" || die "the packaged config has no domain line to set"
+  ip netns exec "$lan-dev" chroot --userspec=patchswarm:patchswarm "$root" env -i PATH=/usr/bin:/bin \
+    HOME=/var/lib/patchswarm patchswarm node --config /etc/patchswarm/patchswarm.toml --log-level info \
+    > "$work/lan-node.out" 2> "$work/lan-node.err" &
+  node_pid=$!
+  counted=
+  for _ in $(seq 120); do
+    json=$(in_root patchswarm rollout --json --data /root/origin pkgpatch 2>/dev/null || true)
+    counted=$(python3 -c "import json,sys; j=json.loads(sys.argv[1]); print(sum(d.get('complete',0) for d in j['domains'] if d['domain']=='d1'))" "$json" 2>/dev/null || true)
+    [ "${counted:-0}" -ge 2 ] && break
+    kill -0 "$node_pid" 2>/dev/null || break
+    sleep 0.5
+  done
+  if [ "${counted:-0}" -lt 2 ]; then
+    for f in lan-node.err origin.err super.err; do echo "--- $f"; tail -15 "$work/$f"; done
+    die "the origin's rollout counted ${counted:-no} complete nodes in d1, not the super-node and the packaged node"
+  fi
+  cmp -s "$root/root/patch.bin" "$root/var/lib/patchswarm/patches/pkgpatch-v1" ||
+    die "the packaged node's copy of the patch (/var/lib/patchswarm/patches/pkgpatch-v1) differs or is missing"
+  grep -q "event=lan_node_found" "$work/lan-node.err" || die "the packaged node logged no lan_node_found"
+  kill -TERM "$node_pid"; wait "$node_pid" 2>/dev/null || true; node_pid=
+  step "counted by rollout: d1 complete=$counted; the patch fetched by itself into /var/lib/patchswarm/patches"
+fi
 step "passed in $(( $(date +%s) - started )) s"

@@ -31,7 +31,7 @@ case "$mode" in
   *) echo "usage: $0 [asan|tsan]" >&2; exit 2 ;;
 esac
 build=${BUILD_DIR:-$here/build-asan}
-tests=${SANITIZE_TESTS:-'^(cache|config|crypto|digest|download|engine|hostile|import shares|log|dashboard|manifest|messages|policies|record|result|rollback|store|summary|super-seeding|transfer|trust|uploads): |^fuzz_replay_'}
+tests=${SANITIZE_TESTS:-'^(beacon|cache|config|crypto|digest|download|engine|hostile|import shares|log|dashboard|manifest|messages|policies|record|result|rollback|store|summary|super-seeding|transfer|trust|uploads): |^fuzz_replay_'}
 cmake -S "$here" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPS_SANITIZE=ON -DPS_BENCH=OFF \
   > "$build.configure.log" 2>&1 || { cat "$build.configure.log"; exit 1; }
 targets="ps_tests $(cd "$here/tests/fuzz" && ls fuzz_*.cpp | sed 's/\.cpp$//' | tr '\n' ' ')"

@@ -125,17 +125,8 @@ EOC
         > "$work/miniupnpd.log" 2>&1 &
     pids+=($!)
 fi
-status() { "$ps" status --json --data "$work/$1" 2>/dev/null; }
-jget() { python3 -c "import json,sys; j=json.load(sys.stdin); print(eval(sys.argv[1]))" "$1"; }
-wait_for() {  # SECONDS COMMAND...
-    local until=$((SECONDS + $1)); shift
-    until "$@"; do [ $SECONDS -lt $until ] || return 1; sleep 0.5; done
-}
-
-"$ps" keygen --secret "$work/op.secret" --public "$work/op.public" >/dev/null
-head -c $((3 * 1024 * 1024 + 77)) /dev/urandom > "$work/patch.bin"
-"$ps" publish --key "$work/op.secret" --file "$work/patch.bin" --name natpatch --version 1 \
-    --out "$work/patch.manifest" >/dev/null
+. "$(dirname "$0")/daemon_lib.sh"
+make_patch natpatch $((3 * 1024 * 1024 + 77))
 
 start() {  # NS NAME ARGS...: a daemon in a namespace, logging to NAME.log
     local n=$1 name=$2; shift 2

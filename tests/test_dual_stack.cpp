@@ -21,7 +21,8 @@ TEST_CASE("dual stack: an origin listening on [::] is joined over IPv4 and IPv6 
     // Records must name an address devices can dial: here ::1 (0.0.0.0 and :: are refused).
     {
         std::ofstream cfg(d / "origin.toml");
-        cfg << "[node]\nlisten = \"[::]:0\"\nadvertise = \"::1\"\n";
+        // No LAN discovery: this test runs in the host's own network, whose LAN it must not multicast to.
+        cfg << "[node]\nlisten = \"[::]:0\"\nadvertise = \"::1\"\n[dht]\nlan_discovery = \"off\"\n";
     }
     auto origin = spawn(d, "origin", {"node", "--config", d / "origin.toml", "--data", d / "origin", "--domain", "core",
                                       "--role", "origin", "--trust", p.pub, "--serve", p.manifest + "=" + p.file,
