@@ -3,8 +3,11 @@
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <sys/stat.h>
+
 #include <atomic>
 #include <cstdio>
+#include <cstdlib>
 #include <memory>
 
 namespace ps::log {
@@ -13,13 +16,19 @@ namespace {
 
 std::atomic<int> g_level{static_cast<int>(Level::Warn)};
 
+bool journal() {
+    static const bool yes = is_journal_stream(std::getenv("JOURNAL_STREAM"), 2);
+    return yes;
+}
+
 // spdlog supplies the locked stderr sink and the UTC timestamp; the level and
 // fields are formatted here so that the line is key=value throughout.
 spdlog::logger& sink() {
     static std::shared_ptr<spdlog::logger> logger = [] {
         auto s = std::make_shared<spdlog::sinks::stderr_sink_mt>();
         auto l = std::make_shared<spdlog::logger>("patchswarm", std::move(s));
-        l->set_pattern("%Y-%m-%dT%H:%M:%S.%eZ %v", spdlog::pattern_time_type::utc);
+        if (journal()) l->set_pattern("%v");  // the journal stamps each line itself
+        else l->set_pattern("%Y-%m-%dT%H:%M:%S.%eZ %v", spdlog::pattern_time_type::utc);
         l->set_level(spdlog::level::trace);  // filtering happens in enabled()
         l->flush_on(spdlog::level::trace);    // stderr is unbuffered anyway; keep lines whole and prompt
         return l;
@@ -115,7 +124,27 @@ std::string format(Level l, std::string_view event, Fields fields) {
 void write(Level l, std::string_view event, Fields fields) {
     if (!enabled(l)) return;
     std::string line = format(l, event, fields);
+    if (journal()) line.insert(0, "<" + std::to_string(syslog_priority(l)) + ">");
     sink().log(spdlog::level::info, "{}", line);
+}
+
+bool is_journal_stream(const char* journal_stream, int fd) {
+    if (!journal_stream) return false;
+    unsigned long long dev = 0, ino = 0;
+    char tail = 0;
+    if (std::sscanf(journal_stream, "%llu:%llu%c", &dev, &ino, &tail) != 2) return false;
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) return false;
+    return static_cast<unsigned long long>(st.st_dev) == dev && static_cast<unsigned long long>(st.st_ino) == ino;
+}
+
+int syslog_priority(Level l) {
+    switch (l) {
+        case Level::Error: return 3;
+        case Level::Warn: return 4;
+        case Level::Info: return 6;
+        default: return 7;
+    }
 }
 
 }  // namespace ps::log

@@ -52,6 +52,15 @@ std::string_view to_string(Level);
 std::string format(Level, std::string_view event, Fields fields);
 void write(Level, std::string_view event, Fields fields);
 
+// systemd's journal: when stderr is the stream named by $JOURNAL_STREAM
+// ("DEV:INODE", set by systemd for a service whose stderr goes to the journal),
+// each line starts with its syslog priority ("<4>level=warn ..."; journald
+// strips it and files the line at that priority, so `journalctl -p warning`
+// filters) and carries no timestamp of its own (the journal stamps it).
+// journal_stream: $JOURNAL_STREAM's value (nullptr: unset); fd: the stream.
+bool is_journal_stream(const char* journal_stream, int fd);
+int syslog_priority(Level);  // trace, debug 7; info 6; warn 4; error 3
+
 inline void trace(std::string_view event, Fields f = {}) { if (enabled(Level::Trace)) write(Level::Trace, event, f); }
 inline void debug(std::string_view event, Fields f = {}) { if (enabled(Level::Debug)) write(Level::Debug, event, f); }
 inline void info(std::string_view event, Fields f = {}) { if (enabled(Level::Info)) write(Level::Info, event, f); }

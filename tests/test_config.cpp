@@ -2,6 +2,14 @@
 // setting must stop start-up with a message naming the key and the problem.
 #include <doctest/doctest.h>
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <iterator>
+
 #include "node/config.hpp"
 #include "node/log.hpp"
 #include "support.hpp"
@@ -245,4 +253,46 @@ TEST_CASE("config: the packaged example config parses and validates") {
     CHECK(unit.find("ExecStart=/usr/bin/patchswarm node --config /etc/patchswarm/patchswarm.toml") != std::string::npos);
     CHECK(unit.find("ExecReload=/bin/kill -HUP $MAINPID") != std::string::npos);
     CHECK(unit.find("RuntimeDirectoryMode=0700") != std::string::npos);
+}
+
+TEST_CASE("log: lines carry syslog priorities, and no timestamp, when stderr is the journal's stream") {
+    using namespace ps::log;
+    TempDir d("ps-journal");
+    std::string path = d / "stream";
+    { std::ofstream(path) << ""; }
+    int fd = ::open(path.c_str(), O_RDONLY);
+    REQUIRE(fd >= 0);
+    struct stat st {};
+    REQUIRE(::fstat(fd, &st) == 0);
+    auto id = std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino);
+    CHECK(is_journal_stream(id.c_str(), fd));
+    CHECK_FALSE(is_journal_stream(nullptr, fd));
+    CHECK_FALSE(is_journal_stream((std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino + 1)).c_str(), fd));
+    CHECK_FALSE(is_journal_stream((id + "x").c_str(), fd));
+    CHECK_FALSE(is_journal_stream("garbage", fd));
+    ::close(fd);
+    CHECK(syslog_priority(Level::Error) == 3);
+    CHECK(syslog_priority(Level::Warn) == 4);
+    CHECK(syslog_priority(Level::Info) == 6);
+    CHECK(syslog_priority(Level::Debug) == 7);
+
+    // The daemon itself, its stderr on a file named by JOURNAL_STREAM, and again without.
+    auto k = run_cli(d, {"keygen", "--secret", d / "op.secret", "--public", d / "op.public"});
+    REQUIRE_MESSAGE(k.code == 0, k.err);
+    auto run = [&](const std::string& file, bool journal) {
+        std::string cmd = "cd '" + d.path.string() + "' && : > " + file + " && " +
+                          (journal ? "JOURNAL_STREAM=$(stat -c %d:%i " + file + ") " : std::string("")) +
+                          "timeout -s TERM 2 '" PS_CLI "' node --data data-" + file +
+                          " --domain east --role peer --trust op.public --listen 127.0.0.1:0 --log-level info"
+                          " >/dev/null 2>>" + file;
+        CHECK(std::system(cmd.c_str()) != -1);
+        std::ifstream in(d / file);
+        return std::string(std::istreambuf_iterator<char>(in), {});
+    };
+    auto j = run("journal.log", true);
+    CHECK_MESSAGE(j.rfind("<6>level=info event=", 0) == 0, j);  // priority first, no timestamp
+    CHECK_MESSAGE(j.find("\n<6>level=info event=stopped") != std::string::npos, j);
+    auto plain = run("plain.log", false);
+    CHECK_MESSAGE(plain.find("Z level=info event=started") != std::string::npos, plain);
+    CHECK_MESSAGE(plain.find("<6>") == std::string::npos, plain);
 }
