@@ -87,6 +87,7 @@ int run_publish(const PublishOpts& o) {
         wire::Manifest probe = m;
         probe.total_size = 1;
         probe.segment_hashes.resize(1);
+        probe.file_hash = wire::segment_root(probe.total_size, probe.segment_size, probe.segment_hashes);
         if (auto s = wire::validate_manifest(probe); !s) return fail("publish", s.error());
     }
     auto filled = node::manifest_for_file(o.file_path, std::move(m));
@@ -203,6 +204,7 @@ int run_inspect(const InspectOpts& o) {
         j["segment_count"] = m->segment_count();
         auto& hashes = j["segment_hashes"] = nlohmann::json::array();
         for (const auto& h : m->segment_hashes) hashes.push_back(to_hex(h));
+        j["format"] = m->format;  // 2: file_hash is the root of the segment hashes; 1: of the whole file
         j["file_hash"] = to_hex(m->file_hash);
         j["mandatory"] = m->mandatory;
         j["urgent"] = m->urgent;

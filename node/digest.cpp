@@ -1,15 +1,19 @@
-// digest_file (declared in node/trust.hpp): the segment hashes and the
-// whole-file hash of a patch in one streaming pass, on every core.
+// digest_file (declared in node/trust.hpp): the segment hashes and the file
+// hash of a patch in one streaming pass, on every core.
 //
 // The caller's thread only reads (1 MiB chunks, never across a segment
-// boundary). Each chunk goes to two consumers: the whole-file hasher, one
-// thread that must see the bytes in order (BLAKE2b is sequential, and the
-// manifest's file_hash is BLAKE2b of the whole file), and the segment worker
-// that owns the chunk's segment (segment k belongs to worker k mod W, with W =
-// the cores less one), which sees its segments' chunks in order. A buffer is
-// reused once both consumers are done with it. On W+1 cores publish therefore
-// runs at the speed of one BLAKE2b stream, the bound the sequential file hash
-// sets, and never needs a second pass over the file.
+// boundary). Each chunk goes to the segment worker that owns the chunk's
+// segment (segment k belongs to worker k mod W), which sees its segments'
+// chunks in order. For a format-2 manifest the file hash is the root of the
+// segment hashes (wire::segment_root), computed at the end from 32 bytes a
+// segment: W = the cores, and publish runs at W BLAKE2b streams.
+//
+// A format-1 manifest's file hash is BLAKE2b of the whole file, which must see
+// the bytes in order: then each chunk also goes to a whole-file hasher on a
+// thread of its own, W = the cores less one, and a buffer is reused once both
+// consumers are done with it. That runs at the speed of one BLAKE2b stream, the
+// bound the sequential file hash sets (why format 2 exists), and still needs no
+// second pass over the file.
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -25,6 +29,7 @@
 
 #include "crypto/crypto.hpp"
 #include "node/trust.hpp"
+#include "wire/manifest.hpp"
 
 namespace ps::node {
 
@@ -51,11 +56,11 @@ struct Chunk {
 
 class DigestPipeline {
 public:
-    explicit DigestPipeline(unsigned workers) : seg_queues_(workers) {
+    DigestPipeline(unsigned workers, bool whole) : whole_(whole), seg_queues_(workers) {
         slots_.resize(2 * workers + 4);
         for (auto& b : slots_) b.resize(kReadChunk);
         refs_.assign(slots_.size(), 0);
-        threads_.emplace_back([this] { run_whole(); });
+        if (whole_) threads_.emplace_back([this] { run_whole(); });
         for (unsigned w = 0; w < workers; ++w) threads_.emplace_back([this, w] { run_segments(w); });
     }
     ~DigestPipeline() { stop(); }
@@ -83,8 +88,8 @@ public:
     void submit(const Chunk& c) {
         std::lock_guard lk(mu_);
         if (c.slot != kNoSlot) {
-            refs_[c.slot] = 2;
-            whole_queue_.push_back(c);
+            refs_[c.slot] = whole_ ? 2 : 1;
+            if (whole_) whole_queue_.push_back(c);
         }
         seg_queues_[c.segment % seg_queues_.size()].push_back(c);
         cv_.notify_all();
@@ -151,6 +156,7 @@ private:
             if (t.joinable()) t.join();
     }
 
+    bool whole_;  // a whole-file hash too (format-1 manifests)
     std::vector<std::vector<std::uint8_t>> slots_;
     std::vector<int> refs_;  // consumers still reading a buffer; kReserved while the reader fills it
     std::deque<Chunk> whole_queue_;
@@ -163,14 +169,17 @@ private:
     std::vector<std::thread> threads_;  // last: started once everything above exists
 };
 
-unsigned segment_workers() {
-    unsigned cores = std::thread::hardware_concurrency();
-    return std::clamp(cores, 2u, 16u) - 1;  // bounded: 2 MiB of buffers per worker
+// Every core hashes segments; with a whole-file hash, that one takes a core.
+unsigned segment_workers(bool whole) {
+    unsigned cores = std::clamp(std::thread::hardware_concurrency(), 1u, 16u);  // bounded: 2 MiB of buffers per worker
+    return whole ? std::max(cores, 2u) - 1 : cores;
 }
 
 }  // namespace
 
-Result<FileDigest> digest_file(const std::string& path, std::uint32_t segment_size, unsigned segment_threads) {
+Result<FileDigest> digest_file(const std::string& path, std::uint32_t segment_size, std::uint32_t format,
+                               unsigned segment_threads) {
+    const bool whole = format == wire::kManifestFormatWholeFile;
     if (segment_size < wire::kMinSegmentSize || segment_size > wire::kMaxSegmentSize)
         return err("segment size " + std::to_string(segment_size) + " is outside " +
                    std::to_string(wire::kMinSegmentSize) + ".." + std::to_string(wire::kMaxSegmentSize));
@@ -187,7 +196,7 @@ Result<FileDigest> digest_file(const std::string& path, std::uint32_t segment_si
     (void)::posix_fadvise(f.fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 
     FileDigest d;
-    DigestPipeline pipe(segment_threads ? segment_threads : segment_workers());
+    DigestPipeline pipe(segment_threads ? segment_threads : segment_workers(whole), whole);
     std::uint64_t in_segment = 0, segment = 0;
     for (;;) {
         std::size_t slot = pipe.acquire();
@@ -212,9 +221,9 @@ Result<FileDigest> digest_file(const std::string& path, std::uint32_t segment_si
     }
     if (in_segment > 0) pipe.submit(Chunk{kNoSlot, 0, segment, true});
     auto [file_hash, segments] = pipe.finish();
-    d.file_hash = file_hash;
     d.segment_hashes = std::move(segments);
     if (d.total_size == 0) return err(path + " is empty");
+    d.file_hash = whole ? file_hash : wire::segment_root(d.total_size, segment_size, d.segment_hashes);
     return d;
 }
 

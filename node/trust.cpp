@@ -448,7 +448,7 @@ std::string RollbackGuard::to_text() const {
 }
 
 Result<wire::Manifest> manifest_for_file(const std::string& path, wire::Manifest m) {
-    auto d = digest_file(path, m.segment_size);
+    auto d = digest_file(path, m.segment_size, m.format);
     if (!d) return std::move(d).take_error();
     m.total_size = d->total_size;
     m.segment_hashes = std::move(d->segment_hashes);
@@ -464,7 +464,7 @@ Status check_patch_file(const wire::Manifest& m, const std::string& path) {
     if (static_cast<std::uint64_t>(st.st_size) != m.total_size)
         return err("file " + path + " is " + std::to_string(st.st_size) +
                    " bytes, the manifest says " + std::to_string(m.total_size));
-    auto d = digest_file(path, m.segment_size);
+    auto d = digest_file(path, m.segment_size, m.format);
     if (!d) return std::move(d).take_error();
     if (d->total_size != m.total_size || d->segment_hashes.size() != m.segment_hashes.size())
         return err("file " + path + " changed size while being read");

@@ -237,16 +237,19 @@ private:
     std::map<std::string, std::vector<Entry>> entries_;
 };
 
-// Segment and whole-file digest of a file, computed in one streaming pass with
+// Segment hashes and file hash of a file, computed in one streaming pass with
 // bounded memory (a few 1 MiB buffers per thread whatever the file or segment
-// size), on every core (node/digest.cpp): the whole-file hash on one thread,
-// segments spread over `segment_threads` more (0: the cores less one, at least one).
+// size), on every core (node/digest.cpp). The file hash is the manifest
+// format's: the root of the segment hashes (format 2), or BLAKE2b of the whole
+// file on a thread of its own (format 1). Segments are spread over
+// `segment_threads` (0: every core, or the cores less one for format 1).
 struct FileDigest {
     std::uint64_t total_size = 0;
     std::vector<Hash32> segment_hashes;
     Hash32 file_hash{};
 };
-Result<FileDigest> digest_file(const std::string& path, std::uint32_t segment_size, unsigned segment_threads = 0);
+Result<FileDigest> digest_file(const std::string& path, std::uint32_t segment_size,
+                               std::uint32_t format = wire::kManifestFormat, unsigned segment_threads = 0);
 
 // Fills a manifest's size, segment hashes and file hash from `path` (one
 // streaming pass, segment size from `fields`) and validates the result; the

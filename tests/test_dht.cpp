@@ -651,7 +651,7 @@ Bytes signed_manifest(const crypto::KeyPair& kp, const std::string& name, std::u
     m.total_size = 1000;
     m.segment_size = wire::kMinSegmentSize;
     m.segment_hashes = {crypto::blake2b(as_bytes("segment " + std::to_string(version)))};
-    m.file_hash = m.segment_hashes[0];
+    m.file_hash = wire::segment_root(m.total_size, m.segment_size, m.segment_hashes);
     m.key_id = wire::key_id_of(kp.pk);
     wire::sign_manifest(m, kp.sk);
     return wire::encode_manifest(m);

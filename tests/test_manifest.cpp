@@ -41,7 +41,7 @@ wire::Manifest make_manifest(const crypto::SecretKey& sk, const Bytes& data,
     for (std::size_t off = 0; off < data.size(); off += m.segment_size)
         m.segment_hashes.push_back(crypto::blake2b(
             ByteView(data).subspan(off, std::min<std::size_t>(m.segment_size, data.size() - off))));
-    m.file_hash = crypto::blake2b(data);
+    m.file_hash = wire::segment_root(m.total_size, m.segment_size, m.segment_hashes);
     m.mandatory = true;
     wire::sign_manifest(m, sk);
     return m;
@@ -105,12 +105,19 @@ TEST_CASE("manifest: flipped signature byte is rejected") {
 
 TEST_CASE("manifest: flipped byte in the body is rejected") {
     Fixture f;
-    // Flip a byte inside the segment-hash bin (found by searching for hash 1).
+    // A flipped byte inside the segment-hash bin (found by searching for hash
+    // 1) no longer matches the root: refused when decoding (format 2).
+    Bytes h = f.bytes;
+    auto at = std::search(h.begin(), h.end(), f.m.segment_hashes[1].begin(), f.m.segment_hashes[1].end());
+    REQUIRE(at != h.end());
+    *(at + 3) ^= 0x80;
+    CHECK(wire::decode_manifest(h).error() == "manifest: file_hash is not the root of its segment hashes");
+    // A flipped byte of the label still decodes, and the signature catches it.
     Bytes b = f.bytes;
-    auto it =
-        std::search(b.begin(), b.end(), f.m.segment_hashes[1].begin(), f.m.segment_hashes[1].end());
+    const std::string label = f.m.label;
+    auto it = std::search(b.begin(), b.end(), label.begin(), label.end());
     REQUIRE(it != b.end());
-    *(it + 3) ^= 0x80;
+    *(it + 3) ^= 0x01;
     auto d = wire::decode_manifest(b);
     REQUIRE(d.ok());
     auto s = wire::check_signature(*d, f.kp.pk);
@@ -173,16 +180,16 @@ TEST_CASE("manifest: unknown format version is rejected") {
     Fixture f;
     Bytes b = f.bytes;
     REQUIRE(b[0] == 0x9d);  // fixarray of 13
-    REQUIRE(b[1] == 0x01);  // format 1
-    b[1] = 0x02;
+    REQUIRE(b[1] == 0x02);  // format 2
+    b[1] = 0x03;
     auto d = wire::decode_manifest(b);
     REQUIRE_FALSE(d.ok());
-    CHECK(d.error() == "manifest: unknown format version 2 (this build reads version 1)");
+    CHECK(d.error() == "manifest: unknown format version 3 (this build reads versions 1 and 2)");
 }
 
 TEST_CASE("manifest: non-canonical encoding is rejected") {
     Fixture f;
-    // The same format value 1 written as uint8 (0xcc 0x01) instead of a fixint.
+    // The same format value 2 written as uint8 (0xcc 0x02) instead of a fixint.
     Bytes b = f.bytes;
     b.insert(b.begin() + 1, 0xcc);
     auto d = wire::decode_manifest(b);
@@ -263,6 +270,7 @@ TEST_CASE("manifest: the largest allowed manifest (65,536 segments) decodes") {
     m.total_size = std::uint64_t{wire::kMaxSegments} * wire::kDefaultSegmentSize;  // 64 GiB
     m.segment_hashes.assign(wire::kMaxSegments, Hash32{});
     m.segment_hashes.back()[0] = 9;
+    m.file_hash = wire::segment_root(m.total_size, m.segment_size, m.segment_hashes);
     wire::sign_manifest(m, f.kp.sk);
     Bytes b = wire::encode_manifest(m);
     CHECK(b.size() <= wire::kMaxManifestBytes);
@@ -670,15 +678,18 @@ TEST_CASE("digest: streaming digest matches one-shot hashes at any segment size"
     }
     for (std::uint32_t seg : {65536u, 1u << 20, 1536u * 1024, 16u << 20}) {
         INFO("segment size " << seg);
-        auto dg = node::digest_file(d.file("p.bin"), seg);
-        REQUIRE(dg.ok());
-        CHECK(dg->total_size == data.size());
-        CHECK(dg->file_hash == crypto::blake2b(data));
-        REQUIRE(dg->segment_hashes.size() == (data.size() + seg - 1) / seg);
-        for (std::size_t i = 0; i < dg->segment_hashes.size(); ++i) {
-            auto off = i * seg;
-            auto len = std::min<std::size_t>(seg, data.size() - off);
-            CHECK(dg->segment_hashes[i] == crypto::blake2b(ByteView(data).subspan(off, len)));
+        std::vector<Hash32> want;
+        for (std::size_t off = 0; off < data.size(); off += seg)
+            want.push_back(crypto::blake2b(ByteView(data).subspan(off, std::min<std::size_t>(seg, data.size() - off))));
+        for (std::uint32_t format : {wire::kManifestFormat, wire::kManifestFormatWholeFile}) {
+            INFO("format " << format);
+            auto dg = node::digest_file(d.file("p.bin"), seg, format);
+            REQUIRE(dg.ok());
+            CHECK(dg->total_size == data.size());
+            CHECK(dg->segment_hashes == want);
+            CHECK(dg->file_hash == (format == wire::kManifestFormatWholeFile
+                                        ? crypto::blake2b(data)
+                                        : wire::segment_root(data.size(), seg, want)));
         }
     }
     std::ofstream(d.file("empty"));
@@ -703,17 +714,25 @@ TEST_CASE("publish: the signed manifest from the parallel digest is byte-identic
     fields.expires = fields.created + 86400;
     fields.segment_size = seg;
     fields.key_id = wire::key_id_of(kp.pk);
-    // What the sequential code computed: one BLAKE2b over each segment and one over the file.
+    // What sequential code computes: one BLAKE2b over each segment, then the
+    // root of those (format 2), written out here from its definition in
+    // docs/manifest.md rather than through wire::segment_root.
     wire::Manifest want = fields;
     want.total_size = data.size();
     for (std::size_t off = 0; off < data.size(); off += seg)
         want.segment_hashes.push_back(crypto::blake2b(ByteView(data).subspan(off, std::min<std::size_t>(seg, data.size() - off))));
-    want.file_hash = crypto::blake2b(data);
+    const char piece_tag[] = "patchswarm-piece-v2", root_tag[] = "patchswarm-root-v2";
+    Hash32 piece = crypto::blake2b({ByteView(reinterpret_cast<const std::uint8_t*>(piece_tag), sizeof piece_tag),
+                                    ByteView(want.segment_hashes[0].data(), want.segment_hashes.size() * 32)});
+    std::uint8_t sizes[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0};  // u64 total, u32 segment size, big-endian
+    for (int i = 0; i < 8; ++i) sizes[i] = static_cast<std::uint8_t>(std::uint64_t(data.size()) >> (56 - 8 * i));
+    want.file_hash = crypto::blake2b({ByteView(reinterpret_cast<const std::uint8_t*>(root_tag), sizeof root_tag),
+                                      ByteView(sizes, sizeof sizes), ByteView(piece)});
     wire::sign_manifest(want, kp.sk);
     const Bytes want_bytes = wire::encode_manifest(want);
     for (unsigned threads : {1u, 2u, 3u, 8u}) {
         INFO(threads << " segment threads");
-        auto dg = node::digest_file(d.file("p.bin"), seg, threads);
+        auto dg = node::digest_file(d.file("p.bin"), seg, wire::kManifestFormat, threads);
         REQUIRE(dg.ok());
         wire::Manifest got = fields;
         got.total_size = dg->total_size;
@@ -726,4 +745,60 @@ TEST_CASE("publish: the signed manifest from the parallel digest is byte-identic
     REQUIRE(made.ok());
     wire::sign_manifest(*made, kp.sk);
     CHECK(wire::encode_manifest(*made) == want_bytes);
+}
+
+TEST_CASE("manifest: a format-2 file_hash that is not the root of its segment hashes is refused") {
+    Fixture f;
+    wire::Manifest m = f.m;
+    REQUIRE(m.format == wire::kManifestFormat);
+    m.file_hash[0] ^= 1;
+    auto v = wire::validate_manifest(m);
+    REQUIRE_FALSE(v);
+    CHECK(v.error() == "manifest: file_hash is not the root of its segment hashes");
+    // A segment hash changed under an unchanged root: the same refusal, also when decoding.
+    m = f.m;
+    m.segment_hashes.back()[5] ^= 0x40;
+    CHECK_FALSE(wire::validate_manifest(m));
+    // Pieces of kHashesPerPiece: the root changes with each piece's content and with the sizes.
+    std::vector<Hash32> many(wire::kHashesPerPiece + 3);
+    auto r = wire::segment_root(std::uint64_t(many.size()) << 16, 65536, many);
+    many[wire::kHashesPerPiece + 1][0] = 1;
+    CHECK(wire::segment_root(std::uint64_t(many.size()) << 16, 65536, many) != r);
+    CHECK(wire::segment_root((std::uint64_t(many.size()) << 16) - 1, 65536, many) !=
+          wire::segment_root(std::uint64_t(many.size()) << 16, 65536, many));
+}
+
+TEST_CASE("manifest: format 1 (whole-file hash) is still read, and a patch file is checked against it") {
+    REQUIRE(crypto::init());
+    ScratchDir d;
+    auto kp = crypto::generate_keypair();
+    Bytes data = pattern(5 * 65536 + 123, 3);
+    {
+        std::ofstream out(d.file("p.bin"), std::ios::binary);
+        out.write(reinterpret_cast<const char*>(data.data()), static_cast<std::streamsize>(data.size()));
+    }
+    wire::Manifest fields;
+    fields.format = wire::kManifestFormatWholeFile;
+    fields.name = "legacy";
+    fields.version = 1;
+    fields.created = kNow - 60;
+    fields.expires = kNow + 86400;
+    fields.segment_size = 65536;
+    fields.key_id = wire::key_id_of(kp.pk);
+    auto made = node::manifest_for_file(d.file("p.bin"), fields);
+    REQUIRE(made.ok());
+    CHECK(made->file_hash == crypto::blake2b(data));
+    wire::sign_manifest(*made, kp.sk);
+    auto back = wire::decode_manifest(wire::encode_manifest(*made));
+    REQUIRE(back.ok());
+    CHECK(back->format == wire::kManifestFormatWholeFile);
+    CHECK(node::check_patch_file(*back, d.file("p.bin")).ok());
+    data[100] ^= 1;  // a changed byte: its segment, checked first, names it
+    {
+        std::ofstream out(d.file("p.bin"), std::ios::binary);
+        out.write(reinterpret_cast<const char*>(data.data()), static_cast<std::streamsize>(data.size()));
+    }
+    auto bad = node::check_patch_file(*back, d.file("p.bin"));
+    REQUIRE_FALSE(bad.ok());
+    CHECK(bad.error() == "segment 0 does not match its hash");
 }

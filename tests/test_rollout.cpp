@@ -49,6 +49,7 @@ wire::Manifest small_manifest(const crypto::SecretKey& sk) {
     m.segment_size = wire::kMinSegmentSize;
     m.segment_hashes.resize(2);
     m.segment_hashes[1][0] = 7;
+    m.file_hash = wire::segment_root(m.total_size, m.segment_size, m.segment_hashes);
     m.mandatory = true;
     wire::sign_manifest(m, sk);
     return m;

@@ -1,5 +1,7 @@
 #include "wire/manifest.hpp"
 
+#include <algorithm>
+
 #include <cstring>
 #include <string_view>
 
@@ -177,14 +179,14 @@ Result<Manifest> from_object(const msgpack::object& root) {
     // The format comes first so that a newer manifest is reported as such,
     // whatever its field count.
     PS_TRY_ASSIGN(format, get_uint(f[0], "format"));
-    if (format != kManifestFormat)
-        return err("manifest: unknown format version " + std::to_string(format) +
-                   " (this build reads version " + std::to_string(kManifestFormat) + ")");
+    if (format != kManifestFormat && format != kManifestFormatWholeFile)
+        return err("manifest: unknown format version " + std::to_string(format) + " (this build reads versions " +
+                   std::to_string(kManifestFormatWholeFile) + " and " + std::to_string(kManifestFormat) + ")");
     const auto fields = root.via.array.size;
     if (fields != kSignedFields && fields != kSignedFields + kRolloutFields)
         return err("manifest: has " + std::to_string(fields) + " fields, expected " +
                    std::to_string(kSignedFields) + " or " + std::to_string(kSignedFields + kRolloutFields));
-    m.format = kManifestFormat;
+    m.format = static_cast<std::uint32_t>(format);
     PS_TRY_ASSIGN(m.name, get_str(f[1], "name"));
     PS_TRY_ASSIGN(m.version, get_uint(f[2], "version"));
     PS_TRY_ASSIGN(m.label, get_str(f[3], "label"));
@@ -251,8 +253,26 @@ Hash32 key_id_of(const crypto::PublicKey& pk) { return crypto::blake2b(ByteView(
 
 std::string short_hex(const Hash32& h) { return to_hex(ByteView(h).first(8)); }
 
+Hash32 segment_root(std::uint64_t total_size, std::uint32_t segment_size, const std::vector<Hash32>& segment_hashes) {
+    static const char kPiece[] = "patchswarm-piece-v2";  // with its NUL
+    static const char kRoot[] = "patchswarm-root-v2";
+    Bytes pieces;
+    pieces.reserve((segment_hashes.size() / kHashesPerPiece + 1) * 32);
+    for (std::size_t at = 0; at < segment_hashes.size(); at += kHashesPerPiece) {
+        std::size_t n = std::min<std::size_t>(kHashesPerPiece, segment_hashes.size() - at);
+        auto h = crypto::blake2b({ByteView(reinterpret_cast<const std::uint8_t*>(kPiece), sizeof kPiece),
+                                  ByteView(segment_hashes[at].data(), n * 32)});
+        pieces.insert(pieces.end(), h.begin(), h.end());
+    }
+    std::uint8_t sizes[12];
+    for (int i = 0; i < 8; ++i) sizes[i] = static_cast<std::uint8_t>(total_size >> (56 - 8 * i));
+    for (int i = 0; i < 4; ++i) sizes[8 + i] = static_cast<std::uint8_t>(segment_size >> (24 - 8 * i));
+    return crypto::blake2b({ByteView(reinterpret_cast<const std::uint8_t*>(kRoot), sizeof kRoot),
+                            ByteView(sizes, sizeof sizes), ByteView(pieces)});
+}
+
 Status validate_manifest(const Manifest& m) {
-    if (m.format != kManifestFormat)
+    if (m.format != kManifestFormat && m.format != kManifestFormatWholeFile)
         return err("manifest: unknown format version " + std::to_string(m.format));
     if (!valid_name(m.name))
         return err("manifest: name must be 1.." + std::to_string(kMaxNameLength) +
@@ -282,6 +302,8 @@ Status validate_manifest(const Manifest& m) {
                    " in segments of " + std::to_string(m.segment_size) + " needs " +
                    std::to_string(want) + " segment hashes, found " +
                    std::to_string(m.segment_hashes.size()));
+    if (m.format == kManifestFormat && !crypto::equal(m.file_hash, segment_root(m.total_size, m.segment_size, m.segment_hashes)))
+        return err("manifest: file_hash is not the root of its segment hashes");
     if (auto st = core::validate_waves(m.waves); !st) return err("manifest: " + st.error());
     if (!m.waves.empty() && m.waves.back().after_s >= m.expires - m.created)
         return err("manifest: waves: the last step (+" + std::to_string(m.waves.back().after_s) +

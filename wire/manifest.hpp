@@ -19,7 +19,15 @@
 
 namespace ps::wire {
 
-inline constexpr std::uint32_t kManifestFormat = 1;
+// Format 2 (what this build writes): file_hash is the root of the segment
+// hashes (segment_root below), so publishing hashes every segment in parallel
+// and never makes a sequential pass over the file. Format 1 (still read):
+// file_hash is BLAKE2b-256 of the whole file.
+inline constexpr std::uint32_t kManifestFormat = 2;
+inline constexpr std::uint32_t kManifestFormatWholeFile = 1;
+// Segment hashes are grouped in pieces of this many for the root (1,024
+// hashes: 32 KiB), so that a piece of the list can be checked on its own.
+inline constexpr std::uint32_t kHashesPerPiece = 1024;
 inline constexpr std::uint32_t kDefaultSegmentSize = 1u << 20;
 
 // ---- Hard limits. A manifest outside them is refused by encode-side checks
@@ -60,7 +68,7 @@ struct Manifest {
     std::uint64_t total_size = 0;
     std::uint32_t segment_size = kDefaultSegmentSize;
     std::vector<Hash32> segment_hashes;  // BLAKE2b-256 of each segment; encoded as ONE flat bin
-    Hash32 file_hash{};                  // BLAKE2b-256 of the whole file
+    Hash32 file_hash{};                  // format 2: segment_root(); format 1: BLAKE2b-256 of the whole file
     bool mandatory = false;
     // Optional rollout fields (docs/manifest.md): encoded only when set, so a
     // manifest without them has the original 13-field encoding.
@@ -75,6 +83,13 @@ struct Manifest {
     std::uint32_t segment_length(std::uint32_t i) const;  // last one shorter
     bool is_signed() const;
 };
+
+// The root a format-2 manifest commits to:
+//   piece_i = BLAKE2b-256("patchswarm-piece-v2\0" || segment hashes of piece i)
+//   root    = BLAKE2b-256("patchswarm-root-v2\0" || total_size (u64 BE) ||
+//                         segment_size (u32 BE) || piece_0 || piece_1 || ...)
+// with pieces of kHashesPerPiece hashes (the last one shorter).
+Hash32 segment_root(std::uint64_t total_size, std::uint32_t segment_size, const std::vector<Hash32>& segment_hashes);
 
 // The name rule above (1..64 of [a-z0-9._-], first a letter or digit).
 bool valid_patch_name(std::string_view);
