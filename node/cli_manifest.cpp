@@ -41,6 +41,7 @@ struct PublishOpts {
     std::uint64_t version = 0;
     unsigned expires_days = 30;
     std::uint32_t segment_size = wire::kDefaultSegmentSize;
+    std::uint32_t format = wire::kManifestFormat;
     bool mandatory = false;
     bool urgent = false;
     std::string waves;  // "10%,50%@1h,100%@1d"
@@ -73,6 +74,7 @@ int run_publish(const PublishOpts& o) {
     m.created = now_unix();
     m.expires = m.created + std::int64_t{o.expires_days} * 86400;
     m.segment_size = o.segment_size;
+    m.format = o.format;
     // Urgent and staged patches are ones devices must install.
     m.mandatory = o.mandatory || o.urgent || !o.waves.empty();
     m.urgent = o.urgent;
@@ -338,6 +340,11 @@ void add_publish_command(CLI::App& app, Commands& out) {
         ->capture_default_str();
     sub->add_option("--segment-size", o->segment_size, "Segment size in bytes")
         ->check(CLI::Range(wire::kMinSegmentSize, wire::kMaxSegmentSize))
+        ->capture_default_str();
+    sub->add_option("--manifest-format", o->format,
+                    "2: the file hash is the root of the segment hashes (hashed on every core); "
+                    "1: BLAKE2b of the whole file, for nodes built before format 2")
+        ->check(CLI::Range(wire::kManifestFormatWholeFile, wire::kManifestFormat))
         ->capture_default_str();
     sub->add_flag("--mandatory", o->mandatory, "Devices must install this patch (they fetch it when announced)");
     sub->add_flag("--urgent", o->urgent,

@@ -333,3 +333,26 @@ TEST_CASE("cli: publishing a 2 GiB sparse file keeps peak memory under 64 MiB") 
     CHECK(r.maxrss_kib > 0);
     CHECK(r.maxrss_kib < 64 * 1024);
 }
+
+TEST_CASE("cli: publish writes format 2 by default and format 1 on request, and both verify against the file") {
+    TempDir d;
+    auto p = publish_patch(d, 3 * (1 << 20) + 17);
+    auto j = run_cli(d, {"inspect", "--manifest", p.manifest, "--json"});
+    REQUIRE_MESSAGE(j.code == 0, j.err);
+    CHECK_MESSAGE(j.out.find("\"format\": 2") != std::string::npos, j.out);
+    auto v = run_cli(d, {"verify", "--manifest", p.manifest, "--trust", p.pub, "--file", p.patch});
+    CHECK_MESSAGE(v.code == 0, v.err);
+
+    TempDir d1;
+    auto p1 = publish_patch(d1, 3 * (1 << 20) + 17, {"--manifest-format", "1"});
+    auto j1 = run_cli(d1, {"inspect", "--manifest", p1.manifest, "--json"});
+    REQUIRE_MESSAGE(j1.code == 0, j1.err);
+    CHECK_MESSAGE(j1.out.find("\"format\": 1") != std::string::npos, j1.out);
+    auto v1 = run_cli(d1, {"verify", "--manifest", p1.manifest, "--trust", p1.pub, "--file", p1.patch});
+    CHECK_MESSAGE(v1.code == 0, v1.err);
+
+    auto bad = run_cli(d1, {"publish", "--key", p1.key, "--file", p1.patch, "--name", "x", "--version", "1",
+                            "--out", d1 / "x.manifest", "--manifest-format", "3"});
+    CHECK(bad.code == 2);  // a usage error
+    CHECK_MESSAGE(bad.err.find("--manifest-format") != std::string::npos, bad.err);
+}
