@@ -19,8 +19,9 @@
 //  - not among them, but node.advertise set by the operator: kept (a port
 //    forward to this host), reported as "configured" with what is seen.
 //
-// Port mapping on home routers (UPnP IGD, NAT-PMP) is not built yet: a node
-// behind one stays unreachable (docs/daemon.md, "Reachability").
+// An unreachable node asks its router to forward a port (UPnP IGD, NAT-PMP;
+// node_portmap.cpp, docs/daemon.md "Port mapping"); granted, it advertises the
+// router's public address and the check above finds it reachable.
 #include <algorithm>
 
 #include "node/log.hpp"
